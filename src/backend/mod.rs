@@ -1,0 +1,199 @@
+//! The backend trait and the registry of every backend parity knows.
+//!
+//! A backend is small: it has a name, probes whether it can run here (and says why not),
+//! and loads a model into a [`Session`] that describes its inputs/outputs and runs them.
+//! Backends not compiled in still appear in the registry and say which cargo feature
+//! would bring them, so `parity backends` always lists the full set.
+
+use crate::tensor::{DType, Tensor};
+use std::path::Path;
+
+/// Why a backend could not load a model or run a case. Becomes a case's `error` verdict,
+/// never a crash of parity. `op` names the unsupported operator when that is the cause,
+/// so conformance reports can rank missing ops.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct BackendError {
+    /// One-line description, including the op and attribute when known.
+    pub message: String,
+    /// The ONNX op type that could not be executed, when that is the reason.
+    pub op: Option<String>,
+}
+
+impl BackendError {
+    /// A failure not tied to one operator.
+    pub fn new(message: impl Into<String>) -> Self {
+        BackendError {
+            message: first_line(&message.into()),
+            op: None,
+        }
+    }
+
+    /// A node the backend refuses or cannot execute; the message should name the
+    /// attribute or dtype at fault.
+    pub fn unsupported_op(op: impl Into<String>, message: impl Into<String>) -> Self {
+        let op = op.into();
+        BackendError {
+            message: format!("unsupported op {op}: {}", first_line(&message.into())),
+            op: Some(op),
+        }
+    }
+}
+
+/// Engines embed backtraces and multi-line context in their messages; reports keep one line.
+fn first_line(s: &str) -> String {
+    let s = s.split("\n   0: ").next().unwrap_or(s);
+    s.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" | ")
+}
+
+/// What a backend reports about itself on this machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Availability {
+    /// Ready to run: engine version and the device that will execute.
+    Available { version: String, device: String },
+    /// Cannot run here, with the reason and what to install or set.
+    Unavailable { reason: String },
+}
+
+/// One dimension of a model input or output as the model declares it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Dim {
+    /// A fixed size.
+    Fixed(usize),
+    /// A named symbolic dimension (e.g. `batch`).
+    Symbolic(String),
+    /// Dynamic without a name.
+    Unknown,
+}
+
+impl std::fmt::Display for Dim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Dim::Fixed(n) => write!(f, "{n}"),
+            Dim::Symbolic(s) => f.write_str(s),
+            Dim::Unknown => f.write_str("?"),
+        }
+    }
+}
+
+/// A model input or output: name, element type (None for non-tensor types), dims
+/// (None when the rank is unknown).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IoSpec {
+    pub name: String,
+    pub dtype: Option<DType>,
+    pub dims: Option<Vec<Dim>>,
+}
+
+/// Options shared by every backend when loading a model.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// Intra-op threads; `None` lets the engine choose.
+    pub threads: Option<usize>,
+}
+
+/// A loaded model, ready to run cases. Sessions are used from one thread at a time.
+pub trait Session: Send {
+    /// Graph inputs (initializers excluded), in graph order.
+    fn inputs(&self) -> &[IoSpec];
+    /// Graph outputs, in graph order.
+    fn outputs(&self) -> &[IoSpec];
+    /// Runs one case. `inputs` are in [`Session::inputs`] order; outputs come back in
+    /// [`Session::outputs`] order, named.
+    fn run(&mut self, inputs: &[Tensor]) -> Result<Vec<(String, Tensor)>, BackendError>;
+}
+
+/// An inference engine on a device, e.g. `ort-cpu`.
+pub trait Backend: Send + Sync {
+    /// Stable name used on the command line, in JSON, JUnit and bench IDs.
+    fn name(&self) -> &'static str;
+    /// Whether this backend can run here; cheap enough to call for `parity backends`.
+    fn probe(&self) -> Availability;
+    /// Loads a model. Models the backend cannot run (unsupported op, dtype) fail here
+    /// when the engine can tell at load time.
+    fn load(&self, model: &Path, options: &LoadOptions) -> Result<Box<dyn Session>, BackendError>;
+}
+
+/// A backend compiled out of this build: always listed, never available.
+struct NotCompiled {
+    name: &'static str,
+    feature: &'static str,
+}
+
+impl Backend for NotCompiled {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+    fn probe(&self) -> Availability {
+        Availability::Unavailable {
+            reason: format!(
+                "not compiled into this build (cargo feature `{}`)",
+                self.feature
+            ),
+        }
+    }
+    fn load(&self, _: &Path, _: &LoadOptions) -> Result<Box<dyn Session>, BackendError> {
+        Err(BackendError::new(match self.probe() {
+            Availability::Unavailable { reason } => reason,
+            Availability::Available { .. } => unreachable!("NotCompiled is never available"),
+        }))
+    }
+}
+
+/// Every backend parity knows, in the order reports list them.
+pub fn registry() -> Vec<Box<dyn Backend>> {
+    vec![ort_cpu(), candle_cpu(), tract_cpu()]
+}
+
+fn ort_cpu() -> Box<dyn Backend> {
+    Box::new(NotCompiled {
+        name: "ort-cpu",
+        feature: "ort-backend",
+    })
+}
+
+fn candle_cpu() -> Box<dyn Backend> {
+    Box::new(NotCompiled {
+        name: "candle-cpu",
+        feature: "candle-backend",
+    })
+}
+
+fn tract_cpu() -> Box<dyn Backend> {
+    Box::new(NotCompiled {
+        name: "tract-cpu",
+        feature: "tract-backend",
+    })
+}
+
+/// Looks a backend up by name.
+pub fn find(name: &str) -> Option<Box<dyn Backend>> {
+    registry().into_iter().find(|b| b.name() == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_line_strips_backtraces() {
+        let e = BackendError::new("bad shape\n   0: candle::foo\n   1: bar");
+        assert_eq!(e.message, "bad shape");
+        let e = BackendError::unsupported_op("Clip", "opset 6 attribute `min` is not honoured");
+        assert_eq!(e.op.as_deref(), Some("Clip"));
+        assert_eq!(
+            e.message,
+            "unsupported op Clip: opset 6 attribute `min` is not honoured"
+        );
+    }
+
+    #[test]
+    fn registry_lists_the_three_cpu_backends() {
+        let names: Vec<_> = registry().iter().map(|b| b.name()).collect();
+        assert_eq!(names, ["ort-cpu", "candle-cpu", "tract-cpu"]);
+    }
+}

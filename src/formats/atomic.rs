@@ -1,0 +1,60 @@
+//! Atomic file writes: write a temporary file in the target's directory, flush it to
+//! disk, then rename it over the target. A crash leaves either the old file or the new.
+
+use crate::error::{Error, Result};
+use std::io::Write;
+use std::path::Path;
+
+/// Writes `path` atomically with the bytes produced by `fill`.
+pub fn write_atomic(
+    path: &Path,
+    fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let fail = |e: std::io::Error| Error::Write {
+        path: path.to_path_buf(),
+        source: e,
+    };
+    let tmp = tempfile::Builder::new()
+        .prefix(".parity-tmp-")
+        .tempfile_in(dir)
+        .map_err(fail)?;
+    {
+        let mut w = std::io::BufWriter::new(tmp.as_file());
+        fill(&mut w).map_err(fail)?;
+        w.flush().map_err(fail)?;
+    }
+    tmp.as_file().sync_all().map_err(fail)?;
+    // On error the temporary file is removed by its destructor; the target is untouched.
+    tmp.persist(path).map_err(|e| fail(e.error))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replaces_the_file_and_leaves_no_temporary() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.bin");
+        std::fs::write(&p, b"old").unwrap();
+        write_atomic(&p, |w| w.write_all(b"new")).unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"new");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn a_failed_write_keeps_the_old_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.bin");
+        std::fs::write(&p, b"old").unwrap();
+        let err = write_atomic(&p, |_| Err(std::io::Error::other("disk full"))).unwrap_err();
+        assert!(err.to_string().contains("disk full"));
+        assert_eq!(std::fs::read(&p).unwrap(), b"old");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+}
