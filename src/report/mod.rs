@@ -1,0 +1,166 @@
+//! One report model for `check` and `compare`, rendered as text or JSON (schema
+//! `parity.report/v1`, see DESIGN.md: fields may be added, never removed or renamed).
+//! Renderers never know which backend produced a tensor; they only see this model.
+
+pub mod environment;
+pub mod text;
+
+use crate::compare::{OutputComparison, Verdict};
+use serde::Serialize;
+
+pub use environment::{BackendInfo, Environment};
+
+/// Schema identifier written into every JSON report.
+pub const SCHEMA: &str = "parity.report/v1";
+
+/// Verdict of a case or a whole run. Ordered from best to worst, so the worst of a run
+/// is the maximum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CaseVerdict {
+    Pass,
+    Fail,
+    Error,
+}
+
+impl CaseVerdict {
+    /// Exit code contract of DESIGN.md: 0 pass, 1 mismatch, 2 could not evaluate.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            CaseVerdict::Pass => 0,
+            CaseVerdict::Fail => 1,
+            CaseVerdict::Error => 2,
+        }
+    }
+
+    /// Lower-case name, as in JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            CaseVerdict::Pass => "pass",
+            CaseVerdict::Fail => "fail",
+            CaseVerdict::Error => "error",
+        }
+    }
+}
+
+/// The whole run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub schema: &'static str,
+    pub verdict: CaseVerdict,
+    pub environment: Environment,
+    pub summary: Summary,
+    pub cases: Vec<CaseReport>,
+}
+
+/// Case counts by verdict.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct Summary {
+    pub cases: usize,
+    pub passed: usize,
+    pub failed: usize,
+    pub errors: usize,
+}
+
+/// One suite × data set × backend.
+#[derive(Debug, Clone, Serialize)]
+pub struct CaseReport {
+    pub suite: String,
+    pub case: String,
+    pub backend: String,
+    /// `golden` or the reference backend's name.
+    pub reference: String,
+    pub verdict: CaseVerdict,
+    /// Why the case could not be evaluated (one line).
+    pub error: Option<String>,
+    /// The unsupported op behind `error`, when that is the cause.
+    pub error_op: Option<String>,
+    /// Wall time of the backend's run of this case.
+    pub latency_ms: Option<f64>,
+    /// The device that actually ran the case (`cpu`, `cuda:0`).
+    pub device: Option<String>,
+    pub outputs: Vec<OutputReport>,
+}
+
+/// One compared output.
+#[derive(Debug, Clone, Serialize)]
+pub struct OutputReport {
+    pub name: String,
+    #[serde(flatten)]
+    pub comparison: OutputComparison,
+}
+
+impl CaseReport {
+    /// A case whose outputs were compared: fail when any output fails.
+    pub fn compared(id: CaseId, latency_ms: f64, device: String, outputs: Vec<OutputReport>) -> Self {
+        let verdict = if outputs.iter().all(|o| o.comparison.verdict == Verdict::Pass) {
+            CaseVerdict::Pass
+        } else {
+            CaseVerdict::Fail
+        };
+        CaseReport {
+            suite: id.suite,
+            case: id.case,
+            backend: id.backend,
+            reference: id.reference,
+            verdict,
+            error: None,
+            error_op: None,
+            latency_ms: Some(latency_ms),
+            device: Some(device),
+            outputs,
+        }
+    }
+
+    /// A case that could not be evaluated.
+    pub fn errored(id: CaseId, error: String, op: Option<String>) -> Self {
+        CaseReport {
+            suite: id.suite,
+            case: id.case,
+            backend: id.backend,
+            reference: id.reference,
+            verdict: CaseVerdict::Error,
+            error: Some(error),
+            error_op: op,
+            latency_ms: None,
+            device: None,
+            outputs: Vec::new(),
+        }
+    }
+}
+
+/// The identifying columns of a case row.
+#[derive(Debug, Clone)]
+pub struct CaseId {
+    pub suite: String,
+    pub case: String,
+    pub backend: String,
+    pub reference: String,
+}
+
+impl Report {
+    /// Builds a report, deriving the summary and the overall verdict from the cases.
+    pub fn new(environment: Environment, cases: Vec<CaseReport>) -> Report {
+        let count = |v| cases.iter().filter(|c| c.verdict == v).count();
+        let summary = Summary {
+            cases: cases.len(),
+            passed: count(CaseVerdict::Pass),
+            failed: count(CaseVerdict::Fail),
+            errors: count(CaseVerdict::Error),
+        };
+        let verdict = cases.iter().map(|c| c.verdict).max().unwrap_or(CaseVerdict::Error);
+        Report {
+            schema: SCHEMA,
+            verdict,
+            environment,
+            summary,
+            cases,
+        }
+    }
+
+    /// JSON text of the report (`--format json`). Non-finite numbers become `null`.
+    pub fn to_json(&self) -> String {
+        // Serialising plain structs of strings and numbers cannot fail.
+        serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+    }
+}

@@ -1,0 +1,198 @@
+//! Runs suites on backends and compares every output: the engine behind `check` and
+//! `demo`. Rows come back ordered suite × case × backend. Nothing here prints; progress
+//! is reported through a callback so the CLI decides how to show it.
+
+use super::{Case, Suite};
+use crate::backend::{Backend, BackendError, LoadOptions, Session};
+use crate::compare::{self, OutputComparison, Tolerance, Verdict};
+use crate::report::{CaseId, CaseReport, OutputReport};
+use crate::tensor::Tensor;
+use std::time::Instant;
+
+/// What outputs are compared against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reference {
+    /// The expected outputs stored in the suite.
+    Golden,
+    /// The outputs of another backend, run on the same inputs.
+    Backend(String),
+}
+
+impl Reference {
+    /// Name as written in reports (`golden` or the backend name).
+    pub fn name(&self) -> &str {
+        match self {
+            Reference::Golden => "golden",
+            Reference::Backend(b) => b,
+        }
+    }
+}
+
+/// How a run compares: command-line tolerance overrides and load options.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// `--atol`, replacing every other source of atol.
+    pub atol: Option<f64>,
+    /// `--rtol`, replacing every other source of rtol.
+    pub rtol: Option<f64>,
+    /// Passed to every backend.
+    pub load: LoadOptions,
+}
+
+/// A backend chosen for this run, with the device it reported.
+pub struct Selected {
+    pub backend: Box<dyn Backend>,
+    pub device: String,
+}
+
+/// Runs every case of every suite on every candidate backend.
+/// `reference` must be present in `candidates` when it names a backend; it is not
+/// compared against itself. `on_case` sees each row as soon as it is decided.
+pub fn run(
+    suites: &[Suite],
+    candidates: &[Selected],
+    reference: &Reference,
+    options: &RunOptions,
+    on_case: &mut dyn FnMut(&CaseReport),
+) -> Vec<CaseReport> {
+    let mut rows = Vec::new();
+    for suite in suites {
+        let cases: Vec<Result<Case, String>> = suite
+            .cases
+            .iter()
+            .map(|c| suite.load_case(c).map_err(|e| e.to_string()))
+            .collect();
+        let expected = match reference {
+            Reference::Golden => cases
+                .iter()
+                .map(|c| c.as_ref().map(|c| c.expected.clone()).map_err(Clone::clone))
+                .collect(),
+            Reference::Backend(name) => reference_outputs(suite, &cases, candidates, name, options),
+        };
+        let mut suite_rows: Vec<(usize, usize, CaseReport)> = Vec::new();
+        for (b, selected) in candidates.iter().enumerate() {
+            if Reference::Backend(selected.backend.name().to_string()) == *reference {
+                continue;
+            }
+            let session = selected.backend.load(&suite.model, &options.load);
+            let mut session = session.map_err(|e| (e.message, e.op));
+            for (c, (case, expected)) in cases.iter().zip(&expected).enumerate() {
+                let id = CaseId {
+                    suite: suite.dir.display().to_string(),
+                    case: suite.cases[c].name.clone(),
+                    backend: selected.backend.name().to_string(),
+                    reference: reference.name().to_string(),
+                };
+                let row = match (&mut session, case, expected) {
+                    (_, Err(e), _) | (_, _, Err(e)) => CaseReport::errored(id, e.clone(), None),
+                    (Err((msg, op)), _, _) => CaseReport::errored(id, msg.clone(), op.clone()),
+                    (Ok(session), Ok(case), Ok(expected)) => {
+                        run_case(suite, session.as_mut(), case, expected, id, &selected.device, options)
+                    }
+                };
+                on_case(&row);
+                suite_rows.push((c, b, row));
+            }
+        }
+        suite_rows.sort_by_key(|(c, b, _)| (*c, *b));
+        rows.extend(suite_rows.into_iter().map(|(_, _, r)| r));
+    }
+    rows
+}
+
+/// Runs the reference backend on each case to produce expected outputs.
+fn reference_outputs(
+    suite: &Suite,
+    cases: &[Result<Case, String>],
+    candidates: &[Selected],
+    name: &str,
+    options: &RunOptions,
+) -> Vec<Result<Vec<(String, Tensor)>, String>> {
+    let Some(reference) = candidates.iter().find(|s| s.backend.name() == name) else {
+        return cases.iter().map(|_| Err(format!("reference backend {name} was not selected"))).collect();
+    };
+    let mut session = reference.backend.load(&suite.model, &options.load);
+    cases
+        .iter()
+        .map(|case| {
+            let case = case.as_ref().map_err(Clone::clone)?;
+            let session = session.as_mut().map_err(|e| format!("reference {name}: {}", e.message))?;
+            run_guarded(session.as_mut(), &case.inputs).map_err(|e| format!("reference {name}: {}", e.message))
+        })
+        .collect()
+}
+
+fn run_case(
+    suite: &Suite,
+    session: &mut dyn Session,
+    case: &Case,
+    expected: &[(String, Tensor)],
+    id: CaseId,
+    device: &str,
+    options: &RunOptions,
+) -> CaseReport {
+    let start = Instant::now();
+    let result = run_guarded(session, &case.inputs);
+    let latency_ms = start.elapsed().as_secs_f64() * 1e3;
+    let actual = match result {
+        Ok(a) => a,
+        Err(e) => return CaseReport::errored(id, e.message, e.op),
+    };
+    let outputs = expected
+        .iter()
+        .filter(|(name, _)| !suite.manifest.skips(name))
+        .map(|(name, want)| {
+            let tol = tolerance(suite, name, want, options);
+            let comparison = match actual.iter().find(|(n, _)| n == name) {
+                Some((_, got)) => compare::compare(want, got, tol),
+                None => missing_output(want, tol),
+            };
+            OutputReport {
+                name: name.clone(),
+                comparison,
+            }
+        })
+        .collect();
+    CaseReport::compared(id, latency_ms, device.to_string(), outputs)
+}
+
+/// Runs a session, turning a panic inside the engine into an error for this case.
+pub fn run_guarded(session: &mut dyn Session, inputs: &[Tensor]) -> Result<Vec<(String, Tensor)>, BackendError> {
+    crate::panic_guard::catch(|| session.run(inputs))
+        .unwrap_or_else(|msg| Err(BackendError::new(format!("backend panicked: {msg}"))))
+}
+
+/// Tolerance precedence: command line, then the output's manifest entry, then the
+/// suite-wide manifest entry, then the per-dtype default.
+fn tolerance(suite: &Suite, output: &str, expected: &Tensor, options: &RunOptions) -> Tolerance {
+    let default = Tolerance::default_for(expected.dtype());
+    let manifest = suite.manifest.tolerance_for(output);
+    Tolerance {
+        atol: options.atol.or(manifest.atol).unwrap_or(default.atol),
+        rtol: options.rtol.or(manifest.rtol).unwrap_or(default.rtol),
+    }
+}
+
+/// The comparison of an expected output the backend did not produce.
+fn missing_output(expected: &Tensor, tol: Tolerance) -> OutputComparison {
+    let total = expected.numel() as u64;
+    OutputComparison {
+        verdict: Verdict::Fail,
+        dtype: expected.dtype(),
+        shape: expected.shape().to_vec(),
+        actual_dtype: expected.dtype(),
+        actual_shape: Vec::new(),
+        atol: tol.atol,
+        rtol: tol.rtol,
+        max_abs_err: f64::NAN,
+        max_rel_err: f64::NAN,
+        mismatched: total,
+        total,
+        worst_index: None,
+        expected: None,
+        actual: None,
+        mean_abs_err: None,
+        cosine: None,
+        problem: Some("missing: the backend did not produce this output".to_string()),
+    }
+}
