@@ -170,6 +170,51 @@ fn tract_cpu() -> Box<dyn Backend> {
     })
 }
 
+/// A backend chosen for a run, with what its probe reported.
+pub struct Selected {
+    pub backend: Box<dyn Backend>,
+    pub version: String,
+    pub device: String,
+}
+
+/// Chooses the backends of a run: each named one (which must be known and available,
+/// else an error saying why), or, with no names, every available backend.
+pub fn select(names: &[String]) -> Result<Vec<Selected>, crate::Error> {
+    let mut chosen = Vec::new();
+    if names.is_empty() {
+        for backend in registry() {
+            if let Availability::Available { version, device } = backend.probe() {
+                chosen.push(Selected { backend, version, device });
+            }
+        }
+        if chosen.is_empty() {
+            return Err(crate::Error::Usage(
+                "no backend is available on this machine (see `parity backends`)".to_string(),
+            ));
+        }
+        return Ok(chosen);
+    }
+    for name in names {
+        if chosen.iter().any(|s: &Selected| s.backend.name() == name) {
+            continue;
+        }
+        let backend = find(name).ok_or_else(|| {
+            let known: Vec<_> = registry().iter().map(|b| b.name()).collect();
+            crate::Error::Usage(format!("unknown backend `{name}` (known: {})", known.join(", ")))
+        })?;
+        match backend.probe() {
+            Availability::Available { version, device } => chosen.push(Selected { backend, version, device }),
+            Availability::Unavailable { reason } => {
+                return Err(crate::Error::BackendUnavailable {
+                    name: name.clone(),
+                    reason,
+                })
+            }
+        }
+    }
+    Ok(chosen)
+}
+
 /// Looks a backend up by name.
 pub fn find(name: &str) -> Option<Box<dyn Backend>> {
     registry().into_iter().find(|b| b.name() == name)

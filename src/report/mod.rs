@@ -92,7 +92,7 @@ pub struct OutputReport {
 
 impl CaseReport {
     /// A case whose outputs were compared: fail when any output fails.
-    pub fn compared(id: CaseId, latency_ms: f64, device: String, outputs: Vec<OutputReport>) -> Self {
+    pub fn compared(id: CaseId, latency_ms: Option<f64>, device: Option<String>, outputs: Vec<OutputReport>) -> Self {
         let verdict = if outputs.iter().all(|o| o.comparison.verdict == Verdict::Pass) {
             CaseVerdict::Pass
         } else {
@@ -106,8 +106,8 @@ impl CaseReport {
             verdict,
             error: None,
             error_op: None,
-            latency_ms: Some(latency_ms),
-            device: Some(device),
+            latency_ms,
+            device,
             outputs,
         }
     }

@@ -105,16 +105,21 @@ pub fn render(report: &Report, style: Style) -> String {
         out.push_str(&line(row, Some(case.verdict)));
         out.push_str(&details(case));
     }
+    out.push_str(&summary(report, style));
+    out
+}
+
+/// The closing line: counts by verdict and the overall verdict.
+pub fn summary(report: &Report, style: Style) -> String {
     let s = &report.summary;
-    out.push_str(&format!(
+    format!(
         "{} cases: {} passed, {} failed, {} errors -> {}\n",
         s.cases,
         s.passed,
         s.failed,
         s.errors,
         style.verdict_text(report.verdict, &report.verdict.name().to_uppercase())
-    ));
-    out
+    )
 }
 
 fn max_of(c: &CaseReport, f: impl Fn(&crate::compare::OutputComparison) -> f64) -> Option<f64> {

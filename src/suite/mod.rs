@@ -7,6 +7,7 @@
 //! `parity.toml` manifest. Paths given by the user may be parent directories.
 
 pub mod manifest;
+pub mod runner;
 
 use crate::backend::IoSpec;
 use crate::error::{Error, Result};

@@ -3,8 +3,8 @@
 //! is reported through a callback so the CLI decides how to show it.
 
 use super::{Case, Suite};
-use crate::backend::{Backend, BackendError, LoadOptions, Session};
-use crate::compare::{self, OutputComparison, Tolerance, Verdict};
+use crate::backend::{BackendError, LoadOptions, Selected, Session};
+use crate::compare::{self, OutputComparison, Tolerance};
 use crate::report::{CaseId, CaseReport, OutputReport};
 use crate::tensor::Tensor;
 use std::time::Instant;
@@ -37,12 +37,6 @@ pub struct RunOptions {
     pub rtol: Option<f64>,
     /// Passed to every backend.
     pub load: LoadOptions,
-}
-
-/// A backend chosen for this run, with the device it reported.
-pub struct Selected {
-    pub backend: Box<dyn Backend>,
-    pub device: String,
 }
 
 /// Runs every case of every suite on every candidate backend.
@@ -145,7 +139,7 @@ fn run_case(
             let tol = tolerance(suite, name, want, options);
             let comparison = match actual.iter().find(|(n, _)| n == name) {
                 Some((_, got)) => compare::compare(want, got, tol),
-                None => missing_output(want, tol),
+                None => OutputComparison::missing(want, tol),
             };
             OutputReport {
                 name: name.clone(),
@@ -153,7 +147,7 @@ fn run_case(
             }
         })
         .collect();
-    CaseReport::compared(id, latency_ms, device.to_string(), outputs)
+    CaseReport::compared(id, Some(latency_ms), Some(device.to_string()), outputs)
 }
 
 /// Runs a session, turning a panic inside the engine into an error for this case.
@@ -170,29 +164,5 @@ fn tolerance(suite: &Suite, output: &str, expected: &Tensor, options: &RunOption
     Tolerance {
         atol: options.atol.or(manifest.atol).unwrap_or(default.atol),
         rtol: options.rtol.or(manifest.rtol).unwrap_or(default.rtol),
-    }
-}
-
-/// The comparison of an expected output the backend did not produce.
-fn missing_output(expected: &Tensor, tol: Tolerance) -> OutputComparison {
-    let total = expected.numel() as u64;
-    OutputComparison {
-        verdict: Verdict::Fail,
-        dtype: expected.dtype(),
-        shape: expected.shape().to_vec(),
-        actual_dtype: expected.dtype(),
-        actual_shape: Vec::new(),
-        atol: tol.atol,
-        rtol: tol.rtol,
-        max_abs_err: f64::NAN,
-        max_rel_err: f64::NAN,
-        mismatched: total,
-        total,
-        worst_index: None,
-        expected: None,
-        actual: None,
-        mean_abs_err: None,
-        cosine: None,
-        problem: Some("missing: the backend did not produce this output".to_string()),
     }
 }

@@ -1,0 +1,82 @@
+//! Timing of repeated inference runs and latency statistics. The `demo` table uses it
+//! today; the `bench` verb's scenarios build on the same measurement.
+
+use crate::backend::{BackendError, Session};
+use crate::tensor::Tensor;
+use std::time::{Duration, Instant};
+
+/// How long to measure: warm-up runs, then at least `min_runs` runs and `min_duration`
+/// (both, as MLPerf LoadGen does), stopping at `max_runs`.
+#[derive(Debug, Clone, Copy)]
+pub struct Budget {
+    pub warmup: usize,
+    pub min_runs: usize,
+    pub min_duration: Duration,
+    pub max_runs: usize,
+}
+
+/// Latencies of the measured runs, in milliseconds, in run order.
+#[derive(Debug, Clone)]
+pub struct Timing {
+    pub latencies_ms: Vec<f64>,
+    pub wall: Duration,
+}
+
+/// Runs `inputs` through `session` repeatedly within `budget`.
+pub fn time_runs(session: &mut dyn Session, inputs: &[Tensor], budget: Budget) -> Result<Timing, BackendError> {
+    for _ in 0..budget.warmup {
+        session.run(inputs)?;
+    }
+    let mut latencies_ms = Vec::new();
+    let start = Instant::now();
+    while latencies_ms.len() < budget.max_runs
+        && (latencies_ms.len() < budget.min_runs || start.elapsed() < budget.min_duration)
+    {
+        let t = Instant::now();
+        session.run(inputs)?;
+        latencies_ms.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    Ok(Timing {
+        latencies_ms,
+        wall: start.elapsed(),
+    })
+}
+
+impl Timing {
+    /// The q-quantile (0..=1) of latency, nearest-rank on the sorted sample.
+    pub fn percentile(&self, q: f64) -> f64 {
+        percentile(&self.latencies_ms, q)
+    }
+
+    /// Completed runs per second of wall time.
+    pub fn throughput_per_s(&self) -> f64 {
+        self.latencies_ms.len() as f64 / self.wall.as_secs_f64().max(f64::MIN_POSITIVE)
+    }
+}
+
+/// Nearest-rank percentile of a sample (NaN for an empty one).
+pub fn percentile(sample: &[f64], q: f64) -> f64 {
+    if sample.is_empty() {
+        return f64::NAN;
+    }
+    let mut sorted = sample.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let rank = (q.clamp(0.0, 1.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::percentile;
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let s: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(&s, 0.5), 50.0);
+        assert_eq!(percentile(&s, 0.99), 99.0);
+        assert_eq!(percentile(&s, 1.0), 100.0);
+        assert_eq!(percentile(&s, 0.0), 1.0);
+        assert_eq!(percentile(&[3.0, 1.0, 2.0], 0.5), 2.0);
+        assert!(percentile(&[], 0.5).is_nan());
+    }
+}

@@ -1,0 +1,53 @@
+//! `parity backends`: every backend parity knows, whether it can run here, and why not.
+
+use super::output::{Format, OutputArgs};
+use super::Global;
+use crate::backend::{self, Availability};
+use crate::error::Result;
+use serde_json::json;
+
+/// List every backend with its availability, version and device, or why it cannot run here.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Example:\n  parity backends --format json")]
+pub struct BackendsArgs {
+    #[command(flatten)]
+    output: OutputArgs,
+}
+
+pub fn run(args: BackendsArgs, global: Global) -> Result<u8> {
+    let probes: Vec<_> = backend::registry().into_iter().map(|b| (b.name(), b.probe())).collect();
+    let rendered = match args.output.format {
+        Format::Json => {
+            let list: Vec<_> = probes
+                .iter()
+                .map(|(name, p)| match p {
+                    Availability::Available { version, device } => {
+                        json!({ "name": name, "available": true, "version": version, "device": device, "reason": null })
+                    }
+                    Availability::Unavailable { reason } => {
+                        json!({ "name": name, "available": false, "version": null, "device": null, "reason": reason })
+                    }
+                })
+                .collect();
+            serde_json::to_string_pretty(&json!({ "backends": list })).unwrap_or_default() + "\n"
+        }
+        Format::Text => {
+            let style = crate::report::text::Style { color: args.output.color(global.color) };
+            let mut out = String::new();
+            for (name, p) in &probes {
+                out += &match p {
+                    Availability::Available { version, device } => {
+                        format!("{name:<12} {}  {version} on {device}\n", style.verdict_text(crate::report::CaseVerdict::Pass, "available  "))
+                    }
+                    Availability::Unavailable { reason } => format!(
+                        "{name:<12} {}  {reason}\n",
+                        style.verdict_text(crate::report::CaseVerdict::Error, "unavailable")
+                    ),
+                };
+            }
+            out
+        }
+    };
+    args.output.emit(&rendered)?;
+    Ok(0)
+}

@@ -1,0 +1,71 @@
+//! The command line: one module per verb. Each verb parses its own arguments (clap
+//! derive), does its work through the library and returns the process exit code.
+
+mod backends;
+mod check;
+mod compare;
+mod demo;
+mod inspect;
+mod output;
+
+use crate::error::Result;
+use clap::{Parser, Subcommand};
+
+pub use output::ColorChoice;
+
+/// `parity`: verify that a model gives the same answers, as fast, on every runtime.
+#[derive(Debug, Parser)]
+#[command(
+    name = "parity",
+    version,
+    about = "Verify that an ONNX model gives the same answers, as fast, on every runtime and machine",
+    after_help = "Exit codes: 0 every comparison within tolerance, 1 a mismatch, 2 could not evaluate.\n\nExample:\n  parity check models/ --backend ort-cpu --backend tract-cpu"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// Colour in text output: auto (only on a terminal, not with NO_COLOR or TERM=dumb), always, never.
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    color: ColorChoice,
+    /// Print only the summary (and errors).
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
+    /// Print more detail (every output of every case).
+    #[arg(short, long, global = true)]
+    verbose: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    Demo(demo::DemoArgs),
+    Backends(backends::BackendsArgs),
+    Check(check::CheckArgs),
+    Compare(compare::CompareArgs),
+    Inspect(inspect::InspectArgs),
+}
+
+/// Options every verb's output honours.
+#[derive(Debug, Clone, Copy)]
+pub struct Global {
+    pub color: ColorChoice,
+    pub quiet: bool,
+    pub verbose: bool,
+}
+
+impl Cli {
+    /// Runs the chosen verb and returns its exit code.
+    pub fn run(self) -> Result<u8> {
+        let global = Global {
+            color: self.color,
+            quiet: self.quiet,
+            verbose: self.verbose,
+        };
+        match self.command {
+            Command::Demo(a) => demo::run(a, global),
+            Command::Backends(a) => backends::run(a, global),
+            Command::Check(a) => check::run(a, global),
+            Command::Compare(a) => compare::run(a, global),
+            Command::Inspect(a) => inspect::run(a, global),
+        }
+    }
+}

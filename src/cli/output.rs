@@ -1,0 +1,125 @@
+//! Where and how verbs print: report formats, `--out FILE` (atomic), colour and progress
+//! decisions. Data goes to stdout, progress and diagnostics to stderr.
+
+use crate::error::Result;
+use crate::formats::atomic::write_atomic;
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+
+/// `--color`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+impl ColorChoice {
+    /// Whether to colour stdout: `auto` means a terminal, no `NO_COLOR`, no `TERM=dumb`.
+    pub fn enabled(self) -> bool {
+        match self {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => {
+                std::io::stdout().is_terminal()
+                    && std::env::var_os("NO_COLOR").is_none()
+                    && std::env::var("TERM").map_or(true, |t| t != "dumb")
+            }
+        }
+    }
+}
+
+/// `--format` of report-producing verbs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+/// Where the report goes.
+#[derive(Debug, Clone, clap::Args)]
+pub struct OutputArgs {
+    /// Report format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Write the report to FILE (atomically) instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+impl OutputArgs {
+    /// Writes `text` to `--out` or stdout. A closed pipe (`parity ... | head`) is not an error.
+    pub fn emit(&self, text: &str) -> Result<()> {
+        match &self.out {
+            Some(path) => write_atomic(path, |w| w.write_all(text.as_bytes())),
+            None => {
+                let mut out = std::io::stdout().lock();
+                match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+                    Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(crate::Error::Write {
+                        path: PathBuf::from("<stdout>"),
+                        source: e,
+                    }),
+                    _ => Ok(()),
+                }
+            }
+        }
+    }
+
+    /// Colour only for text going to a terminal.
+    pub fn color(&self, choice: ColorChoice) -> bool {
+        self.format == Format::Text && self.out.is_none() && choice.enabled()
+    }
+
+    /// Progress bars only for text reports, on a terminal, outside CI.
+    pub fn progress_allowed(&self, quiet: bool) -> bool {
+        self.format == Format::Text
+            && !quiet
+            && std::io::stderr().is_terminal()
+            && std::env::var_os("CI").is_none()
+    }
+}
+
+/// A progress bar that appears only once a run has lasted more than a second.
+pub struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    started: std::time::Instant,
+    total: u64,
+    done: u64,
+}
+
+impl Progress {
+    /// A bar over `total` steps, or a silent counter when not `allowed`.
+    pub fn new(total: u64, allowed: bool) -> Progress {
+        Progress {
+            bar: allowed.then(|| {
+                let bar = indicatif::ProgressBar::with_draw_target(Some(total), indicatif::ProgressDrawTarget::hidden());
+                if let Ok(style) = indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}") {
+                    bar.set_style(style);
+                }
+                bar
+            }),
+            started: std::time::Instant::now(),
+            total,
+            done: 0,
+        }
+    }
+
+    /// One step done; `msg` says what.
+    pub fn step(&mut self, msg: &str) {
+        self.done += 1;
+        if let Some(bar) = &self.bar {
+            if bar.is_hidden() && self.started.elapsed().as_secs_f64() > 1.0 && self.done < self.total {
+                bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+            }
+            bar.set_position(self.done);
+            bar.set_message(msg.to_string());
+        }
+    }
+
+    /// Removes the bar before the report is printed.
+    pub fn finish(self) {
+        if let Some(bar) = self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
