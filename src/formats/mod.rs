@@ -3,11 +3,93 @@
 //! writers are atomic (temporary file + rename).
 
 pub mod atomic;
+pub mod npy;
+pub mod npz;
 pub mod onnx_model;
 pub mod onnx_pb;
+pub mod pb;
+pub mod safetensors;
 
 use crate::error::{Error, Result};
+use crate::tensor::Tensor;
+use std::io::Read;
 use std::path::Path;
+use std::sync::Arc;
+
+/// Reads a single-tensor file (`.pb` or `.npy`), choosing the format by extension.
+/// Returns the name stored in the file, when the format stores one (`TensorProto.name`).
+pub fn read_tensor(path: &Path) -> Result<(Option<String>, Tensor)> {
+    match extension(path).as_deref() {
+        Some("pb") => pb::read(path),
+        Some("npy") => Ok((None, npy::read(path)?)),
+        _ => Err(Error::file(
+            path,
+            "not a tensor file (expected .pb or .npy)",
+        )),
+    }
+}
+
+/// Reads a file that holds several named tensors (`.npz`, `.safetensors`), in file order.
+pub fn read_tensor_map(path: &Path) -> Result<Vec<(String, Tensor)>> {
+    match extension(path).as_deref() {
+        Some("npz") => npz::read(path),
+        Some("safetensors") => safetensors::read(path),
+        _ => Err(Error::file(
+            path,
+            "not a tensor archive (expected .npz or .safetensors)",
+        )),
+    }
+}
+
+/// Writes one tensor as `.pb` (with `name`) or `.npy`, atomically.
+pub fn write_tensor(path: &Path, name: &str, tensor: &Tensor) -> Result<()> {
+    match extension(path).as_deref() {
+        Some("pb") => pb::write(path, name, tensor),
+        Some("npy") => npy::write(path, tensor),
+        _ => Err(Error::file(
+            path,
+            "cannot write this format (expected .pb or .npy)",
+        )),
+    }
+}
+
+/// Files at least this large are memory-mapped rather than read, so that comparing a
+/// large tensor does not copy it.
+pub const MMAP_THRESHOLD: u64 = 16 << 20;
+
+/// A file's bytes: read into memory when small, memory-mapped when large.
+pub(crate) enum Contents {
+    Owned(Vec<u8>),
+    Mapped(Arc<memmap2::Mmap>),
+}
+
+impl std::ops::Deref for Contents {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Contents::Owned(v) => v,
+            Contents::Mapped(m) => m,
+        }
+    }
+}
+
+/// Opens `path` and reads it, or maps it when it has at least `mmap_from` bytes.
+pub(crate) fn load(path: &Path, mmap_from: u64) -> Result<Contents> {
+    let problem = |e: std::io::Error| Error::file(path, io_problem(&e));
+    let mut file = std::fs::File::open(path).map_err(problem)?;
+    let meta = file.metadata().map_err(problem)?;
+    let len = meta.len();
+    if len < mmap_from || !meta.is_file() {
+        // A directory or device falls through to `read_to_end`, which names the problem.
+        let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+        file.read_to_end(&mut bytes).map_err(problem)?;
+        return Ok(Contents::Owned(bytes));
+    }
+    // SAFETY: the map is read-only. Like every reader of memory-mapped files, parity
+    // assumes the file is not truncated or rewritten while it is being compared.
+    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(problem)?;
+    Ok(Contents::Mapped(Arc::new(map)))
+}
 
 /// Lower-cased file extension.
 pub fn extension(path: &Path) -> Option<String> {
@@ -36,5 +118,46 @@ pub fn io_problem(e: &std::io::Error) -> String {
                 None => s.to_string(),
             }
         }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod test_util {
+    use crate::tensor::{checked_nbytes, DType, Tensor};
+
+    /// Deterministic bytes for any dtype and shape (bools kept to 0 and 1).
+    pub fn sample(dtype: DType, shape: Vec<usize>) -> Tensor {
+        let n = checked_nbytes(dtype, &shape).unwrap();
+        let bytes = (0..n)
+            .map(|i| match dtype {
+                DType::Bool => (i % 3 == 0) as u8,
+                _ => (i * 37 + 11) as u8,
+            })
+            .collect();
+        Tensor::from_bytes(dtype, shape, bytes).unwrap()
+    }
+
+    /// Reproducible pseudo-random byte strings: random ones, and `good` with one byte
+    /// changed, for feeding parsers that must fail cleanly.
+    pub fn noise(good: &[u8], count: usize) -> Vec<Vec<u8>> {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut out = Vec::with_capacity(2 * count);
+        for _ in 0..count {
+            let len = (next() % 96) as usize;
+            out.push((0..len).map(|_| next() as u8).collect());
+            let mut mutated = good.to_vec();
+            if !mutated.is_empty() {
+                let at = (next() as usize) % mutated.len();
+                mutated[at] = next() as u8;
+            }
+            out.push(mutated);
+        }
+        out
     }
 }
