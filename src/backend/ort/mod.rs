@@ -75,8 +75,9 @@ fn init() -> Result<OrtRuntime, String> {
             Ok(builder) => (c.path, c.source, builder),
             Err(e) => {
                 return Err(format!(
-                    "cannot load ONNX Runtime found via {}: {e}; {FIX}",
-                    c.source
+                    "cannot load ONNX Runtime found via {}: {}; {FIX}",
+                    c.source,
+                    load_error_reason(&e)
                 ))
             }
         },
@@ -86,9 +87,9 @@ fn init() -> Result<OrtRuntime, String> {
                 Ok(builder) => (PathBuf::from(&name), "system loader".to_string(), builder),
                 Err(e) => {
                     return Err(format!(
-                        "ONNX Runtime library not found; looked at: {}; system loader ({name}): {}; {FIX}",
+                        "ONNX Runtime library not found; looked at: {}; system loader: {}; {FIX}",
                         looked.join("; "),
-                        load_error_reason(&e.to_string())
+                        load_error_reason(&e)
                     ))
                 }
             }
@@ -118,9 +119,16 @@ fn init() -> Result<OrtRuntime, String> {
     })
 }
 
-/// `dlopen` errors repeat the path; keep the part after the last `: ` for the summary.
-fn load_error_reason(e: &str) -> &str {
-    e.rsplit(": ").next().unwrap_or(e)
+/// Why `ort::init_from` failed, with the loader's own words (`dlerror`), which ort's
+/// message leaves out (it says only "dlopen failed").
+fn load_error_reason(e: &ort::LoadDynamicError) -> String {
+    match e {
+        // dlerror's text names the file already.
+        ort::LoadDynamicError::Dlopen { error, path } => std::error::Error::source(error)
+            .map(|s| s.to_string())
+            .unwrap_or_else(|| format!("{}: {error}", path.display())),
+        other => other.to_string(),
+    }
 }
 
 /// The version string of the library already loaded from `path`: `ort` does not expose

@@ -367,3 +367,124 @@ fn conformance() {
         testdata::sweep(&OrtCpu);
     }
 }
+
+/// Re-runs one test of this binary in a child process with extra environment variables,
+/// for checks that depend on the process-wide ONNX Runtime state (loaded once) or on
+/// `PATH`. The child test does nothing unless `PARITY_TEST_CHILD` is set.
+fn run_child(test: &str, envs: &[(&str, &str)]) {
+    let exe = std::env::current_exe().expect("test binary path");
+    let mut cmd = std::process::Command::new(exe);
+    cmd.args(["--exact", test, "--nocapture", "--test-threads", "1"])
+        .env("PARITY_TEST_CHILD", "1");
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run child test");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "child {test} failed:\n{text}");
+    assert!(
+        text.contains("1 passed"),
+        "child {test} did not run:\n{text}"
+    );
+}
+
+fn in_child() -> bool {
+    std::env::var_os("PARITY_TEST_CHILD").is_some()
+}
+
+#[test]
+fn missing_ort_dylib_path_makes_the_backend_unavailable() {
+    run_child(
+        "backend::ort::tests::child_missing_dylib",
+        &[("ORT_DYLIB_PATH", "/nonexistent/libonnxruntime.so.1.31.1")],
+    );
+}
+
+#[test]
+fn child_missing_dylib() {
+    if !in_child() {
+        return;
+    }
+    match OrtCpu.probe() {
+        Availability::Unavailable { reason } => {
+            assert!(
+                reason.contains("ORT_DYLIB_PATH=/nonexistent/libonnxruntime.so.1.31.1"),
+                "{reason}"
+            );
+        }
+        other => panic!("expected unavailable, got {other:?}"),
+    }
+    // Loading then fails cleanly instead of panicking inside ort.
+    let err = OrtCpu
+        .load(Path::new("model.onnx"), &LoadOptions::default())
+        .err()
+        .expect("unavailable backend cannot load");
+    assert!(
+        err.message.starts_with("ort-cpu is unavailable"),
+        "{}",
+        err.message
+    );
+}
+
+#[test]
+fn python_probe_finds_the_venv_package() {
+    let Some(dir) = testdata::onnx_data_dir() else {
+        return;
+    };
+    // .../.venv/lib/python3.X/site-packages/onnx/backend/test/data -> .../.venv/bin
+    let Some(venv) = dir.ancestors().nth(7) else {
+        return;
+    };
+    if !venv.join("bin/python3").exists() || !ort_available() {
+        return;
+    }
+    let path = format!(
+        "{}:{}",
+        venv.join("bin").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    run_child(
+        "backend::ort::tests::child_python_probe",
+        &[("PATH", &path)],
+    );
+}
+
+#[test]
+fn child_python_probe() {
+    if !in_child() {
+        return;
+    }
+    let pkg = locate::python_onnxruntime_dir(locate::PYTHON_TIMEOUT)
+        .expect("python3 runs")
+        .expect("onnxruntime is installed");
+    assert!(
+        pkg.ends_with("site-packages/onnxruntime"),
+        "{}",
+        pkg.display()
+    );
+}
+
+#[test]
+fn unaligned_input_bytes_are_fed_correctly() {
+    let Some(dir) = case_dir("simple/test_single_relu_model") else {
+        return;
+    };
+    if !ort_available() {
+        return;
+    }
+    // An f32 tensor mapped at an odd offset: not aligned, so it is copied before feeding.
+    let x = sample(DType::F32, vec![1, 2]);
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("x.bin");
+    std::fs::write(&file, [&[0u8][..], x.bytes()].concat()).unwrap();
+    let map = unsafe { memmap2::Mmap::map(&std::fs::File::open(&file).unwrap()).unwrap() };
+    let unaligned =
+        Tensor::from_mapped(DType::F32, vec![1, 2], std::sync::Arc::new(map), 1).unwrap();
+    assert!(matches!(unaligned.values::<f32>(), Some(Cow::Owned(_))));
+    let mut session = load(&dir.join("model.onnx")).unwrap();
+    let out = session.run(&[unaligned]).unwrap();
+    for i in 0..2 {
+        assert_eq!(out[0].1.get_f64(i), x.get_f64(i).max(0.0));
+    }
+}
