@@ -245,3 +245,37 @@ pub fn sweep(backend: &dyn super::Backend) -> (usize, usize, usize) {
     );
     (pass, mismatch, error)
 }
+
+/// Load time and median run latency of a few backend-test cases on a backend (one
+/// warm-up, then `runs` timed runs), printed for `docs/backends.md`.
+pub fn timings(backend: &dyn super::Backend, threads: Option<usize>, cases: &[&str], runs: usize) {
+    for rel in cases {
+        let Some(dir) = case_dir(rel) else { continue };
+        let (inputs, _) = data_set(&dir, 0);
+        let started = std::time::Instant::now();
+        let loaded = backend.load(&dir.join("model.onnx"), &super::LoadOptions { threads });
+        let load_ms = started.elapsed().as_secs_f64() * 1e3;
+        let mut session = match loaded {
+            Ok(s) => s,
+            Err(e) => {
+                println!("{} {rel}: {}", backend.name(), e.message);
+                continue;
+            }
+        };
+        let _ = session.run(&inputs);
+        let mut times: Vec<f64> = (0..runs)
+            .map(|_| {
+                let t = std::time::Instant::now();
+                let _ = session.run(&inputs);
+                t.elapsed().as_secs_f64() * 1e3
+            })
+            .collect();
+        times.sort_by(f64::total_cmp);
+        println!(
+            "{} threads={threads:?} {rel}: load {load_ms:.1} ms, run p50 {:.3} ms (min {:.3})",
+            backend.name(),
+            times[times.len() / 2],
+            times[0]
+        );
+    }
+}

@@ -749,6 +749,19 @@ mod tests {
         );
     }
 
+    /// `cargo test --release --lib tract::tests::timings -- --ignored --nocapture`
+    #[test]
+    #[ignore = "timing, run by hand"]
+    fn timings() {
+        const TIMED: &[&str] = &[
+            "simple/test_single_relu_model",
+            "pytorch-converted/test_Conv2d",
+            "pytorch-converted/test_MaxPool2d_stride_padding_dilation",
+            "pytorch-operator/test_operator_conv",
+        ];
+        testdata::timings(&TractCpu, None, TIMED, 50);
+    }
+
     /// `cargo test --lib tract::tests::conformance -- --ignored --nocapture`
     #[test]
     #[ignore = "sweeps all 140 shipped cases; run by hand"]

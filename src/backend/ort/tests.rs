@@ -359,6 +359,24 @@ fn missing_model_file_is_an_error() {
         err.message
     );
 }
+/// `cargo test --release --lib ort::tests::timings -- --ignored --nocapture`
+#[test]
+#[ignore = "timing, run by hand"]
+fn timings() {
+    if !ort_available() {
+        return;
+    }
+    const TIMED: &[&str] = &[
+        "simple/test_single_relu_model",
+        "pytorch-converted/test_Conv2d",
+        "pytorch-converted/test_MaxPool2d_stride_padding_dilation",
+        "pytorch-operator/test_operator_conv",
+    ];
+    for threads in [Some(1), None] {
+        testdata::timings(&OrtCpu, threads, TIMED, 50);
+    }
+}
+
 /// `cargo test --lib ort::tests::conformance -- --ignored --nocapture`
 #[test]
 #[ignore = "sweeps all 140 shipped cases; run by hand"]
