@@ -8,6 +8,14 @@
 use crate::tensor::{DType, Tensor};
 use std::path::Path;
 
+#[cfg(feature = "ort-backend")]
+pub mod ort;
+#[cfg(feature = "tract-backend")]
+pub mod tract;
+
+#[cfg(test)]
+pub(crate) mod testdata;
+
 /// Why a backend could not load a model or run a case. Becomes a case's `error` verdict,
 /// never a crash of parity. `op` names the unsupported operator when that is the cause,
 /// so conformance reports can rank missing ops.
@@ -149,6 +157,12 @@ pub fn registry() -> Vec<Box<dyn Backend>> {
     vec![ort_cpu(), candle_cpu(), tract_cpu()]
 }
 
+#[cfg(feature = "ort-backend")]
+fn ort_cpu() -> Box<dyn Backend> {
+    Box::new(ort::OrtCpu)
+}
+
+#[cfg(not(feature = "ort-backend"))]
 fn ort_cpu() -> Box<dyn Backend> {
     Box::new(NotCompiled {
         name: "ort-cpu",
@@ -163,6 +177,12 @@ fn candle_cpu() -> Box<dyn Backend> {
     })
 }
 
+#[cfg(feature = "tract-backend")]
+fn tract_cpu() -> Box<dyn Backend> {
+    Box::new(tract::TractCpu)
+}
+
+#[cfg(not(feature = "tract-backend"))]
 fn tract_cpu() -> Box<dyn Backend> {
     Box::new(NotCompiled {
         name: "tract-cpu",
