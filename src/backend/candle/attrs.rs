@@ -4,7 +4,9 @@
 //! unnoticed.
 
 use super::error::{unsupported, OpResult};
-use crate::formats::onnx_pb::{attribute_proto::AttributeType, AttributeProto, NodeProto, TensorProto};
+use crate::formats::onnx_pb::{
+    attribute_proto::AttributeType, AttributeProto, NodeProto, TensorProto,
+};
 
 /// The attributes of one node, checked against a whitelist.
 pub(crate) struct Attrs<'a> {
@@ -21,7 +23,9 @@ impl<'a> Attrs<'a> {
                 return Err(unsupported!("attribute `{name}` is not supported"));
             }
             if a.ref_attr_name.as_deref().is_some_and(|r| !r.is_empty()) {
-                return Err(unsupported!("attribute `{name}` refers to a function attribute"));
+                return Err(unsupported!(
+                    "attribute `{name}` refers to a function attribute"
+                ));
             }
         }
         Ok(Attrs { node })
@@ -40,7 +44,7 @@ impl<'a> Attrs<'a> {
         let Some(a) = self.get(name) else {
             return Ok(None);
         };
-        let ty = AttributeType::try_from(a.r#type()).unwrap_or(AttributeType::Undefined);
+        let ty = a.r#type();
         // Very old exporters leave `type` unset; then trust the field that is filled.
         if ty != want && ty != AttributeType::Undefined {
             return Err(unsupported!(
@@ -74,12 +78,16 @@ impl<'a> Attrs<'a> {
 
     /// An INTS attribute.
     pub(crate) fn ints(&self, name: &str) -> OpResult<Option<Vec<i64>>> {
-        Ok(self.typed(name, AttributeType::Ints)?.map(|a| a.ints.clone()))
+        Ok(self
+            .typed(name, AttributeType::Ints)?
+            .map(|a| a.ints.clone()))
     }
 
     /// A FLOATS attribute.
     pub(crate) fn floats(&self, name: &str) -> OpResult<Option<Vec<f32>>> {
-        Ok(self.typed(name, AttributeType::Floats)?.map(|a| a.floats.clone()))
+        Ok(self
+            .typed(name, AttributeType::Floats)?
+            .map(|a| a.floats.clone()))
     }
 
     /// A STRING attribute (UTF-8).
@@ -94,7 +102,9 @@ impl<'a> Attrs<'a> {
 
     /// A TENSOR attribute.
     pub(crate) fn tensor(&self, name: &str) -> OpResult<Option<&'a TensorProto>> {
-        Ok(self.typed(name, AttributeType::Tensor)?.and_then(|a| a.t.as_ref()))
+        Ok(self
+            .typed(name, AttributeType::Tensor)?
+            .and_then(|a| a.t.as_ref()))
     }
 
     /// Refuses `name` when it is set to anything but `expected`.

@@ -36,7 +36,9 @@ impl OpError {
             format!(" (node `{node_name}`)")
         };
         match self {
-            OpError::Unsupported(msg) => BackendError::unsupported_op(op_type, format!("{msg}{at}")),
+            OpError::Unsupported(msg) => {
+                BackendError::unsupported_op(op_type, format!("{msg}{at}"))
+            }
             OpError::Failed(msg) => BackendError::new(format!("{op_type}{at} failed: {msg}")),
         }
     }

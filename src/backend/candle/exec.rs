@@ -58,21 +58,37 @@ pub(crate) fn run(plan: &Plan, inputs: &[Tensor]) -> Result<Vec<(String, Tensor)
                 )));
             }
         }
-        let t = v.to_tensor().map_err(|e| e.into_backend("output", &spec.name))?;
+        let t = v
+            .to_tensor()
+            .map_err(|e| e.into_backend("output", &spec.name))?;
         out.push((spec.name.clone(), t));
     }
     Ok(out)
 }
 
-fn execute(plan: &Plan, env: &mut [Option<Value>], current: &mut Option<usize>) -> Result<(), BackendError> {
+fn execute(
+    plan: &Plan,
+    env: &mut [Option<Value>],
+    current: &mut Option<usize>,
+) -> Result<(), BackendError> {
     for (si, step) in plan.steps.iter().enumerate() {
         *current = Some(si);
-        let args: Vec<Option<&Value>> = step.inputs.iter().map(|s| s.and_then(|s| env[s].as_ref())).collect();
-        let outs = step.op.run(&args).map_err(|e| e.into_backend(&step.op_type, &step.label))?;
+        let args: Vec<Option<&Value>> = step
+            .inputs
+            .iter()
+            .map(|s| s.and_then(|s| env[s].as_ref()))
+            .collect();
+        let outs = step
+            .op
+            .run(&args)
+            .map_err(|e| e.into_backend(&step.op_type, &step.label))?;
         for (i, slot) in step.outputs.iter().enumerate() {
             let Some(slot) = slot else { continue };
             let v = outs.get(i).cloned().ok_or_else(|| {
-                BackendError::new(format!("{} (node `{}`) produced no output {i}", step.op_type, step.label))
+                BackendError::new(format!(
+                    "{} (node `{}`) produced no output {i}",
+                    step.op_type, step.label
+                ))
             })?;
             // Later ops (index_select, index_add, reshape views) want contiguous data.
             let t = contiguous(v.t).map_err(|e| e.into_backend(&step.op_type, &step.label))?;
@@ -98,7 +114,10 @@ fn check_input(spec: &crate::backend::IoSpec, t: &Tensor) -> Result<(), BackendE
     }
     if let Some(dims) = &spec.dims {
         let ok = dims.len() == t.shape().len()
-            && dims.iter().zip(t.shape()).all(|(d, &n)| !matches!(d, Dim::Fixed(f) if *f != n));
+            && dims
+                .iter()
+                .zip(t.shape())
+                .all(|(d, &n)| !matches!(d, Dim::Fixed(f) if *f != n));
         if !ok {
             let declared: Vec<String> = dims.iter().map(|d| d.to_string()).collect();
             return Err(BackendError::new(format!(

@@ -84,7 +84,8 @@ pub(crate) fn load(path: &Path) -> Result<Plan, BackendError> {
     let mut slots = Slots(HashMap::new());
     let mut constants = Vec::new();
     for t in &graph.initializer {
-        let v = value_from_proto(t, path).map_err(|e| load_error(&format!("initializer `{}`", t.name()), e))?;
+        let v = value_from_proto(t, path)
+            .map_err(|e| load_error(&format!("initializer `{}`", t.name()), e))?;
         constants.push((slots.get_or_add(t.name()), v));
     }
     let inputs = graph_inputs(graph);
@@ -99,21 +100,33 @@ pub(crate) fn load(path: &Path) -> Result<Plan, BackendError> {
     for node in &graph.node {
         let op_type = node.op_type().to_string();
         let label = match node.name() {
-            "" => node.output.iter().find(|o| !o.is_empty()).cloned().unwrap_or_default(),
+            "" => node
+                .output
+                .iter()
+                .find(|o| !o.is_empty())
+                .cloned()
+                .unwrap_or_default(),
             n => n.to_string(),
         };
         if !matches!(node.domain(), "" | "ai.onnx") {
             return Err(BackendError::unsupported_op(
                 op_type,
-                format!("domain `{}` is not supported (node `{label}`)", node.domain()),
+                format!(
+                    "domain `{}` is not supported (node `{label}`)",
+                    node.domain()
+                ),
             ));
         }
         let ctx = Ctx { node, opset, path };
         match ops::build(&ctx).map_err(|e| e.into_backend(&op_type, &label))? {
             Built::Constant(v) => {
-                let out = node.output.first().filter(|o| !o.is_empty()).ok_or_else(|| {
-                    BackendError::new(format!("Constant node `{label}` has no output"))
-                })?;
+                let out = node
+                    .output
+                    .first()
+                    .filter(|o| !o.is_empty())
+                    .ok_or_else(|| {
+                        BackendError::new(format!("Constant node `{label}` has no output"))
+                    })?;
                 constants.push((slots.get_or_add(out), v));
             }
             Built::Op(op) => pending.push((node, op_type, label, op)),
@@ -125,10 +138,12 @@ pub(crate) fn load(path: &Path) -> Result<Plan, BackendError> {
     let mut output_slots = Vec::new();
     for spec in &output_specs {
         check_io_dtype("output", spec)?;
-        let slot = *slots
-            .0
-            .get(&spec.name)
-            .ok_or_else(|| BackendError::new(format!("graph output `{}` is not produced by any node", spec.name)))?;
+        let slot = *slots.0.get(&spec.name).ok_or_else(|| {
+            BackendError::new(format!(
+                "graph output `{}` is not produced by any node",
+                spec.name
+            ))
+        })?;
         output_slots.push(slot);
     }
 
@@ -137,7 +152,9 @@ pub(crate) fn load(path: &Path) -> Result<Plan, BackendError> {
     let mut pending: Vec<Option<_>> = pending.into_iter().map(Some).collect();
     for i in order {
         let Some((node, op_type, label, op)) = pending[i].take() else {
-            return Err(BackendError::new("internal error: a node was scheduled twice"));
+            return Err(BackendError::new(
+                "internal error: a node was scheduled twice",
+            ));
         };
         let slot_of = |n: &String| (!n.is_empty()).then(|| slots.0.get(n).copied()).flatten();
         steps.push(Step {
@@ -175,7 +192,12 @@ pub(crate) fn load(path: &Path) -> Result<Plan, BackendError> {
 /// node output and checks that every input is produced.
 fn topological_order(
     _graph: &GraphProto,
-    nodes: &[(&crate::formats::onnx_pb::NodeProto, String, String, Box<dyn Op>)],
+    nodes: &[(
+        &crate::formats::onnx_pb::NodeProto,
+        String,
+        String,
+        Box<dyn Op>,
+    )],
     constants: &[(usize, Value)],
     input_slots: &[usize],
     slots: &mut Slots,
@@ -186,7 +208,9 @@ fn topological_order(
             let slot = slots.get_or_add(out);
             let preset = constants.iter().any(|c| c.0 == slot) || input_slots.contains(&slot);
             if preset || producer.insert(out.clone(), i).is_some() {
-                return Err(BackendError::new(format!("value `{out}` (node `{label}`) is produced twice")));
+                return Err(BackendError::new(format!(
+                    "value `{out}` (node `{label}`) is produced twice"
+                )));
             }
         }
     }
@@ -233,7 +257,10 @@ fn topological_order(
 /// The graph's outputs as [`IoSpec`]s (the schema reader exposes the conversion for
 /// inputs only, so the outputs are read through it as if they were inputs).
 fn graph_outputs(graph: &GraphProto) -> Vec<IoSpec> {
-    let as_inputs = GraphProto { input: graph.output.clone(), ..Default::default() };
+    let as_inputs = GraphProto {
+        input: graph.output.clone(),
+        ..Default::default()
+    };
     graph_inputs(&as_inputs)
 }
 

@@ -42,7 +42,10 @@ pub(crate) fn storage_dtype(d: DType) -> Option<CDType> {
 pub(crate) fn dtype_from_onnx(code: i32) -> OpResult<DType> {
     match DType::from_onnx_code(code) {
         Some(d) if storage_dtype(d).is_some() => Ok(d),
-        _ => Err(unsupported!("dtype {} is not supported", DType::onnx_code_name(code))),
+        _ => Err(unsupported!(
+            "dtype {} is not supported",
+            DType::onnx_code_name(code)
+        )),
     }
 }
 
@@ -84,7 +87,10 @@ impl Value {
 
     /// A 0-D i64 value.
     pub(crate) fn scalar_i64(v: i64) -> OpResult<Self> {
-        Ok(Value::new(CTensor::from_vec(vec![v], (), cpu())?, DType::I64))
+        Ok(Value::new(
+            CTensor::from_vec(vec![v], (), cpu())?,
+            DType::I64,
+        ))
     }
 
     /// Converts one of parity's tensors (a graph input or an initializer).
@@ -111,8 +117,14 @@ impl Value {
             DType::I8 => CTensor::from_vec(widen::<i8>(t)?, shape, cpu())?,
             DType::U16 => CTensor::from_vec(widen::<u16>(t)?, shape, cpu())?,
             DType::Bool => {
-                let b = t.bools().ok_or_else(|| failed!("tensor does not hold bool"))?;
-                CTensor::from_vec(b.iter().map(|&x| x as u8).collect::<Vec<u8>>(), shape, cpu())?
+                let b = t
+                    .bools()
+                    .ok_or_else(|| failed!("tensor does not hold bool"))?;
+                CTensor::from_vec(
+                    b.iter().map(|&x| x as u8).collect::<Vec<u8>>(),
+                    shape,
+                    cpu(),
+                )?
             }
             DType::U64 => return Err(unsupported!("dtype u64 is not supported")),
         };
@@ -169,15 +181,31 @@ impl Value {
             DType::I64 | DType::I32 | DType::I16 | DType::I8 | DType::U16 => {
                 Ok(self.t.flatten_all()?.to_vec1::<i64>()?)
             }
-            DType::U8 => Ok(self.t.flatten_all()?.to_vec1::<u8>()?.into_iter().map(i64::from).collect()),
-            DType::U32 => Ok(self.t.flatten_all()?.to_vec1::<u32>()?.into_iter().map(i64::from).collect()),
+            DType::U8 => Ok(self
+                .t
+                .flatten_all()?
+                .to_vec1::<u8>()?
+                .into_iter()
+                .map(i64::from)
+                .collect()),
+            DType::U32 => Ok(self
+                .t
+                .flatten_all()?
+                .to_vec1::<u32>()?
+                .into_iter()
+                .map(i64::from)
+                .collect()),
             d => Err(failed!("{what} must be an integer tensor, got {d}")),
         }
     }
 
     /// The elements widened to f64 (small tensors such as scalars and ranges).
     pub(crate) fn f64s(&self) -> OpResult<Vec<f64>> {
-        Ok(self.t.flatten_all()?.to_dtype(CDType::F64)?.to_vec1::<f64>()?)
+        Ok(self
+            .t
+            .flatten_all()?
+            .to_dtype(CDType::F64)?
+            .to_vec1::<f64>()?)
     }
 
     /// The single element of a one-element tensor, widened to f64.
@@ -193,7 +221,10 @@ impl Value {
         if self.is_float() {
             Ok(())
         } else {
-            Err(unsupported!("{what} of dtype {} is not supported", self.dtype))
+            Err(unsupported!(
+                "{what} of dtype {} is not supported",
+                self.dtype
+            ))
         }
     }
 }

@@ -95,12 +95,22 @@ pub(crate) fn build(ctx: &Ctx) -> OpResult<Built> {
             1 => true,
             v => return Err(unsupported!("attribute `broadcast` = {v} is not supported")),
         };
-        Bcast::Legacy { broadcast, axis: a.opt_int("axis")? }
+        Bcast::Legacy {
+            broadcast,
+            axis: a.opt_int("axis")?,
+        }
     } else {
         ctx.attrs(&[])?;
         Bcast::Multi
     };
-    op(move |inputs| Ok(vec![binary(kind, bc, input(inputs, 0)?, input(inputs, 1)?)?]))
+    op(move |inputs| {
+        Ok(vec![binary(
+            kind,
+            bc,
+            input(inputs, 0)?,
+            input(inputs, 1)?,
+        )?])
+    })
 }
 
 /// Brings both operands to the output shape.
@@ -108,9 +118,14 @@ fn align(a: &Value, b: &Value, bc: Bcast) -> OpResult<(CTensor, CTensor)> {
     match bc {
         Bcast::Multi => {
             let s = broadcast_shape(a.shape(), b.shape())?;
-            Ok((a.t.broadcast_as(s.as_slice())?, b.t.broadcast_as(s.as_slice())?))
+            Ok((
+                a.t.broadcast_as(s.as_slice())?,
+                b.t.broadcast_as(s.as_slice())?,
+            ))
         }
-        Bcast::Legacy { broadcast: false, .. } => {
+        Bcast::Legacy {
+            broadcast: false, ..
+        } => {
             if a.shape() != b.shape() {
                 return Err(failed!(
                     "shapes {:?} and {:?} differ and attribute `broadcast` is 0",
@@ -120,16 +135,25 @@ fn align(a: &Value, b: &Value, bc: Bcast) -> OpResult<(CTensor, CTensor)> {
             }
             Ok((a.t.clone(), b.t.clone()))
         }
-        Bcast::Legacy { broadcast: true, axis } => {
+        Bcast::Legacy {
+            broadcast: true,
+            axis,
+        } => {
             let (ra, rb) = (a.rank(), b.rank());
             if rb > ra {
-                return Err(failed!("B has rank {rb} > rank {ra} of A; cannot broadcast B to A"));
+                return Err(failed!(
+                    "B has rank {rb} > rank {ra} of A; cannot broadcast B to A"
+                ));
             }
             let bt = match axis {
                 Some(ax) if ra > 0 => {
                     let ax = norm_axis(ax, ra)?;
                     if ax + rb > ra {
-                        return Err(failed!("B of shape {:?} does not fit A of shape {:?} at axis {ax}", b.shape(), a.shape()));
+                        return Err(failed!(
+                            "B of shape {:?} does not fit A of shape {:?} at axis {ax}",
+                            b.shape(),
+                            a.shape()
+                        ));
                     }
                     let mut s = vec![1usize; ax];
                     s.extend_from_slice(b.shape());
@@ -139,7 +163,11 @@ fn align(a: &Value, b: &Value, bc: Bcast) -> OpResult<(CTensor, CTensor)> {
                 _ => b.t.clone(),
             };
             let bt = bt.broadcast_as(a.shape()).map_err(|_| {
-                failed!("B of shape {:?} cannot be broadcast to A of shape {:?}", b.shape(), a.shape())
+                failed!(
+                    "B of shape {:?} cannot be broadcast to A of shape {:?}",
+                    b.shape(),
+                    a.shape()
+                )
             })?;
             Ok((a.t.clone(), bt))
         }
@@ -148,7 +176,11 @@ fn align(a: &Value, b: &Value, bc: Bcast) -> OpResult<(CTensor, CTensor)> {
 
 fn same_dtype(a: &Value, b: &Value) -> OpResult<DType> {
     if a.dtype != b.dtype {
-        return Err(failed!("inputs have different dtypes {} and {}", a.dtype, b.dtype));
+        return Err(failed!(
+            "inputs have different dtypes {} and {}",
+            a.dtype,
+            b.dtype
+        ));
     }
     Ok(a.dtype)
 }
@@ -216,14 +248,20 @@ fn build_where(ctx: &Ctx) -> OpResult<Built> {
         let dtype = same_dtype(x, y)?;
         let s = broadcast_shape(&broadcast_shape(c.shape(), x.shape())?, y.shape())?;
         let s = s.as_slice();
-        let out = c.t.broadcast_as(s)?.where_cond(&x.t.broadcast_as(s)?, &y.t.broadcast_as(s)?)?;
+        let out =
+            c.t.broadcast_as(s)?
+                .where_cond(&x.t.broadcast_as(s)?, &y.t.broadcast_as(s)?)?;
         Ok(vec![Value::new(out, dtype)])
     })
 }
 
 fn build_prelu(ctx: &Ctx) -> OpResult<Built> {
     ctx.arity((2, 2), (1, 1))?;
-    ctx.attrs(if ctx.opset < 6 { &["consumed_inputs"] } else { &[] })?;
+    ctx.attrs(if ctx.opset < 6 {
+        &["consumed_inputs"]
+    } else {
+        &[]
+    })?;
     let legacy = ctx.opset < 7;
     op(move |inputs| {
         let (x, slope) = (input(inputs, 0)?, input(inputs, 1)?);
@@ -241,12 +279,18 @@ fn build_prelu(ctx: &Ctx) -> OpResult<Built> {
                 shape[0] = ss[0];
                 slope.t.reshape(shape)?.broadcast_as(xs)?
             } else {
-                return Err(failed!("slope of shape {ss:?} does not fit input of shape {xs:?}"));
+                return Err(failed!(
+                    "slope of shape {ss:?} does not fit input of shape {xs:?}"
+                ));
             }
         } else {
             // Unidirectional: slope broadcasts to X's shape.
             slope.t.broadcast_as(x.shape()).map_err(|_| {
-                failed!("slope of shape {:?} cannot be broadcast to input of shape {:?}", slope.shape(), x.shape())
+                failed!(
+                    "slope of shape {:?} cannot be broadcast to input of shape {:?}",
+                    slope.shape(),
+                    x.shape()
+                )
             })?
         };
         let out = x.t.lt(0f64)?.where_cond(&x.t.mul(&s)?, &x.t)?;
@@ -257,10 +301,18 @@ fn build_prelu(ctx: &Ctx) -> OpResult<Built> {
 fn build_clip(ctx: &Ctx) -> OpResult<Built> {
     if ctx.opset < 11 {
         ctx.arity((1, 1), (1, 1))?;
-        let allowed: &[&str] = if ctx.opset < 6 { &["consumed_inputs", "min", "max"] } else { &["min", "max"] };
+        let allowed: &[&str] = if ctx.opset < 6 {
+            &["consumed_inputs", "min", "max"]
+        } else {
+            &["min", "max"]
+        };
         let a = ctx.attrs(allowed)?;
         // Opset 6 gives defaults of +-FLT_MAX; opset 1 has no bound when absent.
-        let (dmin, dmax) = if ctx.opset < 6 { (None, None) } else { (Some(f32::MIN), Some(f32::MAX)) };
+        let (dmin, dmax) = if ctx.opset < 6 {
+            (None, None)
+        } else {
+            (Some(f32::MIN), Some(f32::MAX))
+        };
         let lo = a.opt_float("min")?.or(dmin).map(f64::from);
         let hi = a.opt_float("max")?.or(dmax).map(f64::from);
         return op(move |inputs| {
@@ -299,14 +351,21 @@ fn build_clip(ctx: &Ctx) -> OpResult<Built> {
 fn bound(x: &Value, b: &Value, what: &str) -> OpResult<CTensor> {
     same_dtype(x, b)?;
     if b.t.elem_count() != 1 {
-        return Err(failed!("`{what}` must be a scalar, got shape {:?}", b.shape()));
+        return Err(failed!(
+            "`{what}` must be a scalar, got shape {:?}",
+            b.shape()
+        ));
     }
     Ok(b.t.reshape(())?.broadcast_as(x.shape())?)
 }
 
 fn build_variadic(ctx: &Ctx) -> OpResult<Built> {
     ctx.arity((1, usize::MAX), (1, 1))?;
-    ctx.attrs(if ctx.opset < 6 { &["consumed_inputs"] } else { &[] })?;
+    ctx.attrs(if ctx.opset < 6 {
+        &["consumed_inputs"]
+    } else {
+        &[]
+    })?;
     let name = ctx.op().to_string();
     let multi = ctx.opset >= 8;
     op(move |inputs| {
@@ -326,11 +385,18 @@ fn build_variadic(ctx: &Ctx) -> OpResult<Built> {
             let s = if multi {
                 broadcast_shape(acc.dims(), v.shape())?
             } else if acc.dims() != v.shape() {
-                return Err(failed!("inputs have shapes {:?} and {:?}; opset < 8 does not broadcast", acc.dims(), v.shape()));
+                return Err(failed!(
+                    "inputs have shapes {:?} and {:?}; opset < 8 does not broadcast",
+                    acc.dims(),
+                    v.shape()
+                ));
             } else {
                 v.shape().to_vec()
             };
-            let (a, b) = (acc.broadcast_as(s.as_slice())?, v.t.broadcast_as(s.as_slice())?);
+            let (a, b) = (
+                acc.broadcast_as(s.as_slice())?,
+                v.t.broadcast_as(s.as_slice())?,
+            );
             acc = match name.as_str() {
                 "Max" => nan_propagating(&a, &b, a.maximum(&b)?, dtype)?,
                 "Min" => nan_propagating(&a, &b, a.minimum(&b)?, dtype)?,

@@ -25,7 +25,11 @@ pub(crate) fn build(ctx: &Ctx) -> OpResult<Built> {
 fn check_float(a: &Value, b: &Value) -> OpResult<()> {
     a.require_float("input A")?;
     if a.dtype != b.dtype {
-        return Err(failed!("inputs have different dtypes {} and {}", a.dtype, b.dtype));
+        return Err(failed!(
+            "inputs have different dtypes {} and {}",
+            a.dtype,
+            b.dtype
+        ));
     }
     Ok(())
 }
@@ -48,7 +52,11 @@ pub(crate) fn matmul(a: &Value, b: &Value) -> OpResult<CTensor> {
     let (m, k) = (x.dims()[xr - 2], x.dims()[xr - 1]);
     let (k2, n) = (y.dims()[yr - 2], y.dims()[yr - 1]);
     if k != k2 {
-        return Err(failed!("inner dimensions differ: {:?} x {:?}", a.shape(), b.shape()));
+        return Err(failed!(
+            "inner dimensions differ: {:?} x {:?}",
+            a.shape(),
+            b.shape()
+        ));
     }
     let out = if yr == 2 {
         // Common case (activations x weights): fold the batch dims of A into its rows.
@@ -75,7 +83,11 @@ pub(crate) fn matmul(a: &Value, b: &Value) -> OpResult<CTensor> {
     let r = out.rank();
     let out = if b1 { out.squeeze(r - 1)? } else { out };
     let r = out.rank();
-    Ok(if a1 { out.squeeze(r - if b1 { 1 } else { 2 })? } else { out })
+    Ok(if a1 {
+        out.squeeze(r - if b1 { 1 } else { 2 })?
+    } else {
+        out
+    })
 }
 
 fn build_gemm(ctx: &Ctx) -> OpResult<Built> {
@@ -103,7 +115,11 @@ fn build_gemm(ctx: &Ctx) -> OpResult<Built> {
         let (av, bv) = (input(inputs, 0)?, input(inputs, 1)?);
         check_float(av, bv)?;
         if av.rank() != 2 || bv.rank() != 2 {
-            return Err(failed!("A and B must be 2-D, got {:?} and {:?}", av.shape(), bv.shape()));
+            return Err(failed!(
+                "A and B must be 2-D, got {:?} and {:?}",
+                av.shape(),
+                bv.shape()
+            ));
         }
         let x = if ta { av.t.t()? } else { av.t.clone() };
         let y = if tb { bv.t.t()? } else { bv.t.clone() };
@@ -122,12 +138,22 @@ fn build_gemm(ctx: &Ctx) -> OpResult<Built> {
                 return Err(failed!("C has dtype {}, A has {}", c.dtype, av.dtype));
             }
             if exact_c && c.shape() != [m, n] {
-                return Err(failed!("C has shape {:?}, expected [{m}, {n}] (attribute `broadcast` is 0)", c.shape()));
+                return Err(failed!(
+                    "C has shape {:?}, expected [{m}, {n}] (attribute `broadcast` is 0)",
+                    c.shape()
+                ));
             }
             let cb = c.t.broadcast_as((m, n)).map_err(|_| {
-                failed!("C of shape {:?} cannot be broadcast to [{m}, {n}]", c.shape())
+                failed!(
+                    "C of shape {:?} cannot be broadcast to [{m}, {n}]",
+                    c.shape()
+                )
             })?;
-            let cb = if beta != 1.0 { cb.affine(beta, 0.0)? } else { cb };
+            let cb = if beta != 1.0 {
+                cb.affine(beta, 0.0)?
+            } else {
+                cb
+            };
             out = out.add(&cb)?;
         }
         Ok(vec![Value::new(out, av.dtype)])

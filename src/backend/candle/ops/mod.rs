@@ -58,7 +58,11 @@ impl<'a> Ctx<'a> {
     pub(crate) fn arity(&self, inputs: (usize, usize), outputs: (usize, usize)) -> OpResult<()> {
         let (ni, no) = (self.node.input.len(), self.node.output.len());
         if ni < inputs.0 || ni > inputs.1 {
-            return Err(failed!("has {ni} inputs, expected {} to {}", inputs.0, inputs.1));
+            return Err(failed!(
+                "has {ni} inputs, expected {} to {}",
+                inputs.0,
+                inputs.1
+            ));
         }
         if no < outputs.0 {
             return Err(failed!("has {no} outputs, expected at least {}", outputs.0));
@@ -94,20 +98,50 @@ struct Family {
 }
 
 const FAMILIES: &[Family] = &[
-    Family { ops: unary::OPS, build: unary::build },
-    Family { ops: binary::OPS, build: binary::build },
-    Family { ops: matmul::OPS, build: matmul::build },
-    Family { ops: shape::OPS, build: shape::build },
-    Family { ops: slicing::OPS, build: slicing::build },
-    Family { ops: reduce::OPS, build: reduce::build },
-    Family { ops: norm::OPS, build: norm::build },
-    Family { ops: conv::OPS, build: conv::build },
-    Family { ops: pool::OPS, build: pool::build },
+    Family {
+        ops: unary::OPS,
+        build: unary::build,
+    },
+    Family {
+        ops: binary::OPS,
+        build: binary::build,
+    },
+    Family {
+        ops: matmul::OPS,
+        build: matmul::build,
+    },
+    Family {
+        ops: shape::OPS,
+        build: shape::build,
+    },
+    Family {
+        ops: slicing::OPS,
+        build: slicing::build,
+    },
+    Family {
+        ops: reduce::OPS,
+        build: reduce::build,
+    },
+    Family {
+        ops: norm::OPS,
+        build: norm::build,
+    },
+    Family {
+        ops: conv::OPS,
+        build: conv::build,
+    },
+    Family {
+        ops: pool::OPS,
+        build: pool::build,
+    },
 ];
 
 /// Every op type this backend can run (documentation and tests).
 pub(crate) fn supported_ops() -> Vec<&'static str> {
-    let mut v: Vec<_> = FAMILIES.iter().flat_map(|f| f.ops.iter().map(|o| o.0)).collect();
+    let mut v: Vec<_> = FAMILIES
+        .iter()
+        .flat_map(|f| f.ops.iter().map(|o| o.0))
+        .collect();
     v.sort_unstable();
     v
 }
@@ -182,13 +216,25 @@ pub(crate) fn broadcast_shape(a: &[usize], b: &[usize]) -> OpResult<Vec<usize>> 
     let n = a.len().max(b.len());
     let mut out = vec![0; n];
     for i in 0..n {
-        let da = if i + a.len() >= n { a[i + a.len() - n] } else { 1 };
-        let db = if i + b.len() >= n { b[i + b.len() - n] } else { 1 };
+        let da = if i + a.len() >= n {
+            a[i + a.len() - n]
+        } else {
+            1
+        };
+        let db = if i + b.len() >= n {
+            b[i + b.len() - n]
+        } else {
+            1
+        };
         out[i] = match (da, db) {
             (x, y) if x == y => x,
             (1, y) => y,
             (x, 1) => x,
-            _ => return Err(failed!("shapes {a:?} and {b:?} cannot be broadcast together")),
+            _ => {
+                return Err(failed!(
+                    "shapes {a:?} and {b:?} cannot be broadcast together"
+                ))
+            }
         };
     }
     Ok(out)
@@ -203,7 +249,11 @@ pub(crate) fn dims_usize(v: &[i64], what: &str) -> OpResult<Vec<usize>> {
 
 /// Makes a tensor contiguous unless it already is.
 pub(crate) fn contiguous(t: CTensor) -> OpResult<CTensor> {
-    Ok(if t.is_contiguous() { t } else { t.contiguous()? })
+    Ok(if t.is_contiguous() {
+        t
+    } else {
+        t.contiguous()?
+    })
 }
 
 /// An op whose run function needs no parsed state beyond what the closure captures.
@@ -232,7 +282,10 @@ where
 pub(crate) fn map_f64(t: &CTensor, f: impl Fn(f64) -> f64) -> OpResult<CTensor> {
     let dt = t.dtype();
     let shape = t.dims().to_vec();
-    let v: Vec<f64> = t.flatten_all()?.to_dtype(candle_core::DType::F64)?.to_vec1::<f64>()?;
+    let v: Vec<f64> = t
+        .flatten_all()?
+        .to_dtype(candle_core::DType::F64)?
+        .to_vec1::<f64>()?;
     let v: Vec<f64> = v.into_iter().map(f).collect();
     Ok(CTensor::from_vec(v, shape, &candle_core::Device::Cpu)?.to_dtype(dt)?)
 }
@@ -241,8 +294,14 @@ pub(crate) fn map_f64(t: &CTensor, f: impl Fn(f64) -> f64) -> OpResult<CTensor> 
 pub(crate) fn zip_f64(a: &CTensor, b: &CTensor, f: impl Fn(f64, f64) -> f64) -> OpResult<CTensor> {
     let dt = a.dtype();
     let shape = a.dims().to_vec();
-    let x: Vec<f64> = a.flatten_all()?.to_dtype(candle_core::DType::F64)?.to_vec1::<f64>()?;
-    let y: Vec<f64> = b.flatten_all()?.to_dtype(candle_core::DType::F64)?.to_vec1::<f64>()?;
+    let x: Vec<f64> = a
+        .flatten_all()?
+        .to_dtype(candle_core::DType::F64)?
+        .to_vec1::<f64>()?;
+    let y: Vec<f64> = b
+        .flatten_all()?
+        .to_dtype(candle_core::DType::F64)?
+        .to_vec1::<f64>()?;
     let v: Vec<f64> = x.into_iter().zip(y).map(|(x, y)| f(x, y)).collect();
     Ok(CTensor::from_vec(v, shape, &candle_core::Device::Cpu)?.to_dtype(dt)?)
 }
@@ -251,7 +310,9 @@ pub(crate) fn zip_f64(a: &CTensor, b: &CTensor, f: impl Fn(f64, f64) -> f64) -> 
 /// Runtime does) and rounded back once: returns the tensor to compute on.
 pub(crate) fn widen_half(t: &CTensor) -> OpResult<CTensor> {
     Ok(match t.dtype() {
-        candle_core::DType::F16 | candle_core::DType::BF16 => t.to_dtype(candle_core::DType::F32)?,
+        candle_core::DType::F16 | candle_core::DType::BF16 => {
+            t.to_dtype(candle_core::DType::F32)?
+        }
         _ => t.clone(),
     })
 }

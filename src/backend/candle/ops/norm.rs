@@ -21,7 +21,11 @@ pub(crate) fn build(ctx: &Ctx) -> OpResult<Built> {
         "BatchNormalization" => build_batchnorm(ctx),
         "InstanceNormalization" => {
             ctx.arity((3, 3), (1, 1))?;
-            let a = ctx.attrs(if ctx.opset < 6 { &["epsilon", "consumed_inputs"] } else { &["epsilon"] })?;
+            let a = ctx.attrs(if ctx.opset < 6 {
+                &["epsilon", "consumed_inputs"]
+            } else {
+                &["epsilon"]
+            })?;
             let eps = a.float("epsilon", 1e-5)? as f64;
             op(move |inputs| {
                 let (x, scale, b) = (input(inputs, 0)?, input(inputs, 1)?, input(inputs, 2)?);
@@ -40,7 +44,11 @@ fn channel_param(p: &Value, x: &Value, what: &str) -> OpResult<CTensor> {
         return Err(failed!("{what} has shape {:?}, expected [{c}]", p.shape()));
     }
     if p.dtype != x.dtype {
-        return Err(failed!("{what} has dtype {}, input has {}", p.dtype, x.dtype));
+        return Err(failed!(
+            "{what} has dtype {}, input has {}",
+            p.dtype,
+            x.dtype
+        ));
     }
     let mut shape = vec![1usize; x.rank()];
     shape[1] = c;
@@ -50,7 +58,13 @@ fn channel_param(p: &Value, x: &Value, what: &str) -> OpResult<CTensor> {
 fn build_batchnorm(ctx: &Ctx) -> OpResult<Built> {
     let v = ctx.opset;
     let allowed: &[&str] = match v {
-        ..=5 => &["epsilon", "momentum", "is_test", "spatial", "consumed_inputs"],
+        ..=5 => &[
+            "epsilon",
+            "momentum",
+            "is_test",
+            "spatial",
+            "consumed_inputs",
+        ],
         6 => &["epsilon", "momentum", "is_test", "spatial"],
         7..=8 => &["epsilon", "momentum", "spatial"],
         9..=13 => &["epsilon", "momentum"],
@@ -59,7 +73,10 @@ fn build_batchnorm(ctx: &Ctx) -> OpResult<Built> {
     let a = ctx.attrs(allowed)?;
     if v < 7 {
         a.require_int("is_test", 0, 1).map_err(|_| {
-            unsupported!("attribute `is_test` = {} (training mode) is not supported", a.int("is_test", 0).unwrap_or(0))
+            unsupported!(
+                "attribute `is_test` = {} (training mode) is not supported",
+                a.int("is_test", 0).unwrap_or(0)
+            )
         })?;
     }
     a.require_int("spatial", 1, 1)?;
@@ -80,7 +97,10 @@ fn build_batchnorm(ctx: &Ctx) -> OpResult<Built> {
         let var = channel_param(input(inputs, 4)?, x, "var")?;
         let inv = (var + eps)?.sqrt()?.recip()?.mul(&scale)?;
         let t = widen_half(&x.t)?;
-        let y = t.broadcast_sub(&mean)?.broadcast_mul(&inv)?.broadcast_add(&bias)?;
+        let y = t
+            .broadcast_sub(&mean)?
+            .broadcast_mul(&inv)?
+            .broadcast_add(&bias)?;
         Ok(vec![Value::new(y.to_dtype(x.t.dtype())?, x.dtype)])
     })
 }
@@ -97,7 +117,10 @@ fn instance_norm(x: &Value, scale: &Value, b: &Value, eps: f64) -> OpResult<Valu
     let mean = t.mean_keepdim(axes.clone())?;
     let centered = t.broadcast_sub(&mean)?;
     let var = centered.sqr()?.mean_keepdim(axes)?;
-    let y = centered.broadcast_div(&(var + eps)?.sqrt()?)?.broadcast_mul(&s)?.broadcast_add(&bias)?;
+    let y = centered
+        .broadcast_div(&(var + eps)?.sqrt()?)?
+        .broadcast_mul(&s)?
+        .broadcast_add(&bias)?;
     Ok(Value::new(y.to_dtype(x.t.dtype())?, x.dtype))
 }
 
@@ -117,10 +140,17 @@ fn build_layernorm(ctx: &Ctx) -> OpResult<Built> {
         let norm_shape = &x.shape()[axis..];
         let param = |p: &Value, what: &str| -> OpResult<CTensor> {
             if p.dtype != x.dtype {
-                return Err(failed!("{what} has dtype {}, input has {}", p.dtype, x.dtype));
+                return Err(failed!(
+                    "{what} has dtype {}, input has {}",
+                    p.dtype,
+                    x.dtype
+                ));
             }
             widen_half(&p.t)?.broadcast_as(norm_shape).map_err(|_| {
-                failed!("{what} of shape {:?} cannot be broadcast to {norm_shape:?}", p.shape())
+                failed!(
+                    "{what} of shape {:?} cannot be broadcast to {norm_shape:?}",
+                    p.shape()
+                )
             })
         };
         let scale = param(input(inputs, 1)?, "Scale")?;
@@ -129,15 +159,23 @@ fn build_layernorm(ctx: &Ctx) -> OpResult<Built> {
         let centered = t.broadcast_sub(&mean)?;
         let var = centered.sqr()?.mean_keepdim(axes)?;
         let inv = (var + eps)?.sqrt()?.recip()?;
-        let mut y = centered.broadcast_mul(&inv)?.broadcast_mul(&scale.to_dtype(t.dtype())?)?;
+        let mut y = centered
+            .broadcast_mul(&inv)?
+            .broadcast_mul(&scale.to_dtype(t.dtype())?)?;
         if let Some(b) = opt_input(inputs, 2) {
             y = y.broadcast_add(&param(b, "B")?.to_dtype(t.dtype())?)?;
         }
         let mut out = vec![Value::new(y.to_dtype(x.t.dtype())?, x.dtype)];
         if want_mean || want_inv {
             // Mean and InvStdDev are in the stash type (f32).
-            out.push(Value::new(mean.to_dtype(candle_core::DType::F32)?, DType::F32));
-            out.push(Value::new(inv.to_dtype(candle_core::DType::F32)?, DType::F32));
+            out.push(Value::new(
+                mean.to_dtype(candle_core::DType::F32)?,
+                DType::F32,
+            ));
+            out.push(Value::new(
+                inv.to_dtype(candle_core::DType::F32)?,
+                DType::F32,
+            ));
         }
         Ok(out)
     })

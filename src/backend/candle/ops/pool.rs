@@ -55,7 +55,11 @@ pub(crate) fn build(ctx: &Ctx) -> OpResult<Built> {
             let include_pad = match a.int("count_include_pad", 0)? {
                 0 => false,
                 1 => true,
-                x => return Err(unsupported!("attribute `count_include_pad` = {x} is not supported")),
+                x => {
+                    return Err(unsupported!(
+                        "attribute `count_include_pad` = {x} is not supported"
+                    ))
+                }
             };
             let w = WindowAttrs::parse(&a)?;
             if w.kernel_shape.is_none() {
@@ -89,14 +93,19 @@ fn pool(x: &Value, w: &WindowAttrs, avg: Option<bool>) -> OpResult<Value> {
     let idx = g.gather_indices()?;
     let t = widen_half(&x.t)?;
     let dt = t.dtype();
-    let cols = contiguous(t)?.reshape((n, c, p))?.index_select(&index_tensor(idx.clone())?, 2)?;
+    let cols = contiguous(t)?
+        .reshape((n, c, p))?
+        .index_select(&index_tensor(idx.clone())?, 2)?;
     let cols = cols.reshape((n, c, k, l))?;
     let y = match avg {
         None => {
             // Padding was gathered as 0; make it -inf so it never wins.
             let has_pad = idx.contains(&PAD);
             let cols = if has_pad {
-                let mask: Vec<f32> = idx.iter().map(|&i| if i == PAD { f32::NEG_INFINITY } else { 0.0 }).collect();
+                let mask: Vec<f32> = idx
+                    .iter()
+                    .map(|&i| if i == PAD { f32::NEG_INFINITY } else { 0.0 })
+                    .collect();
                 let mask = CTensor::from_vec(mask, (k, l), &Device::Cpu)?.to_dtype(dt)?;
                 cols.broadcast_add(&mask)?
             } else {
@@ -115,7 +124,10 @@ fn pool(x: &Value, w: &WindowAttrs, avg: Option<bool>) -> OpResult<Value> {
     };
     let mut shape = vec![n, c];
     shape.extend_from_slice(&g.output);
-    Ok(Value::new(y.reshape(shape)?.to_dtype(x.t.dtype())?, x.dtype))
+    Ok(Value::new(
+        y.reshape(shape)?.to_dtype(x.t.dtype())?,
+        x.dtype,
+    ))
 }
 
 fn global(x: &Value, avg: bool) -> OpResult<Value> {

@@ -66,13 +66,20 @@ fn build_reduce(ctx: &Ctx) -> OpResult<Built> {
         if axes.is_empty() && noop {
             return Ok(vec![x.clone()]);
         }
-        let axes = if axes.is_empty() { (0..x.rank()).collect() } else { norm_axes(&axes, x.rank())? };
+        let axes = if axes.is_empty() {
+            (0..x.rank()).collect()
+        } else {
+            norm_axes(&axes, x.rank())?
+        };
         Ok(vec![reduce(&name, x, &axes, keepdims)?])
     })
 }
 
 fn reduce(name: &str, x: &Value, axes: &[usize], keepdims: bool) -> OpResult<Value> {
-    let int_ok = matches!(name, "ReduceSum" | "ReduceMax" | "ReduceMin" | "ReduceSumSquare");
+    let int_ok = matches!(
+        name,
+        "ReduceSum" | "ReduceMax" | "ReduceMin" | "ReduceSumSquare"
+    );
     if x.dtype == DType::Bool || (!int_ok && !x.is_float()) {
         return Err(unsupported!("input of dtype {} is not supported", x.dtype));
     }
@@ -114,8 +121,15 @@ fn reduce(name: &str, x: &Value, axes: &[usize], keepdims: bool) -> OpResult<Val
         "ReduceLogSumExp" => {
             let m = max(&t)?;
             // All -inf (or +inf) maxima would give NaN below; shift by 0 there instead.
-            let m = m.abs()?.lt(f64::INFINITY)?.where_cond(&m, &m.zeros_like()?)?;
-            t.broadcast_sub(&m)?.exp()?.sum_keepdim(ax)?.log()?.add(&m)?
+            let m = m
+                .abs()?
+                .lt(f64::INFINITY)?
+                .where_cond(&m, &m.zeros_like()?)?;
+            t.broadcast_sub(&m)?
+                .exp()?
+                .sum_keepdim(ax)?
+                .log()?
+                .add(&m)?
         }
         other => return Err(unsupported!("op {other} is not a reduction")),
     };
@@ -126,7 +140,13 @@ fn finish(r: CTensor, x: &Value, axes: &[usize], keepdims: bool) -> OpResult<Val
     let r = if keepdims {
         r
     } else {
-        let dims: Vec<usize> = x.shape().iter().enumerate().filter(|(i, _)| !axes.contains(i)).map(|(_, &d)| d).collect();
+        let dims: Vec<usize> = x
+            .shape()
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !axes.contains(i))
+            .map(|(_, &d)| d)
+            .collect();
         r.reshape(dims)?
     };
     Value::wrapped(r, x.dtype)
@@ -134,7 +154,11 @@ fn finish(r: CTensor, x: &Value, axes: &[usize], keepdims: bool) -> OpResult<Val
 
 fn build_arg(ctx: &Ctx) -> OpResult<Built> {
     ctx.arity((1, 1), (1, 1))?;
-    let a = ctx.attrs(if ctx.opset >= 12 { &["axis", "keepdims", "select_last_index"] } else { &["axis", "keepdims"] })?;
+    let a = ctx.attrs(if ctx.opset >= 12 {
+        &["axis", "keepdims", "select_last_index"]
+    } else {
+        &["axis", "keepdims"]
+    })?;
     let axis = a.int("axis", 0)?;
     let keepdims = flag(&a, "keepdims", 1)?;
     let last = flag(&a, "select_last_index", 0)?;
@@ -147,7 +171,10 @@ fn build_arg(ctx: &Ctx) -> OpResult<Built> {
         let axis = norm_axis(axis, x.rank())?;
         let dim = x.shape()[axis];
         if dim == 0 {
-            return Err(failed!("cannot take {} over an empty axis", if is_max { "ArgMax" } else { "ArgMin" }));
+            return Err(failed!(
+                "cannot take {} over an empty axis",
+                if is_max { "ArgMax" } else { "ArgMin" }
+            ));
         }
         let mut t = contiguous(x.t.clone())?;
         if last {
@@ -155,7 +182,12 @@ fn build_arg(ctx: &Ctx) -> OpResult<Built> {
             t = t.index_select(&CTensor::from_vec(rev, dim, &Device::Cpu)?, axis)?;
         }
         // candle returns the first index among equal extremes.
-        let mut i = if is_max { t.argmax_keepdim(axis)? } else { t.argmin_keepdim(axis)? }.to_dtype(candle_core::DType::I64)?;
+        let mut i = if is_max {
+            t.argmax_keepdim(axis)?
+        } else {
+            t.argmin_keepdim(axis)?
+        }
+        .to_dtype(candle_core::DType::I64)?;
         if last {
             i = i.affine(-1.0, (dim - 1) as f64)?;
         }
@@ -167,7 +199,9 @@ fn build_arg(ctx: &Ctx) -> OpResult<Built> {
 fn build_softmax(ctx: &Ctx) -> OpResult<Built> {
     ctx.arity((1, 1), (1, 1))?;
     let legacy = ctx.opset < 13;
-    let axis = ctx.attrs(&["axis"])?.int("axis", if legacy { 1 } else { -1 })?;
+    let axis = ctx
+        .attrs(&["axis"])?
+        .int("axis", if legacy { 1 } else { -1 })?;
     let log = ctx.op() == "LogSoftmax";
     op(move |inputs| {
         let x = input(inputs, 0)?;
@@ -191,7 +225,14 @@ fn build_softmax(ctx: &Ctx) -> OpResult<Built> {
         let shifted = t.broadcast_sub(&m)?;
         let e = shifted.exp()?;
         let s = e.sum_keepdim(dim)?;
-        let y = if log { shifted.broadcast_sub(&s.log()?)? } else { e.broadcast_div(&s)? };
-        Ok(vec![Value::new(y.reshape(dims)?.to_dtype(x.t.dtype())?, x.dtype)])
+        let y = if log {
+            shifted.broadcast_sub(&s.log()?)?
+        } else {
+            e.broadcast_div(&s)?
+        };
+        Ok(vec![Value::new(
+            y.reshape(dims)?.to_dtype(x.t.dtype())?,
+            x.dtype,
+        )])
     })
 }

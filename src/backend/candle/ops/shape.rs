@@ -59,7 +59,10 @@ pub(crate) fn build(ctx: &Ctx) -> OpResult<Built> {
                     Some(p) => {
                         let p = dims_usize(p, "perm")?;
                         let mut seen = vec![false; r];
-                        if p.len() != r || p.iter().any(|&i| i >= r || std::mem::replace(&mut seen[i], true)) {
+                        if p.len() != r
+                            || p.iter()
+                                .any(|&i| i >= r || std::mem::replace(&mut seen[i], true))
+                        {
                             return Err(failed!("perm {p:?} is not a permutation of rank {r}"));
                         }
                         p
@@ -75,25 +78,44 @@ pub(crate) fn build(ctx: &Ctx) -> OpResult<Built> {
                 let x = input(inputs, 0)?;
                 let shape = dims_usize(&input(inputs, 1)?.i64s("shape")?, "shape")?;
                 let out = broadcast_shape(x.shape(), &shape)?;
-                Ok(vec![Value::new(x.t.broadcast_as(out)?.contiguous()?, x.dtype)])
+                Ok(vec![Value::new(
+                    x.t.broadcast_as(out)?.contiguous()?,
+                    x.dtype,
+                )])
             })
         }
         "Shape" => {
             ctx.arity((1, 1), (1, 1))?;
-            let a = ctx.attrs(if ctx.opset >= 15 { &["start", "end"] } else { &[] })?;
+            let a = ctx.attrs(if ctx.opset >= 15 {
+                &["start", "end"]
+            } else {
+                &[]
+            })?;
             let (start, end) = (a.int("start", 0)?, a.opt_int("end")?);
             op(move |inputs| {
-                let dims: Vec<i64> = input(inputs, 0)?.shape().iter().map(|&d| d as i64).collect();
+                let dims: Vec<i64> = input(inputs, 0)?
+                    .shape()
+                    .iter()
+                    .map(|&d| d as i64)
+                    .collect();
                 let r = dims.len() as i64;
                 let clamp = |v: i64| (if v < 0 { v + r } else { v }).clamp(0, r) as usize;
                 let (s, e) = (clamp(start), clamp(end.unwrap_or(r)));
-                Ok(vec![Value::from_i64s(if s < e { dims[s..e].to_vec() } else { vec![] })?])
+                Ok(vec![Value::from_i64s(if s < e {
+                    dims[s..e].to_vec()
+                } else {
+                    vec![]
+                })?])
             })
         }
         "Size" => {
             ctx.arity((1, 1), (1, 1))?;
             ctx.attrs(&[])?;
-            op(|inputs| Ok(vec![Value::scalar_i64(input(inputs, 0)?.t.elem_count() as i64)?]))
+            op(|inputs| {
+                Ok(vec![Value::scalar_i64(
+                    input(inputs, 0)?.t.elem_count() as i64
+                )?])
+            })
         }
         "Identity" => {
             ctx.arity((1, 1), (1, 1))?;
@@ -107,7 +129,10 @@ pub(crate) fn build(ctx: &Ctx) -> OpResult<Built> {
             ctx.arity((1, 1), (1, 1))?;
             let fill = match ctx.attrs(&["value"])?.tensor("value")? {
                 Some(t) => value_from_proto(t, ctx.path)?,
-                None => Value::new(CTensor::zeros(1, candle_core::DType::F32, &Device::Cpu)?, DType::F32),
+                None => Value::new(
+                    CTensor::zeros(1, candle_core::DType::F32, &Device::Cpu)?,
+                    DType::F32,
+                ),
             };
             if fill.t.elem_count() != 1 {
                 return Err(failed!("attribute `value` must hold one element"));
@@ -115,13 +140,22 @@ pub(crate) fn build(ctx: &Ctx) -> OpResult<Built> {
             let fill = Value::new(fill.t.reshape(())?, fill.dtype);
             op(move |inputs| {
                 let shape = dims_usize(&input(inputs, 0)?.i64s("shape")?, "shape")?;
-                Ok(vec![Value::new(fill.t.broadcast_as(shape)?.contiguous()?, fill.dtype)])
+                Ok(vec![Value::new(
+                    fill.t.broadcast_as(shape)?.contiguous()?,
+                    fill.dtype,
+                )])
             })
         }
         "Range" => {
             ctx.arity((3, 3), (1, 1))?;
             ctx.attrs(&[])?;
-            op(|inputs| Ok(vec![range(input(inputs, 0)?, input(inputs, 1)?, input(inputs, 2)?)?]))
+            op(|inputs| {
+                Ok(vec![range(
+                    input(inputs, 0)?,
+                    input(inputs, 1)?,
+                    input(inputs, 2)?,
+                )?])
+            })
         }
         other => Err(unsupported!("op {other} is not in the shape family")),
     }
@@ -139,27 +173,32 @@ pub(crate) fn reshape_dims(input: &[usize], spec: &[i64], allowzero: bool) -> Op
                 out.push(1);
             }
             -1 => return Err(failed!("shape {spec:?} has more than one -1")),
-            0 if !allowzero => out.push(
-                *input
-                    .get(i)
-                    .ok_or_else(|| failed!("shape {spec:?} copies dim {i} of a rank-{} input", input.len()))?,
-            ),
+            0 if !allowzero => out.push(*input.get(i).ok_or_else(|| {
+                failed!(
+                    "shape {spec:?} copies dim {i} of a rank-{} input",
+                    input.len()
+                )
+            })?),
             d if d >= 0 => out.push(d as usize),
             d => return Err(failed!("shape {spec:?} has invalid dim {d}")),
         }
     }
     if allowzero && infer.is_some() && spec.contains(&0) {
-        return Err(failed!("shape {spec:?} has both 0 and -1 with allowzero = 1"));
+        return Err(failed!(
+            "shape {spec:?} has both 0 and -1 with allowzero = 1"
+        ));
     }
     if let Some(i) = infer {
         let known: usize = out.iter().product();
-        if known == 0 || total % known != 0 {
+        if known == 0 || !total.is_multiple_of(known) {
             return Err(failed!("cannot reshape {input:?} to {spec:?}"));
         }
         out[i] = total / known;
     }
     if out.iter().product::<usize>() != total {
-        return Err(failed!("cannot reshape {input:?} ({total} elements) to {out:?}"));
+        return Err(failed!(
+            "cannot reshape {input:?} ({total} elements) to {out:?}"
+        ));
     }
     Ok(out)
 }
@@ -174,7 +213,10 @@ fn build_reshape(ctx: &Ctx) -> OpResult<Built> {
         return op(move |inputs| {
             let x = input(inputs, 0)?;
             let dims = reshape_dims(x.shape(), &shape, false)?;
-            Ok(vec![Value::new(contiguous(x.t.clone())?.reshape(dims)?, x.dtype)])
+            Ok(vec![Value::new(
+                contiguous(x.t.clone())?.reshape(dims)?,
+                x.dtype,
+            )])
         });
     }
     ctx.arity((2, 2), (1, 1))?;
@@ -188,7 +230,10 @@ fn build_reshape(ctx: &Ctx) -> OpResult<Built> {
         let x = input(inputs, 0)?;
         let spec = input(inputs, 1)?.i64s("shape")?;
         let dims = reshape_dims(x.shape(), &spec, allowzero)?;
-        Ok(vec![Value::new(contiguous(x.t.clone())?.reshape(dims)?, x.dtype)])
+        Ok(vec![Value::new(
+            contiguous(x.t.clone())?.reshape(dims)?,
+            x.dtype,
+        )])
     })
 }
 
@@ -217,7 +262,11 @@ fn build_squeeze(ctx: &Ctx) -> OpResult<Built> {
                 if let Some(&a) = axes.iter().find(|&&a| dims[a] != 1) {
                     return Err(failed!("cannot squeeze axis {a} of size {}", dims[a]));
                 }
-                dims.iter().enumerate().filter(|(i, _)| !axes.contains(i)).map(|(_, &d)| d).collect()
+                dims.iter()
+                    .enumerate()
+                    .filter(|(i, _)| !axes.contains(i))
+                    .map(|(_, &d)| d)
+                    .collect()
             }
         };
         Ok(vec![Value::new(x.t.reshape(keep)?, x.dtype)])
@@ -227,7 +276,11 @@ fn build_squeeze(ctx: &Ctx) -> OpResult<Built> {
 fn build_unsqueeze(ctx: &Ctx) -> OpResult<Built> {
     let attr_axes = if ctx.opset < 13 {
         ctx.arity((1, 1), (1, 1))?;
-        Some(ctx.attrs(&["axes"])?.ints("axes")?.ok_or_else(|| failed!("attribute `axes` is required"))?)
+        Some(
+            ctx.attrs(&["axes"])?
+                .ints("axes")?
+                .ok_or_else(|| failed!("attribute `axes` is required"))?,
+        )
     } else {
         ctx.arity((2, 2), (1, 1))?;
         ctx.attrs(&[])?;
@@ -243,7 +296,13 @@ fn build_unsqueeze(ctx: &Ctx) -> OpResult<Built> {
         let axes = norm_axes(&axes, out_rank)?;
         let mut src = x.shape().iter();
         let dims: Vec<usize> = (0..out_rank)
-            .map(|i| if axes.contains(&i) { 1 } else { src.next().copied().unwrap_or(1) })
+            .map(|i| {
+                if axes.contains(&i) {
+                    1
+                } else {
+                    src.next().copied().unwrap_or(1)
+                }
+            })
             .collect();
         Ok(vec![Value::new(x.t.reshape(dims)?, x.dtype)])
     })
@@ -259,15 +318,28 @@ fn build_dropout(ctx: &Ctx) -> OpResult<Built> {
     };
     let a = ctx.attrs(allowed)?;
     if v < 7 && a.int("is_test", 0)? != 1 {
-        return Err(unsupported!("attribute `is_test` = {} (training mode) is not supported", a.int("is_test", 0)?));
+        return Err(unsupported!(
+            "attribute `is_test` = {} (training mode) is not supported",
+            a.int("is_test", 0)?
+        ));
     }
-    ctx.arity((1, if v >= 12 { 3 } else { 1 }), (1, if v >= 10 { 2 } else { 1 }))?;
+    ctx.arity(
+        (1, if v >= 12 { 3 } else { 1 }),
+        (1, if v >= 10 { 2 } else { 1 }),
+    )?;
     let mask = ctx.has_output(1);
     op(move |inputs| {
         let x = input(inputs, 0)?;
         if let Some(tm) = opt_input(inputs, 2) {
-            if tm.i64s("training_mode").or_else(|_| tm.f64s().map(|v| v.iter().map(|&f| f as i64).collect()))?.iter().any(|&b| b != 0) {
-                return Err(unsupported!("input `training_mode` = true is not supported"));
+            if tm
+                .i64s("training_mode")
+                .or_else(|_| tm.f64s().map(|v| v.iter().map(|&f| f as i64).collect()))?
+                .iter()
+                .any(|&b| b != 0)
+            {
+                return Err(unsupported!(
+                    "input `training_mode` = true is not supported"
+                ));
             }
         }
         let mut out = vec![x.clone()];
@@ -308,8 +380,13 @@ fn cast_target(ctx: &Ctx) -> OpResult<DType> {
             return dtype_from_onnx(code);
         }
     }
-    let code = a.opt_int("to")?.ok_or_else(|| failed!("attribute `to` is required"))?;
-    dtype_from_onnx(i32::try_from(code).map_err(|_| unsupported!("attribute `to` = {code} is not supported"))?)
+    let code = a
+        .opt_int("to")?
+        .ok_or_else(|| failed!("attribute `to` is required"))?;
+    dtype_from_onnx(
+        i32::try_from(code)
+            .map_err(|_| unsupported!("attribute `to` = {code} is not supported"))?,
+    )
 }
 
 fn build_cast(ctx: &Ctx) -> OpResult<Built> {
@@ -371,7 +448,11 @@ fn range(start: &Value, limit: &Value, delta: &Value) -> OpResult<Value> {
         return Err(failed!("start, limit and delta must have the same dtype"));
     }
     if start.is_float() {
-        let (s, l, d) = (start.scalar_f64("start")?, limit.scalar_f64("limit")?, delta.scalar_f64("delta")?);
+        let (s, l, d) = (
+            start.scalar_f64("start")?,
+            limit.scalar_f64("limit")?,
+            delta.scalar_f64("delta")?,
+        );
         if d == 0.0 || !d.is_finite() || !s.is_finite() || !l.is_finite() {
             return Err(failed!("invalid range start={s} limit={l} delta={d}"));
         }
@@ -389,7 +470,11 @@ fn range(start: &Value, limit: &Value, delta: &Value) -> OpResult<Value> {
             _ => Err(failed!("{w} must be a scalar")),
         }
     };
-    let (s, l, d) = (one(start, "start")?, one(limit, "limit")?, one(delta, "delta")?);
+    let (s, l, d) = (
+        one(start, "start")?,
+        one(limit, "limit")?,
+        one(delta, "delta")?,
+    );
     if d == 0 {
         return Err(failed!("delta is 0"));
     }

@@ -39,7 +39,10 @@ pub(crate) fn build(ctx: &Ctx) -> OpResult<Built> {
         "Split" => build_split(ctx),
         "Tile" => {
             if ctx.opset < 6 {
-                return Err(unsupported!("opset {} Tile (inputs `tiles`, `axis`) is not supported", ctx.opset));
+                return Err(unsupported!(
+                    "opset {} Tile (inputs `tiles`, `axis`) is not supported",
+                    ctx.opset
+                ));
             }
             ctx.arity((2, 2), (1, 1))?;
             ctx.attrs(&[])?;
@@ -54,8 +57,12 @@ fn build_slice(ctx: &Ctx) -> OpResult<Built> {
     if ctx.opset < 10 {
         ctx.arity((1, 1), (1, 1))?;
         let a = ctx.attrs(&["starts", "ends", "axes"])?;
-        let starts = a.ints("starts")?.ok_or_else(|| failed!("attribute `starts` is required"))?;
-        let ends = a.ints("ends")?.ok_or_else(|| failed!("attribute `ends` is required"))?;
+        let starts = a
+            .ints("starts")?
+            .ok_or_else(|| failed!("attribute `starts` is required"))?;
+        let ends = a
+            .ints("ends")?
+            .ok_or_else(|| failed!("attribute `ends` is required"))?;
         let axes = a.ints("axes")?;
         return op(move |inputs| {
             let x = input(inputs, 0)?;
@@ -70,18 +77,32 @@ fn build_slice(ctx: &Ctx) -> OpResult<Built> {
         let ends = input(inputs, 2)?.i64s("ends")?;
         let axes = opt_input(inputs, 3).map(|v| v.i64s("axes")).transpose()?;
         let steps = opt_input(inputs, 4).map(|v| v.i64s("steps")).transpose()?;
-        Ok(vec![slice(x, &starts, &ends, axes.as_deref(), steps.as_deref())?])
+        Ok(vec![slice(
+            x,
+            &starts,
+            &ends,
+            axes.as_deref(),
+            steps.as_deref(),
+        )?])
     })
 }
 
-fn slice(x: &Value, starts: &[i64], ends: &[i64], axes: Option<&[i64]>, steps: Option<&[i64]>) -> OpResult<Value> {
+fn slice(
+    x: &Value,
+    starts: &[i64],
+    ends: &[i64],
+    axes: Option<&[i64]>,
+    steps: Option<&[i64]>,
+) -> OpResult<Value> {
     let n = starts.len();
     let default_axes: Vec<i64> = (0..n as i64).collect();
     let axes = axes.unwrap_or(&default_axes);
     let ones = vec![1i64; n];
     let steps = steps.unwrap_or(&ones);
     if ends.len() != n || axes.len() != n || steps.len() != n {
-        return Err(failed!("starts, ends, axes and steps have different lengths"));
+        return Err(failed!(
+            "starts, ends, axes and steps have different lengths"
+        ));
     }
     let axes = norm_axes(axes, x.rank())?;
     let mut t = x.t.clone();
@@ -95,7 +116,10 @@ fn slice(x: &Value, starts: &[i64], ends: &[i64], axes: Option<&[i64]>, steps: O
         let (s, e) = if step > 0 {
             (norm(starts[i]).clamp(0, dim), norm(ends[i]).clamp(0, dim))
         } else {
-            (norm(starts[i]).clamp(0, dim - 1), norm(ends[i]).clamp(-1, dim - 1))
+            (
+                norm(starts[i]).clamp(0, dim - 1),
+                norm(ends[i]).clamp(-1, dim - 1),
+            )
         };
         let count = if step > 0 && e > s {
             (e - s + step - 1) / step
@@ -126,12 +150,15 @@ fn gather(data: &Value, indices: &Value, axis: i64) -> OpResult<Value> {
             if (0..dim).contains(&j) {
                 Ok(j)
             } else {
-                Err(failed!("index {i} is out of range for axis {axis} of size {dim}"))
+                Err(failed!(
+                    "index {i} is out of range for axis {axis} of size {dim}"
+                ))
             }
         })
         .collect::<OpResult<Vec<i64>>>()?;
     let len = idx.len();
-    let picked = contiguous(data.t.clone())?.index_select(&CTensor::from_vec(idx, len, &Device::Cpu)?, axis)?;
+    let picked = contiguous(data.t.clone())?
+        .index_select(&CTensor::from_vec(idx, len, &Device::Cpu)?, axis)?;
     let mut shape = data.shape()[..axis].to_vec();
     shape.extend_from_slice(indices.shape());
     shape.extend_from_slice(&data.shape()[axis + 1..]);
@@ -148,16 +175,36 @@ fn concat(inputs: &[Option<&Value>], axis: i64) -> OpResult<Value> {
     let axis = norm_axis(axis, first.rank())?;
     for v in &vals {
         if v.dtype != first.dtype {
-            return Err(failed!("inputs have different dtypes {} and {}", first.dtype, v.dtype));
+            return Err(failed!(
+                "inputs have different dtypes {} and {}",
+                first.dtype,
+                v.dtype
+            ));
         }
         let same = v.rank() == first.rank()
-            && v.shape().iter().zip(first.shape()).enumerate().all(|(i, (a, b))| i == axis || a == b);
+            && v.shape()
+                .iter()
+                .zip(first.shape())
+                .enumerate()
+                .all(|(i, (a, b))| i == axis || a == b);
         if !same {
-            return Err(failed!("shapes {:?} and {:?} differ outside axis {axis}", first.shape(), v.shape()));
+            return Err(failed!(
+                "shapes {:?} and {:?} differ outside axis {axis}",
+                first.shape(),
+                v.shape()
+            ));
         }
     }
-    let parts: Vec<&CTensor> = vals.iter().filter(|v| v.shape()[axis] > 0).map(|v| &v.t).collect();
-    let t = if parts.is_empty() { first.t.clone() } else { CTensor::cat(&parts, axis)? };
+    let parts: Vec<&CTensor> = vals
+        .iter()
+        .filter(|v| v.shape()[axis] > 0)
+        .map(|v| &v.t)
+        .collect();
+    let t = if parts.is_empty() {
+        first.t.clone()
+    } else {
+        CTensor::cat(&parts, axis)?
+    };
     Ok(Value::new(t, first.dtype))
 }
 
@@ -172,14 +219,19 @@ fn build_split(ctx: &Ctx) -> OpResult<Built> {
         13..=17 => &["axis"],
         _ => &["axis", "num_outputs"],
     };
-    ctx.arity((1, if v < 2 || v >= 13 { 2 } else { 1 }), (1, usize::MAX))?;
+    ctx.arity(
+        (1, if (2..13).contains(&v) { 1 } else { 2 }),
+        (1, usize::MAX),
+    )?;
     let a = ctx.attrs(allowed)?;
     let axis = a.int("axis", 0)?;
     let attr_split = a.ints("split")?;
     let num_outputs = a.opt_int("num_outputs")?;
     if let Some(n) = num_outputs {
         if n != n_out as i64 {
-            return Err(failed!("attribute `num_outputs` = {n} but the node has {n_out} outputs"));
+            return Err(failed!(
+                "attribute `num_outputs` = {n} but the node has {n_out} outputs"
+            ));
         }
     }
     op(move |inputs| {
@@ -211,7 +263,9 @@ fn build_split(ctx: &Ctx) -> OpResult<Built> {
             }
             None => {
                 if dim % n_out != 0 {
-                    return Err(failed!("axis {axis} of size {dim} does not split evenly into {n_out} outputs"));
+                    return Err(failed!(
+                        "axis {axis} of size {dim} does not split evenly into {n_out} outputs"
+                    ));
                 }
                 vec![dim / n_out; n_out]
             }
@@ -229,7 +283,11 @@ fn build_split(ctx: &Ctx) -> OpResult<Built> {
 fn tile(x: &Value, repeats: &Value) -> OpResult<Value> {
     let reps = dims_usize(&repeats.i64s("repeats")?, "repeats")?;
     if reps.len() != x.rank() {
-        return Err(failed!("repeats has {} values for rank {}", reps.len(), x.rank()));
+        return Err(failed!(
+            "repeats has {} values for rank {}",
+            reps.len(),
+            x.rank()
+        ));
     }
     let out_shape: Vec<usize> = x.shape().iter().zip(&reps).map(|(d, r)| d * r).collect();
     if out_shape.contains(&0) {
@@ -259,7 +317,14 @@ fn build_pad(ctx: &Ctx) -> OpResult<Built> {
         2..=10 => &["mode", "pads", "value"],
         _ => &["mode"],
     };
-    ctx.arity(if v < 11 { (1, 1) } else { (2, if v >= 18 { 4 } else { 3 }) }, (1, 1))?;
+    ctx.arity(
+        if v < 11 {
+            (1, 1)
+        } else {
+            (2, if v >= 18 { 4 } else { 3 })
+        },
+        (1, 1),
+    )?;
     let a = ctx.attrs(allowed)?;
     let mode = match a.string("mode")?.as_deref().unwrap_or("constant") {
         "constant" => PadMode::Constant,
@@ -285,7 +350,11 @@ fn build_pad(ctx: &Ctx) -> OpResult<Built> {
             None => (0..rank).collect(),
         };
         if pads.len() != 2 * axes.len() {
-            return Err(failed!("pads has {} values, expected {}", pads.len(), 2 * axes.len()));
+            return Err(failed!(
+                "pads has {} values, expected {}",
+                pads.len(),
+                2 * axes.len()
+            ));
         }
         let fill = match (attr_pads.is_some(), opt_input(inputs, 2)) {
             (false, Some(cv)) => {
@@ -319,7 +388,10 @@ fn pad_axis(
     let mut t = t.clone();
     // Negative pads remove elements.
     let dim = t.dims()[axis] as i64;
-    let (cb, ce) = (b.min(0).unsigned_abs() as i64, e.min(0).unsigned_abs() as i64);
+    let (cb, ce) = (
+        b.min(0).unsigned_abs() as i64,
+        e.min(0).unsigned_abs() as i64,
+    );
     if cb + ce > dim {
         return Err(failed!("negative pads remove more than axis {axis} holds"));
     }
@@ -345,7 +417,10 @@ fn pad_axis(
         return Ok(CTensor::cat(&parts, axis)?);
     }
     if dim == 0 {
-        return Err(failed!("cannot pad an empty axis {axis} in mode {}", mode_name(mode)));
+        return Err(failed!(
+            "cannot pad an empty axis {axis} in mode {}",
+            mode_name(mode)
+        ));
     }
     let d = dim as i64;
     let idx: Vec<i64> = (-(b as i64)..d + e as i64)

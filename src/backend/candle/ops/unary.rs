@@ -44,8 +44,21 @@ pub(crate) const OPS: &[(&str, i64)] = &[
 
 /// Ops whose opset-1 version had the (semantically empty) `consumed_inputs` attribute.
 const HAD_CONSUMED_INPUTS: &[&str] = &[
-    "Abs", "Neg", "Exp", "Log", "Sqrt", "Reciprocal", "Tanh", "Sigmoid", "Ceil", "Floor", "Relu",
-    "LeakyRelu", "Elu", "Selu", "HardSigmoid",
+    "Abs",
+    "Neg",
+    "Exp",
+    "Log",
+    "Sqrt",
+    "Reciprocal",
+    "Tanh",
+    "Sigmoid",
+    "Ceil",
+    "Floor",
+    "Relu",
+    "LeakyRelu",
+    "Elu",
+    "Selu",
+    "HardSigmoid",
 ];
 
 pub(crate) fn build(ctx: &Ctx) -> OpResult<Built> {
@@ -62,7 +75,7 @@ pub(crate) fn build(ctx: &Ctx) -> OpResult<Built> {
         allowed.extend_from_slice(extra);
         ctx.attrs(&allowed)
     };
-    let f: Box<dyn Fn(&Value) -> OpResult<Value> + Send + Sync> = match name {
+    let f: UnaryFn = match name {
         "Abs" => {
             with(&[])?;
             Box::new(|x| numeric(x, "Abs", |t| Ok(t.abs()?)))
@@ -100,11 +113,21 @@ pub(crate) fn build(ctx: &Ctx) -> OpResult<Built> {
         "Sigmoid" => float(with(&[])?, sigmoid),
         "Softsign" => float(with(&[])?, |t| Ok(t.broadcast_div(&(t.abs()? + 1.0)?)?)),
         "Softplus" => float(with(&[])?, |t| {
-            map_f64(t, |x| if x > 0.0 { x + (-x).exp().ln_1p() } else { x.exp().ln_1p() })
+            map_f64(t, |x| {
+                if x > 0.0 {
+                    x + (-x).exp().ln_1p()
+                } else {
+                    x.exp().ln_1p()
+                }
+            })
         }),
         "Mish" => float(with(&[])?, |t| {
             map_f64(t, |x| {
-                let sp = if x > 0.0 { x + (-x).exp().ln_1p() } else { x.exp().ln_1p() };
+                let sp = if x > 0.0 {
+                    x + (-x).exp().ln_1p()
+                } else {
+                    x.exp().ln_1p()
+                };
                 x * sp.tanh()
             })
         }),
@@ -126,7 +149,9 @@ pub(crate) fn build(ctx: &Ctx) -> OpResult<Built> {
                 return Err(unsupported!("attribute `alpha` = 0 is not supported"));
             }
             float_box(move |t| {
-                map_f64(t, move |x| x.max(0.0) + (alpha * ((x / alpha).exp() - 1.0)).min(0.0))
+                map_f64(t, move |x| {
+                    x.max(0.0) + (alpha * ((x / alpha).exp() - 1.0)).min(0.0)
+                })
             })
         }
         "Selu" => {
@@ -166,7 +191,11 @@ pub(crate) fn build(ctx: &Ctx) -> OpResult<Built> {
             match mode.as_deref().unwrap_or("none") {
                 "none" => float_box(|t| Ok(t.gelu_erf()?)),
                 "tanh" => float_box(|t| Ok(t.gelu()?)),
-                m => return Err(unsupported!("attribute `approximate` = \"{m}\" is not supported")),
+                m => {
+                    return Err(unsupported!(
+                        "attribute `approximate` = \"{m}\" is not supported"
+                    ))
+                }
             }
         }
         other => return Err(unsupported!("op {other} is not in the unary family")),
@@ -177,7 +206,10 @@ pub(crate) fn build(ctx: &Ctx) -> OpResult<Built> {
 type UnaryFn = Box<dyn Fn(&Value) -> OpResult<Value> + Send + Sync>;
 
 /// A float-only function.
-fn float(_attrs: crate::backend::candle::attrs::Attrs, f: fn(&CTensor) -> OpResult<CTensor>) -> UnaryFn {
+fn float(
+    _attrs: crate::backend::candle::attrs::Attrs,
+    f: fn(&CTensor) -> OpResult<CTensor>,
+) -> UnaryFn {
     float_box(f)
 }
 

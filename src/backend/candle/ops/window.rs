@@ -42,7 +42,11 @@ impl WindowAttrs {
             "SAME_UPPER" => AutoPad::SameUpper,
             "SAME_LOWER" => AutoPad::SameLower,
             "VALID" => AutoPad::Valid,
-            m => return Err(unsupported!("attribute `auto_pad` = \"{m}\" is not supported")),
+            m => {
+                return Err(unsupported!(
+                    "attribute `auto_pad` = \"{m}\" is not supported"
+                ))
+            }
         };
         let kernel_shape = match a.ints("kernel_shape")? {
             Some(k) => Some(
@@ -59,11 +63,15 @@ impl WindowAttrs {
             v => return Err(unsupported!("attribute `ceil_mode` = {v} is not supported")),
         };
         if ceil_mode && auto_pad != AutoPad::NotSet {
-            return Err(unsupported!("attribute `ceil_mode` = 1 with `auto_pad` is not supported"));
+            return Err(unsupported!(
+                "attribute `ceil_mode` = 1 with `auto_pad` is not supported"
+            ));
         }
         let pads = a.ints("pads")?;
         if pads.is_some() && !matches!(auto_pad, AutoPad::NotSet) {
-            return Err(failed!("attributes `pads` and `auto_pad` cannot be used together"));
+            return Err(failed!(
+                "attributes `pads` and `auto_pad` cannot be used together"
+            ));
         }
         Ok(WindowAttrs {
             auto_pad,
@@ -80,7 +88,9 @@ impl WindowAttrs {
         let positive = |v: &Option<Vec<i64>>, what: &str| -> OpResult<Vec<usize>> {
             match v {
                 None => Ok(vec![1; n]),
-                Some(v) if v.len() == n && v.iter().all(|&x| x > 0) => Ok(v.iter().map(|&x| x as usize).collect()),
+                Some(v) if v.len() == n && v.iter().all(|&x| x > 0) => {
+                    Ok(v.iter().map(|&x| x as usize).collect())
+                }
                 Some(v) => Err(failed!("{what} {v:?} must have {n} positive values")),
             }
         };
@@ -90,7 +100,12 @@ impl WindowAttrs {
                 p[..n].iter().map(|&x| x as usize).collect(),
                 p[n..].iter().map(|&x| x as usize).collect(),
             ),
-            Some(p) => return Err(failed!("pads {p:?} must have {} non-negative values", 2 * n)),
+            Some(p) => {
+                return Err(failed!(
+                    "pads {p:?} must have {} non-negative values",
+                    2 * n
+                ))
+            }
         };
         Ok(Params {
             strides: positive(&self.strides, "strides")?,
@@ -103,9 +118,9 @@ impl WindowAttrs {
     /// Checks `kernel_shape` (when given) against the kernel dims taken from the weights.
     pub(crate) fn check_kernel(&self, kernel: &[usize]) -> OpResult<()> {
         match &self.kernel_shape {
-            Some(ks) if ks.as_slice() != kernel => {
-                Err(failed!("kernel_shape {ks:?} does not match the weights' {kernel:?}"))
-            }
+            Some(ks) if ks.as_slice() != kernel => Err(failed!(
+                "kernel_shape {ks:?} does not match the weights' {kernel:?}"
+            )),
             _ => Ok(()),
         }
     }
@@ -114,10 +129,18 @@ impl WindowAttrs {
     pub(crate) fn geometry(&self, input: &[usize], kernel: &[usize]) -> OpResult<Geometry> {
         let n = input.len();
         if kernel.len() != n {
-            return Err(failed!("kernel has {} dims, input has {n} spatial dims", kernel.len()));
+            return Err(failed!(
+                "kernel has {} dims, input has {n} spatial dims",
+                kernel.len()
+            ));
         }
         self.check_kernel(kernel)?;
-        let Params { strides, dilations, pads_begin: mut pb, pads_end: mut pe } = self.params(n)?;
+        let Params {
+            strides,
+            dilations,
+            pads_begin: mut pb,
+            pads_end: mut pe,
+        } = self.params(n)?;
         let mut output = vec![0; n];
         for i in 0..n {
             let ke = (kernel[i] - 1) * dilations[i] + 1;
@@ -144,7 +167,11 @@ impl WindowAttrs {
                             pe[i]
                         ));
                     }
-                    let mut out = if self.ceil_mode { (span - ke).div_ceil(s) + 1 } else { (span - ke) / s + 1 };
+                    let mut out = if self.ceil_mode {
+                        (span - ke).div_ceil(s) + 1
+                    } else {
+                        (span - ke) / s + 1
+                    };
                     // A window that would start in the end padding is dropped (ONNX
                     // Runtime, PyTorch).
                     if self.ceil_mode && (out - 1) * s >= input[i] + pb[i] {
@@ -154,7 +181,15 @@ impl WindowAttrs {
                 }
             }
         }
-        Ok(Geometry { input: input.to_vec(), kernel: kernel.to_vec(), strides, dilations, pads_begin: pb, pads_end: pe, output })
+        Ok(Geometry {
+            input: input.to_vec(),
+            kernel: kernel.to_vec(),
+            strides,
+            dilations,
+            pads_begin: pb,
+            pads_end: pe,
+            output,
+        })
     }
 }
 
@@ -213,7 +248,8 @@ impl Geometry {
             for l in 0..self.output_size() {
                 unravel(l, &self.output, &mut oo);
                 for i in 0..n {
-                    c[i] = (oo[i] * self.strides[i] + kk[i] * self.dilations[i]) as i64 - self.pads_begin[i] as i64;
+                    c[i] = (oo[i] * self.strides[i] + kk[i] * self.dilations[i]) as i64
+                        - self.pads_begin[i] as i64;
                 }
                 f(k, l, &c);
             }
@@ -250,7 +286,8 @@ impl Geometry {
         self.visit(|_, l, c| {
             let ok = c.iter().enumerate().all(|(i, &ci)| {
                 if include_pad {
-                    ci >= -(self.pads_begin[i] as i64) && ci < (self.input[i] + self.pads_end[i]) as i64
+                    ci >= -(self.pads_begin[i] as i64)
+                        && ci < (self.input[i] + self.pads_end[i]) as i64
                 } else {
                     ci >= 0 && ci < self.input[i] as i64
                 }
