@@ -70,9 +70,8 @@ pub(crate) fn load(path: &Path) -> Result<Plan, BackendError> {
         .opset_import
         .iter()
         .find(|o| matches!(o.domain(), "" | "ai.onnx"))
-        .map(|o| o.version())
-        .ok_or_else(|| BackendError::new("the model imports no ai.onnx opset"))?;
-    if opset > MAX_OPSET {
+        .map(|o| o.version());
+    if let Some(opset) = opset.filter(|&v| v > MAX_OPSET) {
         return Err(BackendError::new(format!(
             "ai.onnx opset {opset} is newer than the newest this backend knows ({MAX_OPSET})"
         )));
@@ -117,6 +116,11 @@ pub(crate) fn load(path: &Path) -> Result<Plan, BackendError> {
                 ),
             ));
         }
+        let opset = opset.ok_or_else(|| {
+            BackendError::new(format!(
+                "node `{label}` ({op_type}) is in ai.onnx, which the model does not import"
+            ))
+        })?;
         let ctx = Ctx { node, opset, path };
         match ops::build(&ctx).map_err(|e| e.into_backend(&op_type, &label))? {
             Built::Constant(v) => {

@@ -146,21 +146,9 @@ pub(crate) fn supported_ops() -> Vec<&'static str> {
     v
 }
 
-/// Ops whose semantics changed at an opset this backend has not been checked against
-/// (first opset of the unverified version).
-const UNVERIFIED_FROM: &[(&str, i64)] = &[("Celu", 28), ("ReduceLogSumExp", 28), ("Range", 27)];
-
 /// Builds the op for a node of the default ONNX domain at `opset`.
 pub(crate) fn build(ctx: &Ctx) -> OpResult<Built> {
     let op = ctx.op();
-    if let Some(&(_, from)) = UNVERIFIED_FROM.iter().find(|o| o.0 == op) {
-        if ctx.opset >= from {
-            return Err(unsupported!(
-                "opset {} semantics (version {from} of the op) are not supported",
-                ctx.opset
-            ));
-        }
-    }
     for family in FAMILIES {
         if let Some(&(_, since)) = family.ops.iter().find(|o| o.0 == op) {
             if ctx.opset < since {

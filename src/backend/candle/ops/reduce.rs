@@ -6,7 +6,7 @@
 
 use super::{contiguous, input, norm_axes, norm_axis, op, opt_input, widen_half, Built, Ctx};
 use crate::backend::candle::error::{failed, unsupported, OpResult};
-use crate::backend::candle::value::Value;
+use crate::backend::candle::value::{full, Value};
 use crate::tensor::DType;
 use candle_core::{Device, Tensor as CTensor};
 
@@ -88,11 +88,15 @@ fn reduce(name: &str, x: &Value, axes: &[usize], keepdims: bool) -> OpResult<Val
         out_dims[a] = 1;
     }
     if axes.iter().any(|&a| x.shape()[a] == 0) {
-        if name == "ReduceSum" || name == "ReduceSumSquare" {
-            let z = CTensor::zeros(out_dims.as_slice(), x.t.dtype(), &Device::Cpu)?;
-            return finish(z, x, axes, keepdims);
-        }
-        return Err(failed!("cannot reduce an empty axis with {name}"));
+        // The value of a reduction over an empty set, as the spec defines it.
+        let fill = match name {
+            "ReduceSum" | "ReduceSumSquare" | "ReduceL1" | "ReduceL2" => 0.0,
+            "ReduceLogSum" | "ReduceLogSumExp" if x.is_float() => f64::NEG_INFINITY,
+            "ReduceMax" if x.is_float() => f64::NEG_INFINITY,
+            "ReduceMin" if x.is_float() => f64::INFINITY,
+            _ => return Err(failed!("cannot reduce an empty axis with {name}")),
+        };
+        return finish(full(fill, &out_dims, x.dtype)?, x, axes, keepdims);
     }
     let t = widen_half(&x.t)?;
     let ax = axes.to_vec();

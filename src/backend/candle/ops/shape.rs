@@ -148,7 +148,14 @@ pub(crate) fn build(ctx: &Ctx) -> OpResult<Built> {
         }
         "Range" => {
             ctx.arity((3, 3), (1, 1))?;
-            ctx.attrs(&[])?;
+            // Opset 27: half-precision ranges computed in `stash_type`; only f32 (1) is
+            // implemented (this computes start + i*delta in f64 and rounds once).
+            let a = ctx.attrs(if ctx.opset >= 27 {
+                &["stash_type"]
+            } else {
+                &[]
+            })?;
+            a.require_int("stash_type", 1, 1)?;
             op(|inputs| {
                 Ok(vec![range(
                     input(inputs, 0)?,
