@@ -1,6 +1,6 @@
 //! Test-only helpers shared by the backend tests: the ONNX backend-test data that ships
-//! in the `onnx` wheel of the project virtualenv, a small `TensorProto` decoder for its
-//! `.pb` files, a numpy-`isclose` assertion, and a writer for tiny one-node models
+//! in the `onnx` wheel of the project virtualenv (read with `formats::read_tensor`), a
+//! numpy-`isclose` assertion, and a writer for tiny one-node models
 //! (built with parity's own ONNX protobuf types) to exercise every dtype.
 //!
 //! Tests that need the wheel's data skip (with a note on stderr) when it is absent, so a
@@ -10,8 +10,8 @@
 
 use crate::formats::onnx_pb::{
     tensor_shape_proto::{dimension, Dimension},
-    type_proto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto,
-    TensorShapeProto, TypeProto, ValueInfoProto,
+    type_proto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorShapeProto, TypeProto,
+    ValueInfoProto,
 };
 use crate::tensor::{DType, Tensor};
 use prost::Message;
@@ -48,26 +48,11 @@ pub fn case_dir(rel: &str) -> Option<PathBuf> {
     }
 }
 
-/// Decodes a serialized `TensorProto` (raw_data or the typed repeated fields).
+/// Reads a serialized `TensorProto` with parity's own reader.
 pub fn read_pb(path: &Path) -> Tensor {
-    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let tp =
-        TensorProto::decode(bytes.as_slice()).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let dtype = DType::from_onnx_code(tp.data_type())
-        .unwrap_or_else(|| panic!("{}: dtype {}", path.display(), tp.data_type()));
-    let shape: Vec<usize> = tp.dims.iter().map(|&d| d as usize).collect();
-    let raw = match &tp.raw_data {
-        Some(raw) => raw.clone(),
-        None => match dtype {
-            DType::F32 => bytemuck::cast_slice(&tp.float_data).to_vec(),
-            DType::F64 => bytemuck::cast_slice(&tp.double_data).to_vec(),
-            DType::I64 => bytemuck::cast_slice(&tp.int64_data).to_vec(),
-            DType::I32 => bytemuck::cast_slice(&tp.int32_data).to_vec(),
-            DType::Bool | DType::U8 | DType::I8 => tp.int32_data.iter().map(|&v| v as u8).collect(),
-            other => panic!("{}: typed field for {other} not handled", path.display()),
-        },
-    };
-    Tensor::from_bytes(dtype, shape, raw).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    crate::formats::read_tensor(path)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .1
 }
 
 /// Inputs and expected outputs of `test_data_set_N` in a case directory.
