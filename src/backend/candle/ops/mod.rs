@@ -4,10 +4,12 @@
 
 mod binary;
 mod conv;
+mod indexing;
 mod matmul;
 mod norm;
 mod pool;
 mod reduce;
+mod resize;
 mod shape;
 mod slicing;
 mod unary;
@@ -133,6 +135,14 @@ const FAMILIES: &[Family] = &[
     Family {
         ops: pool::OPS,
         build: pool::build,
+    },
+    Family {
+        ops: resize::OPS,
+        build: resize::build,
+    },
+    Family {
+        ops: indexing::OPS,
+        build: indexing::build,
     },
 ];
 

@@ -26,6 +26,9 @@ pub(crate) const OPS: &[(&str, i64)] = &[
     ("Constant", 1),
     ("ConstantOfShape", 9),
     ("Range", 11),
+    ("CastLike", 15),
+    ("DepthToSpace", 1),
+    ("SpaceToDepth", 1),
 ];
 
 pub(crate) fn build(ctx: &Ctx) -> OpResult<Built> {
@@ -124,6 +127,16 @@ pub(crate) fn build(ctx: &Ctx) -> OpResult<Built> {
         }
         "Dropout" => build_dropout(ctx),
         "Cast" => build_cast(ctx),
+        "CastLike" => {
+            ctx.arity((2, 2), (1, 1))?;
+            // `saturate` and `round_mode` only apply to float8 targets (refused).
+            ctx.attrs(&["saturate", "round_mode"])?;
+            op(|inputs| {
+                let to = input(inputs, 1)?.dtype;
+                Ok(vec![cast(input(inputs, 0)?, to)?])
+            })
+        }
+        "DepthToSpace" | "SpaceToDepth" => build_block(ctx),
         "Constant" => build_constant(ctx),
         "ConstantOfShape" => {
             ctx.arity((1, 1), (1, 1))?;
@@ -492,4 +505,61 @@ fn range(start: &Value, limit: &Value, delta: &Value) -> OpResult<Value> {
     };
     let v: Vec<i64> = (0..n as i64).map(|i| s + i * d).collect();
     Value::wrapped(Value::from_i64s(v)?.t, dtype)
+}
+
+fn build_block(ctx: &Ctx) -> OpResult<Built> {
+    ctx.arity((1, 1), (1, 1))?;
+    let to_space = ctx.op() == "DepthToSpace";
+    let a = ctx.attrs(if to_space && ctx.opset >= 11 {
+        &["blocksize", "mode"]
+    } else {
+        &["blocksize"]
+    })?;
+    let b = a
+        .opt_int("blocksize")?
+        .ok_or_else(|| failed!("attribute `blocksize` is required"))?;
+    let b = usize::try_from(b)
+        .ok()
+        .filter(|&b| b > 0)
+        .ok_or_else(|| failed!("blocksize {b} must be positive"))?;
+    let crd = match a.string("mode")?.as_deref().unwrap_or("DCR") {
+        "DCR" => false,
+        "CRD" => true,
+        m => return Err(unsupported!("attribute `mode` = \"{m}\" is not supported")),
+    };
+    op(move |inputs| {
+        let x = input(inputs, 0)?;
+        let &[n, c, h, w] = x.shape() else {
+            return Err(failed!("input must be 4-D, got {:?}", x.shape()));
+        };
+        let t = contiguous(x.t.clone())?;
+        let y = if to_space {
+            if c % (b * b) != 0 {
+                return Err(failed!(
+                    "channels {c} are not divisible by blocksize² {}",
+                    b * b
+                ));
+            }
+            let cc = c / (b * b);
+            let (t, perm) = if crd {
+                (t.reshape(vec![n, cc, b, b, h, w])?, [0, 1, 4, 2, 5, 3])
+            } else {
+                (t.reshape(vec![n, b, b, cc, h, w])?, [0, 3, 4, 1, 5, 2])
+            };
+            t.permute(perm.to_vec())?
+                .contiguous()?
+                .reshape((n, cc, h * b, w * b))?
+        } else {
+            if h % b != 0 || w % b != 0 {
+                return Err(failed!(
+                    "spatial dims {h}x{w} are not divisible by blocksize {b}"
+                ));
+            }
+            t.reshape(vec![n, c, h / b, b, w / b, b])?
+                .permute(vec![0, 3, 5, 1, 2, 4])?
+                .contiguous()?
+                .reshape((n, c * b * b, h / b, w / b))?
+        };
+        Ok(vec![Value::new(y, x.dtype)])
+    })
 }
