@@ -190,12 +190,19 @@ fn same_dtype(a: &Value, b: &Value) -> OpResult<DType> {
 fn binary(kind: Kind, bc: Bcast, a: &Value, b: &Value) -> OpResult<Value> {
     if let Kind::Pow = kind {
         // candle's `pow` is exp(y*ln x): wrong for negative bases; compute C `pow` exactly.
-        a.require_float("base")?;
-        if b.dtype == DType::Bool {
-            return Err(unsupported!("exponent of dtype bool is not supported"));
+        let base_ok = a.is_float() || a.t.dtype() == candle_core::DType::I64;
+        if !base_ok || a.dtype == DType::Bool || b.dtype == DType::Bool {
+            return Err(unsupported!(
+                "Pow of {} by {} is not supported",
+                a.dtype,
+                b.dtype
+            ));
         }
         let (x, y) = align(a, b, bc)?;
-        return Ok(Value::new(zip_f64(&x, &y, f64::powf)?, a.dtype));
+        if a.is_float() {
+            return Ok(Value::new(zip_f64(&x, &y, f64::powf)?, a.dtype));
+        }
+        return int_pow(&x, &y, a.dtype);
     }
     let dtype = same_dtype(a, b)?;
     let (x, y) = align(a, b, bc)?;
@@ -462,11 +469,17 @@ fn modulo(a: &Value, b: &Value, fmod: bool, float_floor_mod: bool) -> OpResult<V
         })?;
         return Ok(Value::new(r, dtype));
     }
-    if x.dtype() != candle_core::DType::I64 {
-        return Err(unsupported!("inputs of dtype {dtype} are not supported"));
+    if dtype == DType::Bool {
+        return Err(unsupported!("inputs of dtype bool are not supported"));
     }
-    let p = x.contiguous()?.flatten_all()?.to_vec1::<i64>()?;
-    let q = y.contiguous()?.flatten_all()?.to_vec1::<i64>()?;
+    // Every integer storage (u8, u32, i64) widens exactly to i64.
+    let wide = |t: &CTensor| -> OpResult<Vec<i64>> {
+        Ok(t.contiguous()?
+            .flatten_all()?
+            .to_dtype(candle_core::DType::I64)?
+            .to_vec1::<i64>()?)
+    };
+    let (p, q) = (wide(&x)?, wide(&y)?);
     let mut out = Vec::with_capacity(p.len());
     for (p, q) in p.into_iter().zip(q) {
         if q == 0 {
@@ -478,6 +491,26 @@ fn modulo(a: &Value, b: &Value, fmod: bool, float_floor_mod: bool) -> OpResult<V
         } else {
             r
         });
+    }
+    let t = CTensor::from_vec(out, x.dims(), &candle_core::Device::Cpu)?.to_dtype(x.dtype())?;
+    Value::wrapped(t, dtype)
+}
+
+/// Integer base: ONNX Runtime's `static_cast<T>(std::pow(x, y))`; results that do not fit
+/// (whose conversion is undefined) are an error.
+fn int_pow(x: &CTensor, y: &CTensor, dtype: DType) -> OpResult<Value> {
+    let f = |t: &CTensor| -> OpResult<Vec<f64>> {
+        Ok(t.flatten_all()?
+            .to_dtype(candle_core::DType::F64)?
+            .to_vec1::<f64>()?)
+    };
+    let mut out = Vec::with_capacity(x.elem_count());
+    for (p, q) in f(x)?.into_iter().zip(f(y)?) {
+        let r = p.powf(q).trunc();
+        if !(r.is_finite() && r.abs() < 9.0e15) {
+            return Err(failed!("integer Pow result {r} is out of range"));
+        }
+        out.push(r as i64);
     }
     Value::wrapped(
         CTensor::from_vec(out, x.dims(), &candle_core::Device::Cpu)?,

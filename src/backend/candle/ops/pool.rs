@@ -6,7 +6,7 @@
 use super::window::{WindowAttrs, PAD};
 use super::{contiguous, input, op, widen_half, Built, Ctx};
 use crate::backend::candle::error::{failed, unsupported, OpResult};
-use crate::backend::candle::value::{index_tensor, Value};
+use crate::backend::candle::value::{full, index_tensor, Value};
 use candle_core::{Device, Tensor as CTensor};
 
 /// Op types of this family with the first opset defining each.
@@ -123,7 +123,15 @@ fn lp_order(a: &crate::backend::candle::attrs::Attrs) -> OpResult<i64> {
 }
 
 fn pool(x: &Value, w: &WindowAttrs, kind: Kind) -> OpResult<Value> {
-    x.require_float("input")?;
+    match kind {
+        // MaxPool is defined on int8/uint8 too (opset 12); the others on floats.
+        Kind::Max if !x.is_float() => {
+            if !matches!(x.dtype, crate::tensor::DType::I8 | crate::tensor::DType::U8) {
+                return Err(unsupported!("input of dtype {} is not supported", x.dtype));
+            }
+        }
+        _ => x.require_float("input")?,
+    }
     if x.rank() < 3 {
         return Err(failed!("input must have rank >= 3, got {:?}", x.shape()));
     }
@@ -144,7 +152,9 @@ fn pool(x: &Value, w: &WindowAttrs, kind: Kind) -> OpResult<Value> {
         Kind::Max => {
             // Padding was gathered as 0; make it -inf so it never wins.
             let has_pad = idx.contains(&PAD);
-            let cols = if has_pad {
+            let cols = if !has_pad {
+                cols
+            } else if x.is_float() {
                 let mask: Vec<f32> = idx
                     .iter()
                     .map(|&i| if i == PAD { f32::NEG_INFINITY } else { 0.0 })
@@ -152,7 +162,16 @@ fn pool(x: &Value, w: &WindowAttrs, kind: Kind) -> OpResult<Value> {
                 let mask = CTensor::from_vec(mask, (k, l), &Device::Cpu)?.to_dtype(dt)?;
                 cols.broadcast_add(&mask)?
             } else {
-                cols
+                // Integers: padding takes the storage type's lowest value.
+                let pad: Vec<u8> = idx.iter().map(|&i| u8::from(i == PAD)).collect();
+                let pad =
+                    CTensor::from_vec(pad, (k, l), &Device::Cpu)?.broadcast_as(cols.dims())?;
+                let lowest = match dt {
+                    candle_core::DType::U8 => 0.0,
+                    _ => i64::MIN as f64,
+                };
+                let fill = full(lowest, cols.dims(), x.dtype)?;
+                pad.where_cond(&fill, &cols)?
             };
             cols.max(2)?
         }

@@ -58,6 +58,7 @@ fn build_reduce(ctx: &Ctx) -> OpResult<Built> {
     let keepdims = flag(&a, "keepdims", 1)?;
     let noop = flag(&a, "noop_with_empty_axes", 0)?;
     let attr_axes = a.ints("axes")?;
+    let opset = ctx.opset;
     op(move |inputs| {
         let x = input(inputs, 0)?;
         let axes = match (&attr_axes, opt_input(inputs, 1)) {
@@ -73,16 +74,17 @@ fn build_reduce(ctx: &Ctx) -> OpResult<Built> {
         } else {
             norm_axes(&axes, x.rank())?
         };
-        Ok(vec![reduce(&name, x, &axes, keepdims)?])
+        Ok(vec![reduce(&name, opset, x, &axes, keepdims)?])
     })
 }
 
-fn reduce(name: &str, x: &Value, axes: &[usize], keepdims: bool) -> OpResult<Value> {
+fn reduce(name: &str, opset: i64, x: &Value, axes: &[usize], keepdims: bool) -> OpResult<Value> {
     let int_ok = matches!(
         name,
         "ReduceSum" | "ReduceMax" | "ReduceMin" | "ReduceSumSquare" | "ReduceProd"
     );
-    if x.dtype == DType::Bool || (!int_ok && !x.is_float()) {
+    let bool_ok = matches!(name, "ReduceMax" | "ReduceMin") && opset >= 20;
+    if (x.dtype == DType::Bool && !bool_ok) || (!int_ok && !x.is_float()) {
         return Err(unsupported!("input of dtype {} is not supported", x.dtype));
     }
     let mut out_dims: Vec<usize> = x.shape().to_vec();
@@ -97,6 +99,8 @@ fn reduce(name: &str, x: &Value, axes: &[usize], keepdims: bool) -> OpResult<Val
             "ReduceLogSum" | "ReduceLogSumExp" if x.is_float() => f64::NEG_INFINITY,
             "ReduceMax" if x.is_float() => f64::NEG_INFINITY,
             "ReduceMin" if x.is_float() => f64::INFINITY,
+            "ReduceMax" if x.dtype == DType::Bool => 0.0,
+            "ReduceMin" if x.dtype == DType::Bool => 1.0,
             _ => return Err(failed!("cannot reduce an empty axis with {name}")),
         };
         return finish(full(fill, &out_dims, x.dtype)?, x, axes, keepdims);

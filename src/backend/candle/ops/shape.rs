@@ -510,7 +510,7 @@ fn range(start: &Value, limit: &Value, delta: &Value) -> OpResult<Value> {
 fn build_block(ctx: &Ctx) -> OpResult<Built> {
     ctx.arity((1, 1), (1, 1))?;
     let to_space = ctx.op() == "DepthToSpace";
-    let a = ctx.attrs(if to_space && ctx.opset >= 11 {
+    let a = ctx.attrs(if (to_space && ctx.opset >= 11) || ctx.opset >= 28 {
         &["blocksize", "mode"]
     } else {
         &["blocksize"]
@@ -555,8 +555,13 @@ fn build_block(ctx: &Ctx) -> OpResult<Built> {
                     "spatial dims {h}x{w} are not divisible by blocksize {b}"
                 ));
             }
+            let perm = if crd {
+                vec![0, 1, 3, 5, 2, 4]
+            } else {
+                vec![0, 3, 5, 1, 2, 4]
+            };
             t.reshape(vec![n, c, h / b, b, w / b, b])?
-                .permute(vec![0, 3, 5, 1, 2, 4])?
+                .permute(perm)?
                 .contiguous()?
                 .reshape((n, c * b * b, h / b, w / b))?
         };
