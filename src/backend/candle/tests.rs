@@ -789,3 +789,52 @@ fn bundled_models_match_goldens() {
         assert!(n > 0, "{name}: no data sets");
     }
 }
+
+/// Load and run times of the bundled models and a few heavier shipped cases:
+/// `cargo test --lib backend::candle::tests::timings -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn timings() {
+    let models = std::env::var_os("PARITY_MODELS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("models"));
+    let mut dirs: Vec<PathBuf> = ["mlp", "cnn", "transformer"]
+        .iter()
+        .map(|m| models.join(m))
+        .collect();
+    if let Some(root) = onnx_data_dir() {
+        for c in [
+            "pytorch-operator/test_operator_conv",
+            "pytorch-converted/test_MaxPool2d_stride_padding_dilation",
+        ] {
+            dirs.push(root.join(c));
+        }
+    }
+    for threads in [Some(1), None] {
+        for dir in &dirs {
+            if !dir.join("model.onnx").is_file() {
+                continue;
+            }
+            let (inputs, _) = data_set(dir, 0);
+            let t = std::time::Instant::now();
+            let mut s = CandleCpu
+                .load(&dir.join("model.onnx"), &LoadOptions { threads })
+                .expect("load");
+            let load_ms = t.elapsed().as_secs_f64() * 1e3;
+            s.run(&inputs).expect("warm-up");
+            let mut times: Vec<f64> = (0..10)
+                .map(|_| {
+                    let t = std::time::Instant::now();
+                    s.run(&inputs).expect("run");
+                    t.elapsed().as_secs_f64() * 1e3
+                })
+                .collect();
+            times.sort_by(f64::total_cmp);
+            println!(
+                "threads={threads:?} {}: load {load_ms:.1} ms, run p50 {:.2} ms",
+                dir.display(),
+                times[5]
+            );
+        }
+    }
+}

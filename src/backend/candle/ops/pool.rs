@@ -140,15 +140,21 @@ fn pool(x: &Value, w: &WindowAttrs, kind: Kind) -> OpResult<Value> {
     let (n, c) = (xs[0], xs[1]);
     let g = w.geometry(&xs[2..], &kernel)?;
     let (k, l, p) = (g.kernel_size(), g.output_size(), g.input_size());
-    let idx = g.gather_indices()?;
+    // Window-major order ([L, K]) so that each window is reduced over the last,
+    // contiguous dim.
+    let by_k = g.gather_indices()?;
+    let mut idx = vec![0u32; by_k.len()];
+    for (j, &v) in by_k.iter().enumerate() {
+        idx[(j % l) * k + j / l] = v;
+    }
     let t = widen_half(&x.t)?;
     let dt = t.dtype();
     let cols = contiguous(t)?
         .reshape((n, c, p))?
         .index_select(&index_tensor(idx.clone())?, 2)?;
-    let cols = cols.reshape((n, c, k, l))?;
+    let cols = cols.reshape((n, c, l, k))?;
     let y = match kind {
-        Kind::Lp(p) => lp(&cols, p, 2)?,
+        Kind::Lp(p) => lp(&cols, p, 3)?,
         Kind::Max => {
             // Padding was gathered as 0; make it -inf so it never wins.
             let has_pad = idx.contains(&PAD);
@@ -159,13 +165,13 @@ fn pool(x: &Value, w: &WindowAttrs, kind: Kind) -> OpResult<Value> {
                     .iter()
                     .map(|&i| if i == PAD { f32::NEG_INFINITY } else { 0.0 })
                     .collect();
-                let mask = CTensor::from_vec(mask, (k, l), &Device::Cpu)?.to_dtype(dt)?;
+                let mask = CTensor::from_vec(mask, (l, k), &Device::Cpu)?.to_dtype(dt)?;
                 cols.broadcast_add(&mask)?
             } else {
                 // Integers: padding takes the storage type's lowest value.
                 let pad: Vec<u8> = idx.iter().map(|&i| u8::from(i == PAD)).collect();
                 let pad =
-                    CTensor::from_vec(pad, (k, l), &Device::Cpu)?.broadcast_as(cols.dims())?;
+                    CTensor::from_vec(pad, (l, k), &Device::Cpu)?.broadcast_as(cols.dims())?;
                 let lowest = match dt {
                     candle_core::DType::U8 => 0.0,
                     _ => i64::MIN as f64,
@@ -173,7 +179,7 @@ fn pool(x: &Value, w: &WindowAttrs, kind: Kind) -> OpResult<Value> {
                 let fill = full(lowest, cols.dims(), x.dtype)?;
                 pad.where_cond(&fill, &cols)?
             };
-            cols.max(2)?
+            cols.max(3)?
         }
         Kind::Avg(include_pad) => {
             let counts = g.counts(include_pad);
@@ -181,7 +187,7 @@ fn pool(x: &Value, w: &WindowAttrs, kind: Kind) -> OpResult<Value> {
                 return Err(failed!("a pooling window lies entirely in the padding"));
             }
             let div = CTensor::from_vec(counts, l, &Device::Cpu)?.to_dtype(dt)?;
-            cols.sum(2)?.broadcast_div(&div)?
+            cols.sum(3)?.broadcast_div(&div)?
         }
     };
     let mut shape = vec![n, c];
