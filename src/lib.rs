@@ -5,6 +5,7 @@
 //! → `formats` → `tensor`. Backends never appear in `compare` or `report`.
 
 pub mod backend;
+pub mod compare;
 pub mod error;
 pub mod formats;
 pub mod tensor;
