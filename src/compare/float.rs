@@ -1,12 +1,12 @@
 //! Scan of float tensors (f64, f32, f16, bf16), every element widened to f64.
 //!
-//! Each chunk first takes the fast path: one fused, branch-free pass over borrowed
-//! slices that assumes every value is finite (compiled for AVX2 when the CPU has it).
-//! A NaN or Inf anywhere in the chunk shows up as a non-finite sum of absolute errors;
-//! only then is the chunk scanned again by the careful path, which classifies each
-//! non-finite pair (NaN matches only NaN, ±Inf only the same Inf) and keeps such pairs
-//! out of the finite statistics. Both paths feed finite pairs to the same per-lane
-//! update, so they agree exactly.
+//! Each chunk first takes the fast path: one fused pass over the borrowed slices that
+//! assumes every value is finite ([`Lanes::add_slices`], compiled for AVX-512 or AVX2
+//! when the CPU has it). A NaN or Inf anywhere in the chunk shows up as a non-finite sum
+//! of absolute errors; only then is the chunk scanned again by the careful path, which
+//! classifies each non-finite pair (NaN matches only NaN, ±Inf only the same Inf) and
+//! keeps such pairs out of the finite statistics. Both paths give finite pairs the same
+//! per-lane treatment, so they agree exactly.
 
 use super::lanes::{Lanes, Widen, LANES};
 use super::parallel::scan_chunks;
@@ -190,5 +190,41 @@ where
         a.convert_to_f32_slice(a32);
         let block_base = base + (block * HALF_BLOCK) as u64;
         lanes.add_slices(e32, a32, block_base, tol);
+    }
+}
+
+#[cfg(all(test, target_arch = "x86_64"))]
+mod tests {
+    use super::super::stats::FiniteStats;
+    use super::*;
+
+    fn fast_path_result(run: impl Fn(&mut Lanes, &[f32], &[f32])) -> FiniteStats {
+        let n = 3 * 1024 + 5;
+        let expected: Vec<f32> = (0..n).map(|i| ((i * 7919) % 1000) as f32 - 500.0).collect();
+        let actual: Vec<f32> = expected
+            .iter()
+            .enumerate()
+            .map(|(i, &e)| e * (1.0 + ((i * 104_729) % 997) as f32 * 1e-7) + 1e-6)
+            .collect();
+        let mut lanes = Lanes::new();
+        run(&mut lanes, &expected, &actual);
+        lanes.finish()
+    }
+
+    /// The instruction set changes speed, never results.
+    #[test]
+    fn every_instruction_set_gives_the_same_result() {
+        let tol = Tolerance::default_for(crate::tensor::DType::F32);
+        let baseline = fast_path_result(|l, e, a| f32::accumulate(l, e, a, 0, tol));
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: AVX2 support checked just above.
+            let avx2 = fast_path_result(|l, e, a| unsafe { accumulate_avx2(l, e, a, 0, tol) });
+            assert_eq!(avx2, baseline);
+        }
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: AVX-512F support checked just above.
+            let avx512 = fast_path_result(|l, e, a| unsafe { accumulate_avx512(l, e, a, 0, tol) });
+            assert_eq!(avx512, baseline);
+        }
     }
 }

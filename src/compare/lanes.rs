@@ -1,9 +1,9 @@
 //! The fused per-element update for finite pairs, kept in `LANES` independent
 //! accumulators so that the update of a group of `LANES` elements compiles to SIMD.
 //!
-//! Contract: element `i` of a scan goes to lane `i % LANES`, in increasing index order,
-//! so sums are accumulated in an order fixed by the data layout alone and a lane keeps
-//! the lowest index on ties. [`Lanes::finish`] folds the lanes in lane order.
+//! Contract: element `i` of a scanned range goes to lane `i % LANES`, in increasing index
+//! order, so sums are accumulated in an order fixed by the data layout alone and a lane
+//! keeps the lowest index on ties. [`Lanes::finish`] folds the lanes in lane order.
 //!
 //! Two kinds of state:
 //! - [`Sums`] (hot): mismatch count and the sums behind mean abs error and cosine,
@@ -299,4 +299,89 @@ impl Refined {
 #[inline(always)]
 fn floor_below(max: f64) -> f64 {
     (max * FLOOR_MARGIN).min(f64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The reference behaviour: every element refined, no prefilter.
+    fn refine_everything(expected: &[f64], actual: &[f64], tol: Tolerance) -> FiniteStats {
+        let mut lanes = Lanes::new();
+        for (i, (&e, &a)) in expected.iter().zip(actual).enumerate() {
+            lanes.add_float(i % LANES, e, a, i as u64, tol);
+        }
+        lanes.finish()
+    }
+
+    fn grouped(expected: &[f64], actual: &[f64], tol: Tolerance) -> FiniteStats {
+        let mut lanes = Lanes::new();
+        lanes.add_slices(expected, actual, 0, tol);
+        lanes.finish()
+    }
+
+    fn assert_prefilter_is_exact(expected: &[f64], actual: &[f64], tol: Tolerance) {
+        let want = refine_everything(expected, actual, tol);
+        assert_eq!(grouped(expected, actual, tol), want);
+    }
+
+    const F32_TOL: Tolerance = Tolerance {
+        atol: 1e-5,
+        rtol: 1e-4,
+    };
+
+    #[test]
+    fn prefilter_skips_nothing_that_matters_on_noisy_data() {
+        let n = 10_007;
+        let expected: Vec<f64> = (0..n).map(|i| ((i * 7919) % 1000) as f64 - 500.0).collect();
+        let actual: Vec<f64> = expected
+            .iter()
+            .enumerate()
+            .map(|(i, &e)| e * (1.0 + ((i * 104_729) % 997) as f64 * 1e-7))
+            .collect();
+        assert_prefilter_is_exact(&expected, &actual, F32_TOL);
+    }
+
+    #[test]
+    fn prefilter_handles_growing_errors_and_exact_ties() {
+        let n = 1_003;
+        let expected = vec![1.0; n];
+        let growing: Vec<f64> = (0..n).map(|i| 1.0 + i as f64 * 1e-9).collect();
+        assert_prefilter_is_exact(&expected, &growing, F32_TOL);
+        let tied: Vec<f64> = (0..n).map(|i| if i % 3 == 0 { 1.5 } else { 1.0 }).collect();
+        assert_prefilter_is_exact(&expected, &tied, F32_TOL);
+        assert_prefilter_is_exact(&expected, &expected, F32_TOL);
+    }
+
+    #[test]
+    fn prefilter_handles_zero_allowance_and_zero_references() {
+        let rtol_only = Tolerance {
+            atol: 0.0,
+            rtol: 1e-3,
+        };
+        let expected: Vec<f64> = (0..999)
+            .map(|i| if i % 4 == 0 { 0.0 } else { 2.0 })
+            .collect();
+        let actual: Vec<f64> = (0..999)
+            .map(|i| expected[i] + (i % 5) as f64 * 1e-4)
+            .collect();
+        assert_prefilter_is_exact(&expected, &actual, rtol_only);
+        assert_prefilter_is_exact(&expected, &actual, Tolerance::EXACT);
+        assert_prefilter_is_exact(&expected, &actual, F32_TOL);
+    }
+
+    #[test]
+    fn worst_prefers_larger_excess_then_larger_error_then_lower_index() {
+        let stats = refine_everything(
+            &[0.0, 0.0, 0.0, 1.0],
+            &[1.0, 3.0, 3.0, 1.0],
+            Tolerance::EXACT,
+        );
+        let worst = stats.worst.unwrap();
+        assert_eq!(
+            (worst.index, worst.abs, worst.excess),
+            (1, 3.0, f64::INFINITY)
+        );
+        assert_eq!(stats.max_rel, 0.0);
+    }
 }

@@ -96,6 +96,18 @@ pub struct OutputComparison {
     pub problem: Option<String>,
 }
 
+impl OutputComparison {
+    /// Share of elements out of tolerance (0 for an empty tensor), the "fraction" the
+    /// design asks every comparison to report.
+    pub fn mismatch_fraction(&self) -> f64 {
+        if self.total == 0 {
+            0.0
+        } else {
+            self.mismatched as f64 / self.total as f64
+        }
+    }
+}
+
 /// Compares `actual` against the reference `expected` under `tol`; the one entry point
 /// of the comparison engine. Never panics on data: every outcome is a comparison.
 pub fn compare(expected: &Tensor, actual: &Tensor, tol: Tolerance) -> OutputComparison {

@@ -102,12 +102,12 @@ fn reference(expected: &[f64], actual: &[f64], tol: Tolerance) -> Reference {
         if e != 0.0 {
             max_rel = max_rel.max(d / e.abs());
         }
-        let excess = if d == 0.0 { 0.0 } else { d / allowed };
+        let excess = d / allowed;
         let is_worse = match worst {
             None => true,
             Some((we, wd, _)) => excess > we || (excess == we && d > wd),
         };
-        if is_worse {
+        if d > 0.0 && is_worse {
             worst = Some((excess, d, i));
         }
         n += 1;
@@ -129,7 +129,9 @@ fn reference(expected: &[f64], actual: &[f64], tol: Tolerance) -> Reference {
         mismatched,
         max_abs,
         max_rel,
-        worst: first_non_finite.or(worst.map(|w| w.2)),
+        worst: first_non_finite
+            .or(worst.map(|w| w.2))
+            .or((!expected.is_empty()).then_some(0)),
         mean_abs: (n > 0).then(|| sum / n as f64),
         cosine: (n > 0).then_some(cosine),
     }
@@ -305,9 +307,13 @@ fn nan_matches_only_nan() {
     assert_eq!(got.max_abs_err, 0.0);
     assert_eq!(got.mean_abs_err, Some(0.0));
 
-    let got = with_defaults(&f32s(&[3], &[1.0, 2.0, 3.0]), &f32s(&[3], &[1.5, nan, nan]));
+    let got = with_defaults(
+        &f32s(&[4], &[1.0, 2.0, 3.0, 4.0]),
+        &f32s(&[4], &[1.5, nan, nan, 4.0]),
+    );
     assert_eq!(got.verdict, Verdict::Fail);
     assert_eq!(got.mismatched, 3);
+    assert_eq!(got.mismatch_fraction(), 0.75);
     assert_eq!(
         got.problem.as_deref(),
         Some("2 NaN where the reference is finite")
@@ -318,8 +324,8 @@ fn nan_matches_only_nan() {
     assert_eq!(got.worst_index, Some(vec![1]));
     assert_eq!(got.expected, Some(2.0));
     assert!(got.actual.unwrap().is_nan());
-    // Statistics of the finite pair only.
-    assert_eq!(got.mean_abs_err, Some(0.5));
+    // Statistics of the finite pairs only.
+    assert_eq!(got.mean_abs_err, Some(0.25));
 
     let got = with_defaults(&f32s(&[1], &[nan]), &f32s(&[1], &[0.0]));
     assert_eq!(got.mismatched, 1);
@@ -356,6 +362,15 @@ fn inf_matches_only_the_same_inf() {
 
     let got = with_defaults(&f64s(&[1], &[inf]), &f64s(&[1], &[1e300]));
     assert_eq!(got.mismatched, 1);
+}
+
+#[test]
+fn an_f64_difference_that_overflows_is_an_infinite_finite_error() {
+    let got = with_defaults(&f64s(&[2], &[1.0, -1e308]), &f64s(&[2], &[1.0, 1e308]));
+    assert_eq!(got.mismatched, 1);
+    assert_eq!(got.max_abs_err, f64::INFINITY);
+    assert_eq!(got.worst_index, Some(vec![1]));
+    assert_eq!(got.problem, None);
 }
 
 #[test]
@@ -484,6 +499,7 @@ fn an_empty_tensor_passes() {
         let got = with_defaults(&expected, &tensor(dtype, &[0, 3], &[]));
         assert_eq!(got.verdict, Verdict::Pass, "{dtype}");
         assert_eq!((got.mismatched, got.total), (0, 0));
+        assert_eq!(got.mismatch_fraction(), 0.0);
         assert_eq!(got.worst_index, None);
         assert_eq!((got.expected, got.actual), (None, None));
         assert_eq!((got.mean_abs_err, got.cosine), (None, None));
@@ -556,6 +572,13 @@ fn ties_go_to_the_lowest_index() {
     assert_eq!(got.worst_index, Some(vec![1]));
     let all_equal = with_defaults(&f64s(&[3], &[1.0, 2.0, 3.0]), &f64s(&[3], &[1.0, 2.0, 3.0]));
     assert_eq!(all_equal.worst_index, Some(vec![0]));
+    // Within tolerance, but the only element that differs at all.
+    let tiny = with_defaults(
+        &f64s(&[3], &[1.0, 2.0, 3.0]),
+        &f64s(&[3], &[1.0, 2.0, 3.0 + 1e-12]),
+    );
+    assert_eq!(tiny.verdict, Verdict::Pass);
+    assert_eq!(tiny.worst_index, Some(vec![2]));
 }
 
 // ---------- cosine ----------

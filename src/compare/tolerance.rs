@@ -53,7 +53,7 @@ impl Tolerance {
             | DType::U16
             | DType::U32
             | DType::U64
-            | DType::Bool => (0.0, 0.0),
+            | DType::Bool => return Tolerance::EXACT,
         };
         Tolerance { atol, rtol }
     }
