@@ -204,7 +204,11 @@ pub fn select(names: &[String]) -> Result<Vec<Selected>, crate::Error> {
     if names.is_empty() {
         for backend in registry() {
             if let Availability::Available { version, device } = backend.probe() {
-                chosen.push(Selected { backend, version, device });
+                chosen.push(Selected {
+                    backend,
+                    version,
+                    device,
+                });
             }
         }
         if chosen.is_empty() {
@@ -220,10 +224,17 @@ pub fn select(names: &[String]) -> Result<Vec<Selected>, crate::Error> {
         }
         let backend = find(name).ok_or_else(|| {
             let known: Vec<_> = registry().iter().map(|b| b.name()).collect();
-            crate::Error::Usage(format!("unknown backend `{name}` (known: {})", known.join(", ")))
+            crate::Error::Usage(format!(
+                "unknown backend `{name}` (known: {})",
+                known.join(", ")
+            ))
         })?;
         match backend.probe() {
-            Availability::Available { version, device } => chosen.push(Selected { backend, version, device }),
+            Availability::Available { version, device } => chosen.push(Selected {
+                backend,
+                version,
+                device,
+            }),
             Availability::Unavailable { reason } => {
                 return Err(crate::Error::BackendUnavailable {
                     name: name.clone(),

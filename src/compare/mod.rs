@@ -269,3 +269,15 @@ fn unravel(mut flat: usize, shape: &[usize]) -> Vec<usize> {
 fn serialize_dtype<S: serde::Serializer>(dtype: &DType, serializer: S) -> Result<S::Ok, S::Error> {
     serializer.serialize_str(dtype.name())
 }
+
+impl OutputComparison {
+    /// An expected output the candidate did not produce at all: a failure, with every
+    /// element counted as mismatched.
+    pub fn missing(expected: &Tensor, tol: Tolerance) -> Self {
+        let problem = "missing: the candidate did not produce this output".to_string();
+        OutputComparison {
+            actual_shape: Vec::new(),
+            ..not_compared(expected, expected, tol, problem)
+        }
+    }
+}
