@@ -1,16 +1,18 @@
 //! `parity check SUITE...`: run golden suites on backends and compare every output.
 
-use super::output::{Format, OutputArgs, Progress};
+use super::output::{OutputArgs, Progress};
 use super::Global;
 use crate::backend::{self, LoadOptions};
 use crate::error::{Error, Result};
-use crate::report::{text, BackendInfo, Environment, Report};
+use crate::report::{BackendInfo, Environment, Report};
 use crate::suite::runner::{self, Reference, RunOptions};
 use std::path::PathBuf;
 
 /// Run golden suites on backends and compare every output.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Example:\n  parity check models/ --backend ort-cpu --backend tract-cpu --format json --out report.json")]
+#[command(
+    after_help = "Example:\n  parity check models/ --backend ort-cpu --backend tract-cpu --format json --out report.json"
+)]
 pub struct CheckArgs {
     /// Suite directories, or parent directories searched recursively for suites.
     #[arg(required = true, value_name = "SUITE")]
@@ -55,6 +57,10 @@ pub fn run(args: CheckArgs, global: Global) -> Result<u8> {
     }
     let selected = backend::select(&names)?;
     if let Reference::Backend(r) = &reference {
+        if !selected.iter().any(|s| s.backend.name() == r) {
+            // Not among the available ones: say why (unknown or unavailable).
+            backend::select(std::slice::from_ref(r))?;
+        }
         if selected.iter().all(|s| s.backend.name() == r) {
             return Err(Error::Usage(format!(
                 "--reference {r} leaves no other backend to compare (add --backend)"
@@ -65,9 +71,14 @@ pub fn run(args: CheckArgs, global: Global) -> Result<u8> {
     let options = RunOptions {
         atol: args.atol,
         rtol: args.rtol,
-        load: LoadOptions { threads: args.threads },
+        load: LoadOptions {
+            threads: args.threads,
+        },
     };
-    let candidates = selected.iter().filter(|s| Reference::Backend(s.backend.name().to_string()) != reference).count();
+    let candidates = selected
+        .iter()
+        .filter(|s| Reference::Backend(s.backend.name().to_string()) != reference)
+        .count();
     let total: usize = suites.iter().map(|s| s.cases.len() * candidates).sum();
     let mut progress = Progress::new(total as u64, args.output.progress_allowed(global.quiet));
     let rows = runner::run(&suites, &selected, &reference, &options, &mut |row| {
@@ -83,19 +94,5 @@ pub fn run(args: CheckArgs, global: Global) -> Result<u8> {
         })
         .collect();
     let report = Report::new(Environment::detect(infos), rows);
-    let rendered = match args.output.format {
-        Format::Json => report.to_json() + "\n",
-        Format::Text => {
-            let style = text::Style {
-                color: args.output.color(global.color),
-            };
-            if global.quiet {
-                text::summary(&report, style)
-            } else {
-                text::render(&report, style)
-            }
-        }
-    };
-    args.output.emit(&rendered)?;
-    Ok(report.verdict.exit_code())
+    args.output.emit_report(&report, global)
 }

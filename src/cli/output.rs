@@ -1,8 +1,10 @@
 //! Where and how verbs print: report formats, `--out FILE` (atomic), colour and progress
 //! decisions. Data goes to stdout, progress and diagnostics to stderr.
 
+use super::Global;
 use crate::error::Result;
 use crate::formats::atomic::write_atomic;
+use crate::report::{text, Report};
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
@@ -55,14 +57,36 @@ impl OutputArgs {
             None => {
                 let mut out = std::io::stdout().lock();
                 match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
-                    Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(crate::Error::Write {
-                        path: PathBuf::from("<stdout>"),
-                        source: e,
-                    }),
+                    Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                        Err(crate::Error::Write {
+                            path: PathBuf::from("<stdout>"),
+                            source: e,
+                        })
+                    }
                     _ => Ok(()),
                 }
             }
         }
+    }
+
+    /// Renders a check/compare report in the chosen format, writes it, and returns the
+    /// exit code of its verdict.
+    pub fn emit_report(&self, report: &Report, global: Global) -> Result<u8> {
+        let rendered = match self.format {
+            Format::Json => report.to_json() + "\n",
+            Format::Text => {
+                let style = text::Style {
+                    color: self.color(global.color),
+                };
+                if global.quiet {
+                    text::summary(report, style)
+                } else {
+                    text::render(report, style, global.verbose)
+                }
+            }
+        };
+        self.emit(&rendered)?;
+        Ok(report.verdict.exit_code())
     }
 
     /// Colour only for text going to a terminal.
@@ -92,8 +116,13 @@ impl Progress {
     pub fn new(total: u64, allowed: bool) -> Progress {
         Progress {
             bar: allowed.then(|| {
-                let bar = indicatif::ProgressBar::with_draw_target(Some(total), indicatif::ProgressDrawTarget::hidden());
-                if let Ok(style) = indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}") {
+                let bar = indicatif::ProgressBar::with_draw_target(
+                    Some(total),
+                    indicatif::ProgressDrawTarget::hidden(),
+                );
+                if let Ok(style) =
+                    indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}")
+                {
                     bar.set_style(style);
                 }
                 bar
@@ -108,7 +137,10 @@ impl Progress {
     pub fn step(&mut self, msg: &str) {
         self.done += 1;
         if let Some(bar) = &self.bar {
-            if bar.is_hidden() && self.started.elapsed().as_secs_f64() > 1.0 && self.done < self.total {
+            if bar.is_hidden()
+                && self.started.elapsed().as_secs_f64() > 1.0
+                && self.done < self.total
+            {
                 bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
             }
             bar.set_position(self.done);
