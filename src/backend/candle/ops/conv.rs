@@ -166,6 +166,11 @@ fn conv_transpose(
         ));
     }
     attrs.check_kernel(kernel)?;
+    if kernel.contains(&0) || xs[2..].contains(&0) {
+        return Err(failed!(
+            "X {xs:?} and W {ws:?} must have non-empty spatial dims"
+        ));
+    }
     let mut g = attrs.params(sp)?;
     let op_pad: Vec<usize> = match t.output_padding.as_deref() {
         None => vec![0; sp],
@@ -220,6 +225,9 @@ fn conv_transpose(
         }
         full.push(f);
     }
+    let mut out_shape = vec![n, m];
+    out_shape.extend_from_slice(&full);
+    super::check_size(&out_shape)?;
     let (k, lin): (usize, usize) = (kernel.iter().product(), xs[2..].iter().product());
     // Scatter positions: input position l and kernel offset k land at l*s + k*d.
     let mut idx = Vec::with_capacity(k * lin);

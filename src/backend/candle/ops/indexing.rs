@@ -4,7 +4,7 @@
 //! scatter reductions and CumSum accumulate in f64 (floats) or i64 (integers) and round
 //! once. TopK with `sorted` = 0 is refused (its order is unspecified).
 
-use super::{contiguous, input, norm_axis, op, opt_input, Built, Ctx};
+use super::{check_size, contiguous, input, norm_axis, op, opt_input, Built, Ctx};
 use crate::backend::candle::error::{failed, unsupported, OpResult};
 use crate::backend::candle::value::Value;
 use crate::tensor::DType;
@@ -377,7 +377,7 @@ fn scatter_nd(x: &Value, idx: &Value, u: &Value, red: Reduction) -> OpResult<Val
 
 fn one_hot(idx: &Value, depth: &Value, values: &Value, axis: i64) -> OpResult<Value> {
     let d = depth.scalar_f64("depth")?;
-    if !(d >= 1.0 && d.fract() == 0.0) {
+    if !(d >= 1.0 && d.fract() == 0.0 && d <= super::MAX_ELEMENTS as f64) {
         return Err(failed!("depth {d} must be a positive integer"));
     }
     let d = d as usize;
@@ -401,6 +401,7 @@ fn one_hot(idx: &Value, depth: &Value, values: &Value, axis: i64) -> OpResult<Va
     let range = CTensor::arange(0i64, d as i64, &Device::Cpu)?.reshape(rshape)?;
     let mut out = idx.shape().to_vec();
     out.insert(axis, d);
+    check_size(&out)?;
     let hot = ind
         .broadcast_as(out.as_slice())?
         .eq(&range.broadcast_as(out.as_slice())?)?;

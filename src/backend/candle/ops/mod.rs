@@ -245,6 +245,18 @@ pub(crate) fn dims_usize(v: &[i64], what: &str) -> OpResult<Vec<usize>> {
         .collect()
 }
 
+/// The most elements an op may create from sizes read out of the data (2^32): beyond it
+/// a bad model would abort the process on allocation instead of failing with an error.
+pub(crate) const MAX_ELEMENTS: usize = 1 << 32;
+
+/// Refuses an output shape with more than [`MAX_ELEMENTS`] elements (or overflowing).
+pub(crate) fn check_size(shape: &[usize]) -> OpResult<()> {
+    match crate::tensor::checked_numel(shape) {
+        Some(n) if n <= MAX_ELEMENTS => Ok(()),
+        _ => Err(failed!("output shape {shape:?} is too large")),
+    }
+}
+
 /// Makes a tensor contiguous unless it already is.
 pub(crate) fn contiguous(t: CTensor) -> OpResult<CTensor> {
     Ok(if t.is_contiguous() {

@@ -120,16 +120,13 @@ fn channel_param(p: &Value, x: &Value, what: &str) -> OpResult<CTensor> {
     if p.shape() != [c] {
         return Err(failed!("{what} has shape {:?}, expected [{c}]", p.shape()));
     }
-    if p.dtype != x.dtype {
-        return Err(failed!(
-            "{what} has dtype {}, input has {}",
-            p.dtype,
-            x.dtype
-        ));
-    }
+    // BatchNormalization-15 lets scale/B and mean/var have their own float types; all
+    // are applied in the input's compute type.
+    p.require_float(what)?;
+    let compute = widen_half(&x.t)?.dtype();
     let mut shape = vec![1usize; x.rank()];
     shape[1] = c;
-    Ok(widen_half(&p.t)?.reshape(shape)?)
+    Ok(p.t.to_dtype(compute)?.reshape(shape)?)
 }
 
 fn build_batchnorm(ctx: &Ctx) -> OpResult<Built> {

@@ -7,7 +7,7 @@
 //! (opset 11) tf_half_pixel_for_nn. Refused: tf_crop_and_resize, antialias, and the
 //! keep_aspect_ratio_policy values other than stretch. Coordinates are computed in f64.
 
-use super::{dims_usize, input, norm_axes, op, opt_input, widen_half, Built, Ctx};
+use super::{check_size, dims_usize, input, norm_axes, op, opt_input, widen_half, Built, Ctx};
 use crate::backend::candle::error::{failed, unsupported, OpResult};
 use crate::backend::candle::value::Value;
 use candle_core::{Device, Tensor as CTensor};
@@ -238,7 +238,10 @@ fn resize(
                         "a scale giving output length {out_f} is ambiguous with this coordinate_transformation_mode (the spec and the ONNX reference differ)"
                     ));
                 }
-                plan.push((axis, scale, (in_dims[axis] as f64 * scale).floor() as usize));
+                if out_f > super::MAX_ELEMENTS as f64 {
+                    return Err(failed!("scale {scale} gives a too large output"));
+                }
+                plan.push((axis, scale, out_f.floor() as usize));
             }
         }
         (None, Some(s)) => {
@@ -259,6 +262,11 @@ fn resize(
         }
         _ => return Err(failed!("exactly one of `scales` and `sizes` must be given")),
     }
+    let mut out_shape = in_dims.clone();
+    for &(axis, _, out) in &plan {
+        out_shape[axis] = out;
+    }
+    check_size(&out_shape)?;
     if x.rank() == 0 {
         return Ok(x.clone());
     }

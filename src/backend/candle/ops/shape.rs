@@ -3,7 +3,10 @@
 //! ConstantOfShape, Range. Attribute-vs-input switches follow the opset (Reshape 5,
 //! Squeeze/Unsqueeze 13).
 
-use super::{broadcast_shape, contiguous, dims_usize, input, norm_axes, op, opt_input, Built, Ctx};
+use super::{
+    broadcast_shape, check_size, contiguous, dims_usize, input, norm_axes, op, opt_input, Built,
+    Ctx, MAX_ELEMENTS,
+};
 use crate::backend::candle::error::{failed, unsupported, OpResult};
 use crate::backend::candle::proto::value_from_proto;
 use crate::backend::candle::value::{dtype_from_onnx, storage_dtype, Value};
@@ -81,6 +84,7 @@ pub(crate) fn build(ctx: &Ctx) -> OpResult<Built> {
                 let x = input(inputs, 0)?;
                 let shape = dims_usize(&input(inputs, 1)?.i64s("shape")?, "shape")?;
                 let out = broadcast_shape(x.shape(), &shape)?;
+                check_size(&out)?;
                 Ok(vec![Value::new(
                     x.t.broadcast_as(out)?.contiguous()?,
                     x.dtype,
@@ -153,6 +157,7 @@ pub(crate) fn build(ctx: &Ctx) -> OpResult<Built> {
             let fill = Value::new(fill.t.reshape(())?, fill.dtype);
             op(move |inputs| {
                 let shape = dims_usize(&input(inputs, 0)?.i64s("shape")?, "shape")?;
+                check_size(&shape)?;
                 Ok(vec![Value::new(
                     fill.t.broadcast_as(shape)?.contiguous()?,
                     fill.dtype,
@@ -476,7 +481,11 @@ fn range(start: &Value, limit: &Value, delta: &Value) -> OpResult<Value> {
         if d == 0.0 || !d.is_finite() || !s.is_finite() || !l.is_finite() {
             return Err(failed!("invalid range start={s} limit={l} delta={d}"));
         }
-        let n = ((l - s) / d).ceil().max(0.0) as usize;
+        let n = ((l - s) / d).ceil().max(0.0);
+        if n > MAX_ELEMENTS as f64 {
+            return Err(failed!("range of {n} elements is too large"));
+        }
+        let n = n as usize;
         let v: Vec<f64> = (0..n).map(|i| s + i as f64 * d).collect();
         let t = CTensor::from_vec(v, n, &Device::Cpu)?.to_dtype(start.t.dtype())?;
         return Ok(Value::new(t, dtype));
@@ -503,6 +512,7 @@ fn range(start: &Value, limit: &Value, delta: &Value) -> OpResult<Value> {
     } else {
         (((l as i128 - s as i128).abs() + (d as i128).abs() - 1) / (d as i128).abs()) as usize
     };
+    check_size(&[n])?;
     let v: Vec<i64> = (0..n as i64).map(|i| s + i * d).collect();
     Value::wrapped(Value::from_i64s(v)?.t, dtype)
 }

@@ -135,6 +135,9 @@ impl WindowAttrs {
             ));
         }
         self.check_kernel(kernel)?;
+        if kernel.contains(&0) {
+            return Err(failed!("kernel {kernel:?} has an empty dim"));
+        }
         let Params {
             strides,
             dilations,
