@@ -838,3 +838,151 @@ fn timings() {
         }
     }
 }
+
+fn init_f32(name: &str, dims: &[i64], v: &[f32]) -> TensorProto {
+    TensorProto {
+        name: Some(name.into()),
+        dims: dims.to_vec(),
+        data_type: Some(F32),
+        float_data: v.to_vec(),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn ambiguous_or_oversized_requests_are_refused_not_guessed() {
+    // Resize align_corners with a scale giving a fractional output length: the spec and
+    // the ONNX reference disagree, so there is no single right answer.
+    let m = model(
+        13,
+        vec![node(
+            "Resize",
+            &["x", "", "s"],
+            &["y"],
+            vec![
+                attr_s("mode", "linear"),
+                attr_s("coordinate_transformation_mode", "align_corners"),
+            ],
+        )],
+        vec![value_info("x", F32, &[Ok(1), Ok(1), Ok(1), Ok(5)])],
+        vec![value_info("y", F32, &[Ok(1), Ok(1), Ok(1), Err("w")])],
+        vec![init_f32("s", &[4], &[1.0, 1.0, 1.0, 0.45])],
+    );
+    let e = refused(run1(&m, &[f32s(&[1, 1, 1, 5], &[1.0, 2.0, 3.0, 4.0, 5.0])]));
+    assert_eq!(e.op.as_deref(), Some("Resize"), "{}", e.message);
+    assert!(e.message.contains("ambiguous"), "{}", e.message);
+    // TopK with sorted = 0 has an unspecified order.
+    let m = model(
+        11,
+        vec![node(
+            "TopK",
+            &["x", "k"],
+            &["v", "i"],
+            vec![attr_i("sorted", 0)],
+        )],
+        vec![value_info("x", F32, &[Ok(4)])],
+        vec![
+            value_info("v", F32, &[Ok(2)]),
+            value_info("i", I64, &[Ok(2)]),
+        ],
+        vec![init_i64("k", &[2])],
+    );
+    assert!(refused(load(&m.path))
+        .message
+        .contains("attribute `sorted` = 0"));
+    // An attribute without a type whose wanted field is unset is not read as 0.
+    let untyped = AttributeProto {
+        name: Some("alpha".into()),
+        f: None,
+        i: Some(3),
+        ..Default::default()
+    };
+    let m = unary("LeakyRelu", 16, 4, vec![untyped]);
+    assert!(refused(load(&m.path))
+        .message
+        .contains("attribute `alpha` has type UNDEFINED"));
+    // A data-dependent size that would exhaust memory fails instead of aborting.
+    let m = model(
+        13,
+        vec![node("Expand", &["x", "s"], &["y"], vec![])],
+        vec![value_info("x", F32, &[Ok(1)])],
+        vec![value_info("y", F32, &[Err("a"), Err("b")])],
+        vec![init_i64("s", &[1 << 31, 1 << 31])],
+    );
+    assert!(refused(run1(&m, &[f32s(&[1], &[1.0])]))
+        .message
+        .contains("too large"));
+}
+
+#[test]
+fn resize_topk_trilu_and_cumsum_give_exact_values() {
+    // Nearest upsampling by 2 (asymmetric, floor) repeats elements.
+    let m = model(
+        13,
+        vec![node(
+            "Resize",
+            &["x", "", "s"],
+            &["y"],
+            vec![
+                attr_s("coordinate_transformation_mode", "asymmetric"),
+                attr_s("nearest_mode", "floor"),
+            ],
+        )],
+        vec![value_info("x", F32, &[Ok(1), Ok(3)])],
+        vec![value_info("y", F32, &[Ok(1), Ok(6)])],
+        vec![init_f32("s", &[2], &[1.0, 2.0])],
+    );
+    let y = run1(&m, &[f32s(&[1, 3], &[1.0, 2.0, 3.0])]).expect("run");
+    assert_eq!(vals(&y), [1.0, 1.0, 2.0, 2.0, 3.0, 3.0]);
+    // TopK: ties keep the lower index first.
+    let m = model(
+        11,
+        vec![node("TopK", &["x", "k"], &["v", "i"], vec![])],
+        vec![value_info("x", F32, &[Ok(5)])],
+        vec![
+            value_info("v", F32, &[Ok(3)]),
+            value_info("i", I64, &[Ok(3)]),
+        ],
+        vec![init_i64("k", &[3])],
+    );
+    let out = load(&m.path)
+        .expect("load")
+        .run(&[f32s(&[5], &[1.0, 7.0, 3.0, 7.0, 2.0])])
+        .expect("run");
+    assert_eq!(vals(&out[0].1), [7.0, 7.0, 3.0]);
+    assert_eq!(vals(&out[1].1), [1.0, 3.0, 2.0]);
+    // Trilu (upper, k = 1) and CumSum (exclusive, reversed).
+    let m = model(
+        14,
+        vec![node("Trilu", &["x", "k"], &["y"], vec![])],
+        vec![value_info("x", F32, &[Ok(2), Ok(3)])],
+        vec![value_info("y", F32, &[Ok(2), Ok(3)])],
+        vec![TensorProto {
+            name: Some("k".into()),
+            data_type: Some(I64),
+            int64_data: vec![1],
+            ..Default::default()
+        }],
+    );
+    let y = run1(&m, &[f32s(&[2, 3], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0])]).expect("run");
+    assert_eq!(vals(&y), [0.0, 2.0, 3.0, 0.0, 0.0, 6.0]);
+    let m = model(
+        14,
+        vec![node(
+            "CumSum",
+            &["x", "a"],
+            &["y"],
+            vec![attr_i("exclusive", 1), attr_i("reverse", 1)],
+        )],
+        vec![value_info("x", F32, &[Ok(4)])],
+        vec![value_info("y", F32, &[Ok(4)])],
+        vec![TensorProto {
+            name: Some("a".into()),
+            data_type: Some(I64),
+            int64_data: vec![0],
+            ..Default::default()
+        }],
+    );
+    let y = run1(&m, &[f32s(&[4], &[1.0, 2.0, 3.0, 4.0])]).expect("run");
+    assert_eq!(vals(&y), [9.0, 7.0, 4.0, 0.0]);
+}
