@@ -32,6 +32,7 @@ pub(crate) const OPS: &[(&str, i64)] = &[
     ("CastLike", 15),
     ("DepthToSpace", 1),
     ("SpaceToDepth", 1),
+    ("EyeLike", 9),
 ];
 
 pub(crate) fn build(ctx: &Ctx) -> OpResult<Built> {
@@ -141,6 +142,28 @@ pub(crate) fn build(ctx: &Ctx) -> OpResult<Built> {
             })
         }
         "DepthToSpace" | "SpaceToDepth" => build_block(ctx),
+        "EyeLike" => {
+            ctx.arity((1, 1), (1, 1))?;
+            let a = ctx.attrs(&["dtype", "k"])?;
+            let dtype = match a.opt_int("dtype")? {
+                Some(code) => Some(dtype_from_onnx(i32::try_from(code).map_err(|_| {
+                    unsupported!("attribute `dtype` = {code} is not supported")
+                })?)?),
+                None => None,
+            };
+            let k = a.int("k", 0)?;
+            op(move |inputs| {
+                let x = input(inputs, 0)?;
+                let &[n, m] = x.shape() else {
+                    return Err(failed!("input must be 2-D, got {:?}", x.shape()));
+                };
+                let ones: Vec<u8> = (0..n * m)
+                    .map(|p| u8::from((p % m) as i64 - (p / m) as i64 == k))
+                    .collect();
+                let eye = Value::new(CTensor::from_vec(ones, (n, m), &Device::Cpu)?, DType::Bool);
+                Ok(vec![cast(&eye, dtype.unwrap_or(x.dtype))?])
+            })
+        }
         "Constant" => build_constant(ctx),
         "ConstantOfShape" => {
             ctx.arity((1, 1), (1, 1))?;

@@ -50,6 +50,7 @@ pub(crate) const OPS: &[(&str, i64)] = &[
     ("HardSwish", 14),
     ("Mish", 18),
     ("Gelu", 20),
+    ("Swish", 24),
 ];
 
 /// Ops whose opset-1 version had the (semantically empty) `consumed_inputs` attribute.
@@ -232,6 +233,10 @@ pub(crate) fn build(ctx: &Ctx) -> OpResult<Built> {
                 let hi = t.gt(lambd)?.where_cond(&t.affine(1.0, -bias)?, &zero)?;
                 Ok(t.lt(-lambd)?.where_cond(&t.affine(1.0, bias)?, &hi)?)
             })
+        }
+        "Swish" => {
+            let alpha = with(&["alpha"])?.float("alpha", 1.0)? as f64;
+            float_box(move |t| Ok(t.mul(&sigmoid(&t.affine(alpha, 0.0)?)?)?))
         }
         "Gelu" => {
             let mode = with(&["approximate"])?.string("approximate")?;
