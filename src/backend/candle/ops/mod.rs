@@ -4,6 +4,7 @@
 
 mod binary;
 mod conv;
+mod einsum;
 mod indexing;
 mod matmul;
 mod norm;
@@ -143,6 +144,10 @@ const FAMILIES: &[Family] = &[
     Family {
         ops: indexing::OPS,
         build: indexing::build,
+    },
+    Family {
+        ops: einsum::OPS,
+        build: einsum::build,
     },
 ];
 

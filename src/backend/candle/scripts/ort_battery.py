@@ -1,4 +1,4 @@
-"""Differential battery for the candle-cpu interpreter: ~240 small one-op models with random
+"""Differential battery for the candle-cpu interpreter: ~250 small models with random
 inputs, with onnxruntime's outputs as the expected values, written in the ONNX backend-test
 layout under OUT/node/. Run the interpreter over them with
 
@@ -218,3 +218,12 @@ case("unsqueeze_neg", 13, [N("Unsqueeze", ["x", "a"], ["y"])], [("x", r(3, 2))],
 case("concat_neg", 13, [N("Concat", ["a", "b"], ["y"], axis=-2)], [("a", r(2, 3, 2)), ("b", r(2, 1, 2))])
 case("dropout_mask", 13, [N("Dropout", ["x"], ["y", "m"])], [("x", r(3, 4))], outputs=["y", "m"])
 case("gather_i32_idx", 13, [N("Gather", ["x", "i"], ["y"], axis=0)], [("x", r(4, 3))], init=[("i", np.array([3, -1, 0], np.int32))])
+# einsum
+case("einsum_attn", 12, [N("Einsum", ["a", "b"], ["y"], equation="bhqd,bhkd->bhqk")], [("a", r(2, 3, 4, 5)), ("b", r(2, 3, 6, 5))])
+case("einsum_chain", 12, [N("Einsum", ["a", "b", "c"], ["y"], equation="ij,jk,kl->il")], [("a", r(2, 3)), ("b", r(3, 4)), ("c", r(4, 5))])
+case("einsum_implicit", 12, [N("Einsum", ["a", "b"], ["y"], equation="ij,jk")], [("a", r(2, 3)), ("b", r(3, 4))])
+case("einsum_ellipsis_bcast", 12, [N("Einsum", ["a", "b"], ["y"], equation="...ij,...jk->...ik")], [("a", r(2, 1, 3, 4)), ("b", r(5, 4, 2))])
+case("einsum_dot", 12, [N("Einsum", ["a", "b"], ["y"], equation="i,i->")], [("a", r(7)), ("b", r(7))])
+case("einsum_outer_sum", 12, [N("Einsum", ["a", "b"], ["y"], equation="ij,kj->ik")], [("a", r(3, 4)), ("b", r(2, 4))])
+case("einsum_reduce", 12, [N("Einsum", ["a"], ["y"], equation="bij->jb")], [("a", r(2, 3, 4))])
+case("einsum_private", 12, [N("Einsum", ["a", "b"], ["y"], equation="abc,cd->ad")], [("a", r(2, 3, 4)), ("b", r(4, 5))])
