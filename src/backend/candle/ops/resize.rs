@@ -382,19 +382,8 @@ fn taps(spec: &Spec, input: usize, out: usize, scale: f64) -> OpResult<Vec<Tap>>
             (fl as i64, x - fl)
         };
         match spec.mode {
-            Mode::Nearest => {
-                let pick_right = match spec.nearest {
-                    _ if ratio == 1.0 => true,
-                    Nearest::RoundPreferFloor => ratio > 0.5,
-                    Nearest::RoundPreferCeil => ratio >= 0.5,
-                    Nearest::Floor => false,
-                    Nearest::Ceil => true,
-                };
-                taps[0]
-                    .idx
-                    .push((if pick_right { x0 + 1 } else { x0 }).clamp(0, last));
-                taps[0].w.push(1.0);
-            }
+            // Handled above.
+            Mode::Nearest => {}
             Mode::Linear => {
                 for (t, (i, w)) in taps.iter_mut().zip([(x0, 1.0 - ratio), (x0 + 1, ratio)]) {
                     t.idx.push(i.clamp(0, last));
