@@ -321,6 +321,25 @@ pub(crate) fn zip_f64(a: &CTensor, b: &CTensor, f: impl Fn(f64, f64) -> f64) -> 
     Ok(CTensor::from_vec(v, shape, &candle_core::Device::Cpu)?.to_dtype(dt)?)
 }
 
+/// Whether a float tensor holds a NaN (false for integer tensors).
+pub(crate) fn has_nan(t: &CTensor) -> OpResult<bool> {
+    if !t.dtype().is_float() || t.elem_count() == 0 {
+        return Ok(false);
+    }
+    Ok(t.ne(t)?.flatten_all()?.max(0)?.to_scalar::<u8>()? != 0)
+}
+
+/// Refuses NaN inputs for ops whose NaN behaviour differs between ONNX Runtime and the
+/// ONNX reference (the spec says nothing): no answer could be called right.
+pub(crate) fn refuse_nan(t: &CTensor) -> OpResult<()> {
+    if has_nan(t)? {
+        return Err(unsupported!(
+            "NaN inputs are not supported (their result differs between ONNX Runtime and the ONNX reference)"
+        ));
+    }
+    Ok(())
+}
+
 /// Half-precision tensors are computed in f32 by reductions and normalizations (as ONNX
 /// Runtime does) and rounded back once: returns the tensor to compute on.
 pub(crate) fn widen_half(t: &CTensor) -> OpResult<CTensor> {

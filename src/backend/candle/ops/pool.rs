@@ -4,7 +4,7 @@
 //! Windows are gathered with one `index_select` (see [`super::window`]) and reduced.
 
 use super::window::{WindowAttrs, PAD};
-use super::{contiguous, input, op, widen_half, Built, Ctx};
+use super::{contiguous, input, op, refuse_nan, widen_half, Built, Ctx};
 use crate::backend::candle::error::{failed, unsupported, OpResult};
 use crate::backend::candle::value::{full, index_tensor, Value};
 use candle_core::{Device, Tensor as CTensor};
@@ -179,6 +179,8 @@ fn pool(x: &Value, w: &WindowAttrs, kind: Kind) -> OpResult<Value> {
                 let fill = full(lowest, cols.dims(), x.dtype)?;
                 pad.where_cond(&fill, &cols)?
             };
+            // candle's max skips NaN; ONNX Runtime's depends on where the NaN is.
+            refuse_nan(&cols)?;
             cols.max(3)?
         }
         Kind::Avg(include_pad) => {
@@ -225,6 +227,7 @@ fn global(x: &Value, kind: Kind) -> OpResult<Value> {
         if x.t.elem_count() == 0 {
             return Err(failed!("cannot max-pool an empty input"));
         }
+        refuse_nan(&t)?;
         let mut m = t;
         for a in axes {
             m = m.max_keepdim(a)?;

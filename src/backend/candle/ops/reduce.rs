@@ -4,7 +4,9 @@
 //! "flatten to 2-D at axis" before opset 13 and "this one axis" from opset 13.
 //! Half-precision inputs are reduced in f32 and rounded back once.
 
-use super::{contiguous, input, norm_axes, norm_axis, op, opt_input, widen_half, Built, Ctx};
+use super::{
+    contiguous, input, norm_axes, norm_axis, op, opt_input, refuse_nan, widen_half, Built, Ctx,
+};
 use crate::backend::candle::error::{failed, unsupported, OpResult};
 use crate::backend::candle::value::{full, Value};
 use crate::tensor::DType;
@@ -104,6 +106,9 @@ fn reduce(name: &str, opset: i64, x: &Value, axes: &[usize], keepdims: bool) -> 
             _ => return Err(failed!("cannot reduce an empty axis with {name}")),
         };
         return finish(full(fill, &out_dims, x.dtype)?, x, axes, keepdims);
+    }
+    if matches!(name, "ReduceMax" | "ReduceMin") {
+        refuse_nan(&x.t)?;
     }
     if name == "ReduceProd" {
         return finish(prod(x, axes, &out_dims)?, x, axes, keepdims);
@@ -216,6 +221,7 @@ fn build_arg(ctx: &Ctx) -> OpResult<Built> {
                 if is_max { "ArgMax" } else { "ArgMin" }
             ));
         }
+        refuse_nan(&x.t)?;
         let mut t = contiguous(x.t.clone())?;
         if last {
             let rev: Vec<i64> = (0..dim as i64).rev().collect();
@@ -266,6 +272,7 @@ fn build_softmax(ctx: &Ctx) -> OpResult<Built> {
             (t, norm_axis(axis, dims.len())?)
         };
         if hard {
+            refuse_nan(&t)?;
             // One-hot of the first maximum along the axis.
             let len = t.dims()[dim];
             let first = t.argmax_keepdim(dim)?.to_dtype(candle_core::DType::I64)?;

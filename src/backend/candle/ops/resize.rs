@@ -274,6 +274,22 @@ fn resize(
         x.require_float("input")?;
     }
     // Interpolation weights of half-precision data are applied in f32.
+    if spec.mode != Mode::Nearest {
+        // A zero-weight tap turns a neighbouring NaN/Inf into NaN, and implementations pick
+        // different zero-weight taps, so non-finite inputs have no single right answer.
+        let finite =
+            x.t.abs()?
+                .lt(f64::INFINITY)?
+                .flatten_all()?
+                .min(0)?
+                .to_scalar::<u8>()?
+                == 1;
+        if x.t.elem_count() > 0 && !finite {
+            return Err(unsupported!(
+                "non-finite inputs are not supported with mode linear/cubic"
+            ));
+        }
+    }
     let mut t = if spec.mode == Mode::Nearest {
         x.t.clone()
     } else {
