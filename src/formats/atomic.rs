@@ -81,6 +81,7 @@ mod tests {
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 
+    #[cfg(unix)]
     #[test]
     fn a_device_is_written_not_replaced() {
         use std::os::unix::fs::FileTypeExt;

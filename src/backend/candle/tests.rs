@@ -289,8 +289,7 @@ fn unsupported_attribute_values_and_ops_are_refused_with_names() {
             "Gelu",
             "attribute `approximate` = \"fast\"",
         ),
-        (unary("Unique", 13, 4, vec![]),
-            "Unique", "not implemented"),
+        (unary("Unique", 13, 4, vec![]), "Unique", "not implemented"),
         (
             unary("Relu", 13, 4, vec![attr_i("inplace", 1)]),
             "Relu",
