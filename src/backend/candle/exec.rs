@@ -6,25 +6,18 @@
 use super::graph::Plan;
 use super::ops::contiguous;
 use super::value::Value;
-use crate::backend::{BackendError, Dim};
+use crate::backend::BackendError;
 use crate::tensor::Tensor;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 /// Runs one case; `inputs` follow the plan's inputs.
 pub(crate) fn run(plan: &Plan, inputs: &[Tensor]) -> Result<Vec<(String, Tensor)>, BackendError> {
-    if inputs.len() != plan.inputs.len() {
-        return Err(BackendError::new(format!(
-            "the model has {} inputs, {} were given",
-            plan.inputs.len(),
-            inputs.len()
-        )));
-    }
+    crate::backend::check_inputs(&plan.inputs, inputs)?;
     let mut env: Vec<Option<Value>> = vec![None; plan.n_slots];
     for (slot, v) in &plan.constants {
         env[*slot] = Some(v.clone());
     }
     for ((spec, t), &slot) in plan.inputs.iter().zip(inputs).zip(&plan.input_slots) {
-        check_input(spec, t)?;
         let v = Value::from_tensor(t).map_err(|e| e.into_backend("input", &spec.name))?;
         env[slot] = Some(v);
     }
@@ -99,34 +92,5 @@ fn execute(
         }
     }
     *current = None;
-    Ok(())
-}
-
-fn check_input(spec: &crate::backend::IoSpec, t: &Tensor) -> Result<(), BackendError> {
-    if let Some(d) = spec.dtype {
-        if t.dtype() != d {
-            return Err(BackendError::new(format!(
-                "input `{}` has dtype {}, the model declares {d}",
-                spec.name,
-                t.dtype()
-            )));
-        }
-    }
-    if let Some(dims) = &spec.dims {
-        let ok = dims.len() == t.shape().len()
-            && dims
-                .iter()
-                .zip(t.shape())
-                .all(|(d, &n)| !matches!(d, Dim::Fixed(f) if *f != n));
-        if !ok {
-            let declared: Vec<String> = dims.iter().map(|d| d.to_string()).collect();
-            return Err(BackendError::new(format!(
-                "input `{}` has shape {:?}, the model declares [{}]",
-                spec.name,
-                t.shape(),
-                declared.join(", ")
-            )));
-        }
-    }
     Ok(())
 }
