@@ -2,7 +2,7 @@
 inputs, with onnxruntime's outputs as the expected values, written in the ONNX backend-test
 layout under OUT/node/. Run the interpreter over them with
 
-    .venv/bin/python src/backend/candle/scripts/ort_battery.py /tmp/ortcases
+    .venv/bin/python scripts/candle-ort-battery.py /tmp/ortcases
     PARITY_ONNX_NODE_DATA=/tmp/ortcases cargo test --lib backend::candle::tests::node_test_sweep -- --ignored --nocapture
 
 Any MISMATCH is a candle-cpu bug or an unrecognised ambiguity (refuse it); ERRORs are refusals.

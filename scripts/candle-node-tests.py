@@ -1,7 +1,7 @@
 """Writes the ONNX node tests (about 1,860 one-op models with reference outputs) in the
 backend-test layout under OUT/node/, for
 
-    .venv/bin/python src/backend/candle/scripts/node_tests.py /tmp/onnxnode
+    .venv/bin/python scripts/candle-node-tests.py /tmp/onnxnode
     PARITY_ONNX_NODE_DATA=/tmp/onnxnode cargo test --lib backend::candle::tests::node_test_sweep -- --ignored --nocapture
 """
 import os, sys, shutil
