@@ -1,4 +1,7 @@
 //! `parity check SUITE...`: run golden suites on backends and compare every output.
+//! Recorded suites are verified first (sha256 of data files and model, see
+//! `suite::integrity`): findings about the suite print as warnings on stderr, or make
+//! every case of the suite an error with `--strict`.
 
 use super::output::{OutputArgs, Progress};
 use super::Global;

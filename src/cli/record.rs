@@ -96,9 +96,10 @@ pub fn run(args: RecordArgs, global: Global) -> Result<u8> {
         let p = &recorded.provenance;
         let field = |v: &Option<String>| v.clone().unwrap_or_default();
         println!(
-            "recorded {}: {} data sets ({}), expected outputs from {} {} on {}",
+            "recorded {}: {} data set{}, inputs {}, expected outputs from {} {} on {}",
             recorded.dir.display(),
             recorded.data_sets,
+            if recorded.data_sets == 1 { "" } else { "s" },
             field(&p.inputs),
             field(&p.backend),
             field(&p.backend_version),

@@ -83,7 +83,7 @@ pub struct Provenance {
     /// Hex sha256 of the model the goldens were recorded with.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub model_sha256: Option<String>,
-    /// Where the inputs came from (`random: seed 1, batch=2` or the reused paths).
+    /// Where the inputs came from (`random (seed 1, dims batch=2)`, `reused from PATH`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub inputs: Option<String>,
 }

@@ -96,13 +96,13 @@ impl InputPlan {
                 let paths: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
                 format!("reused from {}", paths.join(", "))
             }
-            InputPlan::Random { count, seed, dims } => {
-                let mut s = format!("random: {count} data sets, seed {seed}");
+            InputPlan::Random { seed, dims, .. } => {
+                let mut s = format!("random (seed {seed}");
                 if !dims.is_empty() {
                     let dims: Vec<String> = dims.iter().map(ToString::to_string).collect();
                     s += &format!(", dims {}", dims.join(" "));
                 }
-                s
+                s + ")"
             }
         }
     }
@@ -176,7 +176,7 @@ pub fn record(
         })?;
     }
     let (outputs, selected_version, selected_device) = run_backend(model, &info, &sets, options)?;
-    let mut warnings = non_finite_warnings(&outputs);
+    let mut warnings = non_finite_warnings(out, &outputs);
 
     let env = Environment::detect(Vec::new());
     let provenance = Provenance {
@@ -263,10 +263,10 @@ fn run_backend(
 
 /// Warns about goldens holding NaN or ±Inf: valid (they match only the same value), but
 /// most often a sign that generated inputs are outside the model's domain.
-fn non_finite_warnings(outputs: &Outputs) -> Vec<String> {
+fn non_finite_warnings(out: &Path, outputs: &Outputs) -> Vec<String> {
     let mut warnings = Vec::new();
     for (n, set) in outputs.iter().enumerate() {
-        for (name, t) in set {
+        for (k, (name, t)) in set.iter().enumerate() {
             if !t.dtype().is_float() {
                 continue;
             }
@@ -274,8 +274,12 @@ fn non_finite_warnings(outputs: &Outputs) -> Vec<String> {
                 .filter(|&i| !t.get_f64(i).is_finite())
                 .count();
             if bad > 0 {
+                let file = out
+                    .join(format!("{DATA_SET_PREFIX}{n}"))
+                    .join(format!("output_{k}.pb"));
                 warnings.push(format!(
-                    "{DATA_SET_PREFIX}{n}: output `{name}` holds {bad} NaN/Inf of {} values; recorded as they are (NaN matches only NaN)",
+                    "{}: output `{name}` holds {bad} NaN/Inf of {} values; recorded as they are (NaN matches only NaN)",
+                    file.display(),
                     t.numel()
                 ));
             }
