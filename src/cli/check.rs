@@ -12,6 +12,9 @@ use crate::suite::integrity::{self, Finding};
 use crate::suite::runner::{self, Reference, RunOptions};
 use std::path::PathBuf;
 
+/// Integrity warnings printed per suite before the rest are summarised in one line.
+const MAX_WARNINGS: usize = 10;
+
 /// Run golden suites on backends and compare every output.
 #[derive(Debug, clap::Args)]
 #[command(
@@ -78,8 +81,16 @@ pub fn run(args: CheckArgs, global: Global) -> Result<u8> {
     let suites = crate::suite::discover(&args.suites)?;
     let findings: Vec<Vec<Finding>> = suites.iter().map(integrity::audit).collect();
     if !args.strict {
-        for f in findings.iter().flatten() {
-            eprintln!("warning: {f}");
+        for suite_findings in &findings {
+            for f in suite_findings.iter().take(MAX_WARNINGS) {
+                eprintln!("warning: {f}");
+            }
+            if suite_findings.len() > MAX_WARNINGS {
+                eprintln!(
+                    "warning: ... and {} more like these",
+                    suite_findings.len() - MAX_WARNINGS
+                );
+            }
         }
     }
     let options = RunOptions {

@@ -17,6 +17,8 @@ use super::{CaseFiles, CaseSource, Suite, MODEL_FILE};
 use crate::error::{Error, Result};
 use crate::formats;
 use sha2::{Digest, Sha256};
+use std::collections::HashSet;
+use std::ops::Bound;
 use std::path::{Path, PathBuf};
 
 /// Hex sha256 of a file, streamed (large goldens are not read into memory at once).
@@ -78,8 +80,15 @@ pub fn verify_file(dir: &Path, key: &str, recorded: &str) -> Result<()> {
 
 /// Verifies every listed file of one data set (run before its tensors are read).
 pub fn verify_case(suite: &Suite, case: &CaseSource) -> Result<()> {
-    for (key, recorded) in &suite.manifest.files {
-        if key != MODEL_FILE && case_of(key) == case.name {
+    // Keys of a data set start with its name; the map is sorted, so they are one range.
+    let name = case.name.as_str();
+    let range = suite
+        .manifest
+        .files
+        .range::<str, _>((Bound::Included(name), Bound::Unbounded))
+        .take_while(|(key, _)| key.starts_with(name));
+    for (key, recorded) in range {
+        if key != MODEL_FILE && case_of(key) == name {
             verify_file(&suite.dir, key, recorded)?;
         }
     }
@@ -89,8 +98,9 @@ pub fn verify_case(suite: &Suite, case: &CaseSource) -> Result<()> {
 /// Verifies, when a suite is opened, the listed files that belong to no data set found
 /// on disk: a recorded data set that was deleted is an error, never a smaller pass.
 pub fn verify_listing(dir: &Path, manifest: &Manifest, cases: &[CaseSource]) -> Result<()> {
+    let names: HashSet<&str> = cases.iter().map(|c| c.name.as_str()).collect();
     for (key, recorded) in &manifest.files {
-        if key == MODEL_FILE || cases.iter().any(|c| c.name == case_of(key)) {
+        if key == MODEL_FILE || names.contains(case_of(key)) {
             continue;
         }
         verify_file(dir, key, recorded)?;
@@ -188,6 +198,50 @@ mod tests {
         assert_eq!(case_of("test_data_set_1/output_0.pb"), "test_data_set_1");
         assert_eq!(case_of("test_data_set_10.npz"), "test_data_set_10");
         assert_eq!(case_of("test_data_set_1/sub/x.npy"), "test_data_set_1");
+    }
+
+    #[test]
+    fn each_data_set_verifies_only_its_own_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/mlp");
+        std::fs::copy(root.join(MODEL_FILE), dir.path().join(MODEL_FILE)).unwrap();
+        let mut toml = String::from("[files]\n");
+        for n in ["1", "10", "2"] {
+            let case = dir.path().join(format!("test_data_set_{n}"));
+            std::fs::create_dir(&case).unwrap();
+            let input = case.join("input_0.pb");
+            std::fs::copy(root.join("test_data_set_0/input_0.pb"), &input).unwrap();
+            let sha = sha256_file(&input).unwrap();
+            toml += &format!("\"test_data_set_{n}/input_0.pb\" = \"{sha}\"\n");
+        }
+        std::fs::write(dir.path().join("parity.toml"), toml).unwrap();
+        let suite = crate::suite::open(dir.path()).unwrap();
+        let names: Vec<_> = suite.cases.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["test_data_set_1", "test_data_set_2", "test_data_set_10"]
+        );
+        for case in &suite.cases {
+            verify_case(&suite, case).unwrap();
+        }
+        assert!(audit(&suite).is_empty());
+        std::fs::write(dir.path().join("test_data_set_10/input_0.pb"), b"x").unwrap();
+        verify_case(&suite, &suite.cases[0]).unwrap();
+        verify_case(&suite, &suite.cases[1]).unwrap();
+        let err = verify_case(&suite, &suite.cases[2])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("test_data_set_10/input_0.pb: sha256 mismatch"),
+            "{err}"
+        );
+        // A deleted data set fails the suite when it is opened.
+        std::fs::remove_dir_all(dir.path().join("test_data_set_2")).unwrap();
+        let err = crate::suite::open(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("test_data_set_2/input_0.pb: listed in parity.toml [files] but missing"),
+            "{err}"
+        );
     }
 
     #[test]

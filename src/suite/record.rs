@@ -820,7 +820,7 @@ fn check_destination(out: &Path, force: bool) -> Result<()> {
     if !meta.is_dir() {
         return Err(Error::file(
             out,
-            "exists and is not a directory; parity record writes a suite directory",
+            "exists and is not a directory (parity record writes a suite directory and follows no symlink)",
         ));
     }
     let empty = std::fs::read_dir(out)
