@@ -61,7 +61,11 @@ fn assert_clean_error(o: &Outcome, needle: &str) {
     let lines: Vec<_> = o.stderr.lines().collect();
     assert_eq!(lines.len(), 1, "expected one line, got: {}", o.stderr);
     assert!(lines[0].contains(needle), "`{needle}` not in: {}", o.stderr);
-    assert!(!o.stderr.contains("panicked") && !o.stderr.contains("backtrace"), "{}", o.stderr);
+    assert!(
+        !o.stderr.contains("panicked") && !o.stderr.contains("backtrace"),
+        "{}",
+        o.stderr
+    );
 }
 
 fn rewrite_f32(path: &Path, edit: impl FnOnce(&mut Vec<f32>)) -> Tensor {
@@ -79,25 +83,51 @@ fn bundled_suites_pass_on_every_backend() {
     let r = json(&o);
     assert_eq!(o.code, 0, "{}", o.stdout);
     assert_eq!(r["verdict"], "pass");
-    let backends: Vec<_> = r["environment"]["backends"].as_array().unwrap().iter().map(|b| b["name"].as_str().unwrap().to_string()).collect();
+    let backends: Vec<_> = r["environment"]["backends"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["name"].as_str().unwrap().to_string())
+        .collect();
     assert_eq!(backends, ["ort-cpu", "candle-cpu", "tract-cpu"]);
-    assert_eq!(r["summary"]["cases"], 27, "3 models x 3 data sets x 3 backends");
+    assert_eq!(
+        r["summary"]["cases"], 27,
+        "3 models x 3 data sets x 3 backends"
+    );
     assert_eq!(r["summary"]["passed"], 27);
 }
 
 #[test]
 fn json_report_validates_against_the_schema() {
     let schema_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/report.schema.json");
-    let schema: Value = serde_json::from_str(&std::fs::read_to_string(schema_path).unwrap()).unwrap();
+    let schema: Value =
+        serde_json::from_str(&std::fs::read_to_string(schema_path).unwrap()).unwrap();
     let validator = jsonschema::validator_for(&schema).unwrap();
     let (_tmp, suite) = copy_suite("mlp");
     rewrite_f32(&suite.join("test_data_set_1/output_0.pb"), |v| v[3] *= 1.01);
     for args in [
-        vec!["check", models().to_str().unwrap(), "--backend", "ort-cpu", "--format", "json"],
-        vec!["check", suite.to_str().unwrap(), "--backend", "ort-cpu", "--format", "json"],
+        vec![
+            "check",
+            models().to_str().unwrap(),
+            "--backend",
+            "ort-cpu",
+            "--format",
+            "json",
+        ],
+        vec![
+            "check",
+            suite.to_str().unwrap(),
+            "--backend",
+            "ort-cpu",
+            "--format",
+            "json",
+        ],
     ] {
         let r = json(&parity(&args));
-        let errors: Vec<_> = validator.iter_errors(&r).map(|e| format!("{e} at {}", e.instance_path())).collect();
+        let errors: Vec<_> = validator
+            .iter_errors(&r)
+            .map(|e| format!("{e} at {}", e.instance_path()))
+            .collect();
         assert!(errors.is_empty(), "{errors:?}");
     }
 }
@@ -106,27 +136,56 @@ fn json_report_validates_against_the_schema() {
 fn one_element_off_by_1e_2_relative_fails_at_its_index() {
     let (_tmp, suite) = copy_suite("mlp");
     // logits of data set 1 have shape [4, 10]; perturb flat element 23 = [2, 3].
-    let t = rewrite_f32(&suite.join("test_data_set_1/output_0.pb"), |v| v[23] *= 1.01);
+    let t = rewrite_f32(&suite.join("test_data_set_1/output_0.pb"), |v| {
+        v[23] *= 1.01
+    });
     assert_eq!(t.shape(), [4, 10]);
-    let o = parity(&["check", suite.to_str().unwrap(), "--backend", "ort-cpu", "--format", "json"]);
+    let o = parity(&[
+        "check",
+        suite.to_str().unwrap(),
+        "--backend",
+        "ort-cpu",
+        "--format",
+        "json",
+    ]);
     assert_eq!(o.code, 1, "{}", o.stdout);
     let r = json(&o);
-    let failed: Vec<_> = r["cases"].as_array().unwrap().iter().filter(|c| c["verdict"] == "fail").collect();
+    let failed: Vec<_> = r["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["verdict"] == "fail")
+        .collect();
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0]["case"], "test_data_set_1");
     let out = &failed[0]["outputs"][0];
     assert_eq!(out["name"], "logits");
     assert_eq!(out["mismatched"], 1);
     assert_eq!(out["worst_index"], serde_json::json!([2, 3]));
-    let (e, a) = (out["expected"].as_f64().unwrap(), out["actual"].as_f64().unwrap());
-    assert!(((e - a) / a).abs() > 0.009 && ((e - a) / a).abs() < 0.011, "expected {e} actual {a}");
+    let (e, a) = (
+        out["expected"].as_f64().unwrap(),
+        out["actual"].as_f64().unwrap(),
+    );
+    assert!(
+        ((e - a) / a).abs() > 0.009 && ((e - a) / a).abs() < 0.011,
+        "expected {e} actual {a}"
+    );
 }
 
 #[test]
 fn nan_in_an_expected_output_is_a_mismatch() {
     let (_tmp, suite) = copy_suite("mlp");
-    rewrite_f32(&suite.join("test_data_set_0/output_1.pb"), |v| v[5] = f32::NAN);
-    let o = parity(&["check", suite.to_str().unwrap(), "--backend", "ort-cpu", "--format", "json"]);
+    rewrite_f32(&suite.join("test_data_set_0/output_1.pb"), |v| {
+        v[5] = f32::NAN
+    });
+    let o = parity(&[
+        "check",
+        suite.to_str().unwrap(),
+        "--backend",
+        "ort-cpu",
+        "--format",
+        "json",
+    ]);
     assert_eq!(o.code, 1, "{}", o.stdout);
     let r = json(&o);
     let out = &r["cases"][0]["outputs"][1];
@@ -140,18 +199,49 @@ fn expected_output_with_other_dtype_or_shape_is_a_mismatch() {
     let (_tmp, suite) = copy_suite("mlp");
     let p = suite.join("test_data_set_0/output_0.pb");
     let (name, t) = formats::read_tensor(&p).unwrap();
-    let as_f64: Vec<f64> = t.values::<f32>().unwrap().iter().map(|&x| x as f64).collect();
-    formats::write_tensor(&p, &name.clone().unwrap(), &Tensor::from_vec(t.shape().to_vec(), as_f64).unwrap()).unwrap();
+    let as_f64: Vec<f64> = t
+        .values::<f32>()
+        .unwrap()
+        .iter()
+        .map(|&x| x as f64)
+        .collect();
+    formats::write_tensor(
+        &p,
+        &name.clone().unwrap(),
+        &Tensor::from_vec(t.shape().to_vec(), as_f64).unwrap(),
+    )
+    .unwrap();
     let p1 = suite.join("test_data_set_1/output_0.pb");
     let (name1, t1) = formats::read_tensor(&p1).unwrap();
     formats::write_tensor(&p1, &name1.unwrap(), &t1.reshaped(vec![2, 20]).unwrap()).unwrap();
-    let o = parity(&["check", suite.to_str().unwrap(), "--backend", "ort-cpu", "--format", "json"]);
+    let o = parity(&[
+        "check",
+        suite.to_str().unwrap(),
+        "--backend",
+        "ort-cpu",
+        "--format",
+        "json",
+    ]);
     assert_eq!(o.code, 1, "{}", o.stdout);
     let r = json(&o);
-    let problems: Vec<String> = r["cases"].as_array().unwrap().iter().filter(|c| c["verdict"] == "fail").map(|c| c["outputs"][0]["problem"].as_str().unwrap().to_string()).collect();
+    let problems: Vec<String> = r["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["verdict"] == "fail")
+        .map(|c| c["outputs"][0]["problem"].as_str().unwrap().to_string())
+        .collect();
     assert_eq!(problems.len(), 2, "{problems:?}");
-    assert!(problems[0].contains("f64") && problems[0].contains("f32"), "{}", problems[0]);
-    assert!(problems[1].contains("[2, 20]") || problems[1].contains("[2,20]"), "{}", problems[1]);
+    assert!(
+        problems[0].contains("f64") && problems[0].contains("f32"),
+        "{}",
+        problems[0]
+    );
+    assert!(
+        problems[1].contains("[2, 20]") || problems[1].contains("[2,20]"),
+        "{}",
+        problems[1]
+    );
 }
 
 #[test]
@@ -180,8 +270,14 @@ fn truncated_model_is_a_clean_error() {
 fn missing_path_and_empty_directory_are_clean_errors() {
     let tmp = tempfile::tempdir().unwrap();
     let missing = tmp.path().join("nope");
-    assert_clean_error(&parity(&["check", missing.to_str().unwrap()]), "no such file");
-    assert_clean_error(&parity(&["check", tmp.path().to_str().unwrap()]), "holds no suite");
+    assert_clean_error(
+        &parity(&["check", missing.to_str().unwrap()]),
+        "no such file",
+    );
+    assert_clean_error(
+        &parity(&["check", tmp.path().to_str().unwrap()]),
+        "holds no suite",
+    );
     let (_t, suite) = copy_suite("mlp");
     std::fs::remove_file(suite.join("test_data_set_2/input_0.pb")).unwrap();
     let o = parity(&["check", suite.to_str().unwrap(), "--backend", "ort-cpu"]);
@@ -201,23 +297,45 @@ fn compare_finds_the_perturbed_element() {
     let a = tmp.path().join("a.npy");
     let b = tmp.path().join("b.npy");
     let mut v: Vec<f32> = (0..1000).map(|i| (i as f32).sin() + 2.0).collect();
-    formats::write_tensor(&a, "x", &Tensor::from_vec(vec![10, 100], v.clone()).unwrap()).unwrap();
+    formats::write_tensor(
+        &a,
+        "x",
+        &Tensor::from_vec(vec![10, 100], v.clone()).unwrap(),
+    )
+    .unwrap();
     v[517] *= 1.01;
     formats::write_tensor(&b, "x", &Tensor::from_vec(vec![10, 100], v).unwrap()).unwrap();
-    let o = parity(&["compare", a.to_str().unwrap(), b.to_str().unwrap(), "--format", "json"]);
+    let o = parity(&[
+        "compare",
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
     assert_eq!(o.code, 1, "{}", o.stdout);
-    assert_eq!(json(&o)["cases"][0]["outputs"][0]["worst_index"], serde_json::json!([5, 17]));
+    assert_eq!(
+        json(&o)["cases"][0]["outputs"][0]["worst_index"],
+        serde_json::json!([5, 17])
+    );
     let same = parity(&["compare", a.to_str().unwrap(), a.to_str().unwrap()]);
     assert_eq!(same.code, 0, "{}", same.stdout);
 }
 
 #[test]
 fn inspect_shows_symbolic_dims_and_ops() {
-    let o = parity(&["inspect", models().join("transformer/model.onnx").to_str().unwrap(), "--format", "json"]);
+    let o = parity(&[
+        "inspect",
+        models().join("transformer/model.onnx").to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
     assert_eq!(o.code, 0, "{}", o.stderr);
     let r = json(&o);
     assert_eq!(r["inputs"][0]["name"], "tokens");
-    assert_eq!(r["inputs"][0]["shape"], serde_json::json!(["batch", "seq", 64]));
+    assert_eq!(
+        r["inputs"][0]["shape"],
+        serde_json::json!(["batch", "seq", 64])
+    );
     assert_eq!(r["opsets"][0]["version"], 17);
     assert!(r["ops"]["LayerNormalization"].as_u64().unwrap() >= 2);
     assert_eq!(r["sha256"].as_str().unwrap().len(), 64);
@@ -228,22 +346,51 @@ fn backends_lists_all_three() {
     let o = parity(&["backends", "--format", "json"]);
     assert_eq!(o.code, 0);
     let r = json(&o);
-    let names: Vec<_> = r["backends"].as_array().unwrap().iter().map(|b| b["name"].as_str().unwrap()).collect();
+    let names: Vec<_> = r["backends"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["ort-cpu", "candle-cpu", "tract-cpu"]);
-    assert!(r["backends"].as_array().unwrap().iter().all(|b| b["available"] == true), "{}", o.stdout);
+    assert!(
+        r["backends"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|b| b["available"] == true),
+        "{}",
+        o.stdout
+    );
 }
 
 #[test]
 fn nan_produced_by_the_backend_is_a_mismatch() {
     let (_tmp, suite) = copy_suite("mlp");
     // A NaN input poisons every logit of that row; the goldens are finite.
-    rewrite_f32(&suite.join("test_data_set_0/input_0.pb"), |v| v[5] = f32::NAN);
-    let o = parity(&["check", suite.to_str().unwrap(), "--backend", "ort-cpu", "--format", "json"]);
+    rewrite_f32(&suite.join("test_data_set_0/input_0.pb"), |v| {
+        v[5] = f32::NAN
+    });
+    let o = parity(&[
+        "check",
+        suite.to_str().unwrap(),
+        "--backend",
+        "ort-cpu",
+        "--format",
+        "json",
+    ]);
     assert_eq!(o.code, 1, "{}", o.stdout);
     let r = json(&o);
     let case = &r["cases"][0];
     assert_eq!(case["case"], "test_data_set_0");
     assert_eq!(case["outputs"][0]["mismatched"], 10);
     assert_eq!(case["outputs"][0]["total"], 10);
-    assert!(case["outputs"][0]["problem"].as_str().unwrap().contains("NaN"), "{}", case["outputs"][0]);
+    assert!(
+        case["outputs"][0]["problem"]
+            .as_str()
+            .unwrap()
+            .contains("NaN"),
+        "{}",
+        case["outputs"][0]
+    );
 }

@@ -8,6 +8,14 @@
 use crate::tensor::{DType, Tensor};
 use std::path::Path;
 
+#[cfg(feature = "ort-backend")]
+pub mod ort;
+#[cfg(feature = "tract-backend")]
+pub mod tract;
+
+#[cfg(test)]
+pub(crate) mod testdata;
+
 /// Why a backend could not load a model or run a case. Becomes a case's `error` verdict,
 /// never a crash of parity. `op` names the unsupported operator when that is the cause,
 /// so conformance reports can rank missing ops.
@@ -149,6 +157,12 @@ pub fn registry() -> Vec<Box<dyn Backend>> {
     vec![ort_cpu(), candle_cpu(), tract_cpu()]
 }
 
+#[cfg(feature = "ort-backend")]
+fn ort_cpu() -> Box<dyn Backend> {
+    Box::new(ort::OrtCpu)
+}
+
+#[cfg(not(feature = "ort-backend"))]
 fn ort_cpu() -> Box<dyn Backend> {
     Box::new(NotCompiled {
         name: "ort-cpu",
@@ -163,6 +177,12 @@ fn candle_cpu() -> Box<dyn Backend> {
     })
 }
 
+#[cfg(feature = "tract-backend")]
+fn tract_cpu() -> Box<dyn Backend> {
+    Box::new(tract::TractCpu)
+}
+
+#[cfg(not(feature = "tract-backend"))]
 fn tract_cpu() -> Box<dyn Backend> {
     Box::new(NotCompiled {
         name: "tract-cpu",
@@ -184,7 +204,11 @@ pub fn select(names: &[String]) -> Result<Vec<Selected>, crate::Error> {
     if names.is_empty() {
         for backend in registry() {
             if let Availability::Available { version, device } = backend.probe() {
-                chosen.push(Selected { backend, version, device });
+                chosen.push(Selected {
+                    backend,
+                    version,
+                    device,
+                });
             }
         }
         if chosen.is_empty() {
@@ -200,10 +224,17 @@ pub fn select(names: &[String]) -> Result<Vec<Selected>, crate::Error> {
         }
         let backend = find(name).ok_or_else(|| {
             let known: Vec<_> = registry().iter().map(|b| b.name()).collect();
-            crate::Error::Usage(format!("unknown backend `{name}` (known: {})", known.join(", ")))
+            crate::Error::Usage(format!(
+                "unknown backend `{name}` (known: {})",
+                known.join(", ")
+            ))
         })?;
         match backend.probe() {
-            Availability::Available { version, device } => chosen.push(Selected { backend, version, device }),
+            Availability::Available { version, device } => chosen.push(Selected {
+                backend,
+                version,
+                device,
+            }),
             Availability::Unavailable { reason } => {
                 return Err(crate::Error::BackendUnavailable {
                     name: name.clone(),

@@ -23,7 +23,11 @@ pub struct Timing {
 }
 
 /// Runs `inputs` through `session` repeatedly within `budget`.
-pub fn time_runs(session: &mut dyn Session, inputs: &[Tensor], budget: Budget) -> Result<Timing, BackendError> {
+pub fn time_runs(
+    session: &mut dyn Session,
+    inputs: &[Tensor],
+    budget: Budget,
+) -> Result<Timing, BackendError> {
     for _ in 0..budget.warmup {
         session.run(inputs)?;
     }

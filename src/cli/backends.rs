@@ -15,7 +15,10 @@ pub struct BackendsArgs {
 }
 
 pub fn run(args: BackendsArgs, global: Global) -> Result<u8> {
-    let probes: Vec<_> = backend::registry().into_iter().map(|b| (b.name(), b.probe())).collect();
+    let probes: Vec<_> = backend::registry()
+        .into_iter()
+        .map(|b| (b.name(), b.probe()))
+        .collect();
     let rendered = match args.output.format {
         Format::Json => {
             let list: Vec<_> = probes
@@ -32,12 +35,17 @@ pub fn run(args: BackendsArgs, global: Global) -> Result<u8> {
             serde_json::to_string_pretty(&json!({ "backends": list })).unwrap_or_default() + "\n"
         }
         Format::Text => {
-            let style = crate::report::text::Style { color: args.output.color(global.color) };
+            let style = crate::report::text::Style {
+                color: args.output.color(global.color),
+            };
             let mut out = String::new();
             for (name, p) in &probes {
                 out += &match p {
                     Availability::Available { version, device } => {
-                        format!("{name:<12} {}  {version} on {device}\n", style.verdict_text(crate::report::CaseVerdict::Pass, "available  "))
+                        format!(
+                            "{name:<12} {}  {version} on {device}\n",
+                            style.verdict_text(crate::report::CaseVerdict::Pass, "available  ")
+                        )
                     }
                     Availability::Unavailable { reason } => format!(
                         "{name:<12} {}  {reason}\n",

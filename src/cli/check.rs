@@ -10,7 +10,9 @@ use std::path::PathBuf;
 
 /// Run golden suites on backends and compare every output.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Example:\n  parity check models/ --backend ort-cpu --backend tract-cpu --format json --out report.json")]
+#[command(
+    after_help = "Example:\n  parity check models/ --backend ort-cpu --backend tract-cpu --format json --out report.json"
+)]
 pub struct CheckArgs {
     /// Suite directories, or parent directories searched recursively for suites.
     #[arg(required = true, value_name = "SUITE")]
@@ -65,9 +67,14 @@ pub fn run(args: CheckArgs, global: Global) -> Result<u8> {
     let options = RunOptions {
         atol: args.atol,
         rtol: args.rtol,
-        load: LoadOptions { threads: args.threads },
+        load: LoadOptions {
+            threads: args.threads,
+        },
     };
-    let candidates = selected.iter().filter(|s| Reference::Backend(s.backend.name().to_string()) != reference).count();
+    let candidates = selected
+        .iter()
+        .filter(|s| Reference::Backend(s.backend.name().to_string()) != reference)
+        .count();
     let total: usize = suites.iter().map(|s| s.cases.len() * candidates).sum();
     let mut progress = Progress::new(total as u64, args.output.progress_allowed(global.quiet));
     let rows = runner::run(&suites, &selected, &reference, &options, &mut |row| {
@@ -92,7 +99,7 @@ pub fn run(args: CheckArgs, global: Global) -> Result<u8> {
             if global.quiet {
                 text::summary(&report, style)
             } else {
-                text::render(&report, style)
+                text::render(&report, style, global.verbose)
             }
         }
     };

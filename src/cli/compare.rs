@@ -13,7 +13,9 @@ use std::path::{Path, PathBuf};
 
 /// Compare two tensor files (.pb .npy .npz .safetensors) or two directories of them.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Example:\n  parity compare golden/logits.npy candidate/logits.npy --rtol 1e-3")]
+#[command(
+    after_help = "Example:\n  parity compare golden/logits.npy candidate/logits.npy --rtol 1e-3"
+)]
 pub struct CompareArgs {
     /// The expected tensors (file or directory).
     reference: PathBuf,
@@ -40,7 +42,11 @@ pub fn run(args: CompareArgs, global: Global) -> Result<u8> {
             reference: args.reference.display().to_string(),
         };
         let Some(candidate) = candidate else {
-            rows.push(CaseReport::errored(id, format!("{}: no such file in the candidate", reference.display()), None));
+            rows.push(CaseReport::errored(
+                id,
+                format!("{}: no such file in the candidate", reference.display()),
+                None,
+            ));
             continue;
         };
         let outputs = compare_files(&reference, &candidate, &args)?;
@@ -49,23 +55,39 @@ pub fn run(args: CompareArgs, global: Global) -> Result<u8> {
     let report = Report::new(Environment::detect(Vec::new()), rows);
     let rendered = match args.output.format {
         Format::Json => report.to_json() + "\n",
-        Format::Text => text::render(&report, text::Style { color: args.output.color(global.color) }),
+        Format::Text => text::render(
+            &report,
+            text::Style {
+                color: args.output.color(global.color),
+            },
+            global.verbose,
+        ),
     };
     args.output.emit(&rendered)?;
     Ok(report.verdict.exit_code())
 }
 
 /// Pairs reference files with candidate files: (relative name, reference, candidate if present).
-fn pair_files(reference: &Path, candidate: &Path) -> Result<Vec<(String, PathBuf, Option<PathBuf>)>> {
+fn pair_files(
+    reference: &Path,
+    candidate: &Path,
+) -> Result<Vec<(String, PathBuf, Option<PathBuf>)>> {
     let meta = |p: &Path| std::fs::metadata(p).map_err(|e| Error::file(p, formats::io_problem(&e)));
     let (a, b) = (meta(reference)?, meta(candidate)?);
     match (a.is_dir(), b.is_dir()) {
-        (false, false) => Ok(vec![(file_name(reference), reference.to_path_buf(), Some(candidate.to_path_buf()))]),
+        (false, false) => Ok(vec![(
+            file_name(reference),
+            reference.to_path_buf(),
+            Some(candidate.to_path_buf()),
+        )]),
         (true, true) => {
             let mut files = Vec::new();
             tensor_files(reference, reference, &mut files)?;
             if files.is_empty() {
-                return Err(Error::file(reference, "holds no tensor files (.pb .npy .npz .safetensors)"));
+                return Err(Error::file(
+                    reference,
+                    "holds no tensor files (.pb .npy .npz .safetensors)",
+                ));
             }
             files.sort();
             Ok(files
@@ -86,15 +108,23 @@ fn pair_files(reference: &Path, candidate: &Path) -> Result<Vec<(String, PathBuf
 }
 
 fn file_name(p: &Path) -> String {
-    p.file_name().map_or_else(|| p.display().to_string(), |n| n.to_string_lossy().into_owned())
+    p.file_name().map_or_else(
+        || p.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
 }
 
 fn tensor_files(root: &Path, dir: &Path, found: &mut Vec<PathBuf>) -> Result<()> {
     for entry in std::fs::read_dir(dir).map_err(|e| Error::file(dir, formats::io_problem(&e)))? {
-        let path = entry.map_err(|e| Error::file(dir, formats::io_problem(&e)))?.path();
+        let path = entry
+            .map_err(|e| Error::file(dir, formats::io_problem(&e)))?
+            .path();
         if path.is_dir() {
             tensor_files(root, &path, found)?;
-        } else if matches!(formats::extension(&path).as_deref(), Some("pb" | "npy" | "npz" | "safetensors")) {
+        } else if matches!(
+            formats::extension(&path).as_deref(),
+            Some("pb" | "npy" | "npz" | "safetensors")
+        ) {
             if let Ok(rel) = path.strip_prefix(root) {
                 found.push(rel.to_path_buf());
             }
@@ -109,13 +139,19 @@ fn read_named(path: &Path) -> Result<Vec<(String, Tensor)>> {
         Some("npz" | "safetensors") => formats::read_tensor_map(path),
         _ => {
             let (name, tensor) = formats::read_tensor(path)?;
-            let stem = path.file_stem().map_or_else(String::new, |s| s.to_string_lossy().into_owned());
+            let stem = path
+                .file_stem()
+                .map_or_else(String::new, |s| s.to_string_lossy().into_owned());
             Ok(vec![(name.unwrap_or(stem), tensor)])
         }
     }
 }
 
-fn compare_files(reference: &Path, candidate: &Path, args: &CompareArgs) -> Result<Vec<OutputReport>> {
+fn compare_files(
+    reference: &Path,
+    candidate: &Path,
+    args: &CompareArgs,
+) -> Result<Vec<OutputReport>> {
     let expected = read_named(reference)?;
     let actual = read_named(candidate)?;
     let single = expected.len() == 1 && actual.len() == 1;
@@ -128,12 +164,19 @@ fn compare_files(reference: &Path, candidate: &Path, args: &CompareArgs) -> Resu
                 rtol: args.rtol.unwrap_or(default.rtol),
             };
             // Two single-tensor files are compared whatever their stored names.
-            let got = if single { actual.first() } else { actual.iter().find(|(n, _)| n == name) };
+            let got = if single {
+                actual.first()
+            } else {
+                actual.iter().find(|(n, _)| n == name)
+            };
             let comparison = match got {
                 Some((_, got)) => compare::compare(want, got, tol),
                 None => compare::OutputComparison::missing(want, tol),
             };
-            OutputReport { name: name.clone(), comparison }
+            OutputReport {
+                name: name.clone(),
+                comparison,
+            }
         })
         .collect())
 }

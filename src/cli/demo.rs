@@ -31,32 +31,47 @@ pub fn run(args: DemoArgs, global: Global) -> Result<u8> {
     let suites = suite::discover(&[dir])?;
     let selected = backend::select(&args.backends)?;
     let options = runner::RunOptions::default();
-    let total = suites.iter().map(|s| s.cases.len()).sum::<usize>() * selected.len() + suites.len() * selected.len();
+    let total = suites.iter().map(|s| s.cases.len()).sum::<usize>() * selected.len()
+        + suites.len() * selected.len();
     let output = OutputArgs {
         format: super::output::Format::Text,
         out: None,
     };
     let mut progress = Progress::new(total as u64, output.progress_allowed(global.quiet));
-    let rows = runner::run(&suites, &selected, &runner::Reference::Golden, &options, &mut |r| {
-        progress.step(&format!("{} {}", r.case, r.backend))
-    });
+    let rows = runner::run(
+        &suites,
+        &selected,
+        &runner::Reference::Golden,
+        &options,
+        &mut |r| progress.step(&format!("{} {}", r.case, r.backend)),
+    );
     let budget = Budget {
         warmup: 3,
         min_runs: 20,
         min_duration: Duration::from_secs_f64(args.min_duration.max(0.0)),
         max_runs: 100_000,
     };
-    let mut table = vec![["MODEL", "BACKEND", "VERDICT", "MAX REL", "P50 MS", "INF/S"].map(String::from)];
+    let mut table =
+        vec![["MODEL", "BACKEND", "VERDICT", "MAX REL", "P50 MS", "INF/S"].map(String::from)];
     let mut verdicts = Vec::new();
     let mut worst = CaseVerdict::Pass;
     for suite in &suites {
-        let model = suite.dir.file_name().map_or_else(|| suite.dir.display().to_string(), |n| n.to_string_lossy().into_owned());
+        let model = suite.dir.file_name().map_or_else(
+            || suite.dir.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
         for s in &selected {
             let mine: Vec<_> = rows
                 .iter()
-                .filter(|r| r.suite == suite.dir.display().to_string() && r.backend == s.backend.name())
+                .filter(|r| {
+                    r.suite == suite.dir.display().to_string() && r.backend == s.backend.name()
+                })
                 .collect();
-            let verdict = mine.iter().map(|r| r.verdict).max().unwrap_or(CaseVerdict::Error);
+            let verdict = mine
+                .iter()
+                .map(|r| r.verdict)
+                .max()
+                .unwrap_or(CaseVerdict::Error);
             let max_rel = mine
                 .iter()
                 .flat_map(|r| r.outputs.iter().map(|o| o.comparison.max_rel_err))
@@ -68,25 +83,45 @@ pub fn run(args: DemoArgs, global: Global) -> Result<u8> {
                 .and_then(|c| suite.load_case(c))
                 .map_err(|e| e.to_string())
                 .and_then(|case| {
-                    let mut session = s.backend.load(&suite.model, &LoadOptions::default()).map_err(|e| e.message)?;
+                    let mut session = s
+                        .backend
+                        .load(&suite.model, &LoadOptions::default())
+                        .map_err(|e| e.message)?;
                     bench::time_runs(session.as_mut(), &case.inputs, budget).map_err(|e| e.message)
                 });
             progress.step(&format!("timing {model} {}", s.backend.name()));
             let (p50, ips) = match &timing {
-                Ok(t) => (format!("{:.3}", t.percentile(0.5)), format!("{:.0}", t.throughput_per_s())),
+                Ok(t) => (
+                    format!("{:.3}", t.percentile(0.5)),
+                    format!("{:.0}", t.throughput_per_s()),
+                ),
                 Err(_) => ("-".to_string(), "-".to_string()),
             };
             worst = worst.max(verdict);
             verdicts.push(verdict);
-            table.push([model.clone(), s.backend.name().to_string(), verdict.name().to_string(), text::num(max_rel), p50, ips]);
+            table.push([
+                model.clone(),
+                s.backend.name().to_string(),
+                verdict.name().to_string(),
+                text::num(max_rel),
+                p50,
+                ips,
+            ]);
         }
     }
     progress.finish();
-    let style = text::Style { color: output.color(global.color) };
+    let style = text::Style {
+        color: output.color(global.color),
+    };
     let mut out = render_table(&table, &verdicts, style);
-    let errors: Vec<_> = rows.iter().filter(|r| r.verdict != CaseVerdict::Pass).collect();
+    let errors: Vec<_> = rows
+        .iter()
+        .filter(|r| r.verdict != CaseVerdict::Pass)
+        .collect();
     for r in &errors {
-        let why = r.error.clone().unwrap_or_else(|| "outputs differ beyond tolerance (run `parity check` for details)".to_string());
+        let why = r.error.clone().unwrap_or_else(|| {
+            "outputs differ beyond tolerance (run `parity check` for details)".to_string()
+        });
         out += &format!("{} {} {}: {why}\n", r.suite, r.case, r.backend);
     }
     out += &format!(
@@ -142,5 +177,9 @@ fn models_dir(flag: Option<&Path>) -> Result<PathBuf> {
     candidates
         .into_iter()
         .find(|d| d.join("mlp").join(suite::MODEL_FILE).is_file())
-        .ok_or_else(|| Error::Usage("bundled models not found: pass --models DIR or set PARITY_MODELS".to_string()))
+        .ok_or_else(|| {
+            Error::Usage(
+                "bundled models not found: pass --models DIR or set PARITY_MODELS".to_string(),
+            )
+        })
 }

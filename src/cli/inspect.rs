@@ -42,9 +42,20 @@ pub fn run(args: InspectArgs, _global: Global) -> Result<u8> {
         }
         Format::Text => {
             let mut out = format!("model     {}\n", args.model.display());
-            out += &format!("producer  {}\n", if info.producer.is_empty() { "-" } else { &info.producer });
+            out += &format!(
+                "producer  {}\n",
+                if info.producer.is_empty() {
+                    "-"
+                } else {
+                    &info.producer
+                }
+            );
             out += &format!("size      {} bytes\nsha256    {}\n", info.size, info.sha256);
-            let opsets: Vec<_> = info.opsets.iter().map(|(d, v)| format!("{d} {v}")).collect();
+            let opsets: Vec<_> = info
+                .opsets
+                .iter()
+                .map(|(d, v)| format!("{d} {v}"))
+                .collect();
             out += &format!("opsets    {}\n", opsets.join(", "));
             for (title, specs) in [("inputs", &info.inputs), ("outputs", &info.outputs)] {
                 out += &format!("{title}:\n");
@@ -73,7 +84,13 @@ fn dtype(s: &IoSpec) -> String {
 fn shape_text(s: &IoSpec) -> String {
     match &s.dims {
         None => "rank unknown".to_string(),
-        Some(d) => format!("[{}]", d.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")),
+        Some(d) => format!(
+            "[{}]",
+            d.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     }
 }
 

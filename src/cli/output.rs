@@ -55,10 +55,12 @@ impl OutputArgs {
             None => {
                 let mut out = std::io::stdout().lock();
                 match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
-                    Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(crate::Error::Write {
-                        path: PathBuf::from("<stdout>"),
-                        source: e,
-                    }),
+                    Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                        Err(crate::Error::Write {
+                            path: PathBuf::from("<stdout>"),
+                            source: e,
+                        })
+                    }
                     _ => Ok(()),
                 }
             }
@@ -92,8 +94,13 @@ impl Progress {
     pub fn new(total: u64, allowed: bool) -> Progress {
         Progress {
             bar: allowed.then(|| {
-                let bar = indicatif::ProgressBar::with_draw_target(Some(total), indicatif::ProgressDrawTarget::hidden());
-                if let Ok(style) = indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}") {
+                let bar = indicatif::ProgressBar::with_draw_target(
+                    Some(total),
+                    indicatif::ProgressDrawTarget::hidden(),
+                );
+                if let Ok(style) =
+                    indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}")
+                {
                     bar.set_style(style);
                 }
                 bar
@@ -108,7 +115,10 @@ impl Progress {
     pub fn step(&mut self, msg: &str) {
         self.done += 1;
         if let Some(bar) = &self.bar {
-            if bar.is_hidden() && self.started.elapsed().as_secs_f64() > 1.0 && self.done < self.total {
+            if bar.is_hidden()
+                && self.started.elapsed().as_secs_f64() > 1.0
+                && self.done < self.total
+            {
                 bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
             }
             bar.set_position(self.done);

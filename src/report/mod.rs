@@ -92,8 +92,16 @@ pub struct OutputReport {
 
 impl CaseReport {
     /// A case whose outputs were compared: fail when any output fails.
-    pub fn compared(id: CaseId, latency_ms: Option<f64>, device: Option<String>, outputs: Vec<OutputReport>) -> Self {
-        let verdict = if outputs.iter().all(|o| o.comparison.verdict == Verdict::Pass) {
+    pub fn compared(
+        id: CaseId,
+        latency_ms: Option<f64>,
+        device: Option<String>,
+        outputs: Vec<OutputReport>,
+    ) -> Self {
+        let verdict = if outputs
+            .iter()
+            .all(|o| o.comparison.verdict == Verdict::Pass)
+        {
             CaseVerdict::Pass
         } else {
             CaseVerdict::Fail
@@ -148,7 +156,11 @@ impl Report {
             failed: count(CaseVerdict::Fail),
             errors: count(CaseVerdict::Error),
         };
-        let verdict = cases.iter().map(|c| c.verdict).max().unwrap_or(CaseVerdict::Error);
+        let verdict = cases
+            .iter()
+            .map(|c| c.verdict)
+            .max()
+            .unwrap_or(CaseVerdict::Error);
         Report {
             schema: SCHEMA,
             verdict,

@@ -46,7 +46,10 @@ pub fn num(v: Option<f64>) -> String {
         Some(v) if v == 0.0 => "0".to_string(),
         Some(v) if v.is_nan() => "NaN".to_string(),
         Some(v) if v.is_infinite() => if v > 0.0 { "inf" } else { "-inf" }.to_string(),
-        Some(v) if (1e-3..1e4).contains(&v.abs()) => format!("{v:.4}").trim_end_matches('0').trim_end_matches('.').to_string(),
+        Some(v) if (1e-3..1e4).contains(&v.abs()) => format!("{v:.4}")
+            .trim_end_matches('0')
+            .trim_end_matches('.')
+            .to_string(),
         Some(v) => format!("{v:.2e}"),
     }
 }
@@ -60,7 +63,7 @@ pub fn index(ix: &Option<Vec<usize>>) -> String {
 }
 
 /// Renders the whole report.
-pub fn render(report: &Report, style: Style) -> String {
+pub fn render(report: &Report, style: Style, verbose: bool) -> String {
     let mut rows: Vec<[String; 7]> = Vec::new();
     for c in &report.cases {
         let worst = c
@@ -79,7 +82,9 @@ pub fn render(report: &Report, style: Style) -> String {
             worst.map_or("-".to_string(), |o| index(&o.comparison.worst_index)),
         ]);
     }
-    let header = ["SUITE", "CASE", "BACKEND", "VERDICT", "MAX ABS", "MAX REL", "WORST"];
+    let header = [
+        "SUITE", "CASE", "BACKEND", "VERDICT", "MAX ABS", "MAX REL", "WORST",
+    ];
     let mut widths = header.map(str::len);
     for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
@@ -103,7 +108,7 @@ pub fn render(report: &Report, style: Style) -> String {
     out.push('\n');
     for (row, case) in rows.iter().zip(&report.cases) {
         out.push_str(&line(row, Some(case.verdict)));
-        out.push_str(&details(case));
+        out.push_str(&details(case, verbose));
     }
     out.push_str(&summary(report, style));
     out
@@ -126,16 +131,22 @@ fn max_of(c: &CaseReport, f: impl Fn(&crate::compare::OutputComparison) -> f64) 
     c.outputs
         .iter()
         .map(|o| f(&o.comparison))
-        .fold(None, |acc: Option<f64>, v| Some(acc.map_or(v, |a| if v.is_nan() || v > a { v } else { a })))
+        .fold(None, |acc: Option<f64>, v| {
+            Some(acc.map_or(v, |a| if v.is_nan() || v > a { v } else { a }))
+        })
 }
 
-/// Indented lines explaining an error or each failing output.
-fn details(case: &CaseReport) -> String {
+/// Indented lines explaining an error and each failing output (every output when verbose).
+fn details(case: &CaseReport, verbose: bool) -> String {
     let mut out = String::new();
     if let Some(e) = &case.error {
         out.push_str(&format!("    error: {e}\n"));
     }
-    for o in case.outputs.iter().filter(|o| o.comparison.verdict == Verdict::Fail) {
+    for o in case
+        .outputs
+        .iter()
+        .filter(|o| verbose || o.comparison.verdict == Verdict::Fail)
+    {
         let c = &o.comparison;
         if let Some(p) = &c.problem {
             out.push_str(&format!("    {}: {p}\n", o.name));

@@ -85,7 +85,10 @@ impl Manifest {
             for (key, v) in [("atol", t.atol), ("rtol", t.rtol)] {
                 if let Some(v) = v {
                     if !(v.is_finite() && v >= 0.0) {
-                        return Err(Error::file(path, format!("{table} {key} = {v}: must be a finite number ≥ 0")));
+                        return Err(Error::file(
+                            path,
+                            format!("{table} {key} = {v}: must be a finite number ≥ 0"),
+                        ));
                     }
                 }
             }
@@ -123,8 +126,20 @@ mod tests {
     fn output_settings_override_the_suite_wide_ones() {
         let (_d, m) = write("[tolerance]\natol = 1e-5\nrtol = 1e-4\n[outputs.y]\nrtol = 1e-2\n[outputs.z]\nskip = true\n");
         let m = m.unwrap();
-        assert_eq!(m.tolerance_for("y"), ToleranceOverride { atol: Some(1e-5), rtol: Some(1e-2) });
-        assert_eq!(m.tolerance_for("x"), ToleranceOverride { atol: Some(1e-5), rtol: Some(1e-4) });
+        assert_eq!(
+            m.tolerance_for("y"),
+            ToleranceOverride {
+                atol: Some(1e-5),
+                rtol: Some(1e-2)
+            }
+        );
+        assert_eq!(
+            m.tolerance_for("x"),
+            ToleranceOverride {
+                atol: Some(1e-5),
+                rtol: Some(1e-4)
+            }
+        );
         assert!(m.skips("z") && !m.skips("y"));
     }
 
@@ -132,7 +147,10 @@ mod tests {
     fn a_typo_is_an_error_naming_the_file() {
         let (d, m) = write("[tolerance]\nrtoll = 1e-3\n");
         let err = m.unwrap_err().to_string();
-        assert!(err.starts_with(&d.path().join(MANIFEST_FILE).display().to_string()), "{err}");
+        assert!(
+            err.starts_with(&d.path().join(MANIFEST_FILE).display().to_string()),
+            "{err}"
+        );
         assert!(err.contains("rtoll"), "{err}");
     }
 

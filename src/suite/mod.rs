@@ -70,14 +70,21 @@ pub struct Case {
 pub fn discover(paths: &[PathBuf]) -> Result<Vec<Suite>> {
     let mut suites = Vec::new();
     for path in paths {
-        let meta = std::fs::metadata(path).map_err(|e| Error::file(path, formats::io_problem(&e)))?;
+        let meta =
+            std::fs::metadata(path).map_err(|e| Error::file(path, formats::io_problem(&e)))?;
         if !meta.is_dir() {
-            return Err(Error::file(path, "not a directory (a suite is a directory with model.onnx and test_data_set_N)"));
+            return Err(Error::file(
+                path,
+                "not a directory (a suite is a directory with model.onnx and test_data_set_N)",
+            ));
         }
         let mut dirs = Vec::new();
         find_suite_dirs(path, &mut dirs)?;
         if dirs.is_empty() {
-            return Err(Error::file(path, "holds no suite (no model.onnx found below it)"));
+            return Err(Error::file(
+                path,
+                "holds no suite (no model.onnx found below it)",
+            ));
         }
         for dir in dirs {
             suites.push(open(&dir)?);
@@ -124,7 +131,9 @@ pub fn open(dir: &Path) -> Result<Suite> {
 fn list_cases(dir: &Path) -> Result<Vec<CaseSource>> {
     let mut cases = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(|e| Error::file(dir, formats::io_problem(&e)))? {
-        let path = entry.map_err(|e| Error::file(dir, formats::io_problem(&e)))?.path();
+        let path = entry
+            .map_err(|e| Error::file(dir, formats::io_problem(&e)))?
+            .path();
         let Some(file_name) = path.file_name().and_then(|n| n.to_str()) else {
             continue;
         };
@@ -133,7 +142,10 @@ fn list_cases(dir: &Path) -> Result<Vec<CaseSource>> {
         }
         let source = if path.is_dir() {
             data_set_dir(&path)?
-        } else if matches!(formats::extension(&path).as_deref(), Some("npz" | "safetensors")) {
+        } else if matches!(
+            formats::extension(&path).as_deref(),
+            Some("npz" | "safetensors")
+        ) {
             Some(CaseFiles::Archive(path.clone()))
         } else {
             None
@@ -148,7 +160,9 @@ fn list_cases(dir: &Path) -> Result<Vec<CaseSource>> {
 }
 
 fn numeric_suffix(name: &str) -> u64 {
-    name.trim_start_matches(DATA_SET_PREFIX).parse().unwrap_or(u64::MAX)
+    name.trim_start_matches(DATA_SET_PREFIX)
+        .parse()
+        .unwrap_or(u64::MAX)
 }
 
 /// Lists a `test_data_set_N` directory: numbered files, or exactly one archive.
@@ -157,7 +171,9 @@ fn data_set_dir(dir: &Path) -> Result<Option<CaseFiles>> {
     let mut outputs: Vec<(usize, PathBuf)> = Vec::new();
     let mut archives = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(|e| Error::file(dir, formats::io_problem(&e)))? {
-        let path = entry.map_err(|e| Error::file(dir, formats::io_problem(&e)))?.path();
+        let path = entry
+            .map_err(|e| Error::file(dir, formats::io_problem(&e)))?
+            .path();
         let ext = formats::extension(&path);
         let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("");
         match ext.as_deref() {
@@ -168,9 +184,9 @@ fn data_set_dir(dir: &Path) -> Result<Option<CaseFiles>> {
                     stem.strip_prefix("output_").map(|k| (&mut outputs, k))
                 };
                 if let Some((list, k)) = slot {
-                    let k: usize = k
-                        .parse()
-                        .map_err(|_| Error::file(&path, "expected input_K/output_K with a number K"))?;
+                    let k: usize = k.parse().map_err(|_| {
+                        Error::file(&path, "expected input_K/output_K with a number K")
+                    })?;
                     list.push((k, path.clone()));
                 }
             }
@@ -231,9 +247,15 @@ impl Suite {
     fn order_inputs(&self, case: &str, mut named: Vec<(String, Tensor)>) -> Result<Vec<Tensor>> {
         let mut ordered = Vec::with_capacity(self.info.inputs.len());
         for spec in &self.info.inputs {
-            let pos = named.iter().position(|(n, _)| n == &spec.name).ok_or_else(|| {
-                Error::file(self.dir.join(case), format!("no data for model input `{}`", spec.name))
-            })?;
+            let pos = named
+                .iter()
+                .position(|(n, _)| n == &spec.name)
+                .ok_or_else(|| {
+                    Error::file(
+                        self.dir.join(case),
+                        format!("no data for model input `{}`", spec.name),
+                    )
+                })?;
             ordered.push(named.swap_remove(pos).1);
         }
         Ok(ordered)
@@ -248,7 +270,10 @@ impl Suite {
             } else if self.info.outputs.iter().any(|s| s.name == name) {
                 outputs.push((name, tensor));
             } else {
-                return Err(Error::file(path, format!("holds `{name}`, which is neither an input nor an output of the model")));
+                return Err(Error::file(
+                    path,
+                    format!("holds `{name}`, which is neither an input nor an output of the model"),
+                ));
             }
         }
         // Expected outputs in model output order, like the numbered layout.
@@ -274,7 +299,11 @@ fn read_numbered(files: &[PathBuf], specs: &[IoSpec], kind: &str) -> Result<Vec<
             match stored {
                 Some(name) if name != spec.name => Err(Error::file(
                     path,
-                    format!("holds tensor `{name}` but model {kind} {} is `{}`", specs.iter().position(|s| s.name == spec.name).unwrap_or(0), spec.name),
+                    format!(
+                        "holds tensor `{name}` but model {kind} {} is `{}`",
+                        specs.iter().position(|s| s.name == spec.name).unwrap_or(0),
+                        spec.name
+                    ),
                 )),
                 _ => Ok((spec.name.clone(), tensor)),
             }

@@ -80,9 +80,15 @@ pub fn run(
                 let row = match (&mut session, case, expected) {
                     (_, Err(e), _) | (_, _, Err(e)) => CaseReport::errored(id, e.clone(), None),
                     (Err((msg, op)), _, _) => CaseReport::errored(id, msg.clone(), op.clone()),
-                    (Ok(session), Ok(case), Ok(expected)) => {
-                        run_case(suite, session.as_mut(), case, expected, id, &selected.device, options)
-                    }
+                    (Ok(session), Ok(case), Ok(expected)) => run_case(
+                        suite,
+                        session.as_mut(),
+                        case,
+                        expected,
+                        id,
+                        &selected.device,
+                        options,
+                    ),
                 };
                 on_case(&row);
                 suite_rows.push((c, b, row));
@@ -103,15 +109,21 @@ fn reference_outputs(
     options: &RunOptions,
 ) -> Vec<Result<Vec<(String, Tensor)>, String>> {
     let Some(reference) = candidates.iter().find(|s| s.backend.name() == name) else {
-        return cases.iter().map(|_| Err(format!("reference backend {name} was not selected"))).collect();
+        return cases
+            .iter()
+            .map(|_| Err(format!("reference backend {name} was not selected")))
+            .collect();
     };
     let mut session = reference.backend.load(&suite.model, &options.load);
     cases
         .iter()
         .map(|case| {
             let case = case.as_ref().map_err(Clone::clone)?;
-            let session = session.as_mut().map_err(|e| format!("reference {name}: {}", e.message))?;
-            run_guarded(session.as_mut(), &case.inputs).map_err(|e| format!("reference {name}: {}", e.message))
+            let session = session
+                .as_mut()
+                .map_err(|e| format!("reference {name}: {}", e.message))?;
+            run_guarded(session.as_mut(), &case.inputs)
+                .map_err(|e| format!("reference {name}: {}", e.message))
         })
         .collect()
 }
@@ -151,7 +163,10 @@ fn run_case(
 }
 
 /// Runs a session, turning a panic inside the engine into an error for this case.
-pub fn run_guarded(session: &mut dyn Session, inputs: &[Tensor]) -> Result<Vec<(String, Tensor)>, BackendError> {
+pub fn run_guarded(
+    session: &mut dyn Session,
+    inputs: &[Tensor],
+) -> Result<Vec<(String, Tensor)>, BackendError> {
     crate::panic_guard::catch(|| session.run(inputs))
         .unwrap_or_else(|msg| Err(BackendError::new(format!("backend panicked: {msg}"))))
 }
