@@ -394,3 +394,20 @@ fn nan_produced_by_the_backend_is_a_mismatch() {
         case["outputs"][0]
     );
 }
+
+#[test]
+fn demo_prints_the_table_and_passes() {
+    let o = parity(&["demo", "--min-duration", "0.01"]);
+    assert_eq!(o.code, 0, "{}\n{}", o.stdout, o.stderr);
+    for model in ["mlp", "cnn", "transformer"] {
+        for backend in ["ort-cpu", "candle-cpu", "tract-cpu"] {
+            let row = o
+                .stdout
+                .lines()
+                .find(|l| l.starts_with(model) && l.contains(backend))
+                .unwrap_or_else(|| panic!("no row for {model} {backend}:\n{}", o.stdout));
+            assert!(row.contains("pass"), "{row}");
+        }
+    }
+    assert!(o.stdout.trim_end().ends_with("PASS"), "{}", o.stdout);
+}

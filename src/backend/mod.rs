@@ -8,6 +8,8 @@
 use crate::tensor::{DType, Tensor};
 use std::path::Path;
 
+#[cfg(feature = "candle-backend")]
+pub mod candle;
 #[cfg(feature = "ort-backend")]
 pub mod ort;
 #[cfg(feature = "tract-backend")]
@@ -127,6 +129,14 @@ pub trait Backend: Send + Sync {
 }
 
 /// A backend compiled out of this build: always listed, never available.
+#[cfg_attr(
+    all(
+        feature = "ort-backend",
+        feature = "candle-backend",
+        feature = "tract-backend"
+    ),
+    allow(dead_code)
+)]
 struct NotCompiled {
     name: &'static str,
     feature: &'static str,
@@ -170,6 +180,12 @@ fn ort_cpu() -> Box<dyn Backend> {
     })
 }
 
+#[cfg(feature = "candle-backend")]
+fn candle_cpu() -> Box<dyn Backend> {
+    Box::new(candle::CandleCpu)
+}
+
+#[cfg(not(feature = "candle-backend"))]
 fn candle_cpu() -> Box<dyn Backend> {
     Box::new(NotCompiled {
         name: "candle-cpu",

@@ -57,6 +57,10 @@ pub fn run(args: CheckArgs, global: Global) -> Result<u8> {
     }
     let selected = backend::select(&names)?;
     if let Reference::Backend(r) = &reference {
+        if !selected.iter().any(|s| s.backend.name() == r) {
+            // Not among the available ones: say why (unknown or unavailable).
+            backend::select(std::slice::from_ref(r))?;
+        }
         if selected.iter().all(|s| s.backend.name() == r) {
             return Err(Error::Usage(format!(
                 "--reference {r} leaves no other backend to compare (add --backend)"

@@ -43,7 +43,7 @@ impl Style {
 pub fn num(v: Option<f64>) -> String {
     match v {
         None => "-".to_string(),
-        Some(v) if v == 0.0 => "0".to_string(),
+        Some(0.0) => "0".to_string(),
         Some(v) if v.is_nan() => "NaN".to_string(),
         Some(v) if v.is_infinite() => if v > 0.0 { "inf" } else { "-inf" }.to_string(),
         Some(v) if (1e-3..1e4).contains(&v.abs()) => format!("{v:.4}")

@@ -21,6 +21,9 @@ pub const MODEL_FILE: &str = "model.onnx";
 /// Data-set directories (or archives) start with this prefix.
 pub const DATA_SET_PREFIX: &str = "test_data_set_";
 
+/// Tensors paired with their model input/output names.
+pub type NamedTensors = Vec<(String, Tensor)>;
+
 /// A suite found on disk: its model's schema, its manifest and its data sets (not yet read).
 #[derive(Debug)]
 pub struct Suite {
@@ -261,7 +264,7 @@ impl Suite {
         Ok(ordered)
     }
 
-    fn read_archive(&self, path: &Path) -> Result<(Vec<(String, Tensor)>, Vec<(String, Tensor)>)> {
+    fn read_archive(&self, path: &Path) -> Result<(NamedTensors, NamedTensors)> {
         let mut inputs = Vec::new();
         let mut outputs = Vec::new();
         for (name, tensor) in formats::read_tensor_map(path)? {

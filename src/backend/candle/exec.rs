@@ -1,0 +1,132 @@
+//! Running a plan on one case: inputs checked against the declared schema and converted,
+//! nodes executed in order with intermediates freed after their last use, outputs checked
+//! against their declared dtype and converted back. A panic inside candle becomes an
+//! error naming the node that was running.
+
+use super::graph::Plan;
+use super::ops::contiguous;
+use super::value::Value;
+use crate::backend::{BackendError, Dim};
+use crate::tensor::Tensor;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+/// Runs one case; `inputs` follow the plan's inputs.
+pub(crate) fn run(plan: &Plan, inputs: &[Tensor]) -> Result<Vec<(String, Tensor)>, BackendError> {
+    if inputs.len() != plan.inputs.len() {
+        return Err(BackendError::new(format!(
+            "the model has {} inputs, {} were given",
+            plan.inputs.len(),
+            inputs.len()
+        )));
+    }
+    let mut env: Vec<Option<Value>> = vec![None; plan.n_slots];
+    for (slot, v) in &plan.constants {
+        env[*slot] = Some(v.clone());
+    }
+    for ((spec, t), &slot) in plan.inputs.iter().zip(inputs).zip(&plan.input_slots) {
+        check_input(spec, t)?;
+        let v = Value::from_tensor(t).map_err(|e| e.into_backend("input", &spec.name))?;
+        env[slot] = Some(v);
+    }
+    let mut current: Option<usize> = None;
+    let result = catch_unwind(AssertUnwindSafe(|| execute(plan, &mut env, &mut current)));
+    match result {
+        Ok(r) => r?,
+        Err(payload) => {
+            let msg = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".to_string());
+            let at = match current.and_then(|i| plan.steps.get(i)) {
+                Some(s) => format!("{} (node `{}`)", s.op_type, s.label),
+                None => "the interpreter".to_string(),
+            };
+            return Err(BackendError::new(format!("candle panicked in {at}: {msg}")));
+        }
+    }
+    let mut out = Vec::with_capacity(plan.outputs.len());
+    for (spec, &slot) in plan.outputs.iter().zip(&plan.output_slots) {
+        let v = env[slot]
+            .as_ref()
+            .ok_or_else(|| BackendError::new(format!("output `{}` was not computed", spec.name)))?;
+        if let Some(d) = spec.dtype {
+            if d != v.dtype {
+                return Err(BackendError::new(format!(
+                    "output `{}` was computed as {} but the model declares {d}",
+                    spec.name, v.dtype
+                )));
+            }
+        }
+        let t = v
+            .to_tensor()
+            .map_err(|e| e.into_backend("output", &spec.name))?;
+        out.push((spec.name.clone(), t));
+    }
+    Ok(out)
+}
+
+fn execute(
+    plan: &Plan,
+    env: &mut [Option<Value>],
+    current: &mut Option<usize>,
+) -> Result<(), BackendError> {
+    for (si, step) in plan.steps.iter().enumerate() {
+        *current = Some(si);
+        let args: Vec<Option<&Value>> = step
+            .inputs
+            .iter()
+            .map(|s| s.and_then(|s| env[s].as_ref()))
+            .collect();
+        let outs = step
+            .op
+            .run(&args)
+            .map_err(|e| e.into_backend(&step.op_type, &step.label))?;
+        for (i, slot) in step.outputs.iter().enumerate() {
+            let Some(slot) = slot else { continue };
+            let v = outs.get(i).cloned().ok_or_else(|| {
+                BackendError::new(format!(
+                    "{} (node `{}`) produced no output {i}",
+                    step.op_type, step.label
+                ))
+            })?;
+            // Later ops (index_select, index_add, reshape views) want contiguous data.
+            let t = contiguous(v.t).map_err(|e| e.into_backend(&step.op_type, &step.label))?;
+            env[*slot] = Some(Value::new(t, v.dtype));
+        }
+        for &s in &step.free_after {
+            env[s] = None;
+        }
+    }
+    *current = None;
+    Ok(())
+}
+
+fn check_input(spec: &crate::backend::IoSpec, t: &Tensor) -> Result<(), BackendError> {
+    if let Some(d) = spec.dtype {
+        if t.dtype() != d {
+            return Err(BackendError::new(format!(
+                "input `{}` has dtype {}, the model declares {d}",
+                spec.name,
+                t.dtype()
+            )));
+        }
+    }
+    if let Some(dims) = &spec.dims {
+        let ok = dims.len() == t.shape().len()
+            && dims
+                .iter()
+                .zip(t.shape())
+                .all(|(d, &n)| !matches!(d, Dim::Fixed(f) if *f != n));
+        if !ok {
+            let declared: Vec<String> = dims.iter().map(|d| d.to_string()).collect();
+            return Err(BackendError::new(format!(
+                "input `{}` has shape {:?}, the model declares [{}]",
+                spec.name,
+                t.shape(),
+                declared.join(", ")
+            )));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,280 @@
+//! Loading a model into an execution plan: opset check, initializers and `Constant`
+//! nodes decoded once, every node validated and built (so that an unsupported op,
+//! attribute or opset semantic is refused at load time), a topological order, and value
+//! slots with the step after which each intermediate can be freed.
+
+use super::error::OpError;
+use super::ops::{self, Built, Ctx, Op};
+use super::proto::value_from_proto;
+use super::value::{storage_dtype, Value};
+use crate::backend::{BackendError, IoSpec};
+use crate::formats::onnx_model::{graph_inputs, read_model};
+use crate::formats::onnx_pb::GraphProto;
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
+
+/// The newest ai.onnx opset whose operator versions this backend was checked against
+/// (onnx 1.23.2). A newer opset may change any op's semantics, so it is refused.
+pub(crate) const MAX_OPSET: i64 = 28;
+
+/// One node, ready to run.
+pub(crate) struct Step {
+    pub op: Box<dyn Op>,
+    pub op_type: String,
+    /// The node's name, or its first output's when it has none (for error messages).
+    pub label: String,
+    /// A slot per node input; `None` for an omitted optional input.
+    pub inputs: Vec<Option<usize>>,
+    /// A slot per node output; `None` for an omitted optional output.
+    pub outputs: Vec<Option<usize>>,
+    /// Slots whose last reader is this step (freed after it runs).
+    pub free_after: Vec<usize>,
+}
+
+/// A loaded model.
+pub(crate) struct Plan {
+    pub n_slots: usize,
+    /// Initializers and constant-node values, set in their slots before every run.
+    pub constants: Vec<(usize, Value)>,
+    pub inputs: Vec<IoSpec>,
+    pub input_slots: Vec<usize>,
+    pub outputs: Vec<IoSpec>,
+    pub output_slots: Vec<usize>,
+    /// Nodes in topological order.
+    pub steps: Vec<Step>,
+}
+
+struct Slots(HashMap<String, usize>);
+
+impl Slots {
+    fn get_or_add(&mut self, name: &str) -> usize {
+        let n = self.0.len();
+        *self.0.entry(name.to_string()).or_insert(n)
+    }
+}
+
+fn load_error(what: &str, e: OpError) -> BackendError {
+    match e {
+        OpError::Unsupported(m) | OpError::Failed(m) => BackendError::new(format!("{what}: {m}")),
+    }
+}
+
+/// Reads, validates and plans the model at `path`.
+pub(crate) fn load(path: &Path) -> Result<Plan, BackendError> {
+    let (model, _) = read_model(path).map_err(|e| BackendError::new(e.to_string()))?;
+    let graph = model
+        .graph
+        .as_ref()
+        .ok_or_else(|| BackendError::new("the model has no graph"))?;
+    let opset = model
+        .opset_import
+        .iter()
+        .find(|o| matches!(o.domain(), "" | "ai.onnx"))
+        .map(|o| o.version());
+    if let Some(opset) = opset.filter(|&v| v > MAX_OPSET) {
+        return Err(BackendError::new(format!(
+            "ai.onnx opset {opset} is newer than the newest this backend knows ({MAX_OPSET})"
+        )));
+    }
+    if !graph.sparse_initializer.is_empty() {
+        return Err(BackendError::new("sparse initializers are not supported"));
+    }
+
+    let mut slots = Slots(HashMap::new());
+    let mut constants = Vec::new();
+    for t in &graph.initializer {
+        let v = value_from_proto(t, path)
+            .map_err(|e| load_error(&format!("initializer `{}`", t.name()), e))?;
+        constants.push((slots.get_or_add(t.name()), v));
+    }
+    let inputs = graph_inputs(graph);
+    let mut input_slots = Vec::new();
+    for spec in &inputs {
+        check_io_dtype("input", spec)?;
+        input_slots.push(slots.get_or_add(&spec.name));
+    }
+
+    // Validate and build every node before ordering them, so refusals come first.
+    let mut pending = Vec::new();
+    for node in &graph.node {
+        let op_type = node.op_type().to_string();
+        let label = match node.name() {
+            "" => node
+                .output
+                .iter()
+                .find(|o| !o.is_empty())
+                .cloned()
+                .unwrap_or_default(),
+            n => n.to_string(),
+        };
+        if !matches!(node.domain(), "" | "ai.onnx") {
+            return Err(BackendError::unsupported_op(
+                op_type,
+                format!(
+                    "domain `{}` is not supported (node `{label}`)",
+                    node.domain()
+                ),
+            ));
+        }
+        let opset = opset.ok_or_else(|| {
+            BackendError::new(format!(
+                "node `{label}` ({op_type}) is in ai.onnx, which the model does not import"
+            ))
+        })?;
+        let ctx = Ctx { node, opset, path };
+        match ops::build(&ctx).map_err(|e| e.into_backend(&op_type, &label))? {
+            Built::Constant(v) => {
+                let out = node
+                    .output
+                    .first()
+                    .filter(|o| !o.is_empty())
+                    .ok_or_else(|| {
+                        BackendError::new(format!("Constant node `{label}` has no output"))
+                    })?;
+                constants.push((slots.get_or_add(out), v));
+            }
+            Built::Op(op) => pending.push((node, op_type, label, op)),
+        }
+    }
+    let order = topological_order(graph, &pending, &constants, &input_slots, &mut slots)?;
+
+    let output_specs = graph_outputs(graph);
+    let mut output_slots = Vec::new();
+    for spec in &output_specs {
+        check_io_dtype("output", spec)?;
+        let slot = *slots.0.get(&spec.name).ok_or_else(|| {
+            BackendError::new(format!(
+                "graph output `{}` is not produced by any node",
+                spec.name
+            ))
+        })?;
+        output_slots.push(slot);
+    }
+
+    // Build the steps in order and compute when each slot is last read.
+    let mut steps: Vec<Step> = Vec::with_capacity(order.len());
+    let mut pending: Vec<Option<_>> = pending.into_iter().map(Some).collect();
+    for i in order {
+        let Some((node, op_type, label, op)) = pending[i].take() else {
+            return Err(BackendError::new(
+                "internal error: a node was scheduled twice",
+            ));
+        };
+        let slot_of = |n: &String| (!n.is_empty()).then(|| slots.0.get(n).copied()).flatten();
+        steps.push(Step {
+            op,
+            op_type,
+            label,
+            inputs: node.input.iter().map(slot_of).collect(),
+            outputs: node.output.iter().map(slot_of).collect(),
+            free_after: Vec::new(),
+        });
+    }
+    let mut last_use: HashMap<usize, usize> = HashMap::new();
+    for (si, s) in steps.iter().enumerate() {
+        for slot in s.inputs.iter().flatten() {
+            last_use.insert(*slot, si);
+        }
+    }
+    for (slot, si) in last_use {
+        if !output_slots.contains(&slot) {
+            steps[si].free_after.push(slot);
+        }
+    }
+    Ok(Plan {
+        n_slots: slots.0.len(),
+        constants,
+        inputs,
+        input_slots,
+        outputs: output_specs,
+        output_slots,
+        steps,
+    })
+}
+
+/// Kahn's algorithm, keeping the file's order among ready nodes. Assigns a slot to every
+/// node output and checks that every input is produced.
+fn topological_order(
+    _graph: &GraphProto,
+    nodes: &[(
+        &crate::formats::onnx_pb::NodeProto,
+        String,
+        String,
+        Box<dyn Op>,
+    )],
+    constants: &[(usize, Value)],
+    input_slots: &[usize],
+    slots: &mut Slots,
+) -> Result<Vec<usize>, BackendError> {
+    let mut producer: HashMap<String, usize> = HashMap::new();
+    for (i, (node, _, label, _)) in nodes.iter().enumerate() {
+        for out in node.output.iter().filter(|o| !o.is_empty()) {
+            let slot = slots.get_or_add(out);
+            let preset = constants.iter().any(|c| c.0 == slot) || input_slots.contains(&slot);
+            if preset || producer.insert(out.clone(), i).is_some() {
+                return Err(BackendError::new(format!(
+                    "value `{out}` (node `{label}`) is produced twice"
+                )));
+            }
+        }
+    }
+    let mut deps: Vec<BTreeSet<usize>> = vec![BTreeSet::new(); nodes.len()];
+    let mut users: Vec<Vec<usize>> = vec![Vec::new(); nodes.len()];
+    for (i, (node, _, label, _)) in nodes.iter().enumerate() {
+        for name in node.input.iter().filter(|n| !n.is_empty()) {
+            match producer.get(name) {
+                Some(&p) => {
+                    if deps[i].insert(p) {
+                        users[p].push(i);
+                    }
+                }
+                None => {
+                    let known = slots.0.get(name).is_some_and(|s| {
+                        constants.iter().any(|c| c.0 == *s) || input_slots.contains(s)
+                    });
+                    if !known {
+                        return Err(BackendError::new(format!(
+                            "input `{name}` of node `{label}` is not a graph input, initializer or node output"
+                        )));
+                    }
+                }
+            }
+        }
+    }
+    let mut ready: BTreeSet<usize> = (0..nodes.len()).filter(|&i| deps[i].is_empty()).collect();
+    let mut order = Vec::with_capacity(nodes.len());
+    while let Some(i) = ready.pop_first() {
+        order.push(i);
+        for &u in &users[i] {
+            deps[u].remove(&i);
+            if deps[u].is_empty() {
+                ready.insert(u);
+            }
+        }
+    }
+    if order.len() != nodes.len() {
+        return Err(BackendError::new("the graph has a cycle"));
+    }
+    Ok(order)
+}
+
+/// The graph's outputs as [`IoSpec`]s (the schema reader exposes the conversion for
+/// inputs only, so the outputs are read through it as if they were inputs).
+fn graph_outputs(graph: &GraphProto) -> Vec<IoSpec> {
+    let as_inputs = GraphProto {
+        input: graph.output.clone(),
+        ..Default::default()
+    };
+    graph_inputs(&as_inputs)
+}
+
+fn check_io_dtype(kind: &str, spec: &IoSpec) -> Result<(), BackendError> {
+    match spec.dtype {
+        Some(d) if storage_dtype(d).is_some() => Ok(()),
+        Some(d) => Err(BackendError::new(format!("{kind} `{}` has dtype {d}, which is not supported", spec.name))),
+        None => Err(BackendError::new(format!(
+            "{kind} `{}` is not a tensor of a supported dtype (strings, sequences, maps are not supported)",
+            spec.name
+        ))),
+    }
+}

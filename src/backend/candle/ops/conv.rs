@@ -1,0 +1,241 @@
+//! Conv and ConvTranspose for 1-D, 2-D, 3-D (any rank), with asymmetric pads, strides,
+//! dilations, groups and auto_pad, built from candle ops: an im2col gather
+//! (`index_select` with the indices of [`super::window`]) and a matmul per group.
+//! ConvTranspose multiplies first and scatters with `index_add`, then crops the pads.
+//! bf16 is computed in f32 (candle's CPU matmul has no bf16 kernel) and rounded once.
+
+use super::window::{unravel, AutoPad, WindowAttrs};
+use super::{contiguous, input, op, opt_input, Built, Ctx};
+use crate::backend::candle::error::{failed, unsupported, OpResult};
+use crate::backend::candle::value::{index_tensor, Value};
+use candle_core::{DType as CDType, Tensor as CTensor};
+
+/// Op types of this family with the first opset defining each.
+pub(crate) const OPS: &[(&str, i64)] = &[("Conv", 1), ("ConvTranspose", 1)];
+
+pub(crate) fn build(ctx: &Ctx) -> OpResult<Built> {
+    ctx.arity((2, 3), (1, 1))?;
+    let transpose = ctx.op() == "ConvTranspose";
+    let mut allowed = vec![
+        "auto_pad",
+        "dilations",
+        "group",
+        "kernel_shape",
+        "pads",
+        "strides",
+    ];
+    if transpose {
+        allowed.extend(["output_padding", "output_shape"]);
+    }
+    let a = ctx.attrs(&allowed)?;
+    let w = WindowAttrs::parse(&a)?;
+    let group = a.int("group", 1)?;
+    if group < 1 {
+        return Err(failed!("attribute `group` = {group} must be positive"));
+    }
+    let group = group as usize;
+    if !transpose {
+        return op(move |inputs| {
+            let (x, wt) = (input(inputs, 0)?, input(inputs, 1)?);
+            Ok(vec![conv(x, wt, opt_input(inputs, 2), &w, group)?])
+        });
+    }
+    if a.has("output_shape") {
+        return Err(unsupported!("attribute `output_shape` is not supported"));
+    }
+    if matches!(w.auto_pad, AutoPad::SameUpper | AutoPad::SameLower) {
+        return Err(unsupported!(
+            "attribute `auto_pad` = SAME_* is not supported"
+        ));
+    }
+    let output_padding = a.ints("output_padding")?;
+    op(move |inputs| {
+        let (x, wt) = (input(inputs, 0)?, input(inputs, 1)?);
+        Ok(vec![conv_transpose(
+            x,
+            wt,
+            opt_input(inputs, 2),
+            &w,
+            group,
+            output_padding.as_deref(),
+        )?])
+    })
+}
+
+/// Checks dtypes and ranks; returns the dtype to compute in.
+fn check(x: &Value, w: &Value, b: Option<&Value>) -> OpResult<CDType> {
+    x.require_float("input")?;
+    if w.dtype != x.dtype || b.is_some_and(|b| b.dtype != x.dtype) {
+        return Err(failed!("X, W and B must have the same dtype"));
+    }
+    if x.rank() < 3 || w.rank() != x.rank() {
+        return Err(failed!(
+            "X {:?} and W {:?} must have the same rank >= 3",
+            x.shape(),
+            w.shape()
+        ));
+    }
+    Ok(if x.t.dtype() == CDType::BF16 {
+        CDType::F32
+    } else {
+        x.t.dtype()
+    })
+}
+
+fn add_bias(y: CTensor, b: Option<&Value>, m: usize, dt: CDType) -> OpResult<CTensor> {
+    let Some(b) = b else { return Ok(y) };
+    if b.shape() != [m] {
+        return Err(failed!("B has shape {:?}, expected [{m}]", b.shape()));
+    }
+    let mut shape = vec![1usize; y.rank()];
+    shape[1] = m;
+    Ok(y.broadcast_add(&b.t.to_dtype(dt)?.reshape(shape)?)?)
+}
+
+fn conv(
+    x: &Value,
+    w: &Value,
+    b: Option<&Value>,
+    attrs: &WindowAttrs,
+    group: usize,
+) -> OpResult<Value> {
+    let dt = check(x, w, b)?;
+    let (xs, ws) = (x.shape(), w.shape());
+    let (n, c, m, cg) = (xs[0], xs[1], ws[0], ws[1]);
+    if cg * group != c || m % group != 0 {
+        return Err(failed!(
+            "X has {c} channels, W {ws:?} with group {group} does not fit"
+        ));
+    }
+    let g = attrs.geometry(&xs[2..], &ws[2..])?;
+    let (k, l, p, mg) = (g.kernel_size(), g.output_size(), g.input_size(), m / group);
+    let idx = index_tensor(g.gather_indices()?)?;
+    // im2col: [N, C, P] -> [N, C, K*L], padding positions read as zero.
+    let cols = contiguous(x.t.to_dtype(dt)?)?
+        .reshape((n, c, p))?
+        .index_select(&idx, 2)?;
+    let wt = contiguous(w.t.to_dtype(dt)?)?;
+    let y = if cg == 1 && mg == 1 {
+        // Depthwise: one channel in, one out per group; an element-wise product and sum.
+        let cols = cols.reshape((n, c, k, l))?;
+        cols.broadcast_mul(&wt.reshape((1, c, k, 1))?)?.sum(2)?
+    } else {
+        let cols = cols.reshape((n, group, cg * k, l))?;
+        let wt = wt.reshape((group, mg, cg * k))?;
+        let mut parts = Vec::with_capacity(group);
+        for gi in 0..group {
+            let wg = wt.get(gi)?.broadcast_as((n, mg, cg * k))?;
+            parts.push(wg.matmul(&cols.narrow(1, gi, 1)?.squeeze(1)?)?);
+        }
+        if parts.len() == 1 {
+            parts.remove(0)
+        } else {
+            CTensor::cat(&parts, 1)?
+        }
+    };
+    let mut shape = vec![n, m];
+    shape.extend_from_slice(&g.output);
+    let y = add_bias(y.reshape(shape)?, b, m, dt)?;
+    Ok(Value::new(y.to_dtype(x.t.dtype())?, x.dtype))
+}
+
+fn conv_transpose(
+    x: &Value,
+    w: &Value,
+    b: Option<&Value>,
+    attrs: &WindowAttrs,
+    group: usize,
+    output_padding: Option<&[i64]>,
+) -> OpResult<Value> {
+    let dt = check(x, w, b)?;
+    let (xs, ws) = (x.shape(), w.shape());
+    let (n, c, mg) = (xs[0], xs[1], ws[1]);
+    if ws[0] != c || c % group != 0 {
+        return Err(failed!(
+            "X has {c} channels, W {ws:?} with group {group} does not fit"
+        ));
+    }
+    let (cg, m) = (c / group, mg * group);
+    let sp = xs.len() - 2;
+    let kernel = &ws[2..];
+    if kernel.len() != sp {
+        return Err(failed!(
+            "kernel has {} dims, input has {sp} spatial dims",
+            kernel.len()
+        ));
+    }
+    attrs.check_kernel(kernel)?;
+    let g = attrs.params(sp)?;
+    let op_pad: Vec<usize> = match output_padding {
+        None => vec![0; sp],
+        Some(v) if v.len() == sp && v.iter().all(|&p| p >= 0) => {
+            v.iter().map(|&p| p as usize).collect()
+        }
+        Some(v) => {
+            return Err(failed!(
+                "output_padding {v:?} must have {sp} non-negative values"
+            ))
+        }
+    };
+    let mut full = Vec::with_capacity(sp);
+    for i in 0..sp {
+        if op_pad[i] >= g.strides[i].max(g.dilations[i]) {
+            return Err(failed!(
+                "output_padding {} must be smaller than stride or dilation",
+                op_pad[i]
+            ));
+        }
+        full.push(
+            (xs[2 + i] - 1) * g.strides[i] + (kernel[i] - 1) * g.dilations[i] + 1 + op_pad[i],
+        );
+        if g.pads_begin[i] + g.pads_end[i] >= full[i] {
+            return Err(failed!("pads remove the whole output of spatial dim {i}"));
+        }
+    }
+    let (k, lin): (usize, usize) = (kernel.iter().product(), xs[2..].iter().product());
+    // Scatter positions: input position l and kernel offset k land at l*s + k*d.
+    let mut idx = Vec::with_capacity(k * lin);
+    let (mut kk, mut ll) = (vec![0; sp], vec![0; sp]);
+    for ki in 0..k {
+        unravel(ki, kernel, &mut kk);
+        for li in 0..lin {
+            unravel(li, &xs[2..], &mut ll);
+            let mut flat = 0usize;
+            for i in 0..sp {
+                flat = flat * full[i] + ll[i] * g.strides[i] + kk[i] * g.dilations[i];
+            }
+            idx.push(u32::try_from(flat).map_err(|_| failed!("output is too large"))?);
+        }
+    }
+    let xt = contiguous(x.t.to_dtype(dt)?)?.reshape((n, c, lin))?;
+    let wt = contiguous(w.t.to_dtype(dt)?)?.reshape((c, mg * k))?;
+    let mut parts = Vec::with_capacity(group);
+    for gi in 0..group {
+        let wg = wt
+            .narrow(0, gi * cg, cg)?
+            .t()?
+            .contiguous()?
+            .broadcast_as((n, mg * k, cg))?;
+        parts.push(wg.matmul(&xt.narrow(1, gi * cg, cg)?)?);
+    }
+    let cols = if parts.len() == 1 {
+        parts.remove(0)
+    } else {
+        CTensor::cat(&parts, 1)?
+    };
+    let cols = cols.reshape((n, m, k * lin))?.contiguous()?;
+    let total: usize = full.iter().product();
+    let out = CTensor::zeros((n, m, total), dt, x.t.device())?.index_add(
+        &index_tensor(idx)?,
+        &cols,
+        2,
+    )?;
+    let mut shape = vec![n, m];
+    shape.extend_from_slice(&full);
+    let mut y = out.reshape(shape)?;
+    for (i, &f) in full.iter().enumerate() {
+        y = y.narrow(2 + i, g.pads_begin[i], f - g.pads_begin[i] - g.pads_end[i])?;
+    }
+    let y = add_bias(y.contiguous()?, b, m, dt)?;
+    Ok(Value::new(y.to_dtype(x.t.dtype())?, x.dtype))
+}

@@ -1,0 +1,301 @@
+//! Sliding-window geometry shared by Conv, ConvTranspose and the pools, for any number of
+//! spatial dims: output sizes from kernel, strides, dilations, explicit or automatic
+//! padding and `ceil_mode`, and the gather indices that turn a convolution or a pool into
+//! one candle `index_select` (im2col) followed by a matmul or a reduction.
+//!
+//! Padding costs no copy: a window position in the padding gets the index `u32::MAX`,
+//! which candle 0.11.1's `index_select` fills with zero (a tested assumption, see the
+//! `index_select_sentinel_is_zero` test); max pooling then masks those positions to -inf.
+
+use crate::backend::candle::attrs::Attrs;
+use crate::backend::candle::error::{failed, unsupported, OpResult};
+
+/// Index of a window position that falls in the padding.
+pub(crate) const PAD: u32 = u32::MAX;
+
+/// `auto_pad` values.
+#[derive(Clone, Copy, PartialEq, Debug)]
+pub(crate) enum AutoPad {
+    NotSet,
+    SameUpper,
+    SameLower,
+    Valid,
+}
+
+/// The window attributes of a node, as written (validated against the input at run time).
+#[derive(Clone, Debug)]
+pub(crate) struct WindowAttrs {
+    pub auto_pad: AutoPad,
+    pub kernel_shape: Option<Vec<usize>>,
+    pub strides: Option<Vec<i64>>,
+    pub dilations: Option<Vec<i64>>,
+    pub pads: Option<Vec<i64>>,
+    pub ceil_mode: bool,
+}
+
+impl WindowAttrs {
+    /// Reads `auto_pad`, `kernel_shape`, `strides`, `pads`, and `dilations` / `ceil_mode`
+    /// when the op has them at this opset (the caller whitelists them).
+    pub(crate) fn parse(a: &Attrs) -> OpResult<Self> {
+        let auto_pad = match a.string("auto_pad")?.as_deref().unwrap_or("NOTSET") {
+            "NOTSET" => AutoPad::NotSet,
+            "SAME_UPPER" => AutoPad::SameUpper,
+            "SAME_LOWER" => AutoPad::SameLower,
+            "VALID" => AutoPad::Valid,
+            m => {
+                return Err(unsupported!(
+                    "attribute `auto_pad` = \"{m}\" is not supported"
+                ))
+            }
+        };
+        let kernel_shape = match a.ints("kernel_shape")? {
+            Some(k) => Some(
+                k.iter()
+                    .map(|&d| usize::try_from(d).ok().filter(|&d| d > 0))
+                    .collect::<Option<Vec<usize>>>()
+                    .ok_or_else(|| failed!("kernel_shape {k:?} has a non-positive value"))?,
+            ),
+            None => None,
+        };
+        let ceil_mode = match a.int("ceil_mode", 0)? {
+            0 => false,
+            1 => true,
+            v => return Err(unsupported!("attribute `ceil_mode` = {v} is not supported")),
+        };
+        if ceil_mode && auto_pad != AutoPad::NotSet {
+            return Err(unsupported!(
+                "attribute `ceil_mode` = 1 with `auto_pad` is not supported"
+            ));
+        }
+        let pads = a.ints("pads")?;
+        if pads.is_some() && !matches!(auto_pad, AutoPad::NotSet) {
+            return Err(failed!(
+                "attributes `pads` and `auto_pad` cannot be used together"
+            ));
+        }
+        Ok(WindowAttrs {
+            auto_pad,
+            kernel_shape,
+            strides: a.ints("strides")?,
+            dilations: a.ints("dilations")?,
+            pads,
+            ceil_mode,
+        })
+    }
+
+    /// Strides, dilations and explicit pads (begin, end) for `n` spatial dims, checked.
+    pub(crate) fn params(&self, n: usize) -> OpResult<Params> {
+        let positive = |v: &Option<Vec<i64>>, what: &str| -> OpResult<Vec<usize>> {
+            match v {
+                None => Ok(vec![1; n]),
+                Some(v) if v.len() == n && v.iter().all(|&x| x > 0) => {
+                    Ok(v.iter().map(|&x| x as usize).collect())
+                }
+                Some(v) => Err(failed!("{what} {v:?} must have {n} positive values")),
+            }
+        };
+        let (pads_begin, pads_end) = match &self.pads {
+            None => (vec![0; n], vec![0; n]),
+            Some(p) if p.len() == 2 * n && p.iter().all(|&x| x >= 0) => (
+                p[..n].iter().map(|&x| x as usize).collect(),
+                p[n..].iter().map(|&x| x as usize).collect(),
+            ),
+            Some(p) => {
+                return Err(failed!(
+                    "pads {p:?} must have {} non-negative values",
+                    2 * n
+                ))
+            }
+        };
+        Ok(Params {
+            strides: positive(&self.strides, "strides")?,
+            dilations: positive(&self.dilations, "dilations")?,
+            pads_begin,
+            pads_end,
+        })
+    }
+
+    /// Checks `kernel_shape` (when given) against the kernel dims taken from the weights.
+    pub(crate) fn check_kernel(&self, kernel: &[usize]) -> OpResult<()> {
+        match &self.kernel_shape {
+            Some(ks) if ks.as_slice() != kernel => Err(failed!(
+                "kernel_shape {ks:?} does not match the weights' {kernel:?}"
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// The geometry for spatial `input` dims and `kernel` dims.
+    pub(crate) fn geometry(&self, input: &[usize], kernel: &[usize]) -> OpResult<Geometry> {
+        let n = input.len();
+        if kernel.len() != n {
+            return Err(failed!(
+                "kernel has {} dims, input has {n} spatial dims",
+                kernel.len()
+            ));
+        }
+        self.check_kernel(kernel)?;
+        let Params {
+            strides,
+            dilations,
+            pads_begin: mut pb,
+            pads_end: mut pe,
+        } = self.params(n)?;
+        let mut output = vec![0; n];
+        for i in 0..n {
+            let ke = (kernel[i] - 1) * dilations[i] + 1;
+            let s = strides[i];
+            match self.auto_pad {
+                AutoPad::SameUpper | AutoPad::SameLower => {
+                    let out = input[i].div_ceil(s);
+                    let total = ((out.max(1) - 1) * s + ke).saturating_sub(input[i]);
+                    let small = total / 2;
+                    (pb[i], pe[i]) = if self.auto_pad == AutoPad::SameUpper {
+                        (small, total - small)
+                    } else {
+                        (total - small, small)
+                    };
+                    output[i] = out;
+                }
+                AutoPad::NotSet | AutoPad::Valid => {
+                    let span = input[i] + pb[i] + pe[i];
+                    if span < ke {
+                        return Err(failed!(
+                            "window of {ke} does not fit spatial dim {i} of size {} with pads ({}, {})",
+                            input[i],
+                            pb[i],
+                            pe[i]
+                        ));
+                    }
+                    let mut out = if self.ceil_mode {
+                        (span - ke).div_ceil(s) + 1
+                    } else {
+                        (span - ke) / s + 1
+                    };
+                    // A window that would start in the end padding is dropped (ONNX
+                    // Runtime, PyTorch).
+                    if self.ceil_mode && (out - 1) * s >= input[i] + pb[i] {
+                        out -= 1;
+                    }
+                    output[i] = out;
+                }
+            }
+        }
+        Ok(Geometry {
+            input: input.to_vec(),
+            kernel: kernel.to_vec(),
+            strides,
+            dilations,
+            pads_begin: pb,
+            pads_end: pe,
+            output,
+        })
+    }
+}
+
+/// Strides, dilations and explicit pads, one value per spatial dim.
+#[derive(Clone, Debug)]
+pub(crate) struct Params {
+    pub strides: Vec<usize>,
+    pub dilations: Vec<usize>,
+    pub pads_begin: Vec<usize>,
+    pub pads_end: Vec<usize>,
+}
+
+/// A resolved sliding window over the spatial dims.
+#[derive(Clone, Debug)]
+pub(crate) struct Geometry {
+    pub input: Vec<usize>,
+    pub kernel: Vec<usize>,
+    pub strides: Vec<usize>,
+    pub dilations: Vec<usize>,
+    pub pads_begin: Vec<usize>,
+    pub pads_end: Vec<usize>,
+    pub output: Vec<usize>,
+}
+
+/// Row-major multi-index of `flat` in `dims`.
+pub(crate) fn unravel(mut flat: usize, dims: &[usize], out: &mut [usize]) {
+    for i in (0..dims.len()).rev() {
+        out[i] = flat % dims[i];
+        flat /= dims[i];
+    }
+}
+
+impl Geometry {
+    /// Elements per window.
+    pub(crate) fn kernel_size(&self) -> usize {
+        self.kernel.iter().product()
+    }
+
+    /// Output positions.
+    pub(crate) fn output_size(&self) -> usize {
+        self.output.iter().product()
+    }
+
+    /// Input positions per channel.
+    pub(crate) fn input_size(&self) -> usize {
+        self.input.iter().product()
+    }
+
+    /// Calls `f(k, l, coords)` for every kernel offset `k` and output position `l`, with
+    /// the window element's coordinates in the unpadded input (may be negative or beyond).
+    fn visit(&self, mut f: impl FnMut(usize, usize, &[i64])) {
+        let n = self.input.len();
+        let (mut kk, mut oo, mut c) = (vec![0; n], vec![0; n], vec![0i64; n]);
+        for k in 0..self.kernel_size() {
+            unravel(k, &self.kernel, &mut kk);
+            for l in 0..self.output_size() {
+                unravel(l, &self.output, &mut oo);
+                for i in 0..n {
+                    c[i] = (oo[i] * self.strides[i] + kk[i] * self.dilations[i]) as i64
+                        - self.pads_begin[i] as i64;
+                }
+                f(k, l, &c);
+            }
+        }
+    }
+
+    /// For each kernel offset (outer) and output position (inner), the flat input index of
+    /// the window element, or [`PAD`].
+    pub(crate) fn gather_indices(&self) -> OpResult<Vec<u32>> {
+        if self.input_size() >= PAD as usize {
+            return Err(failed!("spatial size {:?} is too large", self.input));
+        }
+        let mut idx = Vec::with_capacity(self.kernel_size() * self.output_size());
+        self.visit(|_, _, c| {
+            let mut flat = 0usize;
+            let mut inside = true;
+            for (i, &ci) in c.iter().enumerate() {
+                if ci < 0 || ci >= self.input[i] as i64 {
+                    inside = false;
+                    break;
+                }
+                flat = flat * self.input[i] + ci as usize;
+            }
+            idx.push(if inside { flat as u32 } else { PAD });
+        });
+        Ok(idx)
+    }
+
+    /// Per output position, the number of window elements inside the input, or (with
+    /// `include_pad`) inside the input plus its explicit pads; positions added by
+    /// `ceil_mode` beyond the pads never count.
+    pub(crate) fn counts(&self, include_pad: bool) -> Vec<f64> {
+        let mut counts = vec![0f64; self.output_size()];
+        self.visit(|_, l, c| {
+            let ok = c.iter().enumerate().all(|(i, &ci)| {
+                if include_pad {
+                    ci >= -(self.pads_begin[i] as i64)
+                        && ci < (self.input[i] + self.pads_end[i]) as i64
+                } else {
+                    ci >= 0 && ci < self.input[i] as i64
+                }
+            });
+            if ok {
+                counts[l] += 1.0;
+            }
+        });
+        counts
+    }
+}

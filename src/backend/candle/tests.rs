@@ -1,0 +1,788 @@
+//! Tests of the candle-cpu interpreter: real ONNX backend-test models against their
+//! expected outputs (several op families), opset-dependent semantics and refusals on tiny
+//! models built here, dtype round trips, and an ignored sweep over all 140 shipped cases
+//! that prints the conformance numbers and the most common refusals.
+
+use super::CandleCpu;
+use crate::backend::testdata::{assert_close, case_dir, data_set, onnx_data_dir, value_info};
+use crate::backend::{Backend, BackendError, LoadOptions};
+use crate::formats::onnx_pb::{
+    attribute_proto::AttributeType, AttributeProto, GraphProto, ModelProto, NodeProto,
+    OperatorSetIdProto, TensorProto, ValueInfoProto,
+};
+use crate::tensor::{DType, Tensor};
+use prost::Message;
+use std::path::{Path, PathBuf};
+
+const F32: i32 = 1;
+const I64: i32 = 7;
+const I32: i32 = 6;
+const BOOL: i32 = 9;
+
+/// Runs test_data_set_0 of a shipped case and compares with rtol 1e-3, atol 1e-5.
+fn check_case(rel: &str) {
+    let Some(dir) = case_dir(rel) else { return };
+    let (inputs, expected) = data_set(&dir, 0);
+    let mut s = CandleCpu
+        .load(&dir.join("model.onnx"), &LoadOptions::default())
+        .unwrap_or_else(|e| panic!("{rel}: load: {}", e.message));
+    let out = s
+        .run(&inputs)
+        .unwrap_or_else(|e| panic!("{rel}: run: {}", e.message));
+    assert_eq!(out.len(), expected.len(), "{rel}: output count");
+    for ((name, a), e) in out.iter().zip(&expected) {
+        assert_close(&format!("{rel}:{name}"), a, e, 1e-3, 1e-5);
+    }
+}
+
+#[test]
+fn conv_cases_match_expected_outputs() {
+    for c in [
+        "pytorch-converted/test_Conv1d_dilated",
+        "pytorch-converted/test_Conv1d_groups",
+        "pytorch-converted/test_Conv2d_depthwise_padded",
+        "pytorch-converted/test_Conv2d_groups",
+        "pytorch-converted/test_Conv2d_dilated",
+        "pytorch-converted/test_Conv3d_stride_padding",
+        "pytorch-converted/test_ConvTranspose2d",
+        "pytorch-operator/test_operator_convtranspose",
+    ] {
+        check_case(c);
+    }
+}
+
+#[test]
+fn pool_cases_match_expected_outputs() {
+    for c in [
+        "pytorch-converted/test_AvgPool1d_stride",
+        "pytorch-converted/test_AvgPool3d_stride1_pad0_gpu_input",
+        "pytorch-converted/test_MaxPool2d",
+        "pytorch-converted/test_MaxPool3d_stride_padding",
+        "pytorch-converted/test_MaxPool1d_stride_padding_dilation",
+    ] {
+        check_case(c);
+    }
+}
+
+#[test]
+fn gemm_softmax_norm_cases_match_expected_outputs() {
+    for c in [
+        "pytorch-converted/test_Linear",
+        "pytorch-operator/test_operator_addmm",
+        "pytorch-operator/test_operator_mm",
+        "pytorch-converted/test_Softmax",
+        "pytorch-converted/test_log_softmax_dim3",
+        "pytorch-converted/test_softmax_functional_dim3",
+        "pytorch-converted/test_BatchNorm3d_momentum_eval",
+        "pytorch-operator/test_operator_symbolic_override",
+    ] {
+        check_case(c);
+    }
+}
+
+#[test]
+fn shape_pad_slice_cases_match_expected_outputs() {
+    for c in [
+        "pytorch-converted/test_ReflectionPad2d",
+        "pytorch-converted/test_ReplicationPad2d",
+        "pytorch-converted/test_ConstantPad2d",
+        "pytorch-operator/test_operator_index",
+        "pytorch-operator/test_operator_chunk",
+        "pytorch-converted/test_PixelShuffle",
+        "pytorch-operator/test_operator_repeat_dim_overflow",
+        "simple/test_expand_shape_model3",
+        "pytorch-converted/test_Embedding",
+        "pytorch-converted/test_GLU_dim",
+    ] {
+        check_case(c);
+    }
+}
+
+#[test]
+fn legacy_broadcast_and_activation_cases_match_expected_outputs() {
+    for c in [
+        "pytorch-operator/test_operator_add_size1_broadcast",
+        "pytorch-operator/test_operator_add_broadcast",
+        "pytorch-operator/test_operator_clip",
+        "pytorch-operator/test_operator_reduced_sum",
+        "pytorch-operator/test_operator_pow",
+        "pytorch-converted/test_PReLU_2d_multiparam",
+        "pytorch-converted/test_SELU",
+        "pytorch-converted/test_Softplus",
+        "simple/test_shrink",
+        "simple/test_sign_model",
+    ] {
+        check_case(c);
+    }
+}
+
+// ---- tiny models built in the test ----
+
+fn attr(name: &str) -> AttributeProto {
+    AttributeProto {
+        name: Some(name.into()),
+        ..Default::default()
+    }
+}
+fn attr_i(name: &str, v: i64) -> AttributeProto {
+    AttributeProto {
+        i: Some(v),
+        r#type: Some(AttributeType::Int as i32),
+        ..attr(name)
+    }
+}
+fn attr_f(name: &str, v: f32) -> AttributeProto {
+    AttributeProto {
+        f: Some(v),
+        r#type: Some(AttributeType::Float as i32),
+        ..attr(name)
+    }
+}
+fn attr_ints(name: &str, v: &[i64]) -> AttributeProto {
+    AttributeProto {
+        ints: v.to_vec(),
+        r#type: Some(AttributeType::Ints as i32),
+        ..attr(name)
+    }
+}
+fn attr_s(name: &str, v: &str) -> AttributeProto {
+    AttributeProto {
+        s: Some(v.as_bytes().to_vec()),
+        r#type: Some(AttributeType::String as i32),
+        ..attr(name)
+    }
+}
+
+fn node(op: &str, inputs: &[&str], outputs: &[&str], attrs: Vec<AttributeProto>) -> NodeProto {
+    NodeProto {
+        input: inputs.iter().map(|s| s.to_string()).collect(),
+        output: outputs.iter().map(|s| s.to_string()).collect(),
+        op_type: Some(op.into()),
+        attribute: attrs,
+        ..Default::default()
+    }
+}
+
+fn init_i64(name: &str, v: &[i64]) -> TensorProto {
+    TensorProto {
+        name: Some(name.into()),
+        dims: vec![v.len() as i64],
+        data_type: Some(I64),
+        int64_data: v.to_vec(),
+        ..Default::default()
+    }
+}
+
+struct Tiny {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+}
+
+fn model(
+    opset: i64,
+    nodes: Vec<NodeProto>,
+    inputs: Vec<ValueInfoProto>,
+    outputs: Vec<ValueInfoProto>,
+    inits: Vec<TensorProto>,
+) -> Tiny {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let m = ModelProto {
+        ir_version: Some(8),
+        opset_import: vec![OperatorSetIdProto {
+            domain: Some(String::new()),
+            version: Some(opset),
+        }],
+        graph: Some(GraphProto {
+            node: nodes,
+            input: inputs,
+            output: outputs,
+            initializer: inits,
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let path = dir.path().join("model.onnx");
+    std::fs::write(&path, m.encode_to_vec()).expect("write model");
+    Tiny { _dir: dir, path }
+}
+
+fn load(path: &Path) -> Result<Box<dyn crate::backend::Session>, BackendError> {
+    CandleCpu.load(path, &LoadOptions::default())
+}
+
+/// The error of a result that must fail.
+fn refused<T>(r: Result<T, BackendError>) -> BackendError {
+    match r {
+        Ok(_) => panic!("expected an error"),
+        Err(e) => e,
+    }
+}
+
+fn run1(t: &Tiny, inputs: &[Tensor]) -> Result<Tensor, BackendError> {
+    let mut s = load(&t.path)?;
+    Ok(s.run(inputs)?.remove(0).1)
+}
+
+fn f32s(shape: &[usize], v: &[f32]) -> Tensor {
+    Tensor::from_vec(shape.to_vec(), v.to_vec()).expect("tensor")
+}
+
+fn vals(t: &Tensor) -> Vec<f64> {
+    (0..t.numel()).map(|i| t.get_f64(i)).collect()
+}
+
+/// A one-node model `y = op(x)` on f32 [n].
+fn unary(op: &str, opset: i64, n: i64, attrs: Vec<AttributeProto>) -> Tiny {
+    model(
+        opset,
+        vec![node(op, &["x"], &["y"], attrs)],
+        vec![value_info("x", F32, &[Ok(n)])],
+        vec![value_info("y", F32, &[Ok(n)])],
+        vec![],
+    )
+}
+
+#[test]
+fn clip_opset6_honours_attributes_and_refuses_unknown_ones() {
+    let x = f32s(&[4], &[-2.0, -0.25, 0.25, 2.0]);
+    let m = unary("Clip", 6, 4, vec![attr_f("min", -0.5), attr_f("max", 0.5)]);
+    assert_eq!(
+        vals(&run1(&m, std::slice::from_ref(&x)).expect("run")),
+        [-0.5, -0.25, 0.25, 0.5]
+    );
+    // Opset 6 defaults are +-FLT_MAX: infinities are clipped, not passed through.
+    let inf = f32s(&[4], &[f32::NEG_INFINITY, 0.0, 1.0, f32::INFINITY]);
+    let m = unary("Clip", 6, 4, vec![]);
+    assert_eq!(
+        vals(&run1(&m, &[inf]).expect("run")),
+        [f32::MIN as f64, 0.0, 1.0, f32::MAX as f64]
+    );
+    // An attribute this backend does not know is refused, naming op and attribute.
+    let m = unary(
+        "Clip",
+        6,
+        4,
+        vec![attr_f("min", -0.5), attr_f("fancy", 1.0)],
+    );
+    let e = refused(load(&m.path));
+    assert_eq!(e.op.as_deref(), Some("Clip"));
+    assert!(
+        e.message.contains("attribute `fancy` is not supported"),
+        "{}",
+        e.message
+    );
+    // At opset 11 min/max are inputs; the attribute no longer exists.
+    let m = unary("Clip", 11, 4, vec![attr_f("min", -0.5)]);
+    let e = refused(load(&m.path));
+    assert!(
+        e.message.contains("attribute `min` is not supported"),
+        "{}",
+        e.message
+    );
+}
+
+#[test]
+fn unsupported_attribute_values_and_ops_are_refused_with_names() {
+    let cases: Vec<(Tiny, &str, &str)> = vec![
+        (
+            unary("Gelu", 20, 4, vec![attr_s("approximate", "fast")]),
+            "Gelu",
+            "attribute `approximate` = \"fast\"",
+        ),
+        (
+            unary("LpNormalization", 13, 4, vec![]),
+            "LpNormalization",
+            "not implemented",
+        ),
+        (
+            unary("Relu", 13, 4, vec![attr_i("inplace", 1)]),
+            "Relu",
+            "attribute `inplace` is not supported",
+        ),
+        (unary("Erf", 8, 4, vec![]), "Erf", "not defined at opset 8"),
+        (
+            unary("Gelu", 19, 4, vec![]),
+            "Gelu",
+            "not defined at opset 19",
+        ),
+        (
+            unary("BatchNormalization", 6, 4, vec![attr_i("is_test", 0)]),
+            "BatchNormalization",
+            "attribute `is_test` = 0",
+        ),
+        (
+            unary("Dropout", 6, 4, vec![]),
+            "Dropout",
+            "`is_test` = 0 (training mode)",
+        ),
+    ];
+    for (m, op, msg) in cases {
+        let e = load(&m.path)
+            .err()
+            .unwrap_or_else(|| panic!("{op}: not refused"));
+        assert_eq!(e.op.as_deref(), Some(op), "{}", e.message);
+        assert!(e.message.contains(msg), "{op}: {}", e.message);
+    }
+    // Pad modes and BatchNormalization spatial = 0.
+    let m = model(
+        11,
+        vec![node(
+            "Pad",
+            &["x", "p"],
+            &["y"],
+            vec![attr_s("mode", "wrap")],
+        )],
+        vec![value_info("x", F32, &[Ok(4)])],
+        vec![value_info("y", F32, &[Ok(6)])],
+        vec![init_i64("p", &[1, 1])],
+    );
+    let e = refused(load(&m.path));
+    assert!(
+        e.message
+            .contains("attribute `mode` = \"wrap\" is not supported"),
+        "{}",
+        e.message
+    );
+    // A node in another domain names the domain.
+    let mut n = node("FusedGemm", &["x"], &["y"], vec![]);
+    n.domain = Some("com.microsoft".into());
+    let m = model(
+        13,
+        vec![n],
+        vec![value_info("x", F32, &[Ok(4)])],
+        vec![value_info("y", F32, &[Ok(4)])],
+        vec![],
+    );
+    let e = refused(load(&m.path));
+    assert!(
+        e.message.contains("domain `com.microsoft`"),
+        "{}",
+        e.message
+    );
+    // A newer opset than this backend knows.
+    let m = unary("Relu", 29, 4, vec![]);
+    assert!(refused(load(&m.path)).message.contains("opset 29"));
+}
+
+#[test]
+fn opset_switches_of_reduce_split_and_squeeze_are_honoured() {
+    let x = Tensor::from_vec(vec![2, 3], (0..6).map(|v| v as f32).collect()).expect("x");
+    // ReduceSum: axes attribute at opset 11, input at opset 13.
+    let m11 = model(
+        11,
+        vec![node(
+            "ReduceSum",
+            &["x"],
+            &["y"],
+            vec![attr_ints("axes", &[1]), attr_i("keepdims", 0)],
+        )],
+        vec![value_info("x", F32, &[Ok(2), Ok(3)])],
+        vec![value_info("y", F32, &[Ok(2)])],
+        vec![],
+    );
+    assert_eq!(
+        vals(&run1(&m11, std::slice::from_ref(&x)).expect("run")),
+        [3.0, 12.0]
+    );
+    let m13 = model(
+        13,
+        vec![node(
+            "ReduceSum",
+            &["x", "a"],
+            &["y"],
+            vec![attr_i("keepdims", 0)],
+        )],
+        vec![value_info("x", F32, &[Ok(2), Ok(3)])],
+        vec![value_info("y", F32, &[Ok(3)])],
+        vec![init_i64("a", &[0])],
+    );
+    assert_eq!(
+        vals(&run1(&m13, std::slice::from_ref(&x)).expect("run")),
+        [3.0, 5.0, 7.0]
+    );
+    // The opset-11 attribute is refused at opset 13 rather than ignored.
+    let bad = model(
+        13,
+        vec![node(
+            "ReduceSum",
+            &["x"],
+            &["y"],
+            vec![attr_ints("axes", &[1])],
+        )],
+        vec![value_info("x", F32, &[Ok(2), Ok(3)])],
+        vec![value_info("y", F32, &[Ok(2), Ok(1)])],
+        vec![],
+    );
+    let e = refused(load(&bad.path));
+    assert!(
+        e.message.contains("attribute `axes` is not supported"),
+        "{}",
+        e.message
+    );
+    // Split: `split` attribute (opset 11) vs input (opset 13); uneven num_outputs (18).
+    let split =
+        |opset: i64, attrs: Vec<AttributeProto>, inputs: &[&str], inits: Vec<TensorProto>| {
+            model(
+                opset,
+                vec![node("Split", inputs, &["a", "b"], attrs)],
+                vec![value_info("x", F32, &[Ok(2), Ok(3)])],
+                vec![
+                    value_info("a", F32, &[Ok(2), Err("n")]),
+                    value_info("b", F32, &[Ok(2), Err("m")]),
+                ],
+                inits,
+            )
+        };
+    for m in [
+        split(
+            11,
+            vec![attr_i("axis", 1), attr_ints("split", &[1, 2])],
+            &["x"],
+            vec![],
+        ),
+        split(
+            13,
+            vec![attr_i("axis", 1)],
+            &["x", "s"],
+            vec![init_i64("s", &[1, 2])],
+        ),
+        split(
+            18,
+            vec![attr_i("axis", 1), attr_i("num_outputs", 2)],
+            &["x"],
+            vec![],
+        ),
+    ] {
+        let out = load(&m.path)
+            .expect("load")
+            .run(std::slice::from_ref(&x))
+            .expect("run");
+        let (a, b) = (&out[0].1, &out[1].1);
+        let expect_a: &[usize] = if vals(a).len() == 2 { &[2, 1] } else { &[2, 2] };
+        assert_eq!(a.shape(), expect_a);
+        assert_eq!(a.numel() + b.numel(), 6);
+    }
+}
+
+#[test]
+fn softmax_axis_semantics_change_at_opset_13() {
+    let x = Tensor::from_vec(vec![1, 2, 2], vec![0f32, 1.0, 2.0, 3.0]).expect("x");
+    let sm = |opset| {
+        model(
+            opset,
+            vec![node("Softmax", &["x"], &["y"], vec![attr_i("axis", 1)])],
+            vec![value_info("x", F32, &[Ok(1), Ok(2), Ok(2)])],
+            vec![value_info("y", F32, &[Ok(1), Ok(2), Ok(2)])],
+            vec![],
+        )
+    };
+    // Opset 11: softmax over the flattened [2*2] block.
+    let y11 = vals(&run1(&sm(11), std::slice::from_ref(&x)).expect("run"));
+    let z: f64 = (0..4).map(|i| (i as f64).exp()).sum();
+    for (i, y) in y11.iter().enumerate() {
+        assert!((y - (i as f64).exp() / z).abs() < 1e-6);
+    }
+    // Opset 13: softmax over axis 1 only.
+    let y13 = vals(&run1(&sm(13), &[x]).expect("run"));
+    let s = 1.0 / (1.0 + 2f64.exp());
+    assert!(
+        (y13[0] - s).abs() < 1e-6 && (y13[2] - (1.0 - s)).abs() < 1e-6,
+        "{y13:?}"
+    );
+}
+
+#[test]
+fn elementwise_semantics_match_onnx_not_candle_shortcuts() {
+    // Pow with a negative base (candle's pow is exp(y ln x) = NaN).
+    let m = model(
+        13,
+        vec![node("Pow", &["x", "e"], &["y"], vec![])],
+        vec![
+            value_info("x", F32, &[Ok(3)]),
+            value_info("e", F32, &[Ok(3)]),
+        ],
+        vec![value_info("y", F32, &[Ok(3)])],
+        vec![],
+    );
+    let y = run1(
+        &m,
+        &[f32s(&[3], &[-2.0, -3.0, 0.0]), f32s(&[3], &[2.0, 3.0, 0.0])],
+    )
+    .expect("run");
+    assert_eq!(vals(&y), [4.0, -27.0, 1.0]);
+    // Round is half-to-even; Relu and Clip keep NaN.
+    let y = run1(
+        &unary("Round", 11, 4, vec![]),
+        &[f32s(&[4], &[0.5, 1.5, 2.5, -0.5])],
+    )
+    .expect("run");
+    assert_eq!(vals(&y), [0.0, 2.0, 2.0, -0.0]);
+    let y = run1(
+        &unary("Relu", 14, 2, vec![]),
+        &[f32s(&[2], &[f32::NAN, -1.0])],
+    )
+    .expect("run");
+    assert!(vals(&y)[0].is_nan() && vals(&y)[1] == 0.0);
+    // Int32 arithmetic wraps like int32.
+    let m = model(
+        14,
+        vec![node("Add", &["a", "b"], &["y"], vec![])],
+        vec![
+            value_info("a", I32, &[Ok(2)]),
+            value_info("b", I32, &[Ok(2)]),
+        ],
+        vec![value_info("y", I32, &[Ok(2)])],
+        vec![],
+    );
+    let a = Tensor::from_vec(vec![2], vec![i32::MAX, -5]).expect("a");
+    let b = Tensor::from_vec(vec![2], vec![1i32, 2]).expect("b");
+    let y = run1(&m, &[a, b]).expect("run");
+    assert_eq!(y.dtype(), DType::I32);
+    assert_eq!(y.values::<i32>().expect("i32").as_ref(), &[i32::MIN, -3]);
+    // Integer division by zero is an error, not a panic.
+    let m = model(
+        14,
+        vec![node("Div", &["a", "b"], &["y"], vec![])],
+        vec![
+            value_info("a", I64, &[Ok(1)]),
+            value_info("b", I64, &[Ok(1)]),
+        ],
+        vec![value_info("y", I64, &[Ok(1)])],
+        vec![],
+    );
+    let one = Tensor::from_vec(vec![1], vec![1i64]).expect("t");
+    let zero = Tensor::from_vec(vec![1], vec![0i64]).expect("t");
+    assert!(refused(run1(&m, &[one, zero]))
+        .message
+        .contains("division by zero"));
+}
+
+#[test]
+fn shape_subgraph_bool_and_gather_work_with_integers() {
+    // Shape -> Gather(-1) -> Unsqueeze -> Concat -> Reshape, plus Greater -> Where.
+    let m = model(
+        13,
+        vec![
+            node("Shape", &["x"], &["s"], vec![]),
+            node("Gather", &["s", "last"], &["n"], vec![attr_i("axis", 0)]),
+            node("Unsqueeze", &["n", "zero"], &["n1"], vec![]),
+            node(
+                "Concat",
+                &["n1", "minus1"],
+                &["shape"],
+                vec![attr_i("axis", 0)],
+            ),
+            node("Reshape", &["x", "shape"], &["r"], vec![]),
+            node("Greater", &["r", "z"], &["c"], vec![]),
+            node("Where", &["c", "r", "z"], &["y"], vec![]),
+        ],
+        vec![value_info("x", F32, &[Ok(2), Ok(3)])],
+        vec![
+            value_info("y", F32, &[Ok(3), Ok(2)]),
+            value_info("c", BOOL, &[Ok(3), Ok(2)]),
+        ],
+        vec![
+            TensorProto {
+                name: Some("last".into()),
+                data_type: Some(I64),
+                int64_data: vec![-1],
+                ..Default::default()
+            },
+            init_i64("zero", &[0]),
+            init_i64("minus1", &[-1]),
+            TensorProto {
+                name: Some("z".into()),
+                data_type: Some(F32),
+                float_data: vec![0.0],
+                ..Default::default()
+            },
+        ],
+    );
+    let x = f32s(&[2, 3], &[1.0, -2.0, 3.0, -4.0, 5.0, -6.0]);
+    let out = load(&m.path).expect("load").run(&[x]).expect("run");
+    assert_eq!(out[0].1.shape(), [3, 2]);
+    assert_eq!(vals(&out[0].1), [1.0, 0.0, 3.0, 0.0, 5.0, 0.0]);
+    assert_eq!(
+        out[1].1.bools().expect("bool"),
+        [true, false, true, false, true, false]
+    );
+}
+
+#[test]
+fn values_round_trip_every_supported_dtype() {
+    use super::value::Value;
+    for d in DType::ALL {
+        let t = crate::backend::testdata::sample(d, vec![2, 3]);
+        match Value::from_tensor(&t) {
+            Ok(v) => {
+                let back = v.to_tensor().expect("back");
+                assert_eq!(back.dtype(), d);
+                assert_eq!(back.bytes(), t.bytes(), "{d}");
+            }
+            Err(_) => assert_eq!(d, DType::U64, "only u64 is refused"),
+        }
+    }
+}
+
+#[test]
+fn index_select_sentinel_is_zero() {
+    // The window gathers rely on candle 0.11.1 filling index u32::MAX with zero.
+    use candle_core::{Device, Tensor as CTensor};
+    let t = CTensor::from_vec(vec![1f32, 2.0, 3.0], (1, 3), &Device::Cpu).expect("t");
+    let idx = CTensor::from_vec(vec![2u32, u32::MAX, 0], 3, &Device::Cpu).expect("idx");
+    let y = t
+        .index_select(&idx, 1)
+        .expect("select")
+        .flatten_all()
+        .expect("flat");
+    assert_eq!(y.to_vec1::<f32>().expect("vec"), [3.0, 0.0, 1.0]);
+}
+
+#[test]
+fn input_schema_is_checked() {
+    let m = unary("Relu", 14, 4, vec![]);
+    let e = refused(run1(&m, &[f32s(&[3], &[1.0, 2.0, 3.0])]));
+    assert!(e.message.contains("has shape [3]"), "{}", e.message);
+    let e = refused(run1(
+        &m,
+        &[Tensor::from_vec(vec![4], vec![1f64; 4]).expect("t")],
+    ));
+    assert!(e.message.contains("dtype f64"), "{}", e.message);
+}
+
+#[test]
+fn threads_option_runs_in_own_pool() {
+    let Some(dir) = case_dir("pytorch-operator/test_operator_conv") else {
+        return;
+    };
+    let (inputs, expected) = data_set(&dir, 0);
+    let mut s = CandleCpu
+        .load(&dir.join("model.onnx"), &LoadOptions { threads: Some(1) })
+        .expect("load");
+    let out = s.run(&inputs).expect("run");
+    assert_close("conv", &out[0].1, &expected[0], 1e-3, 1e-5);
+}
+
+/// All 140 shipped cases: `cargo test --lib backend::candle -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn conformance_sweep() {
+    let Some(root) = onnx_data_dir() else { return };
+    let (_, mismatch, _) = sweep(&root, &["pytorch-converted", "pytorch-operator", "simple"]);
+    assert_eq!(mismatch, 0, "a mismatch is a silently wrong answer");
+}
+
+/// The ONNX node tests (about 1,860 one-op models), when generated into
+/// `$PARITY_ONNX_NODE_DATA/node` (e.g. with `onnx.backend.test.case.node.collect_testcases`).
+#[test]
+#[ignore]
+fn node_test_sweep() {
+    let Some(root) = std::env::var_os("PARITY_ONNX_NODE_DATA") else {
+        eprintln!("skipped: PARITY_ONNX_NODE_DATA is not set");
+        return;
+    };
+    sweep(Path::new(&root), &["node"]);
+}
+
+/// Runs test_data_set_0 of every case under `root/suite`, prints a line per case, the
+/// most common refusals and the totals.
+fn sweep(root: &Path, suites: &[&str]) -> (usize, usize, usize) {
+    let (mut pass, mut mismatch, mut error) = (0, 0, 0);
+    let mut reasons: std::collections::BTreeMap<String, usize> = Default::default();
+    // The harness's decoder panics on tensors it cannot hold (strings, float8); keep quiet.
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    for suite in suites {
+        let mut cases: Vec<_> = std::fs::read_dir(root.join(suite))
+            .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+            .unwrap_or_default();
+        cases.sort();
+        for case in cases {
+            let name = format!(
+                "{suite}/{}",
+                case.file_name().unwrap_or_default().to_string_lossy()
+            );
+            let Ok((inputs, expected)) = std::panic::catch_unwind(|| data_set(&case, 0)) else {
+                println!("ERROR    {name}: test data not decodable (strings/sequences)");
+                *reasons.entry("undecodable test data".into()).or_default() += 1;
+                error += 1;
+                continue;
+            };
+            match load(&case.join("model.onnx")).and_then(|mut s| s.run(&inputs)) {
+                Err(e) => {
+                    println!("ERROR    {name}: {}", e.message);
+                    let key = match &e.op {
+                        Some(op) => format!("unsupported {op}"),
+                        None => e.message.chars().take(70).collect(),
+                    };
+                    *reasons.entry(key).or_default() += 1;
+                    error += 1;
+                }
+                Ok(out) => {
+                    let mut why = String::new();
+                    let ok = out.len() == expected.len()
+                        && out.iter().zip(&expected).all(|((n, a), e)| {
+                            std::panic::catch_unwind(|| assert_close(n, a, e, 1e-3, 1e-5))
+                                .map_err(|p| {
+                                    why = p
+                                        .downcast_ref::<String>()
+                                        .cloned()
+                                        .unwrap_or_default()
+                                        .chars()
+                                        .take(200)
+                                        .collect()
+                                })
+                                .is_ok()
+                        });
+                    if ok {
+                        println!("PASS     {name}");
+                        pass += 1;
+                    } else {
+                        println!("MISMATCH {name}: {why}");
+                        mismatch += 1;
+                    }
+                }
+            }
+        }
+    }
+    std::panic::set_hook(hook);
+    let mut top: Vec<_> = reasons.into_iter().collect();
+    top.sort_by_key(|r| std::cmp::Reverse(r.1));
+    for (r, n) in top.iter().take(40) {
+        println!("{n:4}  {r}");
+    }
+    println!(
+        "candle-cpu {suites:?}: pass {pass}, mismatch {mismatch}, error {error} of {}",
+        pass + mismatch + error
+    );
+    (pass, mismatch, error)
+}
+
+/// The bundled models (`models/{mlp,cnn,transformer}`), every data set, when present.
+#[test]
+fn bundled_models_match_goldens() {
+    let root = std::env::var_os("PARITY_MODELS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("models"));
+    for name in ["mlp", "cnn", "transformer"] {
+        let dir = root.join(name);
+        if !dir.join("model.onnx").is_file() {
+            eprintln!("skipped: bundled model {name} not found");
+            continue;
+        }
+        let mut s =
+            load(&dir.join("model.onnx")).unwrap_or_else(|e| panic!("{name}: {}", e.message));
+        let mut n = 0;
+        while dir.join(format!("test_data_set_{n}")).is_dir() {
+            let (inputs, expected) = data_set(&dir, n);
+            let out = s
+                .run(&inputs)
+                .unwrap_or_else(|e| panic!("{name}: {}", e.message));
+            for ((o, a), e) in out.iter().zip(&expected) {
+                assert_close(&format!("{name}/{n}/{o}"), a, e, 1e-3, 1e-5);
+            }
+            n += 1;
+        }
+        assert!(n > 0, "{name}: no data sets");
+    }
+}
