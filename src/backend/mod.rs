@@ -99,6 +99,54 @@ pub struct IoSpec {
     pub dims: Option<Vec<Dim>>,
 }
 
+/// Checks a case's inputs against a model's declared inputs before any engine sees them:
+/// count, dtype, rank and fixed dims. Every backend refuses the same inputs with the
+/// same words, instead of each engine failing (or not) in its own way.
+pub fn check_inputs(specs: &[IoSpec], inputs: &[Tensor]) -> Result<(), BackendError> {
+    if inputs.len() != specs.len() {
+        return Err(BackendError::new(format!(
+            "the model has {} inputs, {} were given",
+            specs.len(),
+            inputs.len()
+        )));
+    }
+    for (spec, t) in specs.iter().zip(inputs) {
+        match spec.dtype {
+            Some(d) if d == t.dtype() => {}
+            Some(d) => {
+                return Err(BackendError::new(format!(
+                    "input `{}` has dtype {}, the model declares {d}",
+                    spec.name,
+                    t.dtype()
+                )))
+            }
+            None => {
+                return Err(BackendError::new(format!(
+                    "input `{}` is not a numeric or bool tensor; parity cannot feed it",
+                    spec.name
+                )))
+            }
+        }
+        if let Some(dims) = &spec.dims {
+            let fits = dims.len() == t.shape().len()
+                && dims
+                    .iter()
+                    .zip(t.shape())
+                    .all(|(d, &n)| !matches!(d, Dim::Fixed(f) if *f != n));
+            if !fits {
+                let declared: Vec<String> = dims.iter().map(ToString::to_string).collect();
+                return Err(BackendError::new(format!(
+                    "input `{}` has shape {:?}, the model declares [{}]",
+                    spec.name,
+                    t.shape(),
+                    declared.join(", ")
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Options shared by every backend when loading a model.
 #[derive(Debug, Clone, Default)]
 pub struct LoadOptions {

@@ -14,7 +14,7 @@
 //! `tract-linalg/multithread-mm` cargo feature, which parity does not enable, so
 //! [`LoadOptions::threads`] is accepted and has no effect (see `docs/backends.md`).
 
-use super::{Availability, Backend, BackendError, Dim, IoSpec, LoadOptions, Session};
+use super::{check_inputs, Availability, Backend, BackendError, Dim, IoSpec, LoadOptions, Session};
 use crate::tensor::{DType, Element, Tensor};
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -453,31 +453,9 @@ impl Session for TractSession {
     }
 
     fn run(&mut self, inputs: &[Tensor]) -> Result<Vec<(String, Tensor)>, BackendError> {
-        if inputs.len() != self.inputs.len() {
-            return Err(BackendError::new(format!(
-                "the model has {} inputs, {} were given",
-                self.inputs.len(),
-                inputs.len()
-            )));
-        }
+        check_inputs(&self.inputs, inputs)?;
         let mut feeds = Vec::with_capacity(inputs.len());
         for (t, spec) in inputs.iter().zip(&self.inputs) {
-            match spec.dtype {
-                Some(d) if d == t.dtype() => {}
-                Some(d) => {
-                    return Err(BackendError::new(format!(
-                        "input {}: the model expects {d}, got {}",
-                        spec.name,
-                        t.dtype()
-                    )))
-                }
-                None => {
-                    return Err(BackendError::new(format!(
-                        "input {} is not a numeric or bool tensor; parity cannot feed it",
-                        spec.name
-                    )))
-                }
-            }
             feeds.push(to_tract(&spec.name, t)?);
         }
         let (results, symbols) = guarded("running the model", || -> Result<_, BackendError> {
@@ -725,7 +703,8 @@ mod tests {
         let mut session = load(&dir.join("model.onnx")).unwrap();
         let err = session.run(&[sample(DType::F64, vec![1, 2])]).unwrap_err();
         assert!(
-            err.message.contains("expects f32, got f64"),
+            err.message
+                .contains("has dtype f64, the model declares f32"),
             "{}",
             err.message
         );

@@ -1,10 +1,10 @@
 //! `parity check SUITE...`: run golden suites on backends and compare every output.
 
-use super::output::{Format, OutputArgs, Progress};
+use super::output::{OutputArgs, Progress};
 use super::Global;
 use crate::backend::{self, LoadOptions};
 use crate::error::{Error, Result};
-use crate::report::{text, BackendInfo, Environment, Report};
+use crate::report::{BackendInfo, Environment, Report};
 use crate::suite::runner::{self, Reference, RunOptions};
 use std::path::PathBuf;
 
@@ -94,19 +94,5 @@ pub fn run(args: CheckArgs, global: Global) -> Result<u8> {
         })
         .collect();
     let report = Report::new(Environment::detect(infos), rows);
-    let rendered = match args.output.format {
-        Format::Json => report.to_json() + "\n",
-        Format::Text => {
-            let style = text::Style {
-                color: args.output.color(global.color),
-            };
-            if global.quiet {
-                text::summary(&report, style)
-            } else {
-                text::render(&report, style, global.verbose)
-            }
-        }
-    };
-    args.output.emit(&rendered)?;
-    Ok(report.verdict.exit_code())
+    args.output.emit_report(&report, global)
 }

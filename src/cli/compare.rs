@@ -2,12 +2,12 @@
 //! `check` — two files, two archives, or two directories matched by relative path.
 
 use super::check::non_negative;
-use super::output::{Format, OutputArgs};
+use super::output::OutputArgs;
 use super::Global;
 use crate::compare::{self, Tolerance};
 use crate::error::{Error, Result};
 use crate::formats;
-use crate::report::{text, CaseId, CaseReport, Environment, OutputReport, Report};
+use crate::report::{CaseId, CaseReport, Environment, OutputReport, Report};
 use crate::tensor::Tensor;
 use std::path::{Path, PathBuf};
 
@@ -53,18 +53,7 @@ pub fn run(args: CompareArgs, global: Global) -> Result<u8> {
         rows.push(CaseReport::compared(id, None, None, outputs));
     }
     let report = Report::new(Environment::detect(Vec::new()), rows);
-    let rendered = match args.output.format {
-        Format::Json => report.to_json() + "\n",
-        Format::Text => text::render(
-            &report,
-            text::Style {
-                color: args.output.color(global.color),
-            },
-            global.verbose,
-        ),
-    };
-    args.output.emit(&rendered)?;
-    Ok(report.verdict.exit_code())
+    args.output.emit_report(&report, global)
 }
 
 /// Pairs reference files with candidate files: (relative name, reference, candidate if present).

@@ -1,8 +1,10 @@
 //! Where and how verbs print: report formats, `--out FILE` (atomic), colour and progress
 //! decisions. Data goes to stdout, progress and diagnostics to stderr.
 
+use super::Global;
 use crate::error::Result;
 use crate::formats::atomic::write_atomic;
+use crate::report::{text, Report};
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
@@ -65,6 +67,26 @@ impl OutputArgs {
                 }
             }
         }
+    }
+
+    /// Renders a check/compare report in the chosen format, writes it, and returns the
+    /// exit code of its verdict.
+    pub fn emit_report(&self, report: &Report, global: Global) -> Result<u8> {
+        let rendered = match self.format {
+            Format::Json => report.to_json() + "\n",
+            Format::Text => {
+                let style = text::Style {
+                    color: self.color(global.color),
+                };
+                if global.quiet {
+                    text::summary(report, style)
+                } else {
+                    text::render(report, style, global.verbose)
+                }
+            }
+        };
+        self.emit(&rendered)?;
+        Ok(report.verdict.exit_code())
     }
 
     /// Colour only for text going to a terminal.

@@ -1,5 +1,7 @@
 //! Atomic file writes: write a temporary file in the target's directory, flush it to
 //! disk, then rename it over the target. A crash leaves either the old file or the new.
+//! Targets that are not regular files (`/dev/null`, `/dev/stdout`, a FIFO) are written
+//! in place: renaming over them would replace the device with a file.
 
 use crate::error::{Error, Result};
 use std::io::Write;
@@ -10,6 +12,9 @@ pub fn write_atomic(
     path: &Path,
     fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
 ) -> Result<()> {
+    if std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir()) {
+        return write_in_place(path, fill);
+    }
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -31,6 +36,24 @@ pub fn write_atomic(
     // On error the temporary file is removed by its destructor; the target is untouched.
     tmp.persist(path).map_err(|e| fail(e.error))?;
     Ok(())
+}
+
+/// Writes to an existing special file (device, FIFO) without replacing it.
+fn write_in_place(
+    path: &Path,
+    fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<()> {
+    let fail = |e: std::io::Error| Error::Write {
+        path: path.to_path_buf(),
+        source: e,
+    };
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(fail)?;
+    let mut w = std::io::BufWriter::new(file);
+    fill(&mut w).map_err(fail)?;
+    w.flush().map_err(fail)
 }
 
 #[cfg(test)]
@@ -56,5 +79,16 @@ mod tests {
         assert!(err.to_string().contains("disk full"));
         assert_eq!(std::fs::read(&p).unwrap(), b"old");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_device_is_written_not_replaced() {
+        use std::os::unix::fs::FileTypeExt;
+        write_atomic(Path::new("/dev/null"), |w| w.write_all(b"discarded")).unwrap();
+        assert!(std::fs::metadata("/dev/null")
+            .unwrap()
+            .file_type()
+            .is_char_device());
     }
 }

@@ -45,8 +45,22 @@ impl<'a> Attrs<'a> {
             return Ok(None);
         };
         let ty = a.r#type();
-        // Very old exporters leave `type` unset; then trust the field that is filled.
-        if ty != want && ty != AttributeType::Undefined {
+        // Very old exporters leave `type` unset; then the wanted field must be the one
+        // that is filled (an unset scalar field would otherwise read as 0).
+        let filled = match want {
+            AttributeType::Int => a.i.is_some(),
+            AttributeType::Float => a.f.is_some(),
+            AttributeType::String => a.s.is_some(),
+            AttributeType::Tensor => a.t.is_some(),
+            AttributeType::Ints => {
+                !a.ints.is_empty() || (a.i.is_none() && a.floats.is_empty() && a.f.is_none())
+            }
+            AttributeType::Floats => {
+                !a.floats.is_empty() || (a.f.is_none() && a.ints.is_empty() && a.i.is_none())
+            }
+            _ => false,
+        };
+        if ty != want && !(ty == AttributeType::Undefined && filled) {
             return Err(unsupported!(
                 "attribute `{name}` has type {}, expected {}",
                 ty.as_str_name(),

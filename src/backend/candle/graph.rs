@@ -82,7 +82,15 @@ pub(crate) fn load(path: &Path) -> Result<Plan, BackendError> {
 
     let mut slots = Slots(HashMap::new());
     let mut constants = Vec::new();
-    for t in &graph.initializer {
+    // Only initializers something reads are decoded: an unused one of a dtype this
+    // backend cannot hold (strings, say) does not stop the model.
+    let used: std::collections::HashSet<&str> = graph
+        .node
+        .iter()
+        .flat_map(|n| n.input.iter().map(String::as_str))
+        .chain(graph.output.iter().map(|o| o.name()))
+        .collect();
+    for t in graph.initializer.iter().filter(|t| used.contains(t.name())) {
         let v = value_from_proto(t, path)
             .map_err(|e| load_error(&format!("initializer `{}`", t.name()), e))?;
         constants.push((slots.get_or_add(t.name()), v));

@@ -15,7 +15,7 @@
 pub mod locate;
 
 use self::locate::{Located, SearchContext};
-use super::{Availability, Backend, BackendError, Dim, IoSpec, LoadOptions, Session};
+use super::{check_inputs, Availability, Backend, BackendError, Dim, IoSpec, LoadOptions, Session};
 use crate::tensor::{DType, Element, Tensor};
 use ort::ep;
 use ort::session::builder::GraphOptimizationLevel;
@@ -487,31 +487,9 @@ impl Session for OrtSession {
     }
 
     fn run(&mut self, inputs: &[Tensor]) -> Result<Vec<(String, Tensor)>, BackendError> {
-        if inputs.len() != self.inputs.len() {
-            return Err(BackendError::new(format!(
-                "the model has {} inputs, {} were given",
-                self.inputs.len(),
-                inputs.len()
-            )));
-        }
+        check_inputs(&self.inputs, inputs)?;
         let mut feeds = Vec::with_capacity(inputs.len());
         for (t, spec) in inputs.iter().zip(&self.inputs) {
-            match spec.dtype {
-                Some(d) if d == t.dtype() => {}
-                Some(d) => {
-                    return Err(BackendError::new(format!(
-                        "input {}: the model expects {d}, got {}",
-                        spec.name,
-                        t.dtype()
-                    )))
-                }
-                None => {
-                    return Err(BackendError::new(format!(
-                        "input {} is not a numeric or bool tensor; parity cannot feed it",
-                        spec.name
-                    )))
-                }
-            }
             let feed = Feed::of(t).ok_or_else(|| {
                 BackendError::new(format!(
                     "input {}: cannot view {} data",

@@ -33,6 +33,7 @@ pub(crate) const OPS: &[(&str, i64)] = &[
     ("Min", 1),
     ("Sum", 1),
     ("Mean", 1),
+    ("Mod", 10),
 ];
 
 /// How the second operand is broadcast.
@@ -81,6 +82,7 @@ pub(crate) fn build(ctx: &Ctx) -> OpResult<Built> {
         "Where" => return build_where(ctx),
         "PRelu" => return build_prelu(ctx),
         "Clip" => return build_clip(ctx),
+        "Mod" => return build_mod(ctx),
         _ => return build_variadic(ctx),
     };
     ctx.arity((2, 2), (1, 1))?;
@@ -188,12 +190,19 @@ fn same_dtype(a: &Value, b: &Value) -> OpResult<DType> {
 fn binary(kind: Kind, bc: Bcast, a: &Value, b: &Value) -> OpResult<Value> {
     if let Kind::Pow = kind {
         // candle's `pow` is exp(y*ln x): wrong for negative bases; compute C `pow` exactly.
-        a.require_float("base")?;
-        if b.dtype == DType::Bool {
-            return Err(unsupported!("exponent of dtype bool is not supported"));
+        let base_ok = a.is_float() || a.t.dtype() == candle_core::DType::I64;
+        if !base_ok || a.dtype == DType::Bool || b.dtype == DType::Bool {
+            return Err(unsupported!(
+                "Pow of {} by {} is not supported",
+                a.dtype,
+                b.dtype
+            ));
         }
         let (x, y) = align(a, b, bc)?;
-        return Ok(Value::new(zip_f64(&x, &y, f64::powf)?, a.dtype));
+        if a.is_float() {
+            return Ok(Value::new(zip_f64(&x, &y, f64::powf)?, a.dtype));
+        }
+        return int_pow(&x, &y, a.dtype);
     }
     let dtype = same_dtype(a, b)?;
     let (x, y) = align(a, b, bc)?;
@@ -417,4 +426,94 @@ fn nan_propagating(_a: &CTensor, b: &CTensor, r: CTensor, dtype: DType) -> OpRes
         return Ok(r);
     }
     Ok(b.ne(b)?.where_cond(b, &r)?)
+}
+
+fn build_mod(ctx: &Ctx) -> OpResult<Built> {
+    ctx.arity((2, 2), (1, 1))?;
+    let fmod = match ctx.attrs(&["fmod"])?.int("fmod", 0)? {
+        0 => false,
+        1 => true,
+        v => return Err(unsupported!("attribute `fmod` = {v} is not supported")),
+    };
+    // Before opset 28, fmod = 0 was defined for integers only.
+    let float_floor_mod = ctx.opset >= 28;
+    op(move |inputs| {
+        Ok(vec![modulo(
+            input(inputs, 0)?,
+            input(inputs, 1)?,
+            fmod,
+            float_floor_mod,
+        )?])
+    })
+}
+
+/// `fmod` = 1: C `fmod` (sign of the dividend); 0: floor modulo (sign of the divisor).
+fn modulo(a: &Value, b: &Value, fmod: bool, float_floor_mod: bool) -> OpResult<Value> {
+    let dtype = same_dtype(a, b)?;
+    let (x, y) = align(a, b, Bcast::Multi)?;
+    if dtype.is_float() {
+        if !fmod && !float_floor_mod {
+            return Err(failed!("fmod = 0 requires integer inputs at this opset"));
+        }
+        let r = zip_f64(&x, &y, move |p, q| {
+            let r = p % q;
+            if fmod {
+                r
+            } else if r == 0.0 {
+                0f64.copysign(q)
+            } else if (r < 0.0) != (q < 0.0) {
+                r + q
+            } else {
+                r
+            }
+        })?;
+        return Ok(Value::new(r, dtype));
+    }
+    if dtype == DType::Bool {
+        return Err(unsupported!("inputs of dtype bool are not supported"));
+    }
+    // Every integer storage (u8, u32, i64) widens exactly to i64.
+    let wide = |t: &CTensor| -> OpResult<Vec<i64>> {
+        Ok(t.contiguous()?
+            .flatten_all()?
+            .to_dtype(candle_core::DType::I64)?
+            .to_vec1::<i64>()?)
+    };
+    let (p, q) = (wide(&x)?, wide(&y)?);
+    let mut out = Vec::with_capacity(p.len());
+    for (p, q) in p.into_iter().zip(q) {
+        if q == 0 {
+            return Err(failed!("integer modulo by zero"));
+        }
+        let r = p.wrapping_rem(q);
+        out.push(if !fmod && r != 0 && ((r < 0) != (q < 0)) {
+            r + q
+        } else {
+            r
+        });
+    }
+    let t = CTensor::from_vec(out, x.dims(), &candle_core::Device::Cpu)?.to_dtype(x.dtype())?;
+    Value::wrapped(t, dtype)
+}
+
+/// Integer base: ONNX Runtime's `static_cast<T>(std::pow(x, y))`; results that do not fit
+/// (whose conversion is undefined) are an error.
+fn int_pow(x: &CTensor, y: &CTensor, dtype: DType) -> OpResult<Value> {
+    let f = |t: &CTensor| -> OpResult<Vec<f64>> {
+        Ok(t.flatten_all()?
+            .to_dtype(candle_core::DType::F64)?
+            .to_vec1::<f64>()?)
+    };
+    let mut out = Vec::with_capacity(x.elem_count());
+    for (p, q) in f(x)?.into_iter().zip(f(y)?) {
+        let r = p.powf(q).trunc();
+        if !(r.is_finite() && r.abs() < 9.0e15) {
+            return Err(failed!("integer Pow result {r} is out of range"));
+        }
+        out.push(r as i64);
+    }
+    Value::wrapped(
+        CTensor::from_vec(out, x.dims(), &candle_core::Device::Cpu)?,
+        dtype,
+    )
 }

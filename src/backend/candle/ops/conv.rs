@@ -6,7 +6,7 @@
 
 use super::window::{unravel, AutoPad, WindowAttrs};
 use super::{contiguous, input, op, opt_input, Built, Ctx};
-use crate::backend::candle::error::{failed, unsupported, OpResult};
+use crate::backend::candle::error::{failed, OpResult};
 use crate::backend::candle::value::{index_tensor, Value};
 use candle_core::{DType as CDType, Tensor as CTensor};
 
@@ -40,15 +40,10 @@ pub(crate) fn build(ctx: &Ctx) -> OpResult<Built> {
             Ok(vec![conv(x, wt, opt_input(inputs, 2), &w, group)?])
         });
     }
-    if a.has("output_shape") {
-        return Err(unsupported!("attribute `output_shape` is not supported"));
-    }
-    if matches!(w.auto_pad, AutoPad::SameUpper | AutoPad::SameLower) {
-        return Err(unsupported!(
-            "attribute `auto_pad` = SAME_* is not supported"
-        ));
-    }
-    let output_padding = a.ints("output_padding")?;
+    let t = Transposed {
+        output_padding: a.ints("output_padding")?,
+        output_shape: a.ints("output_shape")?,
+    };
     op(move |inputs| {
         let (x, wt) = (input(inputs, 0)?, input(inputs, 1)?);
         Ok(vec![conv_transpose(
@@ -57,12 +52,18 @@ pub(crate) fn build(ctx: &Ctx) -> OpResult<Built> {
             opt_input(inputs, 2),
             &w,
             group,
-            output_padding.as_deref(),
+            &t,
         )?])
     })
 }
 
-/// Checks dtypes and ranks; returns the dtype to compute in.
+/// ConvTranspose's own attributes.
+struct Transposed {
+    output_padding: Option<Vec<i64>>,
+    /// Spatial output shape (or the full one); the pads are derived from it.
+    output_shape: Option<Vec<i64>>,
+}
+
 fn check(x: &Value, w: &Value, b: Option<&Value>) -> OpResult<CDType> {
     x.require_float("input")?;
     if w.dtype != x.dtype || b.is_some_and(|b| b.dtype != x.dtype) {
@@ -145,7 +146,7 @@ fn conv_transpose(
     b: Option<&Value>,
     attrs: &WindowAttrs,
     group: usize,
-    output_padding: Option<&[i64]>,
+    t: &Transposed,
 ) -> OpResult<Value> {
     let dt = check(x, w, b)?;
     let (xs, ws) = (x.shape(), w.shape());
@@ -165,8 +166,13 @@ fn conv_transpose(
         ));
     }
     attrs.check_kernel(kernel)?;
-    let g = attrs.params(sp)?;
-    let op_pad: Vec<usize> = match output_padding {
+    if kernel.contains(&0) || xs[2..].contains(&0) {
+        return Err(failed!(
+            "X {xs:?} and W {ws:?} must have non-empty spatial dims"
+        ));
+    }
+    let mut g = attrs.params(sp)?;
+    let op_pad: Vec<usize> = match t.output_padding.as_deref() {
         None => vec![0; sp],
         Some(v) if v.len() == sp && v.iter().all(|&p| p >= 0) => {
             v.iter().map(|&p| p as usize).collect()
@@ -177,6 +183,21 @@ fn conv_transpose(
             ))
         }
     };
+    let target: Option<Vec<usize>> = match (&t.output_shape, attrs.auto_pad) {
+        (Some(os), _) => {
+            let os = &os[os.len().saturating_sub(sp)..];
+            if os.len() != sp || os.iter().any(|&d| d < 1) {
+                return Err(failed!(
+                    "output_shape {os:?} must have {sp} positive values"
+                ));
+            }
+            Some(os.iter().map(|&d| d as usize).collect())
+        }
+        (None, AutoPad::SameUpper | AutoPad::SameLower) => {
+            Some((0..sp).map(|i| xs[2 + i] * g.strides[i]).collect())
+        }
+        _ => None,
+    };
     let mut full = Vec::with_capacity(sp);
     for i in 0..sp {
         if op_pad[i] >= g.strides[i].max(g.dilations[i]) {
@@ -185,13 +206,28 @@ fn conv_transpose(
                 op_pad[i]
             ));
         }
-        full.push(
-            (xs[2 + i] - 1) * g.strides[i] + (kernel[i] - 1) * g.dilations[i] + 1 + op_pad[i],
-        );
-        if g.pads_begin[i] + g.pads_end[i] >= full[i] {
+        let mut f =
+            (xs[2 + i] - 1) * g.strides[i] + (kernel[i] - 1) * g.dilations[i] + 1 + op_pad[i];
+        if let Some(target) = &target {
+            // Pads follow from the requested output size; SAME_UPPER puts the odd one at
+            // the end, the other modes at the beginning. A larger requested size extends
+            // the output with zeros at the end (as ONNX Runtime and the reference do).
+            let total = f.saturating_sub(target[i]);
+            f = f.max(target[i]);
+            (g.pads_begin[i], g.pads_end[i]) = if attrs.auto_pad == AutoPad::SameUpper {
+                (total / 2, total - total / 2)
+            } else {
+                (total - total / 2, total / 2)
+            };
+        }
+        if g.pads_begin[i] + g.pads_end[i] >= f {
             return Err(failed!("pads remove the whole output of spatial dim {i}"));
         }
+        full.push(f);
     }
+    let mut out_shape = vec![n, m];
+    out_shape.extend_from_slice(&full);
+    super::check_size(&out_shape)?;
     let (k, lin): (usize, usize) = (kernel.iter().product(), xs[2..].iter().product());
     // Scatter positions: input position l and kernel offset k land at l*s + k*d.
     let mut idx = Vec::with_capacity(k * lin);

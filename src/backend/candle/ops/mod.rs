@@ -4,10 +4,13 @@
 
 mod binary;
 mod conv;
+mod einsum;
+mod indexing;
 mod matmul;
 mod norm;
 mod pool;
 mod reduce;
+mod resize;
 mod shape;
 mod slicing;
 mod unary;
@@ -134,6 +137,18 @@ const FAMILIES: &[Family] = &[
         ops: pool::OPS,
         build: pool::build,
     },
+    Family {
+        ops: resize::OPS,
+        build: resize::build,
+    },
+    Family {
+        ops: indexing::OPS,
+        build: indexing::build,
+    },
+    Family {
+        ops: einsum::OPS,
+        build: einsum::build,
+    },
 ];
 
 /// Every op type this backend can run (documentation and tests).
@@ -233,6 +248,18 @@ pub(crate) fn dims_usize(v: &[i64], what: &str) -> OpResult<Vec<usize>> {
     v.iter()
         .map(|&d| usize::try_from(d).map_err(|_| failed!("{what} has a negative value {d}")))
         .collect()
+}
+
+/// The most elements an op may create from sizes read out of the data (2^32): beyond it
+/// a bad model would abort the process on allocation instead of failing with an error.
+pub(crate) const MAX_ELEMENTS: usize = 1 << 32;
+
+/// Refuses an output shape with more than [`MAX_ELEMENTS`] elements (or overflowing).
+pub(crate) fn check_size(shape: &[usize]) -> OpResult<()> {
+    match crate::tensor::checked_numel(shape) {
+        Some(n) if n <= MAX_ELEMENTS => Ok(()),
+        _ => Err(failed!("output shape {shape:?} is too large")),
+    }
 }
 
 /// Makes a tensor contiguous unless it already is.

@@ -6,7 +6,7 @@
 use super::window::{WindowAttrs, PAD};
 use super::{contiguous, input, op, widen_half, Built, Ctx};
 use crate::backend::candle::error::{failed, unsupported, OpResult};
-use crate::backend::candle::value::{index_tensor, Value};
+use crate::backend::candle::value::{full, index_tensor, Value};
 use candle_core::{Device, Tensor as CTensor};
 
 /// Op types of this family with the first opset defining each.
@@ -15,6 +15,8 @@ pub(crate) const OPS: &[(&str, i64)] = &[
     ("AveragePool", 1),
     ("GlobalAveragePool", 1),
     ("GlobalMaxPool", 1),
+    ("LpPool", 1),
+    ("GlobalLpPool", 2),
 ];
 
 pub(crate) fn build(ctx: &Ctx) -> OpResult<Built> {
@@ -23,8 +25,32 @@ pub(crate) fn build(ctx: &Ctx) -> OpResult<Built> {
         "GlobalAveragePool" | "GlobalMaxPool" => {
             ctx.arity((1, 1), (1, 1))?;
             ctx.attrs(&[])?;
-            let avg = ctx.op() == "GlobalAveragePool";
-            op(move |inputs| Ok(vec![global(input(inputs, 0)?, avg)?]))
+            let kind = if ctx.op() == "GlobalAveragePool" {
+                Kind::Avg(false)
+            } else {
+                Kind::Max
+            };
+            op(move |inputs| Ok(vec![global(input(inputs, 0)?, kind)?]))
+        }
+        "GlobalLpPool" => {
+            ctx.arity((1, 1), (1, 1))?;
+            let p = lp_order(&ctx.attrs(&["p"])?)?;
+            op(move |inputs| Ok(vec![global(input(inputs, 0)?, Kind::Lp(p))?]))
+        }
+        "LpPool" => {
+            // Opset 1 had a float `p`; refused by the type check in `lp_order`.
+            ctx.arity((1, 1), (1, 1))?;
+            let mut allowed = vec!["auto_pad", "kernel_shape", "pads", "strides", "p"];
+            if v >= 18 {
+                allowed.extend(["dilations", "ceil_mode"]);
+            }
+            let a = ctx.attrs(&allowed)?;
+            let p = lp_order(&a)?;
+            let w = WindowAttrs::parse(&a)?;
+            if w.kernel_shape.is_none() {
+                return Err(failed!("attribute `kernel_shape` is required"));
+            }
+            op(move |inputs| Ok(vec![pool(input(inputs, 0)?, &w, Kind::Lp(p))?]))
         }
         "MaxPool" => {
             // The Indices output (opset 8+) is refused by the arity check.
@@ -37,7 +63,7 @@ pub(crate) fn build(ctx: &Ctx) -> OpResult<Built> {
                 allowed.extend(["dilations", "ceil_mode"]);
             }
             let w = parse(ctx, &allowed)?;
-            op(move |inputs| Ok(vec![pool(input(inputs, 0)?, &w, None)?]))
+            op(move |inputs| Ok(vec![pool(input(inputs, 0)?, &w, Kind::Max)?]))
         }
         "AveragePool" => {
             ctx.arity((1, 1), (1, 1))?;
@@ -65,7 +91,7 @@ pub(crate) fn build(ctx: &Ctx) -> OpResult<Built> {
             if w.kernel_shape.is_none() {
                 return Err(failed!("attribute `kernel_shape` is required"));
             }
-            op(move |inputs| Ok(vec![pool(input(inputs, 0)?, &w, Some(include_pad))?]))
+            op(move |inputs| Ok(vec![pool(input(inputs, 0)?, &w, Kind::Avg(include_pad))?]))
         }
         other => Err(unsupported!("op {other} is not a pool")),
     }
@@ -79,9 +105,33 @@ fn parse(ctx: &Ctx, allowed: &[&str]) -> OpResult<WindowAttrs> {
     Ok(w)
 }
 
-/// Max pooling when `avg` is `None`, else average pooling (`Some(count_include_pad)`).
-fn pool(x: &Value, w: &WindowAttrs, avg: Option<bool>) -> OpResult<Value> {
-    x.require_float("input")?;
+/// What a pool computes over each window.
+#[derive(Clone, Copy)]
+enum Kind {
+    Max,
+    /// Average; `true` counts the explicit padding in the divisor.
+    Avg(bool),
+    /// (sum |x|^p)^(1/p), padding counting as zero.
+    Lp(i64),
+}
+
+fn lp_order(a: &crate::backend::candle::attrs::Attrs) -> OpResult<i64> {
+    match a.int("p", 2)? {
+        p if p >= 1 => Ok(p),
+        p => Err(unsupported!("attribute `p` = {p} is not supported")),
+    }
+}
+
+fn pool(x: &Value, w: &WindowAttrs, kind: Kind) -> OpResult<Value> {
+    match kind {
+        // MaxPool is defined on int8/uint8 too (opset 12); the others on floats.
+        Kind::Max if !x.is_float() => {
+            if !matches!(x.dtype, crate::tensor::DType::I8 | crate::tensor::DType::U8) {
+                return Err(unsupported!("input of dtype {} is not supported", x.dtype));
+            }
+        }
+        _ => x.require_float("input")?,
+    }
     if x.rank() < 3 {
         return Err(failed!("input must have rank >= 3, got {:?}", x.shape()));
     }
@@ -90,36 +140,54 @@ fn pool(x: &Value, w: &WindowAttrs, avg: Option<bool>) -> OpResult<Value> {
     let (n, c) = (xs[0], xs[1]);
     let g = w.geometry(&xs[2..], &kernel)?;
     let (k, l, p) = (g.kernel_size(), g.output_size(), g.input_size());
-    let idx = g.gather_indices()?;
+    // Window-major order ([L, K]) so that each window is reduced over the last,
+    // contiguous dim.
+    let by_k = g.gather_indices()?;
+    let mut idx = vec![0u32; by_k.len()];
+    for (j, &v) in by_k.iter().enumerate() {
+        idx[(j % l) * k + j / l] = v;
+    }
     let t = widen_half(&x.t)?;
     let dt = t.dtype();
     let cols = contiguous(t)?
         .reshape((n, c, p))?
         .index_select(&index_tensor(idx.clone())?, 2)?;
-    let cols = cols.reshape((n, c, k, l))?;
-    let y = match avg {
-        None => {
+    let cols = cols.reshape((n, c, l, k))?;
+    let y = match kind {
+        Kind::Lp(p) => lp(&cols, p, 3)?,
+        Kind::Max => {
             // Padding was gathered as 0; make it -inf so it never wins.
             let has_pad = idx.contains(&PAD);
-            let cols = if has_pad {
+            let cols = if !has_pad {
+                cols
+            } else if x.is_float() {
                 let mask: Vec<f32> = idx
                     .iter()
                     .map(|&i| if i == PAD { f32::NEG_INFINITY } else { 0.0 })
                     .collect();
-                let mask = CTensor::from_vec(mask, (k, l), &Device::Cpu)?.to_dtype(dt)?;
+                let mask = CTensor::from_vec(mask, (l, k), &Device::Cpu)?.to_dtype(dt)?;
                 cols.broadcast_add(&mask)?
             } else {
-                cols
+                // Integers: padding takes the storage type's lowest value.
+                let pad: Vec<u8> = idx.iter().map(|&i| u8::from(i == PAD)).collect();
+                let pad =
+                    CTensor::from_vec(pad, (l, k), &Device::Cpu)?.broadcast_as(cols.dims())?;
+                let lowest = match dt {
+                    candle_core::DType::U8 => 0.0,
+                    _ => i64::MIN as f64,
+                };
+                let fill = full(lowest, cols.dims(), x.dtype)?;
+                pad.where_cond(&fill, &cols)?
             };
-            cols.max(2)?
+            cols.max(3)?
         }
-        Some(include_pad) => {
+        Kind::Avg(include_pad) => {
             let counts = g.counts(include_pad);
             if counts.contains(&0.0) {
                 return Err(failed!("a pooling window lies entirely in the padding"));
             }
             let div = CTensor::from_vec(counts, l, &Device::Cpu)?.to_dtype(dt)?;
-            cols.sum(2)?.broadcast_div(&div)?
+            cols.sum(3)?.broadcast_div(&div)?
         }
     };
     let mut shape = vec![n, c];
@@ -130,14 +198,28 @@ fn pool(x: &Value, w: &WindowAttrs, avg: Option<bool>) -> OpResult<Value> {
     ))
 }
 
-fn global(x: &Value, avg: bool) -> OpResult<Value> {
+/// (sum over `dim` of |x|^p)^(1/p).
+fn lp(t: &CTensor, p: i64, dim: usize) -> OpResult<CTensor> {
+    Ok(match p {
+        1 => t.abs()?.sum(dim)?,
+        2 => t.sqr()?.sum(dim)?.sqrt()?,
+        p => t.abs()?.powf(p as f64)?.sum(dim)?.powf(1.0 / p as f64)?,
+    })
+}
+
+fn global(x: &Value, kind: Kind) -> OpResult<Value> {
     x.require_float("input")?;
     if x.rank() < 3 {
         return Err(failed!("input must have rank >= 3, got {:?}", x.shape()));
     }
     let t = widen_half(&x.t)?;
     let axes: Vec<usize> = (2..x.rank()).collect();
-    let y = if avg {
+    let y = if let Kind::Lp(p) = kind {
+        let flat = t.flatten_from(2)?;
+        let mut shape = x.shape().to_vec();
+        shape[2..].iter_mut().for_each(|d| *d = 1);
+        lp(&flat, p, 2)?.reshape(shape)?
+    } else if let Kind::Avg(_) = kind {
         t.mean_keepdim(axes)?
     } else {
         if x.t.elem_count() == 0 {

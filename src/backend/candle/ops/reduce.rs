@@ -25,12 +25,14 @@ pub(crate) const OPS: &[(&str, i64)] = &[
     ("ArgMin", 1),
     ("Softmax", 1),
     ("LogSoftmax", 1),
+    ("Hardmax", 1),
+    ("ReduceProd", 1),
 ];
 
 pub(crate) fn build(ctx: &Ctx) -> OpResult<Built> {
     match ctx.op() {
         "ArgMax" | "ArgMin" => build_arg(ctx),
-        "Softmax" | "LogSoftmax" => build_softmax(ctx),
+        "Softmax" | "LogSoftmax" | "Hardmax" => build_softmax(ctx),
         _ => build_reduce(ctx),
     }
 }
@@ -56,6 +58,7 @@ fn build_reduce(ctx: &Ctx) -> OpResult<Built> {
     let keepdims = flag(&a, "keepdims", 1)?;
     let noop = flag(&a, "noop_with_empty_axes", 0)?;
     let attr_axes = a.ints("axes")?;
+    let opset = ctx.opset;
     op(move |inputs| {
         let x = input(inputs, 0)?;
         let axes = match (&attr_axes, opt_input(inputs, 1)) {
@@ -71,16 +74,17 @@ fn build_reduce(ctx: &Ctx) -> OpResult<Built> {
         } else {
             norm_axes(&axes, x.rank())?
         };
-        Ok(vec![reduce(&name, x, &axes, keepdims)?])
+        Ok(vec![reduce(&name, opset, x, &axes, keepdims)?])
     })
 }
 
-fn reduce(name: &str, x: &Value, axes: &[usize], keepdims: bool) -> OpResult<Value> {
+fn reduce(name: &str, opset: i64, x: &Value, axes: &[usize], keepdims: bool) -> OpResult<Value> {
     let int_ok = matches!(
         name,
-        "ReduceSum" | "ReduceMax" | "ReduceMin" | "ReduceSumSquare"
+        "ReduceSum" | "ReduceMax" | "ReduceMin" | "ReduceSumSquare" | "ReduceProd"
     );
-    if x.dtype == DType::Bool || (!int_ok && !x.is_float()) {
+    let bool_ok = matches!(name, "ReduceMax" | "ReduceMin") && opset >= 20;
+    if (x.dtype == DType::Bool && !bool_ok) || (!int_ok && !x.is_float()) {
         return Err(unsupported!("input of dtype {} is not supported", x.dtype));
     }
     let mut out_dims: Vec<usize> = x.shape().to_vec();
@@ -91,12 +95,18 @@ fn reduce(name: &str, x: &Value, axes: &[usize], keepdims: bool) -> OpResult<Val
         // The value of a reduction over an empty set, as the spec defines it.
         let fill = match name {
             "ReduceSum" | "ReduceSumSquare" | "ReduceL1" | "ReduceL2" => 0.0,
+            "ReduceProd" => 1.0,
             "ReduceLogSum" | "ReduceLogSumExp" if x.is_float() => f64::NEG_INFINITY,
             "ReduceMax" if x.is_float() => f64::NEG_INFINITY,
             "ReduceMin" if x.is_float() => f64::INFINITY,
+            "ReduceMax" if x.dtype == DType::Bool => 0.0,
+            "ReduceMin" if x.dtype == DType::Bool => 1.0,
             _ => return Err(failed!("cannot reduce an empty axis with {name}")),
         };
         return finish(full(fill, &out_dims, x.dtype)?, x, axes, keepdims);
+    }
+    if name == "ReduceProd" {
+        return finish(prod(x, axes, &out_dims)?, x, axes, keepdims);
     }
     let t = widen_half(&x.t)?;
     let ax = axes.to_vec();
@@ -138,6 +148,32 @@ fn reduce(name: &str, x: &Value, axes: &[usize], keepdims: bool) -> OpResult<Val
         other => return Err(unsupported!("op {other} is not a reduction")),
     };
     finish(r.to_dtype(x.t.dtype())?, x, axes, keepdims)
+}
+
+/// Product over `axes` (candle has no product reduction): f64 for floats, wrapping i64
+/// for integers, rounded once.
+fn prod(x: &Value, axes: &[usize], out_dims: &[usize]) -> OpResult<CTensor> {
+    let kept: Vec<usize> = (0..x.rank()).filter(|a| !axes.contains(a)).collect();
+    let mut perm = kept.clone();
+    perm.extend_from_slice(axes);
+    let inner: usize = axes.iter().map(|&a| x.shape()[a]).product();
+    let t = x.t.permute(perm)?.contiguous()?;
+    let v = Value::new(t, x.dtype);
+    let dev = &Device::Cpu;
+    if x.is_float() {
+        let d = v.f64s()?;
+        let p: Vec<f64> = d.chunks(inner.max(1)).map(|c| c.iter().product()).collect();
+        Ok(CTensor::from_vec(p, out_dims, dev)?.to_dtype(x.t.dtype())?)
+    } else if x.t.dtype() == candle_core::DType::I64 {
+        let d = v.i64s("input")?;
+        let p: Vec<i64> = d
+            .chunks(inner.max(1))
+            .map(|c| c.iter().fold(1i64, |a, &b| a.wrapping_mul(b)))
+            .collect();
+        Ok(CTensor::from_vec(p, out_dims, dev)?)
+    } else {
+        Err(unsupported!("input of dtype {} is not supported", x.dtype))
+    }
 }
 
 fn finish(r: CTensor, x: &Value, axes: &[usize], keepdims: bool) -> OpResult<Value> {
@@ -207,9 +243,13 @@ fn build_softmax(ctx: &Ctx) -> OpResult<Built> {
         .attrs(&["axis"])?
         .int("axis", if legacy { 1 } else { -1 })?;
     let log = ctx.op() == "LogSoftmax";
+    let hard = ctx.op() == "Hardmax";
     op(move |inputs| {
         let x = input(inputs, 0)?;
         x.require_float("input")?;
+        if x.t.elem_count() == 0 {
+            return Ok(vec![x.clone()]);
+        }
         let dims = x.shape().to_vec();
         let t = widen_half(&x.t)?;
         let (t, dim) = if legacy {
@@ -225,6 +265,16 @@ fn build_softmax(ctx: &Ctx) -> OpResult<Built> {
         } else {
             (t, norm_axis(axis, dims.len())?)
         };
+        if hard {
+            // One-hot of the first maximum along the axis.
+            let len = t.dims()[dim];
+            let first = t.argmax_keepdim(dim)?.to_dtype(candle_core::DType::I64)?;
+            let mut rshape = vec![1usize; t.rank()];
+            rshape[dim] = len;
+            let range = CTensor::arange(0i64, len as i64, &Device::Cpu)?.reshape(rshape)?;
+            let y = first.broadcast_eq(&range)?.to_dtype(x.t.dtype())?;
+            return Ok(vec![Value::new(y.reshape(dims)?, x.dtype)]);
+        }
         let m = t.max_keepdim(dim)?;
         let shifted = t.broadcast_sub(&m)?;
         let e = shifted.exp()?;

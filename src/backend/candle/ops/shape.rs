@@ -3,7 +3,10 @@
 //! ConstantOfShape, Range. Attribute-vs-input switches follow the opset (Reshape 5,
 //! Squeeze/Unsqueeze 13).
 
-use super::{broadcast_shape, contiguous, dims_usize, input, norm_axes, op, opt_input, Built, Ctx};
+use super::{
+    broadcast_shape, check_size, contiguous, dims_usize, input, norm_axes, op, opt_input, Built,
+    Ctx, MAX_ELEMENTS,
+};
 use crate::backend::candle::error::{failed, unsupported, OpResult};
 use crate::backend::candle::proto::value_from_proto;
 use crate::backend::candle::value::{dtype_from_onnx, storage_dtype, Value};
@@ -26,6 +29,10 @@ pub(crate) const OPS: &[(&str, i64)] = &[
     ("Constant", 1),
     ("ConstantOfShape", 9),
     ("Range", 11),
+    ("CastLike", 15),
+    ("DepthToSpace", 1),
+    ("SpaceToDepth", 1),
+    ("EyeLike", 9),
 ];
 
 pub(crate) fn build(ctx: &Ctx) -> OpResult<Built> {
@@ -78,6 +85,7 @@ pub(crate) fn build(ctx: &Ctx) -> OpResult<Built> {
                 let x = input(inputs, 0)?;
                 let shape = dims_usize(&input(inputs, 1)?.i64s("shape")?, "shape")?;
                 let out = broadcast_shape(x.shape(), &shape)?;
+                check_size(&out)?;
                 Ok(vec![Value::new(
                     x.t.broadcast_as(out)?.contiguous()?,
                     x.dtype,
@@ -124,6 +132,38 @@ pub(crate) fn build(ctx: &Ctx) -> OpResult<Built> {
         }
         "Dropout" => build_dropout(ctx),
         "Cast" => build_cast(ctx),
+        "CastLike" => {
+            ctx.arity((2, 2), (1, 1))?;
+            // `saturate` and `round_mode` only apply to float8 targets (refused).
+            ctx.attrs(&["saturate", "round_mode"])?;
+            op(|inputs| {
+                let to = input(inputs, 1)?.dtype;
+                Ok(vec![cast(input(inputs, 0)?, to)?])
+            })
+        }
+        "DepthToSpace" | "SpaceToDepth" => build_block(ctx),
+        "EyeLike" => {
+            ctx.arity((1, 1), (1, 1))?;
+            let a = ctx.attrs(&["dtype", "k"])?;
+            let dtype = match a.opt_int("dtype")? {
+                Some(code) => Some(dtype_from_onnx(i32::try_from(code).map_err(|_| {
+                    unsupported!("attribute `dtype` = {code} is not supported")
+                })?)?),
+                None => None,
+            };
+            let k = a.int("k", 0)?;
+            op(move |inputs| {
+                let x = input(inputs, 0)?;
+                let &[n, m] = x.shape() else {
+                    return Err(failed!("input must be 2-D, got {:?}", x.shape()));
+                };
+                let ones: Vec<u8> = (0..n * m)
+                    .map(|p| u8::from((p % m) as i64 - (p / m) as i64 == k))
+                    .collect();
+                let eye = Value::new(CTensor::from_vec(ones, (n, m), &Device::Cpu)?, DType::Bool);
+                Ok(vec![cast(&eye, dtype.unwrap_or(x.dtype))?])
+            })
+        }
         "Constant" => build_constant(ctx),
         "ConstantOfShape" => {
             ctx.arity((1, 1), (1, 1))?;
@@ -140,6 +180,7 @@ pub(crate) fn build(ctx: &Ctx) -> OpResult<Built> {
             let fill = Value::new(fill.t.reshape(())?, fill.dtype);
             op(move |inputs| {
                 let shape = dims_usize(&input(inputs, 0)?.i64s("shape")?, "shape")?;
+                check_size(&shape)?;
                 Ok(vec![Value::new(
                     fill.t.broadcast_as(shape)?.contiguous()?,
                     fill.dtype,
@@ -463,7 +504,11 @@ fn range(start: &Value, limit: &Value, delta: &Value) -> OpResult<Value> {
         if d == 0.0 || !d.is_finite() || !s.is_finite() || !l.is_finite() {
             return Err(failed!("invalid range start={s} limit={l} delta={d}"));
         }
-        let n = ((l - s) / d).ceil().max(0.0) as usize;
+        let n = ((l - s) / d).ceil().max(0.0);
+        if n > MAX_ELEMENTS as f64 {
+            return Err(failed!("range of {n} elements is too large"));
+        }
+        let n = n as usize;
         let v: Vec<f64> = (0..n).map(|i| s + i as f64 * d).collect();
         let t = CTensor::from_vec(v, n, &Device::Cpu)?.to_dtype(start.t.dtype())?;
         return Ok(Value::new(t, dtype));
@@ -490,6 +535,69 @@ fn range(start: &Value, limit: &Value, delta: &Value) -> OpResult<Value> {
     } else {
         (((l as i128 - s as i128).abs() + (d as i128).abs() - 1) / (d as i128).abs()) as usize
     };
+    check_size(&[n])?;
     let v: Vec<i64> = (0..n as i64).map(|i| s + i * d).collect();
     Value::wrapped(Value::from_i64s(v)?.t, dtype)
+}
+
+fn build_block(ctx: &Ctx) -> OpResult<Built> {
+    ctx.arity((1, 1), (1, 1))?;
+    let to_space = ctx.op() == "DepthToSpace";
+    let a = ctx.attrs(if (to_space && ctx.opset >= 11) || ctx.opset >= 28 {
+        &["blocksize", "mode"]
+    } else {
+        &["blocksize"]
+    })?;
+    let b = a
+        .opt_int("blocksize")?
+        .ok_or_else(|| failed!("attribute `blocksize` is required"))?;
+    let b = usize::try_from(b)
+        .ok()
+        .filter(|&b| b > 0)
+        .ok_or_else(|| failed!("blocksize {b} must be positive"))?;
+    let crd = match a.string("mode")?.as_deref().unwrap_or("DCR") {
+        "DCR" => false,
+        "CRD" => true,
+        m => return Err(unsupported!("attribute `mode` = \"{m}\" is not supported")),
+    };
+    op(move |inputs| {
+        let x = input(inputs, 0)?;
+        let &[n, c, h, w] = x.shape() else {
+            return Err(failed!("input must be 4-D, got {:?}", x.shape()));
+        };
+        let t = contiguous(x.t.clone())?;
+        let y = if to_space {
+            if c % (b * b) != 0 {
+                return Err(failed!(
+                    "channels {c} are not divisible by blocksize² {}",
+                    b * b
+                ));
+            }
+            let cc = c / (b * b);
+            let (t, perm) = if crd {
+                (t.reshape(vec![n, cc, b, b, h, w])?, [0, 1, 4, 2, 5, 3])
+            } else {
+                (t.reshape(vec![n, b, b, cc, h, w])?, [0, 3, 4, 1, 5, 2])
+            };
+            t.permute(perm.to_vec())?
+                .contiguous()?
+                .reshape((n, cc, h * b, w * b))?
+        } else {
+            if h % b != 0 || w % b != 0 {
+                return Err(failed!(
+                    "spatial dims {h}x{w} are not divisible by blocksize {b}"
+                ));
+            }
+            let perm = if crd {
+                vec![0, 1, 3, 5, 2, 4]
+            } else {
+                vec![0, 3, 5, 1, 2, 4]
+            };
+            t.reshape(vec![n, c, h / b, b, w / b, b])?
+                .permute(perm)?
+                .contiguous()?
+                .reshape((n, c * b * b, h / b, w / b))?
+        };
+        Ok(vec![Value::new(y, x.dtype)])
+    })
 }

@@ -2,7 +2,9 @@
 //! Pad. Attribute-vs-input switches follow the opset (Slice 10, Split 13, Pad 11), and
 //! Split's opset-18 `num_outputs` uneven split is honoured.
 
-use super::{contiguous, dims_usize, input, norm_axes, norm_axis, op, opt_input, Built, Ctx};
+use super::{
+    check_size, contiguous, dims_usize, input, norm_axes, norm_axis, op, opt_input, Built, Ctx,
+};
 use crate::backend::candle::error::{failed, unsupported, OpResult};
 use crate::backend::candle::value::{full, Value};
 use candle_core::{Device, Tensor as CTensor};
@@ -289,7 +291,14 @@ fn tile(x: &Value, repeats: &Value) -> OpResult<Value> {
             x.rank()
         ));
     }
-    let out_shape: Vec<usize> = x.shape().iter().zip(&reps).map(|(d, r)| d * r).collect();
+    let out_shape = x
+        .shape()
+        .iter()
+        .zip(&reps)
+        .map(|(d, r)| d.checked_mul(*r))
+        .collect::<Option<Vec<usize>>>()
+        .ok_or_else(|| failed!("tiled shape overflows"))?;
+    check_size(&out_shape)?;
     if out_shape.contains(&0) {
         return Ok(Value::new(full(0.0, &out_shape, x.dtype)?, x.dtype));
     }
@@ -365,6 +374,15 @@ fn build_pad(ctx: &Ctx) -> OpResult<Built> {
             }
             _ => None,
         };
+        let mut out_shape = x.shape().to_vec();
+        for (i, &axis) in axes.iter().enumerate() {
+            let d = (out_shape[axis] as i64)
+                .saturating_add(pads[i])
+                .saturating_add(pads[i + axes.len()]);
+            out_shape[axis] =
+                usize::try_from(d).map_err(|_| failed!("pads {pads:?} give a negative size"))?;
+        }
+        check_size(&out_shape)?;
         let mut t = x.t.clone();
         for (i, &axis) in axes.iter().enumerate() {
             let (b, e) = (pads[i], pads[i + axes.len()]);

@@ -31,6 +31,16 @@ pub(crate) const OPS: &[(&str, i64)] = &[
     ("Sin", 7),
     ("Cos", 7),
     ("Tan", 7),
+    ("Asin", 7),
+    ("Acos", 7),
+    ("Atan", 7),
+    ("Sinh", 9),
+    ("Cosh", 9),
+    ("Asinh", 9),
+    ("Acosh", 9),
+    ("Atanh", 9),
+    ("IsNaN", 9),
+    ("IsInf", 10),
     ("Erf", 9),
     ("Sign", 9),
     ("Shrink", 9),
@@ -40,6 +50,7 @@ pub(crate) const OPS: &[(&str, i64)] = &[
     ("HardSwish", 14),
     ("Mish", 18),
     ("Gelu", 20),
+    ("Swish", 24),
 ];
 
 /// Ops whose opset-1 version had the (semantically empty) `consumed_inputs` attribute.
@@ -95,7 +106,32 @@ pub(crate) fn build(ctx: &Ctx) -> OpResult<Built> {
         }
         "Sign" => {
             with(&[])?;
-            Box::new(|x| numeric(x, "Sign", |t| Ok(t.sign()?)))
+            // candle's sign maps NaN to 0; ONNX Runtime keeps NaN.
+            Box::new(|x| numeric(x, "Sign", |t| keep_nan(t, t.sign()?)))
+        }
+        "IsNaN" => {
+            with(&[])?;
+            Box::new(|x| {
+                x.require_float("input")?;
+                Ok(Value::new(x.t.ne(&x.t)?, DType::Bool))
+            })
+        }
+        "IsInf" => {
+            let a = with(&["detect_negative", "detect_positive"])?;
+            let neg = a.int("detect_negative", 1)? != 0;
+            let pos = a.int("detect_positive", 1)? != 0;
+            Box::new(move |x| {
+                x.require_float("input")?;
+                let p = x.t.eq(f64::INFINITY)?;
+                let n = x.t.eq(f64::NEG_INFINITY)?;
+                let out = match (neg, pos) {
+                    (true, true) => p.maximum(&n)?,
+                    (false, true) => p,
+                    (true, false) => n,
+                    (false, false) => x.t.zeros_like()?.to_dtype(candle_core::DType::U8)?,
+                };
+                Ok(Value::new(out, DType::Bool))
+            })
         }
         "Exp" => float(with(&[])?, |t| Ok(t.exp()?)),
         "Log" => float(with(&[])?, |t| Ok(t.log()?)),
@@ -105,6 +141,14 @@ pub(crate) fn build(ctx: &Ctx) -> OpResult<Built> {
         "Sin" => float(with(&[])?, |t| Ok(t.sin()?)),
         "Cos" => float(with(&[])?, |t| Ok(t.cos()?)),
         "Tan" => float(with(&[])?, |t| map_f64(t, f64::tan)),
+        "Asin" => float(with(&[])?, |t| map_f64(t, f64::asin)),
+        "Acos" => float(with(&[])?, |t| map_f64(t, f64::acos)),
+        "Atan" => float(with(&[])?, |t| map_f64(t, f64::atan)),
+        "Sinh" => float(with(&[])?, |t| map_f64(t, f64::sinh)),
+        "Cosh" => float(with(&[])?, |t| map_f64(t, f64::cosh)),
+        "Asinh" => float(with(&[])?, |t| map_f64(t, f64::asinh)),
+        "Acosh" => float(with(&[])?, |t| map_f64(t, f64::acosh)),
+        "Atanh" => float(with(&[])?, |t| map_f64(t, f64::atanh)),
         "Erf" => float(with(&[])?, |t| Ok(t.erf()?)),
         "Ceil" => float(with(&[])?, |t| Ok(t.ceil()?)),
         "Floor" => float(with(&[])?, |t| Ok(t.floor()?)),
@@ -150,7 +194,11 @@ pub(crate) fn build(ctx: &Ctx) -> OpResult<Built> {
             }
             float_box(move |t| {
                 map_f64(t, move |x| {
-                    x.max(0.0) + (alpha * ((x / alpha).exp() - 1.0)).min(0.0)
+                    if x.is_nan() {
+                        x
+                    } else {
+                        x.max(0.0) + (alpha * ((x / alpha).exp() - 1.0)).min(0.0)
+                    }
                 })
             })
         }
@@ -185,6 +233,10 @@ pub(crate) fn build(ctx: &Ctx) -> OpResult<Built> {
                 let hi = t.gt(lambd)?.where_cond(&t.affine(1.0, -bias)?, &zero)?;
                 Ok(t.lt(-lambd)?.where_cond(&t.affine(1.0, bias)?, &hi)?)
             })
+        }
+        "Swish" => {
+            let alpha = with(&["alpha"])?.float("alpha", 1.0)? as f64;
+            float_box(move |t| Ok(t.mul(&sigmoid(&t.affine(alpha, 0.0)?)?)?))
         }
         "Gelu" => {
             let mode = with(&["approximate"])?.string("approximate")?;
@@ -238,6 +290,11 @@ fn neg(x: &Value) -> OpResult<Value> {
         }
         d => Err(unsupported!("input of dtype {d} is not supported")),
     }
+}
+
+/// `r` with the NaNs of `t` put back.
+fn keep_nan(t: &CTensor, r: CTensor) -> OpResult<CTensor> {
+    Ok(t.ne(t)?.where_cond(t, &r)?)
 }
 
 fn sigmoid(t: &CTensor) -> OpResult<CTensor> {

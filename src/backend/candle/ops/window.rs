@@ -135,6 +135,9 @@ impl WindowAttrs {
             ));
         }
         self.check_kernel(kernel)?;
+        if kernel.contains(&0) {
+            return Err(failed!("kernel {kernel:?} has an empty dim"));
+        }
         let Params {
             strides,
             dilations,
@@ -238,64 +241,88 @@ impl Geometry {
         self.input.iter().product()
     }
 
-    /// Calls `f(k, l, coords)` for every kernel offset `k` and output position `l`, with
-    /// the window element's coordinates in the unpadded input (may be negative or beyond).
-    fn visit(&self, mut f: impl FnMut(usize, usize, &[i64])) {
-        let n = self.input.len();
-        let (mut kk, mut oo, mut c) = (vec![0; n], vec![0; n], vec![0i64; n]);
-        for k in 0..self.kernel_size() {
-            unravel(k, &self.kernel, &mut kk);
-            for l in 0..self.output_size() {
-                unravel(l, &self.output, &mut oo);
-                for i in 0..n {
-                    c[i] = (oo[i] * self.strides[i] + kk[i] * self.dilations[i]) as i64
-                        - self.pads_begin[i] as i64;
-                }
-                f(k, l, &c);
-            }
-        }
+    /// Coordinate in the unpadded input of kernel offset `k` at output position `o` along
+    /// spatial dim `i` (may be negative or beyond the input).
+    fn coord(&self, i: usize, k: usize, o: usize) -> i64 {
+        (o * self.strides[i] + k * self.dilations[i]) as i64 - self.pads_begin[i] as i64
     }
 
     /// For each kernel offset (outer) and output position (inner), the flat input index of
-    /// the window element, or [`PAD`].
+    /// the window element, or [`PAD`]. Built dim by dim (a window is a box), so the cost
+    /// is one add per index.
     pub(crate) fn gather_indices(&self) -> OpResult<Vec<u32>> {
         if self.input_size() >= PAD as usize {
             return Err(failed!("spatial size {:?} is too large", self.input));
         }
-        let mut idx = Vec::with_capacity(self.kernel_size() * self.output_size());
-        self.visit(|_, _, c| {
-            let mut flat = 0usize;
-            let mut inside = true;
-            for (i, &ci) in c.iter().enumerate() {
-                if ci < 0 || ci >= self.input[i] as i64 {
-                    inside = false;
-                    break;
+        let n = self.input.len();
+        let mut stride = vec![1u32; n];
+        for i in (0..n.saturating_sub(1)).rev() {
+            stride[i] = stride[i + 1] * self.input[i + 1] as u32;
+        }
+        let (ks, ls) = (self.kernel_size(), self.output_size());
+        let mut idx = Vec::with_capacity(ks * ls);
+        let mut kk = vec![0; n];
+        let (mut cur, mut next): (Vec<u32>, Vec<u32>) =
+            (Vec::with_capacity(ls), Vec::with_capacity(ls));
+        for k in 0..ks {
+            unravel(k, &self.kernel, &mut kk);
+            cur.clear();
+            cur.push(0);
+            for i in 0..n {
+                let offsets: Vec<u32> = (0..self.output[i])
+                    .map(|o| {
+                        let c = self.coord(i, kk[i], o);
+                        if c < 0 || c >= self.input[i] as i64 {
+                            PAD
+                        } else {
+                            c as u32 * stride[i]
+                        }
+                    })
+                    .collect();
+                next.clear();
+                for &base in &cur {
+                    next.extend(offsets.iter().map(|&off| {
+                        if base == PAD || off == PAD {
+                            PAD
+                        } else {
+                            base + off
+                        }
+                    }));
                 }
-                flat = flat * self.input[i] + ci as usize;
+                std::mem::swap(&mut cur, &mut next);
             }
-            idx.push(if inside { flat as u32 } else { PAD });
-        });
+            idx.extend_from_slice(&cur);
+        }
         Ok(idx)
     }
 
     /// Per output position, the number of window elements inside the input, or (with
     /// `include_pad`) inside the input plus its explicit pads; positions added by
-    /// `ceil_mode` beyond the pads never count.
+    /// `ceil_mode` beyond the pads never count. A window is a box, so the count is the
+    /// product of per-dim counts.
     pub(crate) fn counts(&self, include_pad: bool) -> Vec<f64> {
-        let mut counts = vec![0f64; self.output_size()];
-        self.visit(|_, l, c| {
-            let ok = c.iter().enumerate().all(|(i, &ci)| {
-                if include_pad {
-                    ci >= -(self.pads_begin[i] as i64)
-                        && ci < (self.input[i] + self.pads_end[i]) as i64
-                } else {
-                    ci >= 0 && ci < self.input[i] as i64
-                }
-            });
-            if ok {
-                counts[l] += 1.0;
-            }
-        });
+        let mut counts = vec![1f64];
+        for i in 0..self.input.len() {
+            let (lo, hi) = if include_pad {
+                (
+                    -(self.pads_begin[i] as i64),
+                    (self.input[i] + self.pads_end[i]) as i64,
+                )
+            } else {
+                (0, self.input[i] as i64)
+            };
+            let per: Vec<f64> = (0..self.output[i])
+                .map(|o| {
+                    (0..self.kernel[i])
+                        .filter(|&k| (lo..hi).contains(&self.coord(i, k, o)))
+                        .count() as f64
+                })
+                .collect();
+            counts = counts
+                .iter()
+                .flat_map(|&c| per.iter().map(move |&p| c * p))
+                .collect();
+        }
         counts
     }
 }

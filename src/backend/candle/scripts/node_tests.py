@@ -1,0 +1,33 @@
+"""Writes the ONNX node tests (about 1,860 one-op models with reference outputs) in the
+backend-test layout under OUT/node/, for
+
+    .venv/bin/python src/backend/candle/scripts/node_tests.py /tmp/onnxnode
+    PARITY_ONNX_NODE_DATA=/tmp/onnxnode cargo test --lib backend::candle::tests::node_test_sweep -- --ignored --nocapture
+"""
+import os, sys, shutil
+import onnx.backend.test.case.node as node_test
+from onnx import numpy_helper, TensorProto
+out = sys.argv[1]
+cases = node_test.collect_testcases(None)
+n=0
+for case in cases:
+    d = os.path.join(out, case.kind, case.name)
+    try:
+        os.makedirs(d, exist_ok=True)
+        with open(os.path.join(d, "model.onnx"), "wb") as f:
+            f.write(case.model.SerializeToString())
+        for i, (inputs, outputs) in enumerate(case.data_sets):
+            ds = os.path.join(d, f"test_data_set_{i}")
+            os.makedirs(ds, exist_ok=True)
+            for j, x in enumerate(inputs):
+                with open(os.path.join(ds, f"input_{j}.pb"), "wb") as f:
+                    t = x if isinstance(x, TensorProto) else numpy_helper.from_array(x, case.model.graph.input[j].name)
+                    f.write(t.SerializeToString())
+            for j, x in enumerate(outputs):
+                with open(os.path.join(ds, f"output_{j}.pb"), "wb") as f:
+                    t = x if isinstance(x, TensorProto) else numpy_helper.from_array(x, case.model.graph.output[j].name)
+                    f.write(t.SerializeToString())
+        n+=1
+    except Exception as e:
+        shutil.rmtree(d, ignore_errors=True)
+print("written", n, "of", len(cases))
