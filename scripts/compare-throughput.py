@@ -184,16 +184,20 @@ def cores() -> int:
     return len(os.sched_getaffinity(0))
 
 
-def machine() -> list[str]:
+def load_average() -> str:
+    return ", ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def machine(load_at_start: str) -> list[str]:
     cpuinfo = Path("/proc/cpuinfo").read_text()
     model = re.search(r"^model name\s*:\s*(.*)$", cpuinfo, re.M)
     mem_kib = int(re.search(r"^MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text(), re.M).group(1))
-    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     return [
         f"- CPU: {model.group(1) if model else platform.machine()}, "
         f"{cores()} cores available ({os.cpu_count()} logical in the machine)",
         f"- Memory: {mem_kib / 2**20:.1f} GiB; OS: {platform.system()} {platform.release()}",
-        f"- Load average at start (1, 5, 15 min): {load}",
+        f"- Load average (1, 5, 15 min): {load_at_start} before the measurements, "
+        f"{load_average()} after (the machine is shared; figures move with its load)",
         f"- Python {platform.python_version()}, numpy {np.__version__}",
     ]
 
@@ -208,7 +212,8 @@ def row(label: str, command: str, times: list[float], bytes_read: int) -> str:
             f"{gbps(bytes_read, best):.2f} |")
 
 
-def render(args, parity_version: str, figures: dict, bench: tuple[str, list[str]] | None) -> str:
+def render(args, parity_version: str, load_at_start: str, figures: dict,
+           bench: tuple[str, list[str]] | None) -> str:
     file_bytes = int(np.prod(SHAPE)) * 4
     read = 2 * file_bytes
     best = {k: min(v) for k, v in figures.items()}
@@ -235,7 +240,7 @@ def render(args, parity_version: str, figures: dict, bench: tuple[str, list[str]
         "",
         "## Machine",
         "",
-        *machine(),
+        *machine(load_at_start),
         "",
         "## Compare throughput",
         "",
@@ -297,6 +302,7 @@ def parity_version(parity: Path) -> str:
 
 def main() -> int:
     args = parse_args()
+    load_at_start = load_average()
     try:
         with tempfile.TemporaryDirectory(prefix="parity-throughput-", dir=args.tmpdir) as tmp:
             a, b = write_inputs(Path(tmp))
@@ -314,7 +320,7 @@ def main() -> int:
     except HarnessError as error:
         print(f"compare-throughput: {error}", file=sys.stderr)
         return 1
-    args.out.write_text(render(args, parity_version(args.parity), figures, bench))
+    args.out.write_text(render(args, parity_version(args.parity), load_at_start, figures, bench))
     for name, times in figures.items():
         print(f"{name}: best {min(times):.4f} s, median {statistics.median(times):.4f} s", file=sys.stderr)
     print(f"compare-throughput: wrote {args.out}", file=sys.stderr)
