@@ -106,10 +106,13 @@ def verify_parity(parity: Path, a: Path, b: Path) -> None:
 
 
 def time_parity(parity: Path, a: Path, b: Path, runs: int) -> list[float]:
+    """The whole `parity compare` process, report to /dev/null; every run must exit 1."""
     command = parity_command(parity, a, b)
 
     def run():
-        subprocess.run(command, stdout=subprocess.DEVNULL, check=False)
+        code = subprocess.run(command, stdout=subprocess.DEVNULL, cwd=REPO, check=False).returncode
+        if code != 1:
+            raise HarnessError(f"parity compare exited {code} in a timed run, expected 1")
 
     return timed(run, runs)
 

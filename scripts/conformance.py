@@ -120,7 +120,6 @@ class RunInfo:
     """What the parity reports said about the environment they ran in."""
 
     parity: str = "?"
-    host: str = "?"
     cpu: str = "?"
     backends: dict[str, str] = dataclasses.field(default_factory=dict)
 
@@ -244,7 +243,7 @@ def case_result(name: str, rows: list[dict]) -> Result:
 
 def note_environment(report: dict, info: RunInfo) -> None:
     env = report["environment"]
-    info.parity, info.host, info.cpu = env["parity"], env["host"], env["cpu"]
+    info.parity, info.cpu = env["parity"], env["cpu"]
     for b in env["backends"]:
         info.backends[b["name"]] = f"{b['version']} on {b['device']}"
 
@@ -326,6 +325,7 @@ def render(args, cases, results, python_ort, info: RunInfo) -> str:
     """docs/conformance.md."""
     backends = args.backends
     all_cases = [(d, n) for d in SUITE_DIRS for n in cases[d]]
+    data_sets = sum(len(list((args.data_dir / d / n).glob("test_data_set_*"))) for d, n in all_cases)
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     command = shlex.join(["scripts/conformance.sh", *sys.argv[1:]])
     lines = [
@@ -335,8 +335,9 @@ def render(args, cases, results, python_ort, info: RunInfo) -> str:
         "",
         f"Each backend runs `parity check DIR --backend B --format json` once per directory "
         f"below (directories of `onnx/backend/test/data/` from the onnx {onnx.__version__} "
-        f"wheel, {len(all_cases)} cases, one data set each). A case passes when every output "
-        f"is within parity's per-dtype tolerances of the expected outputs stored with it.",
+        f"wheel: {len(all_cases)} cases, {data_sets} data sets). A case passes when every output "
+        f"of every data set is within parity's per-dtype tolerances of the expected outputs "
+        f"stored with it.",
         "",
         f"- parity {info.parity}; backends: "
         + ", ".join(f"{b} {info.backends.get(b, '?')}" for b in backends),
