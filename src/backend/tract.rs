@@ -460,6 +460,9 @@ impl Session for TractSession {
         }
         let (results, symbols) = guarded("running the model", || -> Result<_, BackendError> {
             let state = self.state(&feeds)?;
+            // A failed run leaves its resolved symbols behind (`batch=1`), which would make
+            // the next case with another batch fail with "Clashing resolution"; start clean.
+            state.reset_turn().map_err(|e| tract_error(&e))?;
             let symbols = bound_symbols(state, &feeds);
             let values: TVec<TValue> = feeds.into_iter().map(TValue::from).collect();
             Ok((state.run(values).map_err(|e| tract_error(&e))?, symbols))
