@@ -27,24 +27,29 @@ impl Tolerance {
     /// The default tolerance for outputs of `dtype`, so that a suite without explicit
     /// tolerances still gets a verdict that fits the precision of the type.
     ///
-    /// Starting values, to be refined with measured evidence from the backends. `rtol`
-    /// is set a few hundred ulps (f32/f64) or a few ulps (f16/bf16) above the type's
-    /// epsilon, because different runtimes legitimately reorder reductions, fuse kernels
-    /// and pick different GEMM blockings; `atol` covers results that cancel to near zero.
+    /// Chosen from measured evidence: ort-cpu, candle-cpu and tract-cpu on the bundled models
+    /// in every float dtype and on the ONNX conformance cases, against goldens and against
+    /// each other (docs/tolerances.md, written by scripts/tolerance-evidence.py). f32/f64: the
+    /// worst natural difference uses under 10% of the allowance, and a single element off by
+    /// 1e-2 relative is caught wherever `|e| > atol / (1e-2 - rtol)`. f16/bf16: backends that
+    /// compute in the type round every op, so their errors are whole ulps of the activations;
+    /// `atol` is one ulp at magnitude 4 (4 eps) and `rtol` 2 eps, each rounded up to two
+    /// digits, and the worst difference measured uses about 60% of that. bf16 cannot resolve
+    /// a 1e-2 fault (1.3 to 2.6 of its ulps) with any tolerance that passes its natural errors.
     ///
-    /// | dtype        | atol  | rtol  | epsilon of the type |
-    /// |--------------|-------|-------|---------------------|
-    /// | f64          | 1e-9  | 1e-7  | 2.2e-16             |
-    /// | f32          | 1e-5  | 1e-4  | 1.2e-7              |
-    /// | f16          | 1e-3  | 5e-3  | 9.8e-4              |
-    /// | bf16         | 1e-2  | 2e-2  | 7.8e-3              |
-    /// | integer/bool | 0     | 0     | exact               |
+    /// | dtype        | atol   | rtol   | eps of the type |
+    /// |--------------|--------|--------|-----------------|
+    /// | f64          | 1e-9   | 1e-7   | 2.2e-16         |
+    /// | f32          | 1e-5   | 1e-4   | 1.2e-7          |
+    /// | f16          | 4e-3   | 2e-3   | 9.8e-4          |
+    /// | bf16         | 3.2e-2 | 1.6e-2 | 7.8e-3          |
+    /// | integer/bool | 0      | 0      | exact           |
     pub fn default_for(dtype: DType) -> Tolerance {
         let (atol, rtol) = match dtype {
             DType::F64 => (1e-9, 1e-7),
             DType::F32 => (1e-5, 1e-4),
-            DType::F16 => (1e-3, 5e-3),
-            DType::BF16 => (1e-2, 2e-2),
+            DType::F16 => (4e-3, 2e-3),
+            DType::BF16 => (3.2e-2, 1.6e-2),
             DType::I8
             | DType::I16
             | DType::I32

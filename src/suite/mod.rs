@@ -108,13 +108,21 @@ fn find_suite_dirs(dir: &Path, found: &mut Vec<PathBuf>) -> Result<()> {
     let mut children: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| Error::file(dir, formats::io_problem(&e)))?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_dir())
+        // Hidden directories (.git, .venv, an interrupted `record`'s staging directory)
+        // are never searched; a hidden suite can still be named directly.
+        .filter(|p| p.is_dir() && !is_hidden(p))
         .collect();
     children.sort();
     for child in children {
         find_suite_dirs(&child, found)?;
     }
     Ok(())
+}
+
+fn is_hidden(path: &Path) -> bool {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with('.'))
 }
 
 /// Opens one suite directory: reads the model schema, the manifest and lists data sets.
