@@ -411,3 +411,23 @@ fn demo_prints_the_table_and_passes() {
     }
     assert!(o.stdout.trim_end().ends_with("PASS"), "{}", o.stdout);
 }
+
+#[test]
+fn hidden_directories_are_not_searched_for_suites() {
+    let tmp = tempfile::tempdir().unwrap();
+    copy_dir(&models().join("mlp"), &tmp.path().join("mlp"));
+    // An interrupted `record` leaves a hidden staging directory with a damaged model.
+    let staging = tmp.path().join(".mlp.parity-record-1");
+    copy_dir(&models().join("mlp"), &staging);
+    std::fs::write(staging.join("model.onnx"), b"partial").unwrap();
+    let o = parity(&[
+        "check",
+        tmp.path().to_str().unwrap(),
+        "--backend",
+        "ort-cpu",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(o.code, 0, "{}{}", o.stdout, o.stderr);
+    assert_eq!(json(&o)["summary"]["cases"], 3);
+}

@@ -268,6 +268,27 @@ fn topk_ignores_value_changes_that_keep_the_argmax_and_names_a_swapped_slice() {
         o.stdout
     );
     assert!(o.stdout.contains("first at [2, :]"), "{}", o.stdout);
+    // JUnit (and Markdown, which shares its lines) say the same, not atol/rtol.
+    let o = parity(&[
+        "check",
+        suite.to_str().unwrap(),
+        "--backend",
+        "ort-cpu",
+        "--format",
+        "junit",
+    ]);
+    assert_eq!(o.code, 1);
+    assert!(
+        o.stdout
+            .contains("logits: top-1 sets along axis 1 differ in 1 of 4 slices"),
+        "{}",
+        o.stdout
+    );
+    assert!(
+        o.stdout.contains("(top-1 along axis -1, agreement 0.7500)"),
+        "{}",
+        o.stdout
+    );
 
     // One slice in four forgiven by outlier_fraction = 0.25, not by 0.2.
     for (fraction, code) in [(0.25, 0), (0.2, 1)] {

@@ -1,12 +1,19 @@
 //! `parity check SUITE...`: run golden suites on backends and compare every output.
+//! Recorded suites are verified first (sha256 of data files and model, see
+//! `suite::integrity`): findings about the suite print as warnings on stderr, or make
+//! every case of the suite an error with `--strict`.
 
 use super::output::{OutputArgs, Progress};
 use super::Global;
 use crate::backend::{self, LoadOptions};
 use crate::error::{Error, Result};
-use crate::report::{BackendInfo, Environment, Report};
+use crate::report::{BackendInfo, CaseId, CaseReport, Environment, Report};
+use crate::suite::integrity::{self, Finding};
 use crate::suite::runner::{self, Reference, RunOptions};
 use std::path::PathBuf;
+
+/// Integrity warnings printed per suite before the rest are summarised in one line.
+const MAX_WARNINGS: usize = 10;
 
 /// Run golden suites on backends and compare every output.
 #[derive(Debug, clap::Args)]
@@ -32,6 +39,10 @@ pub struct CheckArgs {
     /// Intra-op threads for every backend (default: each engine's own choice).
     #[arg(long, value_name = "N")]
     threads: Option<usize>,
+    /// A recorded suite whose model.onnx is not the recorded model, or whose data files
+    /// are not all listed in parity.toml, is an error (exit 2) instead of a warning.
+    #[arg(long)]
+    strict: bool,
     #[command(flatten)]
     output: OutputArgs,
 }
@@ -68,6 +79,20 @@ pub fn run(args: CheckArgs, global: Global) -> Result<u8> {
         }
     }
     let suites = crate::suite::discover(&args.suites)?;
+    let findings: Vec<Vec<Finding>> = suites.iter().map(integrity::audit).collect();
+    if !args.strict {
+        for suite_findings in &findings {
+            for f in suite_findings.iter().take(MAX_WARNINGS) {
+                eprintln!("warning: {f}");
+            }
+            if suite_findings.len() > MAX_WARNINGS {
+                eprintln!(
+                    "warning: ... and {} more like these",
+                    suite_findings.len() - MAX_WARNINGS
+                );
+            }
+        }
+    }
     let options = RunOptions {
         atol: args.atol,
         rtol: args.rtol,
@@ -81,9 +106,45 @@ pub fn run(args: CheckArgs, global: Global) -> Result<u8> {
         .count();
     let total: usize = suites.iter().map(|s| s.cases.len() * candidates).sum();
     let mut progress = Progress::new(total as u64, args.output.progress_allowed(global.quiet));
-    let rows = runner::run(&suites, &selected, &reference, &options, &mut |row| {
-        progress.step(&format!("{} {} {}", row.suite, row.case, row.backend));
-    });
+    let mut rows = Vec::new();
+    for (suite, findings) in suites.iter().zip(&findings) {
+        let mut step = |row: &CaseReport| {
+            progress.step(&format!("{} {} {}", row.suite, row.case, row.backend));
+        };
+        match findings.first() {
+            Some(first) if args.strict => {
+                let more = match findings.len() {
+                    1 => String::new(),
+                    n => format!(" (and {} more)", n - 1),
+                };
+                let msg = format!("{first}{more} [--strict]");
+                for case in &suite.cases {
+                    for s in &selected {
+                        let backend = s.backend.name().to_string();
+                        if Reference::Backend(backend.clone()) == reference {
+                            continue;
+                        }
+                        let id = CaseId {
+                            suite: suite.dir.display().to_string(),
+                            case: case.name.clone(),
+                            backend,
+                            reference: reference.name().to_string(),
+                        };
+                        let row = CaseReport::errored(id, msg.clone(), None);
+                        step(&row);
+                        rows.push(row);
+                    }
+                }
+            }
+            _ => rows.extend(runner::run(
+                std::slice::from_ref(suite),
+                &selected,
+                &reference,
+                &options,
+                &mut step,
+            )),
+        }
+    }
     progress.finish();
     let infos = selected
         .iter()

@@ -7,6 +7,7 @@ mod compare;
 mod demo;
 mod inspect;
 mod output;
+mod record;
 
 use crate::error::Result;
 use clap::{Parser, Subcommand};
@@ -42,6 +43,7 @@ enum Command {
     Check(check::CheckArgs),
     Compare(compare::CompareArgs),
     Inspect(inspect::InspectArgs),
+    Record(record::RecordArgs),
 }
 
 /// Options every verb's output honours.
@@ -66,6 +68,7 @@ impl Cli {
             Command::Check(a) => check::run(a, global),
             Command::Compare(a) => compare::run(a, global),
             Command::Inspect(a) => inspect::run(a, global),
+            Command::Record(a) => record::run(a, global),
         }
     }
 }

@@ -4,7 +4,7 @@
 use super::Global;
 use crate::error::Result;
 use crate::formats::atomic::write_atomic;
-use crate::report::{text, Report};
+use crate::report::{junit, markdown, text, Report};
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
@@ -34,8 +34,14 @@ impl ColorChoice {
 /// `--format` of report-producing verbs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
+    /// A table for people.
     Text,
+    /// `parity.report/v1` JSON for machines.
     Json,
+    /// JUnit XML for CI test-result pages (see docs/reports.md).
+    Junit,
+    /// Markdown for a CI job summary (see docs/reports.md).
+    Markdown,
 }
 
 /// Where the report goes.
@@ -74,6 +80,8 @@ impl OutputArgs {
     pub fn emit_report(&self, report: &Report, global: Global) -> Result<u8> {
         let rendered = match self.format {
             Format::Json => report.to_json() + "\n",
+            Format::Junit => junit::render(report, &junit::timestamp(std::time::SystemTime::now())),
+            Format::Markdown => markdown::render(report),
             Format::Text => {
                 let style = text::Style {
                     color: self.color(global.color),
@@ -87,6 +95,14 @@ impl OutputArgs {
         };
         self.emit(&rendered)?;
         Ok(report.verdict.exit_code())
+    }
+
+    /// The usage error for `--format junit|markdown` on a verb that produces no
+    /// check/compare report (`backends`, `inspect`).
+    pub fn report_only(&self, verb: &str) -> crate::Error {
+        crate::Error::Usage(format!(
+            "--format junit and --format markdown are for check and compare; `parity {verb}` writes text or json"
+        ))
     }
 
     /// Colour only for text going to a terminal.

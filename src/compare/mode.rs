@@ -317,6 +317,40 @@ fn unreadable(c: OutputComparison, expected: &Tensor) -> OutputComparison {
     setting_problem(c, problem)
 }
 
+impl OutputComparison {
+    /// What decided the verdict, for one line of a human-readable report: `atol 1e-5,
+    /// rtol 1e-4` (atol/rtol written by `number`, the renderer's own style), `max 3 ulp,
+    /// limit 2 ulp`, `cosine 0.9987, min 0.999 per row along axis -1`, `top-1 along
+    /// axis -1, agreement 0.7500`; then `, outlier_fraction F` when one is set.
+    pub fn criterion(&self, number: impl Fn(f64) -> String) -> String {
+        let mut s = match self.mode {
+            Mode::AllClose => format!("atol {}, rtol {}", number(self.atol), number(self.rtol)),
+            Mode::Ulp { max_ulp } => match self.max_ulp {
+                Some(max) => format!("max {max} ulp, limit {max_ulp} ulp"),
+                None => format!("limit {max_ulp} ulp"),
+            },
+            Mode::Cosine { min_cosine, axis } => {
+                let rows = axis.map_or(String::new(), |a| format!(" per row along axis {a}"));
+                match self.cosine {
+                    Some(v) if v.is_finite() => format!("cosine {v}, min {min_cosine}{rows}"),
+                    _ => format!("min cosine {min_cosine}{rows}"),
+                }
+            }
+            Mode::TopK { k, axis, ordered } => {
+                let order = if ordered { ", ordered" } else { "" };
+                match self.topk_agreement {
+                    Some(a) => format!("top-{k} along axis {axis}{order}, agreement {a:.4}"),
+                    None => format!("top-{k} along axis {axis}{order}"),
+                }
+            }
+        };
+        if self.outlier_fraction > 0.0 {
+            s.push_str(&format!(", outlier_fraction {}", self.outlier_fraction));
+        }
+        s
+    }
+}
+
 #[cfg(test)]
 #[path = "mode_tests.rs"]
 mod tests;

@@ -1,8 +1,11 @@
-//! One report model for `check` and `compare`, rendered as text or JSON (schema
-//! `parity.report/v1`, see DESIGN.md: fields may be added, never removed or renamed).
+//! One report model for `check` and `compare`, rendered as text, JSON (schema
+//! `parity.report/v1`, see DESIGN.md: fields may be added, never removed or renamed),
+//! JUnit XML or Markdown.
 //! Renderers never know which backend produced a tensor; they only see this model.
 
 pub mod environment;
+pub mod junit;
+pub mod markdown;
 pub mod text;
 
 use crate::compare::{OutputComparison, Verdict};

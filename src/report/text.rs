@@ -2,7 +2,7 @@
 //! did not pass, a summary line. Colour only when asked for (the CLI decides from the TTY).
 
 use super::{CaseReport, CaseVerdict, Report};
-use crate::compare::{Mode, OutputComparison, Verdict};
+use crate::compare::{OutputComparison, Verdict};
 
 /// ANSI styling that is a no-op when colour is off.
 #[derive(Debug, Clone, Copy)]
@@ -161,40 +161,9 @@ fn details(case: &CaseReport, verbose: bool) -> String {
                 index(&c.worst_index),
                 num(c.expected),
                 num(c.actual),
-                limits(c),
+                c.criterion(|v| num(Some(v))),
             ));
         }
     }
     out
-}
-
-/// The settings and measures that decided an output's verdict, e.g. `atol 1e-05, rtol
-/// 1e-04`, `max 3 ulp, limit 2 ulp`, `top-1 along axis -1, agreement 0.75`, plus the
-/// outlier fraction when one is set.
-fn limits(c: &OutputComparison) -> String {
-    let mut s = match c.mode {
-        Mode::AllClose => format!("atol {}, rtol {}", num(Some(c.atol)), num(Some(c.rtol))),
-        Mode::Ulp { max_ulp } => match c.max_ulp {
-            Some(max) => format!("max {max} ulp, limit {max_ulp} ulp"),
-            None => format!("limit {max_ulp} ulp"),
-        },
-        Mode::Cosine { min_cosine, axis } => {
-            let rows = axis.map_or(String::new(), |a| format!(" per row along axis {a}"));
-            match c.cosine {
-                Some(v) if v.is_finite() => format!("cosine {v}, min {min_cosine}{rows}"),
-                _ => format!("min cosine {min_cosine}{rows}"),
-            }
-        }
-        Mode::TopK { k, axis, ordered } => {
-            let order = if ordered { ", ordered" } else { "" };
-            match c.topk_agreement {
-                Some(a) => format!("top-{k} along axis {axis}{order}, agreement {a:.4}"),
-                None => format!("top-{k} along axis {axis}{order}"),
-            }
-        }
-    };
-    if c.outlier_fraction > 0.0 {
-        s.push_str(&format!(", outlier_fraction {}", c.outlier_fraction));
-    }
-    s
 }

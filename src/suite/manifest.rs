@@ -28,11 +28,18 @@
 //!
 //! [outputs.debug_dump]
 //! mode = "skip"        # or: skip = true
+//!
+//! [provenance]         # written by `parity record`: where the goldens came from
+//! backend = "ort-cpu"
+//! model_sha256 = "9f86d0…"
+//!
+//! [files]              # written by `parity record`: sha256 of every data file
+//! "test_data_set_0/input_0.pb" = "2c26b4…"
 //! ```
 
 use crate::compare::Mode;
 use crate::error::{Error, Result};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -49,9 +56,57 @@ pub struct Manifest {
     /// Per-output settings keyed by output name.
     #[serde(default)]
     pub outputs: BTreeMap<String, OutputSettings>,
+    /// Where the goldens came from (`parity record` writes it; informative, except
+    /// `model_sha256`, which `check` compares with the suite's model).
+    #[serde(default)]
+    pub provenance: Option<Provenance>,
+    /// Suite-relative path (`/`-separated) → hex sha256 of that file, for every data file
+    /// and `model.onnx`. `check` refuses a data file whose bytes no longer match.
+    #[serde(default)]
+    pub files: BTreeMap<String, String>,
     /// How each output in `outputs` is compared, resolved and validated on reading.
     #[serde(skip)]
     rules: BTreeMap<String, OutputRule>,
+}
+
+/// The `[provenance]` table: what recorded the goldens, where and when. Every key is
+/// optional so that a hand-written manifest may state only some of them.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Provenance {
+    /// parity's version (`0.1.0`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parity_version: Option<String>,
+    /// The backend whose outputs became the goldens (`ort-cpu`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backend: Option<String>,
+    /// That backend's engine version (`1.31.1`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backend_version: Option<String>,
+    /// The device that ran it (`cpu`, `cuda:0`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+    /// Host name of the recording machine.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// CPU model and core count.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<String>,
+    /// GPU model, when one was detected.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gpu: Option<String>,
+    /// Operating system and architecture.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub os: Option<String>,
+    /// When the suite was recorded, UTC ISO 8601 (`2026-11-25T18:33:07Z`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub date: Option<String>,
+    /// Hex sha256 of the model the goldens were recorded with.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model_sha256: Option<String>,
+    /// Where the inputs came from (`random (seed 1, dims batch=2)`, `reused from PATH`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inputs: Option<String>,
 }
 
 /// How one output is compared: not at all, or under a mode with an outlier fraction.
@@ -193,7 +248,54 @@ impl Manifest {
                 }
             }
         }
+        self.validate_integrity(path)
+    }
+
+    /// `[files]` keys are safe suite-relative paths and every digest is 64 hex digits;
+    /// `[provenance] model_sha256` agrees with `[files] "model.onnx"` when both are set.
+    fn validate_integrity(&self, path: &Path) -> Result<()> {
+        let bad = |msg: String| Err(Error::file(path, msg));
+        for (key, digest) in &self.files {
+            if let Err(why) = check_relative_path(key) {
+                return bad(format!("[files] \"{}\": {why}", key.escape_debug()));
+            }
+            if !is_sha256_hex(digest) {
+                return bad(format!(
+                    "[files] \"{}\" = \"{}\": not a sha256 (64 hex digits)",
+                    key.escape_debug(),
+                    digest.escape_debug()
+                ));
+            }
+        }
+        let recorded = self
+            .provenance
+            .as_ref()
+            .and_then(|p| p.model_sha256.as_ref());
+        if let Some(sha) = recorded {
+            if !is_sha256_hex(sha) {
+                return bad(format!(
+                    "[provenance] model_sha256 = \"{}\": not a sha256 (64 hex digits)",
+                    sha.escape_debug()
+                ));
+            }
+            if let Some(listed) = self.files.get(crate::suite::MODEL_FILE) {
+                if !listed.eq_ignore_ascii_case(sha) {
+                    return bad(
+                        "[provenance] model_sha256 and [files] \"model.onnx\" differ".to_string(),
+                    );
+                }
+            }
+        }
         Ok(())
+    }
+
+    /// The sha256 the suite's model was recorded with: `[provenance] model_sha256`, else
+    /// `[files] "model.onnx"`; `None` for a suite that records neither.
+    pub fn recorded_model_sha256(&self) -> Option<&str> {
+        self.provenance
+            .as_ref()
+            .and_then(|p| p.model_sha256.as_deref())
+            .or_else(|| self.files.get(crate::suite::MODEL_FILE).map(String::as_str))
     }
 
     /// The tolerance override for an output: its own keys, else the suite-wide ones.
@@ -326,6 +428,32 @@ fn resolve(o: &OutputSettings) -> std::result::Result<OutputRule, String> {
     })
 }
 
+/// Whether `s` is a hex sha256 digest (either case).
+pub fn is_sha256_hex(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// A `[files]` key must name a file inside the suite: relative, `/`-separated, without
+/// `.`/`..` or empty components, so that a manifest can never point outside its suite.
+pub fn check_relative_path(key: &str) -> std::result::Result<(), &'static str> {
+    if key.is_empty() {
+        return Err("empty path");
+    }
+    if key.contains('\\') {
+        return Err("use `/` as the separator");
+    }
+    if key.starts_with('/') || key.contains(':') {
+        return Err("must be relative to the suite directory");
+    }
+    if key
+        .split('/')
+        .any(|c| c.is_empty() || c == "." || c == "..")
+    {
+        return Err("empty, `.` or `..` components are not allowed");
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -373,6 +501,55 @@ mod tests {
     fn negative_tolerance_is_refused() {
         let (_d, m) = write("[outputs.y]\natol = -1.0\n");
         assert!(m.unwrap_err().to_string().contains("[outputs.y] atol = -1"));
+    }
+
+    const SHA: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+    #[test]
+    fn provenance_and_files_are_read() {
+        let text = format!(
+            "[provenance]\nbackend = \"ort-cpu\"\nmodel_sha256 = \"{SHA}\"\n[files]\n\"test_data_set_0/input_0.pb\" = \"{SHA}\"\n"
+        );
+        let (_d, m) = write(&text);
+        let m = m.unwrap();
+        assert_eq!(
+            m.provenance.as_ref().unwrap().backend.as_deref(),
+            Some("ort-cpu")
+        );
+        assert_eq!(m.recorded_model_sha256(), Some(SHA));
+        assert_eq!(m.files["test_data_set_0/input_0.pb"], SHA);
+    }
+
+    #[test]
+    fn integrity_tables_are_validated() {
+        for (text, needle) in [
+            (format!("[files]\n\"../x.pb\" = \"{SHA}\"\n"), "`..`"),
+            (
+                format!("[files]\n\"/etc/passwd\" = \"{SHA}\"\n"),
+                "relative",
+            ),
+            ("[files]\n\"a.pb\" = \"abc\"\n".to_string(), "not a sha256"),
+            (
+                "[provenance]\nmodel_sha256 = \"xyz\"\n".to_string(),
+                "model_sha256",
+            ),
+            (
+                "[provenance]\nbackendd = \"ort-cpu\"\n".to_string(),
+                "backendd",
+            ),
+            (
+                format!(
+                    "[provenance]\nmodel_sha256 = \"{SHA}\"\n[files]\n\"model.onnx\" = \"{}\"\n",
+                    "0".repeat(64)
+                ),
+                "differ",
+            ),
+        ] {
+            let (_d, m) = write(&text);
+            let err = m.unwrap_err().to_string();
+            assert!(err.contains(needle), "{text}: {err}");
+            assert!(err.contains(MANIFEST_FILE), "{err}");
+        }
     }
 
     #[test]

@@ -5,8 +5,12 @@
 //! `.npz`/`.safetensors` per data set keyed by input/output name (`test_data_set_N.npz`,
 //! or a `test_data_set_N/` directory holding exactly one such file), plus an optional
 //! `parity.toml` manifest. Paths given by the user may be parent directories.
+//! `parity record` writes suites ([`record`]); the digests it stores are checked when a
+//! suite is opened and when each case is loaded ([`integrity`]).
 
+pub mod integrity;
 pub mod manifest;
+pub mod record;
 pub mod runner;
 
 use crate::backend::IoSpec;
@@ -104,13 +108,21 @@ fn find_suite_dirs(dir: &Path, found: &mut Vec<PathBuf>) -> Result<()> {
     let mut children: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| Error::file(dir, formats::io_problem(&e)))?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_dir())
+        // Hidden directories (.git, .venv, an interrupted `record`'s staging directory)
+        // are never searched; a hidden suite can still be named directly.
+        .filter(|p| p.is_dir() && !is_hidden(p))
         .collect();
     children.sort();
     for child in children {
         find_suite_dirs(&child, found)?;
     }
     Ok(())
+}
+
+fn is_hidden(path: &Path) -> bool {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with('.'))
 }
 
 /// Opens one suite directory: reads the model schema, the manifest and lists data sets.
@@ -122,6 +134,7 @@ pub fn open(dir: &Path) -> Result<Suite> {
     if cases.is_empty() {
         return Err(Error::file(dir, "suite has no data sets (expected test_data_set_N directories or .npz/.safetensors files)"));
     }
+    integrity::verify_listing(dir, &manifest, &cases)?;
     Ok(Suite {
         dir: dir.to_path_buf(),
         model,
@@ -229,8 +242,10 @@ fn dense(dir: &Path, kind: &str, mut files: Vec<(usize, PathBuf)>) -> Result<Vec
 }
 
 impl Suite {
-    /// Reads a data set's tensors and matches them to the model's inputs and outputs.
+    /// Reads a data set's tensors and matches them to the model's inputs and outputs,
+    /// after checking the sha256 of its files when `parity.toml` lists them.
     pub fn load_case(&self, source: &CaseSource) -> Result<Case> {
+        integrity::verify_case(self, source)?;
         let (inputs, expected) = match &source.files {
             CaseFiles::Numbered { inputs, outputs } => (
                 read_numbered(inputs, &self.info.inputs, "input")?,

@@ -1,0 +1,110 @@
+//! `parity record MODEL --out DIR`: make a golden suite — inputs (reused or generated),
+//! expected outputs from one backend, tolerances, provenance and the sha256 of every file.
+
+use super::Global;
+use crate::backend::LoadOptions;
+use crate::error::Result;
+use crate::suite::record::{self, DimValue, InputPlan, RecordOptions};
+use crate::suite::MODEL_FILE;
+use std::path::PathBuf;
+
+/// Make a golden suite: inputs, expected outputs from one backend, tolerances, provenance.
+#[derive(Debug, clap::Args)]
+#[command(
+    group(clap::ArgGroup::new("source").required(true).args(["inputs", "random"])),
+    after_help = "Inputs come from --inputs (reused exactly) or --random (floats standard normal, \
+integers in [0, 10), bools 50/50, deterministic from --seed). The suite is built next to DIR \
+and renamed into place when complete.\n\n\
+Examples:\n  parity record models/mlp/model.onnx --out goldens/mlp --random 3 --seed 1 --dim batch=2\n  \
+parity record new/model.onnx --out goldens/mlp-v2 --inputs goldens/mlp --backend tract-cpu"
+)]
+pub struct RecordArgs {
+    /// The ONNX model, or a suite directory (its model.onnx is used).
+    #[arg(value_name = "MODEL")]
+    model: PathBuf,
+    /// The suite directory to create.
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Reuse the inputs stored at PATH (repeatable): a suite or data-set directory, or an
+    /// .npz/.safetensors file holding one data set keyed by input name.
+    #[arg(long = "inputs", value_name = "PATH", conflicts_with_all = ["random", "seed", "dims"])]
+    inputs: Vec<PathBuf>,
+    /// Generate N data sets from the model's input schema.
+    #[arg(long, value_name = "N", value_parser = at_least_one)]
+    random: Option<usize>,
+    /// Seed of the generated inputs (default 0).
+    #[arg(long, value_name = "S", requires = "random")]
+    seed: Option<u64>,
+    /// Size of a symbolic dim for generated inputs (repeatable): NAME=VALUE, or
+    /// INPUT:AXIS=VALUE for a dynamic axis without a name.
+    #[arg(long = "dim", value_name = "NAME=VALUE", requires = "random")]
+    dims: Vec<DimValue>,
+    /// Backend whose outputs become the expected outputs.
+    #[arg(long, default_value = "ort-cpu", value_name = "B")]
+    backend: String,
+    /// atol written for every output (default: the output dtype's default).
+    #[arg(long, value_name = "F", value_parser = super::check::non_negative)]
+    atol: Option<f64>,
+    /// rtol written for every output (default: the output dtype's default).
+    #[arg(long, value_name = "F", value_parser = super::check::non_negative)]
+    rtol: Option<f64>,
+    /// Intra-op threads for the backend (default: the engine's own choice).
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
+    /// Replace an existing suite at DIR (only once the new one is complete).
+    #[arg(long)]
+    force: bool,
+}
+
+/// Parses a count of at least 1.
+fn at_least_one(s: &str) -> std::result::Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("`{s}` is not a whole number ≥ 1")),
+    }
+}
+
+/// Records the suite, prints one line saying what was written, and returns 0.
+pub fn run(args: RecordArgs, global: Global) -> Result<u8> {
+    let model = if args.model.is_dir() {
+        args.model.join(MODEL_FILE)
+    } else {
+        args.model.clone()
+    };
+    let plan = match args.random {
+        Some(count) => InputPlan::Random {
+            count,
+            seed: args.seed.unwrap_or(0),
+            dims: args.dims.clone(),
+        },
+        None => InputPlan::Reuse(args.inputs.clone()),
+    };
+    let options = RecordOptions {
+        backend: args.backend.clone(),
+        load: LoadOptions {
+            threads: args.threads,
+        },
+        atol: args.atol,
+        rtol: args.rtol,
+        force: args.force,
+    };
+    let recorded = record::record(&model, &args.out, &plan, &options)?;
+    for w in &recorded.warnings {
+        eprintln!("warning: {w}");
+    }
+    if !global.quiet {
+        let p = &recorded.provenance;
+        let field = |v: &Option<String>| v.clone().unwrap_or_default();
+        println!(
+            "recorded {}: {} data set{}, inputs {}, expected outputs from {} {} on {}",
+            recorded.dir.display(),
+            recorded.data_sets,
+            if recorded.data_sets == 1 { "" } else { "s" },
+            field(&p.inputs),
+            field(&p.backend),
+            field(&p.backend_version),
+            field(&p.device),
+        );
+    }
+    Ok(0)
+}
