@@ -24,17 +24,28 @@
 //!
 //! JSON note: serde_json writes non-finite f64 as `null`, so an infinite `max_abs_err`
 //! or a NaN `actual` appear as `null` in `parity.report/v1`.
+//!
+//! [`compare`] is plain allclose, the fast path. [`compare_with`] applies a suite's
+//! comparison mode (`allclose`, `ulp`, `cosine`, `topk`) and outlier fraction on top of
+//! it ([`mode`] has the rules).
 
+mod cosine;
 mod exact;
 mod float;
 mod lanes;
+pub mod mode;
 mod parallel;
+mod slices;
 mod stats;
 mod tolerance;
+mod topk;
+mod ulp;
+mod value;
 
 #[cfg(test)]
 mod tests;
 
+pub use mode::{allowed_outliers, compare_with, Mode, Policy};
 pub use tolerance::Tolerance;
 
 use crate::tensor::{DType, Element, Tensor};
@@ -70,16 +81,27 @@ pub struct OutputComparison {
     pub actual_shape: Vec<usize>,
     /// Absolute tolerance applied.
     pub atol: f64,
-    /// Relative tolerance applied.
+    /// Relative tolerance applied (in `allclose` mode; the other modes report the
+    /// values allclose would use).
     pub rtol: f64,
+    /// The comparison mode and its settings, flattened into the report entry:
+    /// `"mode": "allclose" | "ulp" | "cosine" | "topk"` plus `ulp_limit`, `min_cosine`,
+    /// `k`, `axis`, `ordered` as the mode has them.
+    #[serde(flatten)]
+    pub mode: Mode,
+    /// Share of units (elements, rows or slices) allowed to miss without failing.
+    pub outlier_fraction: f64,
     /// Largest `|a - e|` over finite pairs; +inf on a non-finite mismatch or when the
     /// elements were not compared.
     pub max_abs_err: f64,
     /// Largest `|a - e| / |e|` over finite pairs with `e != 0`; +inf as `max_abs_err`.
     pub max_rel_err: f64,
-    /// Elements out of tolerance (all of them when not compared).
+    /// Units out of tolerance (all of them when not compared). Units are elements in
+    /// `allclose` and `ulp` mode, rows along the axis in `cosine` mode (1 for the whole
+    /// tensor), slices along the axis in `topk` mode.
     pub mismatched: u64,
-    /// Elements of the expected tensor.
+    /// Units compared: the expected tensor's elements, rows or slices as above
+    /// (elements when not compared).
     pub total: u64,
     /// Multi-dimensional index of the worst element; `None` when empty or not compared.
     pub worst_index: Option<Vec<usize>>,
@@ -90,10 +112,18 @@ pub struct OutputComparison {
     /// Mean `|a - e|` over finite pairs (floats only).
     pub mean_abs_err: Option<f64>,
     /// Cosine similarity over finite pairs (floats only); 1 for two all-zero tensors,
-    /// 0 when only one side is all zeros.
+    /// 0 when only one side is all zeros. In `cosine` mode the similarity judged: the
+    /// whole tensor's, or the lowest row's.
     pub cosine: Option<f64>,
-    /// One line on what is wrong beyond plain tolerance misses: shape, dtype, NaN/Inf.
+    /// One line on what is wrong beyond plain tolerance misses: shape, dtype, NaN/Inf,
+    /// the first disagreeing slice or row of `topk`/`cosine`, a setting that does not fit.
     pub problem: Option<String>,
+    /// `ulp` mode: the largest ULP distance over pairs where both values are finite.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_ulp: Option<u64>,
+    /// `topk` mode: the share of slices whose top-k positions agree.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub topk_agreement: Option<f64>,
 }
 
 impl OutputComparison {
@@ -111,15 +141,28 @@ impl OutputComparison {
 /// Compares `actual` against the reference `expected` under `tol`; the one entry point
 /// of the comparison engine. Never panics on data: every outcome is a comparison.
 pub fn compare(expected: &Tensor, actual: &Tensor, tol: Tolerance) -> OutputComparison {
+    match scan_compare(expected, actual, tol) {
+        Ok((comparison, _)) => comparison,
+        Err(not_compared) => *not_compared,
+    }
+}
+
+/// The allclose comparison with the scan summary behind it, or the failing result
+/// when the tensors could not be compared element by element.
+fn scan_compare(
+    expected: &Tensor,
+    actual: &Tensor,
+    tol: Tolerance,
+) -> Result<(OutputComparison, Summary), Box<OutputComparison>> {
     if let Some(problem) = layout_problem(expected, actual) {
-        return not_compared(expected, actual, tol, problem);
+        return Err(Box::new(not_compared(expected, actual, tol, problem)));
     }
     match scan(expected, actual, tol) {
-        Some(summary) => compared(expected, actual, tol, &summary),
+        Some(summary) => Ok((compared(expected, actual, tol, &summary), summary)),
         // Unreachable after the dtype check, but a verdict beats a panic.
         None => {
             let problem = format!("{} values could not be read", expected.dtype());
-            not_compared(expected, actual, tol, problem)
+            Err(Box::new(not_compared(expected, actual, tol, problem)))
         }
     }
 }
@@ -197,6 +240,8 @@ fn not_compared(
         actual_shape: actual.shape().to_vec(),
         atol: tol.atol,
         rtol: tol.rtol,
+        mode: Mode::AllClose,
+        outlier_fraction: 0.0,
         max_abs_err: f64::INFINITY,
         max_rel_err: f64::INFINITY,
         mismatched: total,
@@ -207,6 +252,8 @@ fn not_compared(
         mean_abs_err: None,
         cosine: None,
         problem: Some(problem),
+        max_ulp: None,
+        topk_agreement: None,
     }
 }
 
@@ -238,6 +285,8 @@ fn compared(
         actual_shape: actual.shape().to_vec(),
         atol: tol.atol,
         rtol: tol.rtol,
+        mode: Mode::AllClose,
+        outlier_fraction: 0.0,
         max_abs_err,
         max_rel_err,
         mismatched,
@@ -251,6 +300,8 @@ fn compared(
             .then(|| summary.finite.cosine())
             .flatten(),
         problem: non_finite_problem,
+        max_ulp: None,
+        topk_agreement: None,
     }
 }
 
@@ -279,5 +330,10 @@ impl OutputComparison {
             actual_shape: Vec::new(),
             ..not_compared(expected, expected, tol, problem)
         }
+    }
+
+    /// [`missing`](Self::missing), reported under `policy`'s mode.
+    pub fn missing_with(expected: &Tensor, policy: &Policy) -> Self {
+        mode::with_mode(Self::missing(expected, policy.tolerance), policy)
     }
 }

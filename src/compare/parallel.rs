@@ -26,3 +26,27 @@ where
         .collect();
     parts.into_iter().fold(Summary::default(), Summary::merge)
 }
+
+/// Folds `0..len` in ranges of `chunk` items (at least 1): each range is scanned with
+/// `scan` on all cores, and the results are merged with `merge` in range order, so the
+/// outcome depends on `len` and `chunk` alone, never on scheduling. The slower
+/// comparison modes use this with their own per-range state.
+pub(super) fn fold_ranges<S, F, M>(len: usize, chunk: usize, scan: F, merge: M) -> S
+where
+    S: Send,
+    F: Fn(Range<usize>) -> S + Sync,
+    M: Fn(S, S) -> S,
+{
+    let chunk = chunk.max(1);
+    let chunks = len.div_ceil(chunk);
+    if chunks <= 1 {
+        return scan(0..len);
+    }
+    let parts: Vec<S> = (0..chunks)
+        .into_par_iter()
+        .map(|c| scan(c * chunk..len.min((c + 1) * chunk)))
+        .collect();
+    let mut parts = parts.into_iter();
+    let first = parts.next().unwrap_or_else(|| scan(0..0));
+    parts.fold(first, merge)
+}

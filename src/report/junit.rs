@@ -90,7 +90,7 @@ pub fn tolerance(v: f64) -> String {
 
 /// One line on a compared output, as in the text report: its problem (shape, dtype,
 /// NaN/Inf, missing) if any, the mismatch count, the worst element with its expected
-/// and actual values, and the tolerance — e.g. `logits: 1/40 mismatched, worst [2, 3]:
+/// and actual values, and what decided the verdict (the tolerance in allclose mode) — e.g. `logits: 1/40 mismatched, worst [2, 3]:
 /// expected -0.4072, actual -0.4031 (atol 1e-5, rtol 1e-4)`.
 pub fn output_line(o: &OutputReport) -> String {
     let c = &o.comparison;
@@ -111,11 +111,10 @@ pub fn output_line(o: &OutputReport) -> String {
         parts.push(format!("{}/{} mismatched", c.mismatched, c.total));
     }
     format!(
-        "{}: {} (atol {}, rtol {})",
+        "{}: {} ({})",
         o.name,
         parts.join("; "),
-        tolerance(c.atol),
-        tolerance(c.rtol)
+        c.criterion(tolerance)
     )
 }
 
@@ -312,12 +311,7 @@ pub fn failure_body(case: &CaseReport) -> String {
             num(c.mean_abs_err),
             num(c.cosine)
         );
-        let _ = writeln!(
-            s,
-            "  atol {}, rtol {}",
-            tolerance(c.atol),
-            tolerance(c.rtol)
-        );
+        let _ = writeln!(s, "  {}", c.criterion(tolerance));
         if let Some(p) = &c.problem {
             let _ = writeln!(s, "  problem: {p}");
         }

@@ -2,7 +2,7 @@
 //! did not pass, a summary line. Colour only when asked for (the CLI decides from the TTY).
 
 use super::{CaseReport, CaseVerdict, Report};
-use crate::compare::Verdict;
+use crate::compare::{OutputComparison, Verdict};
 
 /// ANSI styling that is a no-op when colour is off.
 #[derive(Debug, Clone, Copy)]
@@ -127,7 +127,7 @@ pub fn summary(report: &Report, style: Style) -> String {
     )
 }
 
-fn max_of(c: &CaseReport, f: impl Fn(&crate::compare::OutputComparison) -> f64) -> Option<f64> {
+fn max_of(c: &CaseReport, f: impl Fn(&OutputComparison) -> f64) -> Option<f64> {
     c.outputs
         .iter()
         .map(|o| f(&o.comparison))
@@ -153,7 +153,7 @@ fn details(case: &CaseReport, verbose: bool) -> String {
         }
         if c.worst_index.is_some() {
             out.push_str(&format!(
-                "    {}: {}/{} mismatched ({:.3}%), worst {}: expected {}, actual {} (atol {}, rtol {})\n",
+                "    {}: {}/{} mismatched ({:.3}%), worst {}: expected {}, actual {} ({})\n",
                 o.name,
                 c.mismatched,
                 c.total,
@@ -161,8 +161,7 @@ fn details(case: &CaseReport, verbose: bool) -> String {
                 index(&c.worst_index),
                 num(c.expected),
                 num(c.actual),
-                num(Some(c.atol)),
-                num(Some(c.rtol)),
+                c.criterion(|v| num(Some(v))),
             ));
         }
     }

@@ -1,16 +1,33 @@
 //! `parity.toml`: a suite's own comparison settings. Unknown keys are refused, so a typo
-//! never silently falls back to a default tolerance.
+//! never silently falls back to a default tolerance; a key that belongs to another
+//! comparison mode than the output's is refused too (docs/suites.md has the full rules).
 //!
 //! ```toml
 //! [tolerance]          # suite-wide, replaces the per-dtype defaults
 //! atol = 1e-5
 //! rtol = 1e-4
 //!
-//! [outputs.probs]      # one output
+//! [outputs.probs]      # one output, mode allclose (the default)
 //! rtol = 1e-3
 //!
+//! [outputs.hidden]
+//! mode = "ulp"
+//! max_ulp = 4
+//!
+//! [outputs.embedding]
+//! mode = "cosine"
+//! min_cosine = 0.999
+//! axis = -1            # one similarity per row; the whole tensor without it
+//!
+//! [outputs.logits]
+//! mode = "topk"
+//! k = 1                # default 1
+//! axis = -1            # default -1
+//! ordered = false      # default false: compare the top-k as sets
+//! outlier_fraction = 0.01
+//!
 //! [outputs.debug_dump]
-//! skip = true
+//! mode = "skip"        # or: skip = true
 //!
 //! [provenance]         # written by `parity record`: where the goldens came from
 //! backend = "ort-cpu"
@@ -20,6 +37,7 @@
 //! "test_data_set_0/input_0.pb" = "2c26b4…"
 //! ```
 
+use crate::compare::Mode;
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -46,6 +64,9 @@ pub struct Manifest {
     /// and `model.onnx`. `check` refuses a data file whose bytes no longer match.
     #[serde(default)]
     pub files: BTreeMap<String, String>,
+    /// How each output in `outputs` is compared, resolved and validated on reading.
+    #[serde(skip)]
+    rules: BTreeMap<String, OutputRule>,
 }
 
 /// The `[provenance]` table: what recorded the goldens, where and when. Every key is
@@ -88,23 +109,92 @@ pub struct Provenance {
     pub inputs: Option<String>,
 }
 
+/// How one output is compared: not at all, or under a mode with an outlier fraction.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum OutputRule {
+    /// `mode = "skip"` or `skip = true`: not compared, absent from the report.
+    Skip,
+    /// Compared under `mode`; up to `outlier_fraction` of the units may miss.
+    Compare {
+        /// The comparison mode with its settings.
+        mode: Mode,
+        /// Share of units (elements, rows, slices) allowed to miss, in [0, 1].
+        outlier_fraction: f64,
+    },
+}
+
+impl Default for OutputRule {
+    /// allclose, nothing forgiven.
+    fn default() -> Self {
+        OutputRule::Compare {
+            mode: Mode::AllClose,
+            outlier_fraction: 0.0,
+        }
+    }
+}
+
+/// The `mode` key of an output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModeKey {
+    /// `|a - e| <= atol + rtol * |e|` per element (the default).
+    Allclose,
+    /// ULP distance per element at most `max_ulp`.
+    Ulp,
+    /// Cosine similarity at least `min_cosine`, whole tensor or per row along `axis`.
+    Cosine,
+    /// Top-k positions along `axis` agree.
+    Topk,
+    /// Not compared.
+    Skip,
+}
+
+impl ModeKey {
+    fn name(self) -> &'static str {
+        match self {
+            ModeKey::Allclose => "allclose",
+            ModeKey::Ulp => "ulp",
+            ModeKey::Cosine => "cosine",
+            ModeKey::Topk => "topk",
+            ModeKey::Skip => "skip",
+        }
+    }
+}
+
 /// atol and/or rtol; a missing one keeps the value from the level below.
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ToleranceOverride {
+    /// Absolute tolerance.
     pub atol: Option<f64>,
+    /// Relative tolerance.
     pub rtol: Option<f64>,
 }
 
-/// Settings for one output.
+/// Settings for one output, as written; [`Manifest::rule_for`] has them resolved.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OutputSettings {
+    /// Comparison mode; `allclose` when absent.
+    pub mode: Option<ModeKey>,
+    /// allclose: absolute tolerance.
     pub atol: Option<f64>,
+    /// allclose: relative tolerance.
     pub rtol: Option<f64>,
-    /// Do not compare this output (reported as skipped).
-    #[serde(default)]
-    pub skip: bool,
+    /// `true` is the same as `mode = "skip"`: not compared, absent from the report.
+    pub skip: Option<bool>,
+    /// ulp: the largest distance that passes (an integer ≥ 0).
+    pub max_ulp: Option<i64>,
+    /// cosine: the lowest similarity that passes, in [0, 1].
+    pub min_cosine: Option<f64>,
+    /// topk: how many top positions to compare (an integer ≥ 1; default 1).
+    pub k: Option<i64>,
+    /// cosine: compare each row along this axis; topk: the slices' axis (default -1).
+    pub axis: Option<i64>,
+    /// topk: compare the top-k in rank order rather than as sets (default false).
+    pub ordered: Option<bool>,
+    /// Any mode: share of units allowed to miss, in [0, 1] (default 0).
+    pub outlier_fraction: Option<f64>,
 }
 
 impl Manifest {
@@ -116,11 +206,21 @@ impl Manifest {
         }
         let text = std::fs::read_to_string(&path)
             .map_err(|e| Error::file(&path, crate::formats::io_problem(&e)))?;
-        let manifest: Manifest = toml::from_str(&text).map_err(|e| {
-            let msg = e.message().to_string();
-            Error::file(&path, format!("invalid parity.toml: {msg}"))
+        let mut manifest: Manifest = toml::from_str(&text).map_err(|e| {
+            let msg = e.message();
+            let line = e.span().map_or(String::new(), |span| {
+                let before = text.get(..span.start).unwrap_or_default();
+                let line = before.matches('\n').count() + 1;
+                format!("line {line}: ")
+            });
+            Error::file(&path, format!("invalid parity.toml: {line}{msg}"))
         })?;
         manifest.validate(&path)?;
+        for (name, settings) in &manifest.outputs {
+            let rule = resolve(settings)
+                .map_err(|msg| Error::file(&path, format!("[outputs.{name}] {msg}")))?;
+            manifest.rules.insert(name.clone(), rule);
+        }
         Ok(manifest)
     }
 
@@ -209,8 +309,123 @@ impl Manifest {
 
     /// Whether an output is excluded from comparison.
     pub fn skips(&self, output: &str) -> bool {
-        self.outputs.get(output).is_some_and(|o| o.skip)
+        self.rule_for(output) == OutputRule::Skip
     }
+
+    /// How an output is compared: its `[outputs.NAME]` mode, allclose by default.
+    pub fn rule_for(&self, output: &str) -> OutputRule {
+        self.rules.get(output).copied().unwrap_or_default()
+    }
+}
+
+/// The keys an output table may hold besides `mode`/`skip`, and the modes each one
+/// belongs to.
+const MODE_KEYS: [(&str, &[ModeKey]); 8] = [
+    ("atol", &[ModeKey::Allclose]),
+    ("rtol", &[ModeKey::Allclose]),
+    ("max_ulp", &[ModeKey::Ulp]),
+    ("min_cosine", &[ModeKey::Cosine]),
+    ("k", &[ModeKey::Topk]),
+    ("axis", &[ModeKey::Cosine, ModeKey::Topk]),
+    ("ordered", &[ModeKey::Topk]),
+    (
+        "outlier_fraction",
+        &[
+            ModeKey::Allclose,
+            ModeKey::Ulp,
+            ModeKey::Cosine,
+            ModeKey::Topk,
+        ],
+    ),
+];
+
+/// Resolves and checks one output table; the message names the offending key.
+fn resolve(o: &OutputSettings) -> std::result::Result<OutputRule, String> {
+    let mode = match (o.mode, o.skip) {
+        (None, Some(true)) | (Some(ModeKey::Skip), None | Some(true)) => ModeKey::Skip,
+        (Some(ModeKey::Skip), Some(false)) => {
+            return Err("skip = false contradicts mode = \"skip\"".to_string())
+        }
+        (Some(mode), Some(true)) => {
+            return Err(format!(
+                "skip = true contradicts mode = \"{}\"",
+                mode.name()
+            ))
+        }
+        (Some(mode), _) => mode,
+        (None, _) => ModeKey::Allclose,
+    };
+    let present = [
+        o.atol.is_some(),
+        o.rtol.is_some(),
+        o.max_ulp.is_some(),
+        o.min_cosine.is_some(),
+        o.k.is_some(),
+        o.axis.is_some(),
+        o.ordered.is_some(),
+        o.outlier_fraction.is_some(),
+    ];
+    for ((key, modes), present) in MODE_KEYS.iter().zip(present) {
+        if present && !modes.contains(&mode) {
+            let allowed: Vec<String> = modes.iter().map(|m| format!("\"{}\"", m.name())).collect();
+            return Err(format!(
+                "{key} does not apply to mode = \"{}\" (it belongs to mode = {})",
+                mode.name(),
+                allowed.join(" or ")
+            ));
+        }
+    }
+    let outlier_fraction = match o.outlier_fraction {
+        None => 0.0,
+        Some(f) if (0.0..=1.0).contains(&f) => f,
+        Some(f) => {
+            return Err(format!(
+                "outlier_fraction = {f}: must be a number in [0, 1]"
+            ))
+        }
+    };
+    let mode = match mode {
+        ModeKey::Skip => return Ok(OutputRule::Skip),
+        ModeKey::Allclose => Mode::AllClose,
+        ModeKey::Ulp => {
+            let max_ulp = o
+                .max_ulp
+                .ok_or_else(|| "mode = \"ulp\" needs max_ulp (an integer ≥ 0)".to_string())?;
+            let max_ulp = u64::try_from(max_ulp)
+                .map_err(|_| format!("max_ulp = {max_ulp}: must be an integer ≥ 0"))?;
+            Mode::Ulp { max_ulp }
+        }
+        ModeKey::Cosine => {
+            let min_cosine = o.min_cosine.ok_or_else(|| {
+                "mode = \"cosine\" needs min_cosine (a number in [0, 1], e.g. 0.999)".to_string()
+            })?;
+            if !(0.0..=1.0).contains(&min_cosine) {
+                return Err(format!(
+                    "min_cosine = {min_cosine}: must be a number in [0, 1]"
+                ));
+            }
+            Mode::Cosine {
+                min_cosine,
+                axis: o.axis,
+            }
+        }
+        ModeKey::Topk => {
+            let k = o.k.unwrap_or(1);
+            let k = usize::try_from(k)
+                .ok()
+                .filter(|&k| k >= 1)
+                .ok_or_else(|| format!("k = {k}: must be an integer ≥ 1"))?;
+            Mode::TopK {
+                k,
+                axis: o.axis.unwrap_or(-1),
+                ordered: o.ordered.unwrap_or(false),
+            }
+        }
+    };
+    Ok(OutputRule::Compare {
+        mode,
+        outlier_fraction,
+    })
 }
 
 /// Whether `s` is a hex sha256 digest (either case).
@@ -342,5 +557,142 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let m = Manifest::read_or_default(dir.path()).unwrap();
         assert_eq!(m.tolerance_for("y"), ToleranceOverride::default());
+    }
+
+    fn error_of(text: &str) -> (String, String) {
+        let (d, m) = write(text);
+        let err = m.unwrap_err().to_string();
+        let path = d.path().join(MANIFEST_FILE).display().to_string();
+        assert!(err.starts_with(&path), "{err}");
+        (err, path)
+    }
+
+    #[test]
+    fn modes_are_parsed_with_their_defaults() {
+        let (_d, m) = write(concat!(
+            "[outputs.h]\nmode = \"ulp\"\nmax_ulp = 4\n",
+            "[outputs.e]\nmode = \"cosine\"\nmin_cosine = 0.999\naxis = 1\noutlier_fraction = 0.01\n",
+            "[outputs.w]\nmode = \"cosine\"\nmin_cosine = 1\n",
+            "[outputs.l]\nmode = \"topk\"\n",
+            "[outputs.l3]\nmode = \"topk\"\nk = 3\naxis = 0\nordered = true\n",
+            "[outputs.p]\nmode = \"allclose\"\natol = 0.1\n",
+            "[outputs.s]\nmode = \"skip\"\n",
+            "[outputs.t]\nskip = true\n",
+            "[outputs.f]\nskip = false\nrtol = 0.5\n",
+        ));
+        let m = m.unwrap();
+        let compare = |mode, outlier_fraction| OutputRule::Compare {
+            mode,
+            outlier_fraction,
+        };
+        assert_eq!(m.rule_for("h"), compare(Mode::Ulp { max_ulp: 4 }, 0.0));
+        assert_eq!(
+            m.rule_for("e"),
+            compare(
+                Mode::Cosine {
+                    min_cosine: 0.999,
+                    axis: Some(1)
+                },
+                0.01
+            )
+        );
+        assert_eq!(
+            m.rule_for("w"),
+            compare(
+                Mode::Cosine {
+                    min_cosine: 1.0,
+                    axis: None
+                },
+                0.0
+            )
+        );
+        let top1 = Mode::TopK {
+            k: 1,
+            axis: -1,
+            ordered: false,
+        };
+        assert_eq!(m.rule_for("l"), compare(top1, 0.0));
+        let top3 = Mode::TopK {
+            k: 3,
+            axis: 0,
+            ordered: true,
+        };
+        assert_eq!(m.rule_for("l3"), compare(top3, 0.0));
+        assert_eq!(m.rule_for("p"), OutputRule::default());
+        assert_eq!(m.tolerance_for("p").atol, Some(0.1));
+        assert_eq!(m.rule_for("f"), OutputRule::default());
+        assert!(m.skips("s") && m.skips("t") && !m.skips("f") && !m.skips("unlisted"));
+        assert_eq!(m.rule_for("unlisted"), OutputRule::default());
+    }
+
+    #[test]
+    fn a_key_of_another_mode_is_an_error_naming_file_and_table() {
+        let (err, _) = error_of("[outputs.logits]\nmode = \"ulp\"\nmax_ulp = 2\nk = 1\n");
+        assert!(
+            err.ends_with(": [outputs.logits] k does not apply to mode = \"ulp\" (it belongs to mode = \"topk\")"),
+            "{err}"
+        );
+        let (err, _) = error_of("[outputs.y]\natol = 1e-3\nmin_cosine = 0.9\n");
+        assert!(
+            err.contains("[outputs.y] min_cosine does not apply to mode = \"allclose\""),
+            "{err}"
+        );
+        let (err, _) = error_of("[outputs.y]\nmode = \"topk\"\nrtol = 1e-3\n");
+        assert!(
+            err.contains("[outputs.y] rtol does not apply to mode = \"topk\""),
+            "{err}"
+        );
+        let (err, _) = error_of("[outputs.y]\naxis = 1\n");
+        assert!(
+            err.contains("belongs to mode = \"cosine\" or \"topk\""),
+            "{err}"
+        );
+        let (err, _) = error_of("[outputs.y]\nmode = \"skip\"\noutlier_fraction = 0.1\n");
+        assert!(
+            err.contains("[outputs.y] outlier_fraction does not apply to mode = \"skip\""),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn mode_values_are_validated() {
+        for (text, needle) in [
+            (
+                "mode = \"ulp\"\nmax_ulp = -1",
+                "max_ulp = -1: must be an integer ≥ 0",
+            ),
+            ("mode = \"ulp\"", "mode = \"ulp\" needs max_ulp"),
+            (
+                "mode = \"ulp\"\nmax_ulp = 1.5",
+                "line 3: invalid type: floating point `1.5`",
+            ),
+            (
+                "mode = \"cosine\"\nmin_cosine = 1.5",
+                "min_cosine = 1.5: must be a number in [0, 1]",
+            ),
+            ("mode = \"cosine\"\nmin_cosine = -0.1", "min_cosine = -0.1"),
+            ("mode = \"cosine\"\nmin_cosine = nan", "min_cosine = NaN"),
+            ("mode = \"cosine\"", "mode = \"cosine\" needs min_cosine"),
+            ("mode = \"topk\"\nk = 0", "k = 0: must be an integer ≥ 1"),
+            ("mode = \"topk\"\nk = -2", "k = -2: must be an integer ≥ 1"),
+            (
+                "outlier_fraction = 1.01",
+                "outlier_fraction = 1.01: must be a number in [0, 1]",
+            ),
+            ("outlier_fraction = -0.5", "outlier_fraction = -0.5"),
+            ("mode = \"cosin\"", "unknown variant `cosin`"),
+            (
+                "mode = \"topk\"\nskip = true",
+                "skip = true contradicts mode = \"topk\"",
+            ),
+            (
+                "mode = \"skip\"\nskip = false",
+                "skip = false contradicts mode = \"skip\"",
+            ),
+            ("mode = \"topk\"\nkk = 1", "kk"),
+        ] {
+            let (err, _) = error_of(&format!("[outputs.y]\n{text}\n"));
+            assert!(err.contains(needle), "`{text}`: {err}");
+        }
     }
 }

@@ -2,9 +2,10 @@
 //! `demo`. Rows come back ordered suite × case × backend. Nothing here prints; progress
 //! is reported through a callback so the CLI decides how to show it.
 
+use super::manifest::OutputRule;
 use super::{Case, Suite};
 use crate::backend::{BackendError, LoadOptions, Selected, Session};
-use crate::compare::{self, OutputComparison, Tolerance};
+use crate::compare::{self, OutputComparison, Policy, Tolerance};
 use crate::report::{CaseId, CaseReport, OutputReport};
 use crate::tensor::Tensor;
 use std::time::Instant;
@@ -146,17 +147,27 @@ fn run_case(
     };
     let outputs = expected
         .iter()
-        .filter(|(name, _)| !suite.manifest.skips(name))
-        .map(|(name, want)| {
-            let tol = tolerance(suite, name, want, options);
-            let comparison = match actual.iter().find(|(n, _)| n == name) {
-                Some((_, got)) => compare::compare(want, got, tol),
-                None => OutputComparison::missing(want, tol),
+        .filter_map(|(name, want)| {
+            let OutputRule::Compare {
+                mode,
+                outlier_fraction,
+            } = suite.manifest.rule_for(name)
+            else {
+                return None;
             };
-            OutputReport {
+            let policy = Policy {
+                tolerance: tolerance(suite, name, want, options),
+                mode,
+                outlier_fraction,
+            };
+            let comparison = match actual.iter().find(|(n, _)| n == name) {
+                Some((_, got)) => compare::compare_with(want, got, &policy),
+                None => OutputComparison::missing_with(want, &policy),
+            };
+            Some(OutputReport {
                 name: name.clone(),
                 comparison,
-            }
+            })
         })
         .collect();
     CaseReport::compared(id, Some(latency_ms), Some(device.to_string()), outputs)
@@ -172,7 +183,9 @@ pub fn run_guarded(
 }
 
 /// Tolerance precedence: command line, then the output's manifest entry, then the
-/// suite-wide manifest entry, then the per-dtype default.
+/// suite-wide manifest entry, then the per-dtype default. The output's comparison mode
+/// (`parity.toml`) decides whether atol/rtol decide its verdict; the command line
+/// never changes the mode.
 fn tolerance(suite: &Suite, output: &str, expected: &Tensor, options: &RunOptions) -> Tolerance {
     let default = Tolerance::default_for(expected.dtype());
     let manifest = suite.manifest.tolerance_for(output);
