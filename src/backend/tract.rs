@@ -462,7 +462,7 @@ impl Session for TractSession {
             let state = self.state(&feeds)?;
             // A failed run leaves its resolved symbols behind (`batch=1`), which would make
             // the next case with another batch fail with "Clashing resolution"; start clean.
-            state.reset_turn().map_err(|e| tract_error(&e))?;
+            state.turn_state.resolved_symbols = SymbolValues::default();
             let symbols = bound_symbols(state, &feeds);
             let values: TVec<TValue> = feeds.into_iter().map(TValue::from).collect();
             Ok((state.run(values).map_err(|e| tract_error(&e))?, symbols))
@@ -586,6 +586,29 @@ mod tests {
                 assert_eq!(out[0].1.get_f64(i), x.get_f64(i).max(0.0));
             }
         }
+    }
+
+    #[test]
+    fn a_failed_run_does_not_poison_the_next() {
+        let tmp = tempfile::tempdir().unwrap();
+        let io = |name: &str| value_info(name, 1, &[Err("n")]);
+        let model = testdata::write_model(
+            tmp.path(),
+            "add",
+            "Add",
+            14,
+            vec![io("a"), io("b")],
+            vec![io("c")],
+        );
+        let mut session = load(&model).unwrap();
+        // `n` cannot be both 2 and 3: tract refuses this case...
+        let bad = [sample(DType::F32, vec![2]), sample(DType::F32, vec![3])];
+        assert!(session.run(&bad).is_err());
+        // ...and the next case, with n = 4, must not see `n = 2` left over from it.
+        let good = [sample(DType::F32, vec![4]), sample(DType::F32, vec![4])];
+        let out = session.run(&good).unwrap();
+        assert_eq!(out[0].1.shape(), [4]);
+        assert_eq!(out[0].1.get_f64(1), good[0].get_f64(1) + good[1].get_f64(1));
     }
 
     #[test]
