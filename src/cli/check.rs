@@ -9,6 +9,7 @@ use crate::backend::{self, LoadOptions};
 use crate::error::{Error, Result};
 use crate::report::{BackendInfo, CaseId, CaseReport, Environment, Report};
 use crate::suite::integrity::{self, Finding};
+use crate::suite::matrix::SuiteMatrix;
 use crate::suite::runner::{self, Reference, RunOptions};
 use std::path::PathBuf;
 
@@ -43,6 +44,10 @@ pub struct CheckArgs {
     /// are not all listed in parity.toml, is an error (exit 2) instead of a warning.
     #[arg(long)]
     strict: bool,
+    /// Also compare every backend with every other (not only with the reference) and
+    /// report, per suite × output, an N×N table of max relative error (text and JSON).
+    #[arg(long)]
+    matrix: bool,
     #[command(flatten)]
     output: OutputArgs,
 }
@@ -107,7 +112,13 @@ pub fn run(args: CheckArgs, global: Global) -> Result<u8> {
     let total: usize = suites.iter().map(|s| s.cases.len() * candidates).sum();
     let mut progress = Progress::new(total as u64, args.output.progress_allowed(global.quiet));
     let mut rows = Vec::new();
+    let backend_names: Vec<String> = selected
+        .iter()
+        .map(|s| s.backend.name().to_string())
+        .collect();
+    let mut matrix = Vec::new();
     for (suite, findings) in suites.iter().zip(&findings) {
+        let mut suite_matrix = SuiteMatrix::new(suite, &backend_names);
         let mut step = |row: &CaseReport| {
             progress.step(&format!("{} {} {}", row.suite, row.case, row.backend));
         };
@@ -136,6 +147,14 @@ pub fn run(args: CheckArgs, global: Global) -> Result<u8> {
                     }
                 }
             }
+            _ if args.matrix => rows.extend(runner::run_observed(
+                std::slice::from_ref(suite),
+                &selected,
+                &reference,
+                &options,
+                &mut step,
+                &mut |_, case, backend, outputs| suite_matrix.add(case, backend, outputs),
+            )),
             _ => rows.extend(runner::run(
                 std::slice::from_ref(suite),
                 &selected,
@@ -143,6 +162,9 @@ pub fn run(args: CheckArgs, global: Global) -> Result<u8> {
                 &options,
                 &mut step,
             )),
+        }
+        if args.matrix {
+            matrix.extend(suite_matrix.finish());
         }
     }
     progress.finish();
@@ -154,6 +176,9 @@ pub fn run(args: CheckArgs, global: Global) -> Result<u8> {
             device: s.device.clone(),
         })
         .collect();
-    let report = Report::new(Environment::detect(infos), rows);
+    let mut report = Report::new(Environment::detect(infos), rows);
+    if args.matrix {
+        report.matrix = Some(matrix);
+    }
     args.output.emit_report(&report, global)
 }

@@ -6,12 +6,14 @@
 pub mod environment;
 pub mod junit;
 pub mod markdown;
+pub mod matrix;
 pub mod text;
 
 use crate::compare::{OutputComparison, Verdict};
 use serde::Serialize;
 
 pub use environment::{BackendInfo, Environment};
+pub use matrix::MatrixEntry;
 
 /// Schema identifier written into every JSON report.
 pub const SCHEMA: &str = "parity.report/v1";
@@ -54,6 +56,10 @@ pub struct Report {
     pub environment: Environment,
     pub summary: Summary,
     pub cases: Vec<CaseReport>,
+    /// `check --matrix`: every backend compared with every other, per suite × output.
+    /// Absent from the JSON without `--matrix`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub matrix: Option<Vec<MatrixEntry>>,
 }
 
 /// Case counts by verdict.
@@ -170,6 +176,7 @@ impl Report {
             environment,
             summary,
             cases,
+            matrix: None,
         }
     }
 

@@ -1,5 +1,6 @@
 //! Human-readable rendering: one row per suite × case × backend, details under rows that
-//! did not pass, a summary line. Colour only when asked for (the CLI decides from the TTY).
+//! did not pass, the cross-backend matrix when there is one (`check --matrix`), a
+//! summary line. Colour only when asked for (the CLI decides from the TTY).
 
 use super::{CaseReport, CaseVerdict, Report};
 use crate::compare::{OutputComparison, Verdict};
@@ -109,6 +110,10 @@ pub fn render(report: &Report, style: Style, verbose: bool) -> String {
     for (row, case) in rows.iter().zip(&report.cases) {
         out.push_str(&line(row, Some(case.verdict)));
         out.push_str(&details(case, verbose));
+    }
+    if let Some(entries) = &report.matrix {
+        out.push_str(&super::matrix::render(entries, style));
+        out.push('\n');
     }
     out.push_str(&summary(report, style));
     out

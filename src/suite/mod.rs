@@ -10,6 +10,7 @@
 
 pub mod integrity;
 pub mod manifest;
+pub mod matrix;
 pub mod record;
 pub mod runner;
 

@@ -3,7 +3,7 @@
 //! is reported through a callback so the CLI decides how to show it.
 
 use super::manifest::OutputRule;
-use super::{Case, Suite};
+use super::{Case, NamedTensors, Suite};
 use crate::backend::{BackendError, LoadOptions, Selected, Session};
 use crate::compare::{self, OutputComparison, Policy, Tolerance};
 use crate::report::{CaseId, CaseReport, OutputReport};
@@ -40,6 +40,10 @@ pub struct RunOptions {
     pub load: LoadOptions,
 }
 
+/// One backend's actual outputs on one case, handed to the observer of [`run_observed`]:
+/// the suite, the case's index in `suite.cases`, the backend's name and its outputs.
+pub type OutputsObserver<'a> = &'a mut dyn FnMut(&Suite, usize, &str, NamedTensors);
+
 /// Runs every case of every suite on every candidate backend.
 /// `reference` must be present in `candidates` when it names a backend; it is not
 /// compared against itself. `on_case` sees each row as soon as it is decided.
@@ -49,6 +53,28 @@ pub fn run(
     reference: &Reference,
     options: &RunOptions,
     on_case: &mut dyn FnMut(&CaseReport),
+) -> Vec<CaseReport> {
+    run_observed(
+        suites,
+        candidates,
+        reference,
+        options,
+        on_case,
+        &mut |_, _, _, _| {},
+    )
+}
+
+/// [`run`], also handing every backend's actual outputs on every case that ran to
+/// `on_outputs` (the reference backend's too, when `reference` names one), so that
+/// callers such as the cross-backend matrix reuse the same runs. A case that errored on
+/// a backend (unreadable data, a load or run failure) produces no call.
+pub fn run_observed(
+    suites: &[Suite],
+    candidates: &[Selected],
+    reference: &Reference,
+    options: &RunOptions,
+    on_case: &mut dyn FnMut(&CaseReport),
+    on_outputs: OutputsObserver<'_>,
 ) -> Vec<CaseReport> {
     let mut rows = Vec::new();
     for suite in suites {
@@ -62,7 +88,15 @@ pub fn run(
                 .iter()
                 .map(|c| c.as_ref().map(|c| c.expected.clone()).map_err(Clone::clone))
                 .collect(),
-            Reference::Backend(name) => reference_outputs(suite, &cases, candidates, name, options),
+            Reference::Backend(name) => {
+                let outputs = reference_outputs(suite, &cases, candidates, name, options);
+                for (c, out) in outputs.iter().enumerate() {
+                    if let Ok(out) = out {
+                        on_outputs(suite, c, name, out.clone());
+                    }
+                }
+                outputs
+            }
         };
         let mut suite_rows: Vec<(usize, usize, CaseReport)> = Vec::new();
         for (b, selected) in candidates.iter().enumerate() {
@@ -81,15 +115,21 @@ pub fn run(
                 let row = match (&mut session, case, expected) {
                     (_, Err(e), _) | (_, _, Err(e)) => CaseReport::errored(id, e.clone(), None),
                     (Err((msg, op)), _, _) => CaseReport::errored(id, msg.clone(), op.clone()),
-                    (Ok(session), Ok(case), Ok(expected)) => run_case(
-                        suite,
-                        session.as_mut(),
-                        case,
-                        expected,
-                        id,
-                        &selected.device,
-                        options,
-                    ),
+                    (Ok(session), Ok(case), Ok(expected)) => {
+                        let (row, actual) = run_case(
+                            suite,
+                            session.as_mut(),
+                            case,
+                            expected,
+                            id,
+                            &selected.device,
+                            options,
+                        );
+                        if let Some(actual) = actual {
+                            on_outputs(suite, c, selected.backend.name(), actual);
+                        }
+                        row
+                    }
                 };
                 on_case(&row);
                 suite_rows.push((c, b, row));
@@ -129,6 +169,8 @@ fn reference_outputs(
         .collect()
 }
 
+/// Runs one case and compares its outputs; also returns the actual outputs when the
+/// backend produced them.
 fn run_case(
     suite: &Suite,
     session: &mut dyn Session,
@@ -137,13 +179,13 @@ fn run_case(
     id: CaseId,
     device: &str,
     options: &RunOptions,
-) -> CaseReport {
+) -> (CaseReport, Option<NamedTensors>) {
     let start = Instant::now();
     let result = run_guarded(session, &case.inputs);
     let latency_ms = start.elapsed().as_secs_f64() * 1e3;
     let actual = match result {
         Ok(a) => a,
-        Err(e) => return CaseReport::errored(id, e.message, e.op),
+        Err(e) => return (CaseReport::errored(id, e.message, e.op), None),
     };
     let outputs = expected
         .iter()
@@ -170,7 +212,8 @@ fn run_case(
             })
         })
         .collect();
-    CaseReport::compared(id, Some(latency_ms), Some(device.to_string()), outputs)
+    let row = CaseReport::compared(id, Some(latency_ms), Some(device.to_string()), outputs);
+    (row, Some(actual))
 }
 
 /// Runs a session, turning a panic inside the engine into an error for this case.
