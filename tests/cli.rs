@@ -95,6 +95,16 @@ fn bundled_suites_pass_on_every_backend() {
         "3 models x 3 data sets x 3 backends"
     );
     assert_eq!(r["summary"]["passed"], 27);
+    let suites = r["suites"].as_array().unwrap();
+    assert_eq!(suites.len(), 3);
+    for s in suites {
+        let model = Path::new(s["suite"].as_str().unwrap()).join("model.onnx");
+        let bytes = std::fs::read(model).unwrap();
+        assert_eq!(
+            s["model_sha256"],
+            parity::formats::onnx_model::sha256_hex(&bytes)
+        );
+    }
 }
 
 #[test]

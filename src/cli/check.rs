@@ -7,7 +7,8 @@ use super::output::{OutputArgs, Progress};
 use super::Global;
 use crate::backend::{self, LoadOptions};
 use crate::error::{Error, Result};
-use crate::report::{BackendInfo, CaseId, CaseReport, Environment, Report};
+use crate::formats::onnx_model::sha256_hex;
+use crate::report::{BackendInfo, CaseId, CaseReport, Environment, Report, SuiteAudit};
 use crate::suite::integrity::{self, Finding};
 use crate::suite::matrix::SuiteMatrix;
 use crate::suite::runner::{self, Reference, RunOptions};
@@ -177,8 +178,23 @@ pub fn run(args: CheckArgs, global: Global) -> Result<u8> {
         })
         .collect();
     let mut report = Report::new(Environment::detect(infos), rows);
+    report.suites = suites.iter().map(audit).collect::<Result<_>>()?;
     if args.matrix {
         report.matrix = Some(matrix);
     }
     args.output.emit_report(&report, global)
+}
+
+/// The hashes that tie a suite's verdicts to the exact model and manifest checked.
+fn audit(suite: &crate::suite::Suite) -> Result<SuiteAudit> {
+    let manifest = suite.dir.join(crate::suite::manifest::MANIFEST_FILE);
+    let manifest_sha256 = match manifest.exists() {
+        true => Some(sha256_hex(&crate::formats::read_file(&manifest)?)),
+        false => None,
+    };
+    Ok(SuiteAudit {
+        suite: suite.dir.display().to_string(),
+        model_sha256: suite.info.sha256.clone(),
+        manifest_sha256,
+    })
 }

@@ -56,10 +56,25 @@ pub struct Report {
     pub environment: Environment,
     pub summary: Summary,
     pub cases: Vec<CaseReport>,
+    /// Audit trail of `check`: which model and manifest each suite's verdicts are about.
+    /// Absent from reports that ran no suite (`compare`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub suites: Vec<SuiteAudit>,
     /// `check --matrix`: every backend compared with every other, per suite × output.
     /// Absent from the JSON without `--matrix`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub matrix: Option<Vec<MatrixEntry>>,
+}
+
+/// The identity of a checked suite, so a report can be tied to exact files later.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct SuiteAudit {
+    /// The suite directory as reported in `cases[].suite`.
+    pub suite: String,
+    /// sha256 of `model.onnx` as it was checked.
+    pub model_sha256: String,
+    /// sha256 of `parity.toml`, when the suite has one.
+    pub manifest_sha256: Option<String>,
 }
 
 /// Case counts by verdict.
@@ -176,6 +191,7 @@ impl Report {
             environment,
             summary,
             cases,
+            suites: Vec::new(),
             matrix: None,
         }
     }
