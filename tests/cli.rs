@@ -1,72 +1,13 @@
 //! Integration tests: the `parity` binary on real files — bundled suites, injected
 //! faults, broken inputs — asserting exit codes, JSON fields and one-line errors.
 
+mod common;
+use common::*;
+
 use parity::formats;
 use parity::tensor::Tensor;
 use serde_json::Value;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
-struct Outcome {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn parity(args: &[&str]) -> Outcome {
-    let out = Command::new(env!("CARGO_BIN_EXE_parity"))
-        .args(args)
-        .env_remove("RUST_BACKTRACE")
-        .output()
-        .expect("run parity");
-    Outcome {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-fn models() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("models")
-}
-
-/// Copies a bundled suite into a temporary directory so a test can damage it.
-fn copy_suite(name: &str) -> (tempfile::TempDir, PathBuf) {
-    let tmp = tempfile::tempdir().unwrap();
-    let dst = tmp.path().join(name);
-    copy_dir(&models().join(name), &dst);
-    (tmp, dst)
-}
-
-fn copy_dir(src: &Path, dst: &Path) {
-    std::fs::create_dir_all(dst).unwrap();
-    for e in std::fs::read_dir(src).unwrap() {
-        let p = e.unwrap().path();
-        let to = dst.join(p.file_name().unwrap());
-        if p.is_dir() {
-            copy_dir(&p, &to);
-        } else {
-            std::fs::copy(&p, &to).unwrap();
-        }
-    }
-}
-
-fn json(o: &Outcome) -> Value {
-    serde_json::from_str(&o.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", o.stdout))
-}
-
-/// Asserts a clean exit-2 error: one line on stderr, naming `needle`, no panic.
-fn assert_clean_error(o: &Outcome, needle: &str) {
-    assert_eq!(o.code, 2, "stdout: {}\nstderr: {}", o.stdout, o.stderr);
-    let lines: Vec<_> = o.stderr.lines().collect();
-    assert_eq!(lines.len(), 1, "expected one line, got: {}", o.stderr);
-    assert!(lines[0].contains(needle), "`{needle}` not in: {}", o.stderr);
-    assert!(
-        !o.stderr.contains("panicked") && !o.stderr.contains("backtrace"),
-        "{}",
-        o.stderr
-    );
-}
+use std::path::Path;
 
 fn rewrite_f32(path: &Path, edit: impl FnOnce(&mut Vec<f32>)) -> Tensor {
     let (name, t) = formats::read_tensor(path).unwrap();

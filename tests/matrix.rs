@@ -1,36 +1,11 @@
 //! Integration tests of `parity check --matrix`: the cross-backend N×N tables in JSON
 //! (against docs/report.schema.json) and in text, on the bundled suites.
 
+mod common;
+use common::*;
+
 use serde_json::Value;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
-struct Outcome {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn parity(args: &[&str]) -> Outcome {
-    let out = Command::new(env!("CARGO_BIN_EXE_parity"))
-        .args(args)
-        .env_remove("RUST_BACKTRACE")
-        .output()
-        .expect("run parity");
-    Outcome {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-fn models() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("models")
-}
-
-fn json(o: &Outcome) -> Value {
-    serde_json::from_str(&o.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", o.stdout))
-}
+use std::path::Path;
 
 fn validate(report: &Value) {
     let schema_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/report.schema.json");

@@ -2,34 +2,13 @@
 //! `cosine`, `topk`, `skip`, `outlier_fraction`): the `parity` binary on copies of the
 //! bundled suites with edited goldens, asserting verdicts, exit codes and report fields.
 
+mod common;
+use common::*;
+
 use parity::formats;
 use parity::tensor::Tensor;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
-use std::process::Command;
-
-struct Outcome {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn parity(args: &[&str]) -> Outcome {
-    let out = Command::new(env!("CARGO_BIN_EXE_parity"))
-        .args(args)
-        .env_remove("RUST_BACKTRACE")
-        .output()
-        .expect("run parity");
-    Outcome {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-fn models() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("models")
-}
 
 /// Copies a bundled suite into a temporary directory with `manifest` as its parity.toml.
 fn suite_with(name: &str, manifest: &str) -> (tempfile::TempDir, PathBuf) {
@@ -38,19 +17,6 @@ fn suite_with(name: &str, manifest: &str) -> (tempfile::TempDir, PathBuf) {
     copy_dir(&models().join(name), &dst);
     std::fs::write(dst.join("parity.toml"), manifest).unwrap();
     (tmp, dst)
-}
-
-fn copy_dir(src: &Path, dst: &Path) {
-    std::fs::create_dir_all(dst).unwrap();
-    for e in std::fs::read_dir(src).unwrap() {
-        let p = e.unwrap().path();
-        let to = dst.join(p.file_name().unwrap());
-        if p.is_dir() {
-            copy_dir(&p, &to);
-        } else {
-            std::fs::copy(&p, &to).unwrap();
-        }
-    }
 }
 
 fn rewrite_f32(path: &Path, edit: impl FnOnce(&[usize], &mut Vec<f32>)) {

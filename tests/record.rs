@@ -3,38 +3,12 @@
 //! a sample of the ONNX project's conformance models), reused inputs kept byte for
 //! byte, a flipped byte in a golden file, a swapped model, atomic replacement.
 
-use serde_json::Value;
+mod common;
+use common::*;
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 const BACKENDS: [&str; 3] = ["ort-cpu", "candle-cpu", "tract-cpu"];
-
-struct Outcome {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn parity(args: &[&str]) -> Outcome {
-    let out = Command::new(env!("CARGO_BIN_EXE_parity"))
-        .args(args)
-        .env_remove("RUST_BACKTRACE")
-        .output()
-        .expect("run parity");
-    Outcome {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn models() -> PathBuf {
-    root().join("models")
-}
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
@@ -60,21 +34,8 @@ fn onnx_data() -> PathBuf {
     );
 }
 
-fn json(o: &Outcome) -> Value {
-    serde_json::from_str(&o.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", o.stdout))
-}
-
 fn ok(o: &Outcome) {
     assert_eq!(o.code, 0, "stdout: {}\nstderr: {}", o.stdout, o.stderr);
-}
-
-/// Asserts a clean exit-2 error: one line on stderr, naming `needle`, no panic.
-fn assert_clean_error(o: &Outcome, needle: &str) {
-    assert_eq!(o.code, 2, "stdout: {}\nstderr: {}", o.stdout, o.stderr);
-    let lines: Vec<_> = o.stderr.lines().collect();
-    assert_eq!(lines.len(), 1, "expected one line, got: {}", o.stderr);
-    assert!(lines[0].contains(needle), "`{needle}` not in: {}", o.stderr);
-    assert!(!o.stderr.contains("panicked"), "{}", o.stderr);
 }
 
 /// `parity check SUITE --format json` on every backend; asserts all three ran and

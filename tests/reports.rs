@@ -3,51 +3,12 @@
 //! Python's `xmlschema` from the repository's `.venv`, see requirements.txt) and
 //! `--format markdown`, on the bundled suites and on damaged copies.
 
+mod common;
+use common::*;
+
 use parity::formats;
 use parity::tensor::Tensor;
 use std::path::{Path, PathBuf};
-use std::process::Command;
-
-struct Outcome {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn parity(args: &[&str]) -> Outcome {
-    let out = Command::new(env!("CARGO_BIN_EXE_parity"))
-        .args(args)
-        .env_remove("RUST_BACKTRACE")
-        .output()
-        .expect("run parity");
-    Outcome {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn models() -> PathBuf {
-    root().join("models")
-}
-
-/// Copies bundled suite `name` to `dst` (inside a temporary directory) so a test can damage it.
-fn copy_dir(src: &Path, dst: &Path) {
-    std::fs::create_dir_all(dst).unwrap();
-    for e in std::fs::read_dir(src).unwrap() {
-        let p = e.unwrap().path();
-        let to = dst.join(p.file_name().unwrap());
-        if p.is_dir() {
-            copy_dir(&p, &to);
-        } else {
-            std::fs::copy(&p, &to).unwrap();
-        }
-    }
-}
 
 /// A copy of the MLP suite whose `test_data_set_1` golden logit [2, 3] is 1 % off.
 fn damaged_mlp(parent: &Path, dir_name: &str) -> PathBuf {
@@ -87,7 +48,7 @@ fn validate_junit(xml: &str) -> Result<(), String> {
     std::fs::write(&file, xml).unwrap();
     let python = root().join(".venv/bin/python");
     let xsd = root().join("tests/fixtures/junit-10.xsd");
-    let out = Command::new(&python)
+    let out = std::process::Command::new(&python)
         .arg("-c")
         .arg(VALIDATE)
         .arg(&xsd)
