@@ -9,7 +9,7 @@ pub mod markdown;
 pub mod text;
 
 use crate::compare::{OutputComparison, Verdict};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use environment::{BackendInfo, Environment};
 
@@ -18,7 +18,7 @@ pub const SCHEMA: &str = "parity.report/v1";
 
 /// Verdict of a case or a whole run. Ordered from best to worst, so the worst of a run
 /// is the maximum.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CaseVerdict {
     Pass,
@@ -46,7 +46,8 @@ impl CaseVerdict {
     }
 }
 
-/// The whole run.
+/// The whole run. (Read back by `parity merge` through its own mirror of these fields,
+/// since `schema` is a `&'static str`.)
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub schema: &'static str,
@@ -54,10 +55,29 @@ pub struct Report {
     pub environment: Environment,
     pub summary: Summary,
     pub cases: Vec<CaseReport>,
+    /// `check --shard I/N`: which shard of the run this report holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<String>,
+    /// `parity merge`: the reports merged into this one, in the order given.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub merged: Vec<MergedReport>,
+}
+
+/// One input of `parity merge`: where it came from and what it held.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MergedReport {
+    /// The report file as named on the command line.
+    pub file: String,
+    /// Its `shard`, when it was one.
+    pub shard: Option<String>,
+    pub verdict: CaseVerdict,
+    pub summary: Summary,
+    /// The machine and backends that produced it.
+    pub environment: Environment,
 }
 
 /// Case counts by verdict.
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Summary {
     pub cases: usize,
     pub passed: usize,
@@ -66,7 +86,7 @@ pub struct Summary {
 }
 
 /// One suite × data set × backend.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CaseReport {
     pub suite: String,
     pub case: String,
@@ -86,7 +106,7 @@ pub struct CaseReport {
 }
 
 /// One compared output.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct OutputReport {
     pub name: String,
     #[serde(flatten)]
@@ -170,6 +190,8 @@ impl Report {
             environment,
             summary,
             cases,
+            shard: None,
+            merged: Vec::new(),
         }
     }
 

@@ -12,6 +12,7 @@ pub mod integrity;
 pub mod manifest;
 pub mod record;
 pub mod runner;
+pub mod shard;
 
 use crate::backend::IoSpec;
 use crate::error::{Error, Result};
