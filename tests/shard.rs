@@ -98,6 +98,15 @@ fn merged_shards_equal_the_unsharded_run() {
     assert_eq!(merged["summary"], all["summary"]);
     assert_eq!(merged["verdict"], all["verdict"]);
     assert_eq!(merged["merged"].as_array().unwrap().len(), 3);
+    let schema: Value = read_json(&root().join("docs/report.schema.json"));
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    for report in [&merged, &read_json(&files[0])] {
+        let errors: Vec<String> = validator
+            .iter_errors(report)
+            .map(|e| e.to_string())
+            .collect();
+        assert!(errors.is_empty(), "{errors:?}");
+    }
     let merged_rows: Vec<Row> = rows(&merged);
     assert_eq!(
         merged_rows.iter().cloned().collect::<BTreeSet<_>>(),
