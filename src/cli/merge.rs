@@ -155,6 +155,50 @@ fn natural(name: &str) -> (&str, u128, &str) {
 #[cfg(test)]
 mod tests {
     use super::natural;
+    use crate::compare::{compare_with, Mode, OutputComparison, Policy, Tolerance};
+    use crate::tensor::Tensor;
+
+    /// Every comparison mode, passing and failing, reads back as it was written
+    /// (non-finite error maxima travel as JSON `null` and come back as +inf).
+    #[test]
+    fn output_comparisons_read_back_in_every_mode() {
+        let e = Tensor::from_vec(vec![2, 3], vec![1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0]).unwrap();
+        let a = Tensor::from_vec(vec![2, 3], vec![1.0f32, 2.5, 3.0, 4.0, f32::NAN, 6.0]).unwrap();
+        let short = Tensor::from_vec(vec![3], vec![1.0f32, 2.0, 3.0]).unwrap();
+        let modes = [
+            Mode::AllClose,
+            Mode::Ulp { max_ulp: 4 },
+            Mode::Cosine {
+                min_cosine: 0.99,
+                axis: None,
+            },
+            Mode::Cosine {
+                min_cosine: 0.99,
+                axis: Some(-1),
+            },
+            Mode::TopK {
+                k: 2,
+                axis: -1,
+                ordered: true,
+            },
+        ];
+        for mode in modes {
+            let policy = Policy {
+                tolerance: Tolerance {
+                    atol: 1e-5,
+                    rtol: 1e-4,
+                },
+                mode,
+                outlier_fraction: 0.0,
+            };
+            for actual in [&e, &a, &short] {
+                let c = compare_with(&e, actual, &policy);
+                let json = serde_json::to_string(&c).unwrap();
+                let back: OutputComparison = serde_json::from_str(&json).unwrap();
+                assert_eq!(serde_json::to_string(&back).unwrap(), json, "{mode:?}");
+            }
+        }
+    }
 
     #[test]
     fn data_sets_sort_numerically() {
