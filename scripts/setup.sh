@@ -10,7 +10,7 @@ python=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$python" -m venv .venv
 fi
-if ! .venv/bin/python -c 'import onnxruntime, onnx, numpy, xmlschema, sys; sys.exit(onnxruntime.__version__ != "1.31.1")' 2>/dev/null; then
+if ! .venv/bin/python -c 'import onnxruntime, onnx, numpy, xmlschema, yaml, sys; sys.exit(onnxruntime.__version__ != "1.31.1")' 2>/dev/null; then
   .venv/bin/pip install --quiet --disable-pip-version-check -r requirements.txt
 fi
 lib=$(ls .venv/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.* | head -n 1)

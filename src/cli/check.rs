@@ -8,10 +8,13 @@ use super::Global;
 use crate::backend::{self, LoadOptions};
 use crate::error::{Error, Result};
 use crate::formats::onnx_model::sha256_hex;
-use crate::report::{BackendInfo, CaseId, CaseReport, Environment, Report, SuiteAudit};
+use crate::report::{
+    BackendInfo, CaseId, CaseReport, CaseVerdict, Environment, Report, SuiteAudit,
+};
 use crate::suite::integrity::{self, Finding};
 use crate::suite::matrix::SuiteMatrix;
 use crate::suite::runner::{self, Reference, RunOptions};
+use crate::suite::shard::{case_key, Shard};
 use std::path::PathBuf;
 
 /// Integrity warnings printed per suite before the rest are summarised in one line.
@@ -49,6 +52,11 @@ pub struct CheckArgs {
     /// report, per suite × output, an N×N table of max relative error (text and JSON).
     #[arg(long)]
     matrix: bool,
+    /// Run only shard I of N (1-based, 1 <= I <= N): each case goes to one shard by a
+    /// stable hash of its suite path and data-set name, the same on every machine.
+    /// Combine the shards' JSON reports with `parity merge` (see docs/ci.md).
+    #[arg(long, value_name = "I/N", value_parser = Shard::parse)]
+    shard: Option<Shard>,
     #[command(flatten)]
     output: OutputArgs,
 }
@@ -84,7 +92,20 @@ pub fn run(args: CheckArgs, global: Global) -> Result<u8> {
             )));
         }
     }
-    let suites = crate::suite::discover(&args.suites)?;
+    let mut suites = Vec::new();
+    for root in &args.suites {
+        let mut found = crate::suite::discover(std::slice::from_ref(root))?;
+        if let Some(shard) = args.shard {
+            for suite in &mut found {
+                let dir = suite.dir.clone();
+                suite
+                    .cases
+                    .retain(|c| shard.contains(&case_key(root, &dir, &c.name)));
+            }
+            found.retain(|s| !s.cases.is_empty());
+        }
+        suites.extend(found);
+    }
     let findings: Vec<Vec<Finding>> = suites.iter().map(integrity::audit).collect();
     if !args.strict {
         for suite_findings in &findings {
@@ -181,6 +202,15 @@ pub fn run(args: CheckArgs, global: Global) -> Result<u8> {
     report.suites = suites.iter().map(audit).collect::<Result<_>>()?;
     if args.matrix {
         report.matrix = Some(matrix);
+    }
+    if let Some(shard) = args.shard {
+        report.shard = Some(shard.to_string());
+        if report.cases.is_empty() {
+            // More shards than cases: an empty shard is a legitimate pass (docs/ci.md);
+            // `parity merge` still fails a run whose shards select nothing at all.
+            eprintln!("note: shard {shard} selects no case");
+            report.verdict = CaseVerdict::Pass;
+        }
     }
     args.output.emit_report(&report, global)
 }

@@ -6,6 +6,7 @@ mod check;
 mod compare;
 mod demo;
 mod inspect;
+mod merge;
 mod output;
 mod record;
 
@@ -43,6 +44,7 @@ enum Command {
     Check(check::CheckArgs),
     Compare(compare::CompareArgs),
     Inspect(inspect::InspectArgs),
+    Merge(merge::MergeArgs),
     Record(record::RecordArgs),
 }
 
@@ -68,6 +70,7 @@ impl Cli {
             Command::Check(a) => check::run(a, global),
             Command::Compare(a) => compare::run(a, global),
             Command::Inspect(a) => inspect::run(a, global),
+            Command::Merge(a) => merge::run(a, global),
             Command::Record(a) => record::run(a, global),
         }
     }

@@ -53,7 +53,7 @@ use half::{bf16, f16};
 use stats::Summary;
 
 /// Whether an output is within tolerance; what CI gates on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {
     /// Every element within tolerance, shape and dtype as expected.
@@ -65,17 +65,23 @@ pub enum Verdict {
 /// The result of comparing one output: the verdict plus the evidence a person needs to
 /// judge it (error maxima, where the worst element is, what it should have been).
 /// Serialises to the `outputs[]` entries of `parity.report/v1` (the caller adds `name`).
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct OutputComparison {
     /// Pass only when nothing is out of tolerance and there is no `problem`.
     pub verdict: Verdict,
     /// The expected tensor's dtype, serialised by name (`"f32"`).
-    #[serde(serialize_with = "serialize_dtype")]
+    #[serde(
+        serialize_with = "serialize_dtype",
+        deserialize_with = "deserialize_dtype"
+    )]
     pub dtype: DType,
     /// The expected tensor's shape.
     pub shape: Vec<usize>,
     /// The actual tensor's dtype, which differs from `dtype` only on a dtype mismatch.
-    #[serde(serialize_with = "serialize_dtype")]
+    #[serde(
+        serialize_with = "serialize_dtype",
+        deserialize_with = "deserialize_dtype"
+    )]
     pub actual_dtype: DType,
     /// The actual tensor's shape, which differs from `shape` only on a shape mismatch.
     pub actual_shape: Vec<usize>,
@@ -93,8 +99,10 @@ pub struct OutputComparison {
     pub outlier_fraction: f64,
     /// Largest `|a - e|` over finite pairs; +inf on a non-finite mismatch or when the
     /// elements were not compared.
+    #[serde(deserialize_with = "deserialize_f64_or_inf")]
     pub max_abs_err: f64,
     /// Largest `|a - e| / |e|` over finite pairs with `e != 0`; +inf as `max_abs_err`.
+    #[serde(deserialize_with = "deserialize_f64_or_inf")]
     pub max_rel_err: f64,
     /// Units out of tolerance (all of them when not compared). Units are elements in
     /// `allclose` and `ulp` mode, rows along the axis in `cosine` mode (1 for the whole
@@ -119,10 +127,10 @@ pub struct OutputComparison {
     /// the first disagreeing slice or row of `topk`/`cosine`, a setting that does not fit.
     pub problem: Option<String>,
     /// `ulp` mode: the largest ULP distance over pairs where both values are finite.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_ulp: Option<u64>,
     /// `topk` mode: the share of slices whose top-k positions agree.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub topk_agreement: Option<f64>,
 }
 
@@ -319,6 +327,22 @@ fn unravel(mut flat: usize, shape: &[usize]) -> Vec<usize> {
 
 fn serialize_dtype<S: serde::Serializer>(dtype: &DType, serializer: S) -> Result<S::Ok, S::Error> {
     serializer.serialize_str(dtype.name())
+}
+
+/// Reads a dtype written by [`serialize_dtype`] (`parity merge` reading reports).
+fn deserialize_dtype<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<DType, D::Error> {
+    let name = <String as serde::Deserialize>::deserialize(deserializer)?;
+    DType::from_name(&name)
+        .ok_or_else(|| serde::de::Error::custom(format!("unknown dtype `{name}`")))
+}
+
+/// Reads an error maximum: JSON has no infinity, so the +inf of a non-finite mismatch
+/// was written as `null` and reads back as +inf.
+fn deserialize_f64_or_inf<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<f64, D::Error> {
+    let v = <Option<f64> as serde::Deserialize>::deserialize(deserializer)?;
+    Ok(v.unwrap_or(f64::INFINITY))
 }
 
 impl OutputComparison {

@@ -27,7 +27,7 @@ use crate::tensor::Tensor;
 /// How an output is judged, with the settings of the mode. Serialises into the report
 /// entry as `"mode": "<name>"` plus the mode's settings (`ulp_limit`; `min_cosine` and
 /// `axis`; `k`, `axis` and `ordered`).
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "mode")]
 pub enum Mode {
     /// Element-wise `|a - e| <= atol + rtol * |e|`: the default.
@@ -47,7 +47,7 @@ pub enum Mode {
         min_cosine: f64,
         /// Rows along this axis (negative counts from the end); the whole tensor when
         /// `None`.
-        #[serde(skip_serializing_if = "Option::is_none")]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         axis: Option<i64>,
     },
     /// Agreement of the top-k positions of every slice along `axis`.

@@ -1,10 +1,10 @@
 //! Where a run happened: parity's version, host, CPU, GPU and the backends used, so a
 //! report read weeks later still says what produced it.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The machine and software behind a report.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Environment {
     pub parity: String,
     pub host: String,
@@ -15,7 +15,7 @@ pub struct Environment {
 }
 
 /// A backend as it reported itself for this run.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct BackendInfo {
     pub name: String,
     pub version: String,

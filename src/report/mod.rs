@@ -10,7 +10,7 @@ pub mod matrix;
 pub mod text;
 
 use crate::compare::{OutputComparison, Verdict};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use environment::{BackendInfo, Environment};
 pub use matrix::MatrixEntry;
@@ -20,7 +20,7 @@ pub const SCHEMA: &str = "parity.report/v1";
 
 /// Verdict of a case or a whole run. Ordered from best to worst, so the worst of a run
 /// is the maximum.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CaseVerdict {
     Pass,
@@ -48,7 +48,8 @@ impl CaseVerdict {
     }
 }
 
-/// The whole run.
+/// The whole run. (Read back by `parity merge` through its own mirror of these fields,
+/// since `schema` is a `&'static str`.)
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub schema: &'static str,
@@ -64,10 +65,16 @@ pub struct Report {
     /// Absent from the JSON without `--matrix`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub matrix: Option<Vec<MatrixEntry>>,
+    /// `check --shard I/N`: which shard of the run this report holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<String>,
+    /// `parity merge`: the reports merged into this one, in the order given.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub merged: Vec<MergedReport>,
 }
 
 /// The identity of a checked suite, so a report can be tied to exact files later.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct SuiteAudit {
     /// The suite directory as reported in `cases[].suite`.
     pub suite: String,
@@ -77,8 +84,21 @@ pub struct SuiteAudit {
     pub manifest_sha256: Option<String>,
 }
 
+/// One input of `parity merge`: where it came from and what it held.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MergedReport {
+    /// The report file as named on the command line.
+    pub file: String,
+    /// Its `shard`, when it was one.
+    pub shard: Option<String>,
+    pub verdict: CaseVerdict,
+    pub summary: Summary,
+    /// The machine and backends that produced it.
+    pub environment: Environment,
+}
+
 /// Case counts by verdict.
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Summary {
     pub cases: usize,
     pub passed: usize,
@@ -87,7 +107,7 @@ pub struct Summary {
 }
 
 /// One suite × data set × backend.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CaseReport {
     pub suite: String,
     pub case: String,
@@ -107,7 +127,7 @@ pub struct CaseReport {
 }
 
 /// One compared output.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct OutputReport {
     pub name: String,
     #[serde(flatten)]
@@ -193,6 +213,8 @@ impl Report {
             cases,
             suites: Vec::new(),
             matrix: None,
+            shard: None,
+            merged: Vec::new(),
         }
     }
 

@@ -13,6 +13,7 @@ pub mod manifest;
 pub mod matrix;
 pub mod record;
 pub mod runner;
+pub mod shard;
 
 use crate::backend::IoSpec;
 use crate::error::{Error, Result};

@@ -1,0 +1,222 @@
+//! `parity merge REPORT.json...`: combine the `parity.report/v1` JSON reports of a
+//! sharded run (`check --shard I/N` on several machines) into one report, rendered in
+//! any report format. Cases are sorted by suite, case, backend and reference; the
+//! summary and verdict are recomputed from them, so the merged report of all shards
+//! says what the unsharded run says. A case that appears in two inputs is an error.
+
+use super::output::OutputArgs;
+use super::Global;
+use crate::error::{Error, Result};
+use crate::report::{
+    BackendInfo, CaseReport, CaseVerdict, Environment, MergedReport, Report, Summary, SCHEMA,
+};
+use std::collections::HashSet;
+use std::path::PathBuf;
+
+/// Combine JSON reports of sharded runs into one report.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Example:\n  parity merge shard-*.json --format junit --out parity.xml\n\nThe exit code is the merged verdict's: 0 pass, 1 mismatch, 2 could not evaluate\n(also: a file that is not a parity.report/v1 report, or a case found in two files)."
+)]
+pub struct MergeArgs {
+    /// `parity check --format json` reports (`parity.report/v1`), e.g. one per shard.
+    #[arg(required = true, value_name = "REPORT.json")]
+    reports: Vec<PathBuf>,
+    #[command(flatten)]
+    output: OutputArgs,
+}
+
+pub fn run(args: MergeArgs, global: Global) -> Result<u8> {
+    let inputs = args
+        .reports
+        .iter()
+        .map(|path| read_report(path).map(|r| (path, r)))
+        .collect::<Result<Vec<_>>>()?;
+    let merged = merge(&inputs)?;
+    args.output.emit_report(&merged, global)
+}
+
+/// A `parity.report/v1` report as read back (the schema id was checked before).
+#[derive(Debug, serde::Deserialize)]
+pub struct ReportFile {
+    pub verdict: CaseVerdict,
+    pub environment: Environment,
+    pub summary: Summary,
+    pub cases: Vec<CaseReport>,
+    #[serde(default)]
+    pub shard: Option<String>,
+    #[serde(default)]
+    pub merged: Vec<MergedReport>,
+}
+
+/// Reads one JSON report, checking its schema identifier first.
+fn read_report(path: &PathBuf) -> Result<ReportFile> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::file(path, crate::formats::io_problem(&e)))?;
+    let value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| Error::file(path, format!("not JSON: {e}")))?;
+    match value.get("schema").and_then(|s| s.as_str()) {
+        Some(SCHEMA) => {}
+        Some(other) => {
+            return Err(Error::file(
+                path,
+                format!("schema is `{other}`, merge reads `{SCHEMA}` reports"),
+            ))
+        }
+        None => {
+            return Err(Error::file(
+                path,
+                format!(
+                    "not a `{SCHEMA}` report (no \"schema\" field; write it with --format json)"
+                ),
+            ))
+        }
+    }
+    serde_json::from_value(value)
+        .map_err(|e| Error::file(path, format!("invalid `{SCHEMA}` report: {e}")))
+}
+
+/// Merges reports: cases concatenated and sorted, summary and verdict recomputed, the
+/// environment of the first report (with the backends of all) on top and every input's
+/// environment under `merged`.
+pub fn merge(inputs: &[(&PathBuf, ReportFile)]) -> Result<Report> {
+    let mut seen = HashSet::new();
+    let mut cases = Vec::new();
+    let mut backends: Vec<BackendInfo> = Vec::new();
+    let mut sources = Vec::new();
+    for (path, report) in inputs {
+        for case in &report.cases {
+            let key = (
+                case.suite.clone(),
+                case.case.clone(),
+                case.backend.clone(),
+                case.reference.clone(),
+            );
+            if !seen.insert(key) {
+                return Err(Error::file(
+                    path,
+                    format!(
+                        "case {} {} {} (reference {}) is already in another report (the same shard twice?)",
+                        case.suite, case.case, case.backend, case.reference
+                    ),
+                ));
+            }
+        }
+        cases.extend(report.cases.iter().cloned());
+        for b in &report.environment.backends {
+            if !backends.contains(b) {
+                backends.push(b.clone());
+            }
+        }
+        if !report.merged.is_empty() {
+            // A merged report merged again: keep its original inputs.
+            sources.extend(report.merged.iter().cloned());
+            continue;
+        }
+        sources.push(MergedReport {
+            file: path.display().to_string(),
+            shard: report.shard.clone(),
+            verdict: report.verdict,
+            summary: report.summary.clone(),
+            environment: report.environment.clone(),
+        });
+    }
+    cases.sort_by(|a, b| {
+        (&a.suite, natural(&a.case), &a.backend, &a.reference).cmp(&(
+            &b.suite,
+            natural(&b.case),
+            &b.backend,
+            &b.reference,
+        ))
+    });
+    let Some((_, first)) = inputs.first() else {
+        return Err(Error::Usage("merge needs at least one report".to_string()));
+    };
+    let mut environment = first.environment.clone();
+    environment.backends = backends;
+    let mut merged = Report::new(environment, cases);
+    merged.merged = sources;
+    if merged.cases.is_empty() {
+        // Every shard empty: the run selected no case, which is never a pass.
+        eprintln!("error: the merged reports hold no case");
+        merged.verdict = CaseVerdict::Error;
+    }
+    Ok(merged)
+}
+
+/// Sort key putting `test_data_set_2` before `test_data_set_10`: the name without its
+/// trailing digits, then their value, then the name itself.
+fn natural(name: &str) -> (&str, u128, &str) {
+    let stem = name.trim_end_matches(|c: char| c.is_ascii_digit());
+    let number = name[stem.len()..].parse().unwrap_or(0);
+    (stem, number, name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::natural;
+    use crate::compare::{compare_with, Mode, OutputComparison, Policy, Tolerance};
+    use crate::tensor::Tensor;
+
+    /// Every comparison mode, passing and failing, reads back as it was written
+    /// (non-finite error maxima travel as JSON `null` and come back as +inf).
+    #[test]
+    fn output_comparisons_read_back_in_every_mode() {
+        let e = Tensor::from_vec(vec![2, 3], vec![1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0]).unwrap();
+        let a = Tensor::from_vec(vec![2, 3], vec![1.0f32, 2.5, 3.0, 4.0, f32::NAN, 6.0]).unwrap();
+        let short = Tensor::from_vec(vec![3], vec![1.0f32, 2.0, 3.0]).unwrap();
+        let modes = [
+            Mode::AllClose,
+            Mode::Ulp { max_ulp: 4 },
+            Mode::Cosine {
+                min_cosine: 0.99,
+                axis: None,
+            },
+            Mode::Cosine {
+                min_cosine: 0.99,
+                axis: Some(-1),
+            },
+            Mode::TopK {
+                k: 2,
+                axis: -1,
+                ordered: true,
+            },
+        ];
+        for mode in modes {
+            let policy = Policy {
+                tolerance: Tolerance {
+                    atol: 1e-5,
+                    rtol: 1e-4,
+                },
+                mode,
+                outlier_fraction: 0.0,
+            };
+            for actual in [&e, &a, &short] {
+                let c = compare_with(&e, actual, &policy);
+                let json = serde_json::to_string(&c).unwrap();
+                let back: OutputComparison = serde_json::from_str(&json).unwrap();
+                assert_eq!(serde_json::to_string(&back).unwrap(), json, "{mode:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn data_sets_sort_numerically() {
+        let mut v = vec![
+            "test_data_set_10",
+            "test_data_set_2",
+            "a",
+            "test_data_set_1",
+        ];
+        v.sort_by_key(|n| natural(n));
+        assert_eq!(
+            v,
+            [
+                "a",
+                "test_data_set_1",
+                "test_data_set_2",
+                "test_data_set_10"
+            ]
+        );
+    }
+}
