@@ -2,33 +2,12 @@
 //! merging their reports gives the unsharded run's cases, summary and verdict. Also
 //! checks that the ready-to-copy CI workflows in `ci/` parse (Python's `yaml` from `.venv`).
 
+mod common;
+use common::*;
+
 use serde_json::Value;
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
-struct Outcome {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn parity(args: &[&str]) -> Outcome {
-    let out = Command::new(env!("CARGO_BIN_EXE_parity"))
-        .args(args)
-        .env_remove("RUST_BACKTRACE")
-        .output()
-        .expect("run parity");
-    Outcome {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+use std::path::Path;
 
 fn read_json(path: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
@@ -215,7 +194,7 @@ fn shard_flag_is_validated_and_an_empty_shard_passes() {
 fn yaml(file: &str, expr: &str) -> String {
     let python = root().join(".venv/bin/python");
     let script = format!("import sys, yaml\nd = yaml.safe_load(open(sys.argv[1]))\nprint({expr})");
-    let out = Command::new(&python)
+    let out = std::process::Command::new(&python)
         .arg("-c")
         .arg(script)
         .arg(root().join("ci").join(file))
