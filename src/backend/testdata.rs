@@ -34,11 +34,10 @@ pub fn onnx_data_dir() -> Option<PathBuf> {
         .find(|p| p.is_dir())
 }
 
-/// One case directory (e.g. `simple/test_single_relu_model`), or `None` with a note
-/// when the test data is not installed.
-pub fn case_dir(rel: &str) -> Option<PathBuf> {
+/// One case directory (e.g. `simple/test_single_relu_model`).
+pub fn case_dir(rel: &str) -> PathBuf {
     match onnx_data_dir() {
-        Some(d) if d.join(rel).is_dir() => Some(d.join(rel)),
+        Some(d) if d.join(rel).is_dir() => d.join(rel),
         // The test command runs scripts/setup.sh first; missing data is a broken setup,
         // never a reason to pass.
         _ => panic!("ONNX backend-test data ({rel}) not found: run scripts/setup.sh"),
@@ -232,7 +231,7 @@ pub fn sweep(backend: &dyn super::Backend) -> (usize, usize, usize) {
 /// warm-up, then `runs` timed runs), printed for `docs/backends.md`.
 pub fn timings(backend: &dyn super::Backend, threads: Option<usize>, cases: &[&str], runs: usize) {
     for rel in cases {
-        let Some(dir) = case_dir(rel) else { continue };
+        let dir = case_dir(rel);
         let (inputs, _) = data_set(&dir, 0);
         let started = std::time::Instant::now();
         let loaded = backend.load(&dir.join("model.onnx"), &super::LoadOptions { threads });
@@ -260,4 +259,26 @@ pub fn timings(backend: &dyn super::Backend, threads: Option<usize>, cases: &[&s
             times[0]
         );
     }
+}
+
+/// Runs a one-node `Xor` model on bool inputs: the same check for every backend that
+/// claims bool support.
+pub fn assert_bool_xor(backend: &dyn super::Backend) {
+    let tmp = tempfile::tempdir().unwrap();
+    let b = |n: &str| value_info(n, DType::Bool.onnx_code(), &[Ok(4)]);
+    let model = write_model(
+        tmp.path(),
+        "xor",
+        "Xor",
+        7,
+        vec![b("a"), b("b")],
+        vec![b("y")],
+    );
+    let mut session = backend
+        .load(&model, &super::LoadOptions { threads: Some(1) })
+        .unwrap();
+    let a = Tensor::from_bools(vec![4], &[true, true, false, false]).unwrap();
+    let c = Tensor::from_bools(vec![4], &[true, false, true, false]).unwrap();
+    let out = session.run(&[a, c]).unwrap();
+    assert_eq!(out[0].1.bools().unwrap(), [false, true, true, false]);
 }

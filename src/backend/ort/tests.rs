@@ -11,11 +11,10 @@ use crate::formats::onnx_pb::{
 use prost::Message;
 
 /// The runtime, or `None` (test skipped) when ONNX Runtime is not installed here.
-fn ort_available() -> bool {
-    match runtime() {
-        Ok(_) => true,
-        // scripts/setup.sh installs the library; without it these tests must fail.
-        Err(reason) => panic!("ONNX Runtime unavailable (run scripts/setup.sh): {reason}"),
+/// scripts/setup.sh installs the library; without it these tests must fail, not skip.
+fn require_ort() {
+    if let Err(reason) = runtime() {
+        panic!("ONNX Runtime unavailable (run scripts/setup.sh): {reason}");
     }
 }
 
@@ -25,10 +24,8 @@ fn load(model: &Path) -> Result<Box<dyn Session>, BackendError> {
 
 /// Runs test_data_set_0 of a backend-test case and compares every output.
 fn check_case(rel: &str) {
-    let Some(dir) = case_dir(rel) else { return };
-    if !ort_available() {
-        return;
-    }
+    let dir = case_dir(rel);
+    require_ort();
     let mut session = load(&dir.join("model.onnx")).unwrap_or_else(|e| panic!("{rel}: {e}"));
     let (inputs, expected) = data_set(&dir, 0);
     let outputs = session
@@ -45,9 +42,7 @@ fn check_case(rel: &str) {
 
 #[test]
 fn probe_reports_the_loaded_version() {
-    if !ort_available() {
-        return;
-    }
+    require_ort();
     let rt = runtime().unwrap();
     assert!(rt.library.path.to_string_lossy().contains("onnxruntime"));
     assert!(!rt.library.build_info.is_empty());
@@ -98,12 +93,8 @@ fn i64_scalar_output_from_a_sequence_model() {
 
 #[test]
 fn describe_inputs_and_outputs() {
-    let Some(dir) = case_dir("simple/test_expand_shape_model2") else {
-        return;
-    };
-    if !ort_available() {
-        return;
-    }
+    let dir = case_dir("simple/test_expand_shape_model2");
+    require_ort();
     let session = load(&dir.join("model.onnx")).unwrap();
     let spec = |n: &str, d: DType, dims: &[usize]| IoSpec {
         name: n.into(),
@@ -122,9 +113,7 @@ fn describe_inputs_and_outputs() {
 
 #[test]
 fn symbolic_and_unknown_dims_are_described() {
-    if !ort_available() {
-        return;
-    }
+    require_ort();
     let tmp = tempfile::tempdir().unwrap();
     let mut x = value_info("x", 1, &[Err("batch"), Ok(3)]);
     // An unnamed dynamic dim: a Dimension with neither value nor param.
@@ -159,9 +148,7 @@ fn symbolic_and_unknown_dims_are_described() {
 
 #[test]
 fn every_dtype_round_trips_through_identity() {
-    if !ort_available() {
-        return;
-    }
+    require_ort();
     let tmp = tempfile::tempdir().unwrap();
     for dtype in DType::ALL {
         let code = dtype.onnx_code();
@@ -189,34 +176,14 @@ fn every_dtype_round_trips_through_identity() {
 
 #[test]
 fn bool_logic_runs() {
-    if !ort_available() {
-        return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let b = |n: &str| value_info(n, DType::Bool.onnx_code(), &[Ok(4)]);
-    let model = testdata::write_model(
-        tmp.path(),
-        "xor",
-        "Xor",
-        7,
-        vec![b("a"), b("b")],
-        vec![b("y")],
-    );
-    let mut session = load(&model).unwrap();
-    let a = Tensor::from_bools(vec![4], &[true, true, false, false]).unwrap();
-    let c = Tensor::from_bools(vec![4], &[true, false, true, false]).unwrap();
-    let out = session.run(&[a, c]).unwrap();
-    assert_eq!(out[0].1.bools().unwrap(), [false, true, true, false]);
+    require_ort();
+    testdata::assert_bool_xor(&OrtCpu);
 }
 
 #[test]
 fn opset_6_model_is_an_error_naming_the_op() {
-    let Some(dir) = case_dir("pytorch-operator/test_operator_add_broadcast") else {
-        return;
-    };
-    if !ort_available() {
-        return;
-    }
+    let dir = case_dir("pytorch-operator/test_operator_add_broadcast");
+    require_ort();
     let err = load(&dir.join("model.onnx"))
         .err()
         .expect("ORT 1.31 has no Add(6) kernel");
@@ -246,12 +213,8 @@ fn op_names_are_found_in_ort_messages() {
 
 #[test]
 fn wrong_input_dtype_and_count_are_errors() {
-    let Some(dir) = case_dir("simple/test_single_relu_model") else {
-        return;
-    };
-    if !ort_available() {
-        return;
-    }
+    let dir = case_dir("simple/test_single_relu_model");
+    require_ort();
     let mut session = load(&dir.join("model.onnx")).unwrap();
     let err = session.run(&[sample(DType::F64, vec![1, 2])]).unwrap_err();
     assert!(
@@ -278,9 +241,7 @@ fn wrong_input_dtype_and_count_are_errors() {
 /// A model whose output is a sequence, or a string tensor: both refused by name.
 #[test]
 fn non_tensor_and_string_outputs_are_refused_by_name() {
-    if !ort_available() {
-        return;
-    }
+    require_ort();
     let tmp = tempfile::tempdir().unwrap();
     let x = value_info("x", 1, &[Ok(2)]);
     let seq = ValueInfoProto {
@@ -352,9 +313,7 @@ fn non_tensor_and_string_outputs_are_refused_by_name() {
 
 #[test]
 fn missing_model_file_is_an_error() {
-    if !ort_available() {
-        return;
-    }
+    require_ort();
     let err = load(Path::new("/nonexistent/model.onnx")).err().unwrap();
     assert!(
         err.message.contains("/nonexistent/model.onnx"),
@@ -366,9 +325,7 @@ fn missing_model_file_is_an_error() {
 #[test]
 #[ignore = "timing, run by hand"]
 fn timings() {
-    if !ort_available() {
-        return;
-    }
+    require_ort();
     const TIMED: &[&str] = &[
         "simple/test_single_relu_model",
         "pytorch-converted/test_Conv2d",
@@ -384,9 +341,8 @@ fn timings() {
 #[test]
 #[ignore = "sweeps all 140 shipped cases; run by hand"]
 fn conformance() {
-    if ort_available() {
-        testdata::sweep(&OrtCpu);
-    }
+    require_ort();
+    testdata::sweep(&OrtCpu);
 }
 
 /// Re-runs one test of this binary in a child process with extra environment variables,
@@ -457,7 +413,8 @@ fn python_probe_finds_the_venv_package() {
     let Some(venv) = dir.ancestors().nth(7) else {
         return;
     };
-    if !venv.join("bin/python3").exists() || !ort_available() {
+    require_ort();
+    if !venv.join("bin/python3").exists() {
         return;
     }
     let path = format!(
@@ -488,12 +445,8 @@ fn child_python_probe() {
 
 #[test]
 fn unaligned_input_bytes_are_fed_correctly() {
-    let Some(dir) = case_dir("simple/test_single_relu_model") else {
-        return;
-    };
-    if !ort_available() {
-        return;
-    }
+    let dir = case_dir("simple/test_single_relu_model");
+    require_ort();
     // An f32 tensor mapped at an odd offset: not aligned, so it is copied before feeding.
     let x = sample(DType::F32, vec![1, 2]);
     let tmp = tempfile::tempdir().unwrap();
