@@ -48,6 +48,13 @@ pub struct RecordArgs {
     /// rtol written for every output (default: the output dtype's default).
     #[arg(long, value_name = "F", value_parser = super::check::non_negative)]
     rtol: Option<f64>,
+    /// Measure each output's natural error on every available backend and against an
+    /// f64 oracle, and write tolerances of --margin times the worst (docs/suites.md).
+    #[arg(long, conflicts_with_all = ["atol", "rtol"])]
+    calibrate: bool,
+    /// With --calibrate: the multiple of the worst observed error the tolerances allow.
+    #[arg(long, value_name = "K", default_value_t = 4.0, requires = "calibrate", value_parser = at_least_one_f64)]
+    margin: f64,
     /// Intra-op threads for the backend (default: the engine's own choice).
     #[arg(long, value_name = "N")]
     threads: Option<usize>,
@@ -61,6 +68,14 @@ fn at_least_one(s: &str) -> std::result::Result<usize, String> {
     match s.parse::<usize>() {
         Ok(n) if n >= 1 => Ok(n),
         _ => Err(format!("`{s}` is not a whole number ≥ 1")),
+    }
+}
+
+/// Parses a margin: a finite number ≥ 1 (below 1, the recorded backends would fail).
+fn at_least_one_f64(s: &str) -> std::result::Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(k) if k.is_finite() && k >= 1.0 => Ok(k),
+        _ => Err(format!("`{s}` is not a number ≥ 1")),
     }
 }
 
@@ -87,6 +102,7 @@ pub fn run(args: RecordArgs, global: Global) -> Result<u8> {
         atol: args.atol,
         rtol: args.rtol,
         force: args.force,
+        calibrate: args.calibrate.then_some(args.margin),
     };
     let recorded = record::record(&model, &args.out, &plan, &options)?;
     for w in &recorded.warnings {
@@ -105,6 +121,24 @@ pub fn run(args: RecordArgs, global: Global) -> Result<u8> {
             field(&p.backend_version),
             field(&p.device),
         );
+        if let Some(c) = &recorded.calibration {
+            println!(
+                "calibrated tolerances ({}x the worst error of {} and the f64 oracle{}):",
+                c.margin,
+                c.backends
+                    .iter()
+                    .filter(|b| **b != c.golden)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                c.oracle
+                    .first()
+                    .map_or(" (none could run)".to_string(), |o| format!(" on {o}")),
+            );
+            for (name, tol) in &recorded.tolerances {
+                println!("  {name}: atol {:.3e}, rtol {:.3e}", tol.atol, tol.rtol);
+            }
+        }
     }
     Ok(0)
 }

@@ -5,6 +5,7 @@
 pub mod atomic;
 pub mod npy;
 pub mod npz;
+pub mod onnx_f64;
 pub mod onnx_model;
 pub mod onnx_pb;
 pub mod pb;

@@ -64,6 +64,10 @@ pub struct Manifest {
     /// and `model.onnx`. `check` refuses a data file whose bytes no longer match.
     #[serde(default)]
     pub files: BTreeMap<String, String>,
+    /// How `parity record --calibrate` derived the tolerances in `[outputs]`
+    /// (informative: `check` applies only `[outputs]`).
+    #[serde(default)]
+    pub calibration: Option<Calibration>,
     /// How each output in `outputs` is compared, resolved and validated on reading.
     #[serde(skip)]
     rules: BTreeMap<String, OutputRule>,
@@ -107,6 +111,69 @@ pub struct Provenance {
     /// Where the inputs came from (`random (seed 1, dims batch=2)`, `reused from PATH`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub inputs: Option<String>,
+}
+
+/// The `[calibration]` table written by `parity record --calibrate`: the evidence behind
+/// the calibrated `[outputs]` tolerances, so a reviewer can see what they rest on.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Calibration {
+    /// Each observed error was multiplied by this before fitting.
+    pub margin: f64,
+    /// The backend whose outputs are the goldens.
+    pub golden: String,
+    /// Every backend available when recording (each one's run is a source).
+    pub backends: Vec<String>,
+    /// Backends that ran the model promoted to f64; the first is the oracle.
+    pub oracle: Vec<String>,
+    /// Runs that could not be used, with the reason.
+    pub excluded: Vec<String>,
+    /// Data sets every source ran.
+    pub data_sets: usize,
+    /// The fitting rule, in words.
+    pub rule: String,
+    /// Per output: its magnitudes, floors and each source's errors.
+    pub outputs: BTreeMap<String, OutputEvidence>,
+}
+
+/// The evidence behind one output's calibrated tolerance.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct OutputEvidence {
+    /// The output's dtype (`f32`).
+    pub dtype: String,
+    /// Median `|e|` of the goldens: relative errors are fitted above it.
+    pub median_abs: f64,
+    /// Largest `|e|` of the goldens, which scales the atol floor.
+    pub max_abs: f64,
+    /// The least rtol allowed (float outputs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rtol_floor: Option<f64>,
+    /// The least atol allowed (float outputs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub atol_floor: Option<f64>,
+    /// Source (a backend, or `f64-oracle`) → its observed errors.
+    pub sources: BTreeMap<String, ErrorEvidence>,
+}
+
+/// One source's observed errors on one output, over all data sets.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorEvidence {
+    /// Largest `|a - e|` against the goldens.
+    pub max_abs_err: f64,
+    /// Largest `|a - e| / |e|` against the goldens (`e != 0`).
+    pub max_rel_err: f64,
+    /// Largest `|a - o|` against the f64 oracle, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vs_oracle_max_abs_err: Option<f64>,
+    /// Largest `|a - o| / |o|` against the f64 oracle, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vs_oracle_max_rel_err: Option<f64>,
+    /// Elements that are NaN/Inf where the golden is finite (not fitted).
+    pub nonfinite_mismatches: u64,
+    /// Integer or bool elements that differ, or elements of a differing shape.
+    pub exact_mismatches: u64,
 }
 
 /// How one output is compared: not at all, or under a mode with an outlier fraction.

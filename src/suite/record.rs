@@ -14,7 +14,7 @@
 //! give the same bytes on every machine.
 
 use super::integrity;
-use super::manifest::{Provenance, MANIFEST_FILE};
+use super::manifest::{Calibration, Provenance, MANIFEST_FILE};
 use super::{CaseFiles, DATA_SET_PREFIX, MODEL_FILE};
 use crate::backend::{self, Dim, IoSpec, LoadOptions};
 use crate::compare::Tolerance;
@@ -121,6 +121,9 @@ pub struct RecordOptions {
     pub rtol: Option<f64>,
     /// Replace an existing suite at the destination.
     pub force: bool,
+    /// Calibrate the tolerances with this margin over the worst observed natural
+    /// error (`--calibrate`), instead of writing the dtype defaults or `atol`/`rtol`.
+    pub calibrate: Option<f64>,
 }
 
 /// One data set's inputs, in model input order.
@@ -147,6 +150,10 @@ pub struct Recorded {
     pub provenance: Provenance,
     /// Things the user should know (NaN/Inf in goldens, an old suite left behind).
     pub warnings: Vec<String>,
+    /// The tolerance written for each output.
+    pub tolerances: BTreeMap<String, Tolerance>,
+    /// The evidence of `--calibrate`.
+    pub calibration: Option<Calibration>,
 }
 
 /// Records a golden suite for `model` at `out`.
@@ -195,8 +202,23 @@ pub fn record(
 
     let staging = Staging::create(out)?;
     let files = write_data(staging.path(), &model_bytes, &info, &sets, &outputs)?;
-    let tolerances = tolerances(&info, &outputs, options);
-    let manifest = manifest_text(&tolerances, &provenance, &files)?;
+    let (tolerances, calibration) = match options.calibrate {
+        Some(margin) => {
+            let c = super::calibrate::calibrate(
+                model,
+                &info,
+                &sets,
+                &outputs,
+                &options.backend,
+                &options.load,
+                margin,
+            )?;
+            warnings.extend(c.warnings);
+            (c.tolerances, Some(c.evidence))
+        }
+        None => (tolerances(&info, &outputs, options), None),
+    };
+    let manifest = manifest_text(&tolerances, &provenance, &files, calibration.as_ref())?;
     write_synced(&staging.path().join(MANIFEST_FILE), manifest.as_bytes())?;
     warnings.extend(staging.commit(out, options.force)?);
     Ok(Recorded {
@@ -204,11 +226,13 @@ pub fn record(
         data_sets: sets.len(),
         provenance,
         warnings,
+        tolerances,
+        calibration,
     })
 }
 
 /// Outputs of every data set, in model output order.
-type Outputs = Vec<Vec<(String, Tensor)>>;
+pub(super) type Outputs = Vec<Vec<(String, Tensor)>>;
 
 /// Runs the recording backend on every data set.
 fn run_backend(
@@ -228,37 +252,43 @@ fn run_backend(
             format!("{name} cannot load the model: {}", e.message),
         )
     })?;
+    let all = run_all(session.as_mut(), info, sets, |t| Ok(t.clone()))
+        .map_err(|msg| Error::file(model, format!("{name} failed {msg}")))?;
+    Ok((all, selected.version, selected.device))
+}
+
+/// Runs `session` on every data set (each input passed through `prepare` first) and
+/// orders its outputs as the model declares them. The error says which data set failed
+/// and why, to follow "BACKEND failed ".
+pub(super) fn run_all(
+    session: &mut dyn backend::Session,
+    info: &ModelInfo,
+    sets: &[InputSet],
+    prepare: impl Fn(&Tensor) -> std::result::Result<Tensor, TensorError>,
+) -> std::result::Result<Outputs, String> {
     let mut all = Vec::with_capacity(sets.len());
     for (n, set) in sets.iter().enumerate() {
-        let produced = super::runner::run_guarded(session.as_mut(), &set.tensors).map_err(|e| {
-            Error::file(
-                model,
-                format!(
-                    "{name} failed on data set {n} (inputs from {}): {}",
-                    set.origin, e.message
-                ),
-            )
-        })?;
+        let on_set = |msg: String| format!("on data set {n} (inputs from {}): {msg}", set.origin);
+        let inputs = set
+            .tensors
+            .iter()
+            .map(&prepare)
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| on_set(e.to_string()))?;
+        let produced =
+            super::runner::run_guarded(session, &inputs).map_err(|e| on_set(e.message))?;
         let mut ordered = Vec::with_capacity(info.outputs.len());
         for spec in &info.outputs {
             let tensor = produced
                 .iter()
                 .find(|(o, _)| *o == spec.name)
                 .map(|(_, t)| t.clone())
-                .ok_or_else(|| {
-                    Error::file(
-                        model,
-                        format!(
-                            "{name} did not produce output `{}` on data set {n}",
-                            spec.name
-                        ),
-                    )
-                })?;
+                .ok_or_else(|| on_set(format!("no output `{}`", spec.name)))?;
             ordered.push((spec.name.clone(), tensor));
         }
         all.push(ordered);
     }
-    Ok((all, selected.version, selected.device))
+    Ok(all)
 }
 
 /// Warns about goldens holding NaN or ±Inf: valid (they match only the same value), but
@@ -768,6 +798,8 @@ struct ManifestOut<'a> {
     outputs: BTreeMap<&'a str, &'a Tolerance>,
     provenance: &'a Provenance,
     files: &'a BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    calibration: Option<&'a Calibration>,
 }
 
 /// The manifest text: a header saying what each table is for, then the tables.
@@ -775,20 +807,24 @@ fn manifest_text(
     tolerances: &BTreeMap<String, Tolerance>,
     provenance: &Provenance,
     files: &BTreeMap<String, String>,
+    calibration: Option<&Calibration>,
 ) -> Result<String> {
     let body = toml::to_string(&ManifestOut {
         outputs: tolerances.iter().map(|(k, v)| (k.as_str(), v)).collect(),
         provenance,
         files,
+        calibration,
     })
     .map_err(|e| Error::Usage(format!("cannot write parity.toml: {e}")))?;
     Ok(format!(
         "# Golden suite written by `parity record`.\n\
          # [outputs.NAME]  tolerances `parity check` applies to each output (the dtype defaults\n\
-         #                 when recorded, or --atol/--rtol); edit to loosen or tighten.\n\
+         #                 when recorded, --atol/--rtol, or calibrated); edit to loosen or tighten.\n\
          # [provenance]    what produced the expected outputs, where and when.\n\
          # [files]         sha256 of every file; `parity check` refuses a data file that\n\
-         #                 changed and warns when model.onnx is not the recorded model.\n\n{body}"
+         #                 changed and warns when model.onnx is not the recorded model.\n\
+         # [calibration]   with --calibrate: how [outputs] were derived and the errors measured\n\
+         #                 per backend and against the f64 oracle (informative).\n\n{body}"
     ))
 }
 
@@ -979,7 +1015,7 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::suite::manifest::Manifest;
+    use crate::suite::manifest::{ErrorEvidence, Manifest, OutputEvidence};
 
     fn spec(name: &str, dtype: Option<DType>, dims: Option<Vec<Dim>>) -> IoSpec {
         IoSpec {
@@ -1165,13 +1201,49 @@ mod tests {
         let mut files = BTreeMap::new();
         files.insert("model.onnx".to_string(), "ab".repeat(32));
         files.insert("test_data_set_0/input_0.pb".to_string(), "cd".repeat(32));
-        let text = manifest_text(&tol, &prov, &files).unwrap();
-        std::fs::write(dir.path().join(MANIFEST_FILE), &text).unwrap();
-        let m = Manifest::read_or_default(dir.path()).unwrap();
-        assert_eq!(m.tolerance_for("output.1").rtol, Some(1e-4));
-        assert_eq!(m.tolerance_for("ids").atol, Some(0.0));
-        assert_eq!(m.provenance, Some(prov));
-        assert_eq!(m.files, files);
+        let mut sources = BTreeMap::new();
+        sources.insert(
+            "candle-cpu".to_string(),
+            ErrorEvidence {
+                max_abs_err: 3e-7,
+                max_rel_err: 2e-6,
+                vs_oracle_max_abs_err: Some(1e-7),
+                vs_oracle_max_rel_err: Some(1e-6),
+                ..Default::default()
+            },
+        );
+        let mut outputs = BTreeMap::new();
+        outputs.insert(
+            "output.1".to_string(),
+            OutputEvidence {
+                dtype: "f32".into(),
+                median_abs: 0.5,
+                max_abs: 2.0,
+                rtol_floor: Some(4.8e-7),
+                atol_floor: Some(9.6e-7),
+                sources,
+            },
+        );
+        let calibration = Calibration {
+            margin: 4.0,
+            golden: "ort-cpu".into(),
+            backends: vec!["ort-cpu".into(), "candle-cpu".into()],
+            oracle: vec!["candle-cpu".into()],
+            excluded: vec!["f64-oracle on ort-cpu: \"quoted\" reason".into()],
+            data_sets: 2,
+            rule: "rule".into(),
+            outputs,
+        };
+        for calibrated in [None, Some(&calibration)] {
+            let text = manifest_text(&tol, &prov, &files, calibrated).unwrap();
+            std::fs::write(dir.path().join(MANIFEST_FILE), &text).unwrap();
+            let m = Manifest::read_or_default(dir.path()).unwrap();
+            assert_eq!(m.tolerance_for("output.1").rtol, Some(1e-4));
+            assert_eq!(m.tolerance_for("ids").atol, Some(0.0));
+            assert_eq!(m.provenance.as_ref(), Some(&prov));
+            assert_eq!(m.files, files);
+            assert_eq!(m.calibration.as_ref(), calibrated);
+        }
     }
 
     #[test]

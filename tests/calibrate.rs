@@ -1,0 +1,191 @@
+//! Integration tests of `parity record --calibrate`: the calibrated tolerances pass every
+//! backend, are backed by evidence in `parity.toml`, and catch a 1e-3 relative fault in
+//! one element that the default f32 tolerance lets through.
+
+mod common;
+use common::*;
+
+use sha2::Digest;
+use std::path::Path;
+
+const BACKENDS: [&str; 3] = ["ort-cpu", "candle-cpu", "tract-cpu"];
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn manifest(suite: &Path) -> toml::Value {
+    toml::from_str(&std::fs::read_to_string(suite.join("parity.toml")).unwrap()).unwrap()
+}
+
+fn float(v: &toml::Value) -> f64 {
+    v.as_float().unwrap_or_else(|| panic!("not a float: {v}"))
+}
+
+/// Records the bundled mlp with its own inputs and calibrated tolerances.
+fn record_calibrated(out: &Path) -> Outcome {
+    let o = parity(&[
+        "record",
+        s(&models().join("mlp")),
+        "--out",
+        s(out),
+        "--inputs",
+        s(&models().join("mlp")),
+        "--calibrate",
+    ]);
+    assert_eq!(o.code, 0, "{}\n{}", o.stdout, o.stderr);
+    o
+}
+
+#[test]
+fn calibrated_tolerances_pass_every_backend_and_carry_their_evidence() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("mlp");
+    let o = record_calibrated(&out);
+    assert!(
+        o.stdout.contains("calibrated tolerances (4x"),
+        "{}",
+        o.stdout
+    );
+    assert!(o.stdout.contains("  probs: atol "), "{}", o.stdout);
+
+    let m = manifest(&out);
+    let c = &m["calibration"];
+    assert_eq!(float(&c["margin"]), 4.0);
+    assert_eq!(c["golden"].as_str(), Some("ort-cpu"));
+    assert_eq!(c["data_sets"].as_integer(), Some(3));
+    let oracle = c["oracle"].as_array().unwrap();
+    assert_eq!(oracle[0].as_str(), Some("ort-cpu"), "ORT runs the f64 mlp");
+    for output in ["logits", "probs"] {
+        let tol = &m["outputs"][output];
+        let (atol, rtol) = (float(&tol["atol"]), float(&tol["rtol"]));
+        let ev = &c["outputs"][output];
+        assert_eq!(ev["dtype"].as_str(), Some("f32"));
+        // Never below the floors, far below the defaults on this well-conditioned model.
+        assert!(rtol >= float(&ev["rtol_floor"]) && atol >= float(&ev["atol_floor"]));
+        assert!(rtol < 1e-4 / 10.0 && atol < 1e-5, "{output}: {atol} {rtol}");
+        let sources = ev["sources"].as_table().unwrap();
+        for source in ["candle-cpu", "tract-cpu", "f64-oracle"] {
+            let e = &sources[source];
+            let (max_abs, max_rel) = (float(&e["max_abs_err"]), float(&e["max_rel_err"]));
+            // Every observed error, times the margin, fits the tolerance (the largest
+            // error's element has |e| <= max |e|).
+            assert!(4.0 * max_abs <= atol + rtol * float(&ev["max_abs"]));
+            assert!(max_rel < 1e-5, "{output} {source}: {max_rel}");
+            assert_eq!(e["nonfinite_mismatches"].as_integer(), Some(0));
+            if source != "f64-oracle" {
+                assert!(float(&e["vs_oracle_max_rel_err"]) < 1e-5);
+            }
+        }
+    }
+
+    let o = parity(&["check", s(&out), "--format", "json"]);
+    assert_eq!(o.code, 0, "{}\n{}", o.stdout, o.stderr);
+    let r = json(&o);
+    assert_eq!(r["summary"]["passed"], 9, "3 data sets x 3 backends");
+    for case in r["cases"].as_array().unwrap() {
+        for output in case["outputs"].as_array().unwrap() {
+            let name = output["name"].as_str().unwrap();
+            assert_eq!(
+                output["atol"],
+                m["outputs"][name]["atol"].as_float().unwrap()
+            );
+        }
+    }
+}
+
+#[test]
+fn a_small_fault_the_default_misses_is_caught() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("mlp");
+    record_calibrated(&out);
+    let m = manifest(&out);
+    let (atol, rtol) = (
+        float(&m["outputs"]["probs"]["atol"]),
+        float(&m["outputs"]["probs"]["rtol"]),
+    );
+    // The element: the largest probability the default f32 tolerance cannot see move by
+    // 1e-3 (|e| <= 1e-5 / (1e-3 - 1e-4) = 0.0111), which the calibrated one can.
+    let (default_blind, calibrated_sees) = (0.9 * 1e-5 / (1e-3 - 1e-4), atol / (1e-3 - rtol));
+    let mut best: Option<(f32, String, usize)> = None;
+    for n in 0..3 {
+        let rel = format!("test_data_set_{n}/output_1.pb");
+        let (_, t) = parity::formats::read_tensor(&out.join(&rel)).unwrap();
+        for (i, v) in t.values::<f32>().unwrap().iter().enumerate() {
+            let a = f64::from(v.abs());
+            if a <= default_blind && best.as_ref().is_none_or(|b| v.abs() > b.0) {
+                best = Some((v.abs(), rel.clone(), i));
+            }
+        }
+    }
+    let (magnitude, rel, index) = best.expect("a probability below 0.01");
+    assert!(
+        f64::from(magnitude) > 2.0 * calibrated_sees,
+        "{magnitude} vs {calibrated_sees}"
+    );
+
+    let path = out.join(&rel);
+    let (name, t) = parity::formats::read_tensor(&path).unwrap();
+    let mut values = t.values::<f32>().unwrap().into_owned();
+    values[index] *= 1.0 + 1e-3;
+    let faulty = parity::tensor::Tensor::from_vec(t.shape().to_vec(), values).unwrap();
+    let old = format!("{:x}", sha2::Sha256::digest(std::fs::read(&path).unwrap()));
+    parity::formats::write_tensor(&path, name.as_deref().unwrap_or("probs"), &faulty).unwrap();
+    let new = format!("{:x}", sha2::Sha256::digest(std::fs::read(&path).unwrap()));
+    let toml_path = out.join("parity.toml");
+    let text = std::fs::read_to_string(&toml_path).unwrap();
+    std::fs::write(&toml_path, text.replace(&old, &new)).unwrap();
+
+    for backend in BACKENDS {
+        let o = parity(&["check", s(&out), "--backend", backend, "--format", "json"]);
+        assert_eq!(o.code, 1, "calibrated, {backend}: {}", o.stderr);
+        let r = json(&o);
+        let failing: Vec<_> = r["cases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["verdict"] == "fail")
+            .collect();
+        assert_eq!(failing.len(), 1, "{backend}");
+        let probs = failing[0]["outputs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["name"] == "probs")
+            .unwrap();
+        assert_eq!(probs["mismatched"], 1, "{backend}");
+        let cols = 10;
+        let worst = [index / cols, index % cols];
+        assert_eq!(probs["worst_index"], serde_json::json!(worst), "{backend}");
+
+        let o = parity(&[
+            "check",
+            s(&out),
+            "--backend",
+            backend,
+            "--atol",
+            "1e-5",
+            "--rtol",
+            "1e-4",
+        ]);
+        assert_eq!(o.code, 0, "default tolerance, {backend}: {}", o.stdout);
+    }
+}
+
+#[test]
+fn calibration_options_are_checked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("x");
+    let mlp = models().join("mlp");
+    let base = ["record", s(&mlp), "--out", s(&out), "--random", "1"];
+    let o = parity(&[&base[..], &["--calibrate", "--atol", "1e-3"]].concat());
+    assert_eq!(o.code, 2, "{}", o.stderr);
+    assert!(o.stderr.contains("--atol"), "{}", o.stderr);
+    let o = parity(&[&base[..], &["--calibrate", "--margin", "0.5"]].concat());
+    assert_eq!(o.code, 2);
+    assert!(o.stderr.contains("not a number ≥ 1"), "{}", o.stderr);
+    let o = parity(&[&base[..], &["--margin", "2"]].concat());
+    assert_eq!(o.code, 2);
+    assert!(o.stderr.contains("--calibrate"), "{}", o.stderr);
+    assert!(!out.exists());
+}
