@@ -106,6 +106,44 @@ fn merged_shards_equal_the_unsharded_run() {
 }
 
 #[test]
+fn merged_shards_carry_the_runs_suites_and_matrix() {
+    let tmp = tempfile::tempdir().unwrap();
+    let extra = ["--backend", "candle-cpu", "--matrix"];
+    let all = check(&tmp.path().join("all.json"), &extra);
+    let mut files = Vec::new();
+    for i in 1..=3 {
+        let file = tmp.path().join(format!("shard{i}.json"));
+        let shard = format!("{i}/3");
+        check(&file, &[&extra[..], &["--shard", &shard]].concat());
+        files.push(file);
+    }
+    let merged_file = tmp.path().join("merged.json");
+    let mut args = vec!["merge"];
+    args.extend(files.iter().map(|f| f.to_str().unwrap()));
+    args.extend(["--format", "json", "--out", merged_file.to_str().unwrap()]);
+    let o = parity(&args);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let merged = read_json(&merged_file);
+    assert_eq!(merged["suites"], all["suites"]);
+    assert_eq!(all["suites"].as_array().unwrap().len(), 3);
+    assert_eq!(merged["matrix"], all["matrix"]);
+    assert_eq!(
+        all["matrix"].as_array().unwrap().len(),
+        4,
+        "mlp 2 outputs, cnn, transformer"
+    );
+
+    // Shards of different files are refused: one shard's model hash changed.
+    let mut bad = read_json(&files[1]);
+    bad["suites"][0]["model_sha256"] = Value::from("00".repeat(32));
+    std::fs::write(&files[1], bad.to_string()).unwrap();
+    let mut args = vec!["merge"];
+    args.extend(files.iter().map(|f| f.to_str().unwrap()));
+    let o = parity(&args);
+    assert_clean_error(&o, "was checked with model sha256 0000");
+}
+
+#[test]
 fn merging_one_report_keeps_every_case_field() {
     let tmp = tempfile::tempdir().unwrap();
     let all = check(&tmp.path().join("all.json"), &[]);

@@ -3,12 +3,16 @@
 //! any report format. Cases are sorted by suite, case, backend and reference; the
 //! summary and verdict are recomputed from them, so the merged report of all shards
 //! says what the unsharded run says. A case that appears in two inputs is an error.
+//! The suites' audit hashes are united (a suite checked with different model or manifest
+//! hashes in two inputs is an error: the shards did not check the same files), and the
+//! `--matrix` tables of the shards are folded cell by cell into the run's.
 
 use super::output::OutputArgs;
 use super::Global;
 use crate::error::{Error, Result};
 use crate::report::{
-    BackendInfo, CaseReport, CaseVerdict, Environment, MergedReport, Report, Summary, SCHEMA,
+    BackendInfo, CaseReport, CaseVerdict, Environment, MatrixEntry, MergedReport, Report,
+    SuiteAudit, Summary, SCHEMA,
 };
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -47,6 +51,10 @@ pub struct ReportFile {
     pub shard: Option<String>,
     #[serde(default)]
     pub merged: Vec<MergedReport>,
+    #[serde(default)]
+    pub suites: Vec<SuiteAudit>,
+    #[serde(default)]
+    pub matrix: Option<Vec<MatrixEntry>>,
 }
 
 /// Reads one JSON report, checking its schema identifier first.
@@ -136,12 +144,82 @@ pub fn merge(inputs: &[(&PathBuf, ReportFile)]) -> Result<Report> {
     environment.backends = backends;
     let mut merged = Report::new(environment, cases);
     merged.merged = sources;
+    merged.suites = merge_suites(inputs)?;
+    merged.matrix = merge_matrices(inputs).map(|mut entries| {
+        // Suites in the order of the run (as `suites`), outputs as first seen.
+        let rank = |e: &MatrixEntry| merged.suites.iter().position(|s| s.suite == e.suite);
+        entries.sort_by_key(|e| rank(e));
+        entries
+    });
     if merged.cases.is_empty() {
         // Every shard empty: the run selected no case, which is never a pass.
         eprintln!("error: the merged reports hold no case");
         merged.verdict = CaseVerdict::Error;
     }
     Ok(merged)
+}
+
+/// The suites of every input, in order of first appearance. The same suite must carry
+/// the same hashes everywhere.
+fn merge_suites(inputs: &[(&PathBuf, ReportFile)]) -> Result<Vec<SuiteAudit>> {
+    let mut suites: Vec<(SuiteAudit, &PathBuf)> = Vec::new();
+    for (path, report) in inputs {
+        for audit in &report.suites {
+            match suites.iter().find(|(s, _)| s.suite == audit.suite) {
+                None => suites.push((audit.clone(), path)),
+                Some((seen, _)) if seen == audit => {}
+                Some((seen, other)) => {
+                    let what = if seen.model_sha256 != audit.model_sha256 {
+                        format!(
+                            "model sha256 {} here, {}",
+                            audit.model_sha256, seen.model_sha256
+                        )
+                    } else {
+                        "a different parity.toml here than".to_string()
+                    };
+                    return Err(Error::file(
+                        path,
+                        format!(
+                            "suite {} was checked with {what} in {} (the reports are not of the same files)",
+                            audit.suite,
+                            other.display()
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(suites.into_iter().map(|(s, _)| s).collect())
+}
+
+/// The `--matrix` tables of the inputs folded per suite × output; `None` when no input
+/// has one. An input without a matrix among inputs with one is named on stderr.
+fn merge_matrices(inputs: &[(&PathBuf, ReportFile)]) -> Option<Vec<MatrixEntry>> {
+    if inputs.iter().all(|(_, r)| r.matrix.is_none()) {
+        return None;
+    }
+    let mut entries: Vec<MatrixEntry> = Vec::new();
+    for (path, report) in inputs {
+        let Some(matrix) = &report.matrix else {
+            eprintln!(
+                "note: {} has no matrix (checked without --matrix); the merged matrix covers the other reports",
+                path.display()
+            );
+            continue;
+        };
+        for entry in matrix {
+            let mut entry = entry.clone();
+            entry.restore_infinities();
+            match entries
+                .iter_mut()
+                .find(|e| e.suite == entry.suite && e.output == entry.output)
+            {
+                Some(existing) => existing.absorb(&entry),
+                None => entries.push(entry),
+            }
+        }
+    }
+    Some(entries)
 }
 
 /// Sort key putting `test_data_set_2` before `test_data_set_10`: the name without its

@@ -5,13 +5,13 @@
 //! rendering; `suite::matrix` fills it from the runs of `check`.
 
 use super::text::{num, Style};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// One suite × output: the backends in order and two N×N tables indexed
 /// `[reference][candidate]`. A cell is `None` (JSON `null`) when no case produced that
 /// output on both backends; an infinite error (shape/dtype mismatch, a NaN on one side
 /// only) is also written as `null` in JSON and as `inf` in text.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MatrixEntry {
     /// The suite directory, as in `cases[].suite`.
     pub suite: String,
@@ -23,6 +23,78 @@ pub struct MatrixEntry {
     pub max_rel_err: Vec<Vec<Option<f64>>>,
     /// Largest `max_abs_err` over cases (symmetric).
     pub max_abs_err: Vec<Vec<Option<f64>>>,
+    /// `true` where some case produced the output on both backends: tells a `null`
+    /// that stands for an infinite error from one that means "never compared" when a
+    /// report is read back (`parity merge`). Empty in reports written before it existed.
+    #[serde(default)]
+    pub compared: Vec<Vec<bool>>,
+}
+
+impl MatrixEntry {
+    /// After reading JSON back: a compared cell read as `null` held an infinite error.
+    pub fn restore_infinities(&mut self) {
+        for table in [&mut self.max_rel_err, &mut self.max_abs_err] {
+            for (row, flags) in table.iter_mut().zip(&self.compared) {
+                for (cell, &compared) in row.iter_mut().zip(flags) {
+                    if compared && cell.is_none() {
+                        *cell = Some(f64::INFINITY);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Folds `other` (the same suite and output, from another shard of the run) into
+    /// this entry: backends united in order of appearance, each cell the worse of the
+    /// two (NaN wins), `compared` where either compared.
+    pub fn absorb(&mut self, other: &MatrixEntry) {
+        for b in &other.backends {
+            if !self.backends.contains(b) {
+                self.backends.push(b.clone());
+                for table in [&mut self.max_rel_err, &mut self.max_abs_err] {
+                    table.iter_mut().for_each(|row| row.push(None));
+                    table.push(vec![None; self.backends.len()]);
+                }
+                self.compared.iter_mut().for_each(|row| row.push(false));
+                self.compared.push(vec![false; self.backends.len()]);
+            }
+        }
+        let n = self.backends.len();
+        self.compared.resize(n, vec![false; n]);
+        let at: Vec<usize> = other
+            .backends
+            .iter()
+            .filter_map(|b| self.backends.iter().position(|x| x == b))
+            .collect();
+        for (i, &si) in at.iter().enumerate() {
+            for (j, &sj) in at.iter().enumerate() {
+                let pick = |mine: Option<f64>, theirs: Option<f64>| match (mine, theirs) {
+                    (Some(a), Some(b)) => Some(worse(a, b)),
+                    (a, b) => a.or(b),
+                };
+                let cell =
+                    |t: &Vec<Vec<Option<f64>>>| t.get(i).and_then(|r| r.get(j)).copied().flatten();
+                self.max_rel_err[si][sj] = pick(self.max_rel_err[si][sj], cell(&other.max_rel_err));
+                self.max_abs_err[si][sj] = pick(self.max_abs_err[si][sj], cell(&other.max_abs_err));
+                let theirs = other
+                    .compared
+                    .get(i)
+                    .and_then(|r| r.get(j))
+                    .copied()
+                    .unwrap_or(false);
+                self.compared[si][sj] |= theirs;
+            }
+        }
+    }
+}
+
+/// The larger error; NaN wins, so a NaN is never hidden by another case or shard.
+pub fn worse(a: f64, b: f64) -> f64 {
+    if a.is_nan() || (!b.is_nan() && a >= b) {
+        a
+    } else {
+        b
+    }
 }
 
 /// Renders every entry as a table of max relative error, one after another, each
@@ -97,6 +169,7 @@ mod tests {
             backends: vec!["ort-cpu".into(), "tract-cpu".into()],
             max_rel_err: vec![vec![Some(0.0), Some(1.5e-7)], vec![None, Some(0.0)]],
             max_abs_err: vec![vec![Some(0.0), Some(2e-7)], vec![Some(2e-7), Some(0.0)]],
+            compared: vec![vec![true, true], vec![false, true]],
         };
         let text = render(&[e], Style { color: false });
         let lines: Vec<&str> = text.lines().collect();
@@ -108,5 +181,72 @@ mod tests {
         assert_eq!(lines[2], "REFERENCE \\ CANDIDATE  ort-cpu  tract-cpu");
         assert_eq!(lines[3], "ort-cpu                0        1.50e-7");
         assert_eq!(lines[4], "tract-cpu              -        0");
+    }
+
+    fn entry(
+        backends: &[&str],
+        rel: Vec<Vec<Option<f64>>>,
+        compared: Vec<Vec<bool>>,
+    ) -> MatrixEntry {
+        MatrixEntry {
+            suite: "s".into(),
+            output: "y".into(),
+            backends: backends.iter().map(|b| b.to_string()).collect(),
+            max_abs_err: rel.clone(),
+            max_rel_err: rel,
+            compared,
+        }
+    }
+
+    #[test]
+    fn infinities_come_back_from_json_and_never_compared_cells_stay_empty() {
+        let e = entry(
+            &["a", "b"],
+            vec![vec![Some(0.0), Some(f64::INFINITY)], vec![None, Some(0.0)]],
+            vec![vec![true, true], vec![false, true]],
+        );
+        let json = serde_json::to_string(&e).unwrap();
+        assert!(json.contains("[0.0,null]"), "{json}");
+        let mut back: MatrixEntry = serde_json::from_str(&json).unwrap();
+        back.restore_infinities();
+        assert_eq!(back, e);
+    }
+
+    #[test]
+    fn shards_fold_cell_by_cell_with_backends_united() {
+        let mut one = entry(
+            &["a", "b"],
+            vec![vec![Some(0.0), Some(1e-6)], vec![None, Some(0.0)]],
+            vec![vec![true, true], vec![false, true]],
+        );
+        let two = entry(
+            &["b", "c"],
+            vec![vec![Some(0.0), Some(f64::NAN)], vec![Some(3e-6), Some(0.0)]],
+            vec![vec![true, true], vec![true, true]],
+        );
+        one.absorb(&two);
+        assert_eq!(one.backends, ["a", "b", "c"]);
+        let r = &one.max_rel_err;
+        assert_eq!(r[0], vec![Some(0.0), Some(1e-6), None]);
+        assert_eq!((r[1][0], r[1][1]), (None, Some(0.0)));
+        assert!(r[1][2].unwrap().is_nan(), "a NaN is never hidden");
+        assert_eq!(r[2], vec![None, Some(3e-6), Some(0.0)]);
+        assert_eq!(
+            one.compared,
+            vec![
+                vec![true, true, false],
+                vec![false, true, true],
+                vec![false, true, true]
+            ]
+        );
+        // Folding in a larger error keeps the larger one.
+        let three = entry(
+            &["a", "b"],
+            vec![vec![Some(0.0), Some(5e-6)], vec![Some(1e-7), Some(0.0)]],
+            vec![vec![true, true], vec![true, true]],
+        );
+        one.absorb(&three);
+        assert_eq!(one.max_rel_err[0][1], Some(5e-6));
+        assert_eq!(one.max_rel_err[1][0], Some(1e-7));
     }
 }

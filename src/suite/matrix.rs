@@ -11,7 +11,7 @@
 use super::manifest::OutputRule;
 use super::{NamedTensors, Suite};
 use crate::compare::{self, Tolerance};
-use crate::report::MatrixEntry;
+use crate::report::{matrix, MatrixEntry};
 use crate::tensor::Tensor;
 
 /// One suite's outputs on every backend, waiting to be compared pairwise.
@@ -90,6 +90,7 @@ impl SuiteMatrix {
             .map(|(k, output)| {
                 let mut rel = vec![vec![None; n]; n];
                 let mut abs = vec![vec![None; n]; n];
+                let mut compared = vec![vec![false; n]; n];
                 for case in &self.runs {
                     for i in 0..n {
                         let Some(reference) = case.get(i).and_then(|b| b[k].as_ref()) else {
@@ -111,6 +112,7 @@ impl SuiteMatrix {
                             };
                             rel[i][j] = Some(worse(rel[i][j], r));
                             abs[i][j] = Some(worse(abs[i][j], a));
+                            compared[i][j] = true;
                         }
                     }
                 }
@@ -120,18 +122,16 @@ impl SuiteMatrix {
                     backends: self.backends.clone(),
                     max_rel_err: rel,
                     max_abs_err: abs,
+                    compared,
                 }
             })
             .collect()
     }
 }
 
-/// The larger error; NaN wins, so a NaN is never hidden by a later case.
+/// The larger error, `v` against what the cell holds so far.
 fn worse(acc: Option<f64>, v: f64) -> f64 {
-    match acc {
-        Some(a) if a.is_nan() || (!v.is_nan() && a >= v) => a,
-        _ => v,
-    }
+    acc.map_or(v, |a| matrix::worse(a, v))
 }
 
 #[cfg(test)]
