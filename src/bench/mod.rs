@@ -1,5 +1,15 @@
-//! Timing of repeated inference runs and latency statistics. The `demo` table uses it
-//! today; the `bench` verb's scenarios build on the same measurement.
+//! Benchmarking on the target hardware. [`time_runs`] is the simple timing loop of
+//! `parity demo`; `parity bench` runs MLPerf LoadGen-style scenarios ([`scenario`]) over
+//! models and backends ([`runner`]), reports them ([`report`], statistics in [`stats`])
+//! and gates them against a saved baseline ([`baseline`]).
+
+pub mod baseline;
+pub mod inputs;
+pub mod memory;
+pub mod report;
+pub mod runner;
+pub mod scenario;
+pub mod stats;
 
 use crate::backend::{BackendError, Session};
 use crate::tensor::Tensor;

@@ -2,6 +2,7 @@
 //! derive), does its work through the library and returns the process exit code.
 
 mod backends;
+mod bench;
 mod check;
 mod compare;
 mod demo;
@@ -41,6 +42,7 @@ pub struct Cli {
 enum Command {
     Demo(demo::DemoArgs),
     Backends(backends::BackendsArgs),
+    Bench(bench::BenchArgs),
     Check(check::CheckArgs),
     Compare(compare::CompareArgs),
     Inspect(inspect::InspectArgs),
@@ -67,6 +69,7 @@ impl Cli {
         match self.command {
             Command::Demo(a) => demo::run(a, global),
             Command::Backends(a) => backends::run(a, global),
+            Command::Bench(a) => bench::run(a, global),
             Command::Check(a) => check::run(a, global),
             Command::Compare(a) => compare::run(a, global),
             Command::Inspect(a) => inspect::run(a, global),

@@ -56,23 +56,9 @@ pub struct OutputArgs {
 }
 
 impl OutputArgs {
-    /// Writes `text` to `--out` or stdout. A closed pipe (`parity ... | head`) is not an error.
+    /// Writes `text` to `--out` or stdout.
     pub fn emit(&self, text: &str) -> Result<()> {
-        match &self.out {
-            Some(path) => write_atomic(path, |w| w.write_all(text.as_bytes())),
-            None => {
-                let mut out = std::io::stdout().lock();
-                match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
-                    Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-                        Err(crate::Error::Write {
-                            path: PathBuf::from("<stdout>"),
-                            source: e,
-                        })
-                    }
-                    _ => Ok(()),
-                }
-            }
-        }
+        emit_to(self.out.as_deref(), text)
     }
 
     /// Renders a check/compare report in the chosen format, writes it, and returns the
@@ -168,6 +154,24 @@ impl Progress {
     pub fn finish(self) {
         if let Some(bar) = self.bar {
             bar.finish_and_clear();
+        }
+    }
+}
+
+/// Writes `text` atomically to `out`, or to stdout without one. A closed pipe
+/// (`parity ... | head`) is not an error.
+pub fn emit_to(out: Option<&std::path::Path>, text: &str) -> Result<()> {
+    match out {
+        Some(path) => write_atomic(path, |w| w.write_all(text.as_bytes())),
+        None => {
+            let mut out = std::io::stdout().lock();
+            match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(crate::Error::Write {
+                    path: PathBuf::from("<stdout>"),
+                    source: e,
+                }),
+                _ => Ok(()),
+            }
         }
     }
 }

@@ -1,0 +1,275 @@
+//! One `parity bench` run: every model × backend × batch size through the chosen
+//! scenario, each backend's sessions loaded fresh (peak memory measured from the load),
+//! results assembled into the `parity.bench/v1` model with each backend's slowdown
+//! relative to the first.
+
+use super::inputs::{batch_of, tile, Target};
+use super::memory;
+use super::report::{BenchResult, Scenario, SearchStep, ServerStats};
+use super::scenario::{self, Measured, Pool, Settings};
+use super::stats::{Distribution, LatencyStats, Stability};
+use crate::backend::{LoadOptions, Selected};
+use std::time::Duration;
+
+/// Everything the command line decides about a run.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub scenario: Scenario,
+    pub settings: Settings,
+    /// Batch sizes to tile the inputs to; empty: the inputs as they are.
+    pub batches: Vec<usize>,
+    /// Sessions per backend shared by the workers (≤ concurrency).
+    pub sessions: usize,
+    pub threads: Option<usize>,
+    /// Server: the offered rate.
+    pub qps: Option<f64>,
+    /// Server: search the highest rate whose p99 stays within `p99_ms`.
+    pub find_max_qps: bool,
+    /// Server: the latency bound (late queries; the search's criterion).
+    pub p99_ms: Option<f64>,
+    /// Seeds the arrival process.
+    pub seed: u64,
+    /// Stability windows and the spread above which a run is unstable.
+    pub windows: usize,
+    pub stability_limit: f64,
+}
+
+/// Benches one target on one backend: a result per batch size (one with an `error`
+/// when the backend cannot load or run the model). `step` is told what starts.
+pub fn bench(
+    target: &Target,
+    selected: &Selected,
+    plan: &Plan,
+    step: &mut dyn FnMut(&str),
+) -> Vec<BenchResult> {
+    let name = selected.backend.name();
+    let batches: Vec<Option<usize>> = if plan.batches.is_empty() {
+        vec![None]
+    } else {
+        plan.batches.iter().copied().map(Some).collect()
+    };
+    memory::reset_peak_rss();
+    let load = LoadOptions {
+        threads: plan.threads,
+    };
+    let sessions = (0..plan.sessions.max(1))
+        .map(|_| selected.backend.load(&target.model, &load))
+        .collect::<Result<Vec<_>, _>>();
+    let base = |batch: usize| BenchResult {
+        model: target.label.clone(),
+        model_name: target.name.clone(),
+        model_sha256: target.info.sha256.clone(),
+        backend: name.to_string(),
+        backend_version: selected.version.clone(),
+        device: selected.device.clone(),
+        scenario: plan.scenario,
+        threads: plan.threads,
+        concurrency: plan.settings.concurrency,
+        sessions: plan.sessions,
+        batch,
+        queries: 0,
+        duration_s: 0.0,
+        throughput_per_s: 0.0,
+        samples_per_s: 0.0,
+        stable: false,
+        stability: Stability::of(&[], plan.windows, plan.stability_limit),
+        latency_ms: None,
+        distribution: None,
+        cut_short: false,
+        peak_rss_bytes: None,
+        gpu_memory_bytes: None,
+        slowdown_vs_first: None,
+        server: None,
+        search: None,
+        error: None,
+    };
+    let pool = match sessions {
+        Ok(s) => Pool::new(s),
+        Err(e) => {
+            return batches
+                .iter()
+                .map(|b| BenchResult {
+                    error: Some(format!("cannot load the model: {}", e.message)),
+                    ..base(b.unwrap_or_else(|| batch_of(&target.inputs)))
+                })
+                .collect();
+        }
+    };
+    let mut results = Vec::new();
+    for batch in batches {
+        let size = batch.unwrap_or_else(|| batch_of(&target.inputs));
+        step(&format!(
+            "{} {name} {} batch {size}",
+            target.name,
+            plan.scenario.name()
+        ));
+        let outcome = match batch {
+            Some(b) => tile(&target.info.inputs, &target.inputs, b),
+            None => Ok(target.inputs.clone()),
+        }
+        .and_then(|inputs| {
+            pool.try_each(&inputs).map_err(|e| e.message)?;
+            run_scenario(&pool, &inputs, plan)
+        });
+        results.push(match outcome {
+            Ok((measured, server, search)) => assemble(base(size), &measured, server, search, plan),
+            Err(e) => BenchResult {
+                error: Some(e),
+                ..base(size)
+            },
+        });
+    }
+    let peak = memory::peak_rss_bytes();
+    for r in &mut results {
+        r.peak_rss_bytes = peak;
+    }
+    results
+}
+
+type Outcome = (Measured, Option<ServerStats>, Option<Vec<SearchStep>>);
+
+/// Runs the plan's scenario on prepared inputs.
+fn run_scenario(
+    pool: &Pool,
+    inputs: &[crate::tensor::Tensor],
+    plan: &Plan,
+) -> Result<Outcome, String> {
+    match plan.scenario {
+        Scenario::SingleStream | Scenario::Offline => {
+            scenario::closed_loop(pool, inputs, plan.settings)
+                .map(|m| (m, None, None))
+                .map_err(|e| e.message)
+        }
+        Scenario::Server if plan.find_max_qps => find_max_qps(pool, inputs, plan),
+        Scenario::Server => {
+            let qps = plan
+                .qps
+                .ok_or("the server scenario needs --qps or --find-max-qps")?;
+            let m = scenario::server(pool, inputs, plan.settings, qps, plan.seed)
+                .map_err(|e| e.message)?;
+            let stats = server_stats(&m, qps, plan.p99_ms);
+            Ok((m, Some(stats), None))
+        }
+    }
+}
+
+fn server_stats(m: &Measured, qps: f64, bound: Option<f64>) -> ServerStats {
+    ServerStats {
+        target_qps: qps,
+        achieved_qps: m.throughput_per_s(),
+        queueing_ms: LatencyStats::of(&m.queueing_ms),
+        dropped: m.dropped,
+        late: bound.map(|b| m.latencies_ms.iter().filter(|&&l| l > b).count()),
+        latency_bound_ms: bound,
+    }
+}
+
+/// Searches the highest offered rate whose p99 latency stays within `--p99-ms` with
+/// nothing dropped: from a capacity estimate (a short closed loop), doubling or halving
+/// until the rate is bracketed, then bisecting geometrically until the bracket is
+/// within 5% (at most 16 runs). The result is the run at the highest passing rate.
+fn find_max_qps(
+    pool: &Pool,
+    inputs: &[crate::tensor::Tensor],
+    plan: &Plan,
+) -> Result<Outcome, String> {
+    let bound = plan.p99_ms.ok_or("--find-max-qps needs --p99-ms")?;
+    let probe = Settings {
+        warmup: 0,
+        min_queries: 50,
+        min_duration: Duration::from_millis(300),
+        ..plan.settings
+    };
+    let capacity = scenario::closed_loop(pool, inputs, probe)
+        .map_err(|e| e.message)?
+        .throughput_per_s();
+    let mut rate = (capacity * 0.5).max(1.0);
+    let (mut lo, mut hi): (Option<(f64, Measured)>, Option<f64>) = (None, None);
+    let mut steps = Vec::new();
+    for _ in 0..16 {
+        let m = scenario::server(pool, inputs, plan.settings, rate, plan.seed)
+            .map_err(|e| e.message)?;
+        let p99 = LatencyStats::of(&m.latencies_ms).map_or(f64::INFINITY, |l| l.p99);
+        let ok = p99 <= bound && m.dropped == 0;
+        steps.push(SearchStep {
+            target_qps: rate,
+            achieved_qps: m.throughput_per_s(),
+            p99_ms: p99,
+            dropped: m.dropped,
+            ok,
+        });
+        if ok {
+            lo = Some((rate, m));
+        } else {
+            hi = Some(rate);
+        }
+        rate = match (&lo, hi) {
+            (Some((l, _)), Some(h)) if h / l <= 1.05 => break,
+            (Some((l, _)), Some(h)) => (l * h).sqrt(),
+            (Some((l, _)), None) => l * 2.0,
+            (None, Some(h)) if h / 2.0 < 0.01 => break,
+            (None, Some(h)) => h / 2.0,
+            (None, None) => rate,
+        };
+    }
+    match lo {
+        Some((rate, m)) => {
+            let stats = server_stats(&m, rate, Some(bound));
+            Ok((m, Some(stats), Some(steps)))
+        }
+        None => Err(format!(
+            "no offered rate kept p99 within {bound} ms (lowest tried {:.3} q/s)",
+            steps.last().map_or(0.0, |s| s.target_qps)
+        )),
+    }
+}
+
+/// Fills a result's figures from a measurement.
+fn assemble(
+    base: BenchResult,
+    m: &Measured,
+    server: Option<ServerStats>,
+    search: Option<Vec<SearchStep>>,
+    plan: &Plan,
+) -> BenchResult {
+    let stability = Stability::of(&m.latencies_ms, plan.windows, plan.stability_limit);
+    let throughput = m.throughput_per_s();
+    BenchResult {
+        queries: m.latencies_ms.len(),
+        duration_s: m.wall.as_secs_f64(),
+        throughput_per_s: throughput,
+        samples_per_s: throughput * base.batch as f64,
+        stable: stability.stable && !m.cut_short,
+        stability,
+        latency_ms: LatencyStats::of(&m.latencies_ms),
+        distribution: Distribution::of(&m.latencies_ms),
+        cut_short: m.cut_short,
+        server,
+        search,
+        ..base
+    }
+}
+
+/// Sets every result's slowdown relative to the first backend's result on the same
+/// model, scenario, batch and concurrency (1.0 for the first backend itself).
+pub fn relate_to_first(results: &mut [BenchResult], first_backend: &str) {
+    let firsts: Vec<BenchResult> = results
+        .iter()
+        .filter(|r| r.backend == first_backend && r.error.is_none())
+        .cloned()
+        .collect();
+    for r in results.iter_mut() {
+        let first = firsts.iter().find(|f| {
+            f.model == r.model
+                && f.scenario == r.scenario
+                && f.batch == r.batch
+                && f.concurrency == r.concurrency
+        });
+        r.slowdown_vs_first = match (first.and_then(BenchResult::headline), r.headline()) {
+            (Some((_, f, larger_is_better)), Some((_, v, _))) if r.error.is_none() => {
+                Some(if larger_is_better { f / v } else { v / f })
+            }
+            _ => None,
+        };
+    }
+}
