@@ -226,5 +226,6 @@ fn audit(suite: &crate::suite::Suite) -> Result<SuiteAudit> {
         suite: suite.dir.display().to_string(),
         model_sha256: suite.info.sha256.clone(),
         manifest_sha256,
+        provenance: suite.manifest.provenance.clone(),
     })
 }

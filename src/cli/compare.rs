@@ -165,6 +165,7 @@ fn compare_files(
             OutputReport {
                 name: name.clone(),
                 comparison,
+                error_histogram: got.and_then(|(_, got)| compare::error_histogram(want, got, tol)),
             }
         })
         .collect())

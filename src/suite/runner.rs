@@ -202,13 +202,16 @@ fn run_case(
                 mode,
                 outlier_fraction,
             };
-            let comparison = match actual.iter().find(|(n, _)| n == name) {
-                Some((_, got)) => compare::compare_with(want, got, &policy),
+            let got = actual.iter().find(|(n, _)| n == name).map(|(_, t)| t);
+            let comparison = match got {
+                Some(got) => compare::compare_with(want, got, &policy),
                 None => OutputComparison::missing_with(want, &policy),
             };
             Some(OutputReport {
                 name: name.clone(),
                 comparison,
+                error_histogram: got
+                    .and_then(|got| compare::error_histogram(want, got, policy.tolerance)),
             })
         })
         .collect();
