@@ -74,7 +74,11 @@ impl Counts {
 
 /// The histogram of `actual` against `expected` under `tol`, or `None` when there is
 /// none to draw: integer or bool outputs, or tensors whose dtype or shape differ.
-pub fn error_histogram(expected: &Tensor, actual: &Tensor, tol: Tolerance) -> Option<ErrorHistogram> {
+pub fn error_histogram(
+    expected: &Tensor,
+    actual: &Tensor,
+    tol: Tolerance,
+) -> Option<ErrorHistogram> {
     if expected.dtype() != actual.dtype() || expected.shape() != actual.shape() {
         return None;
     }
@@ -145,12 +149,12 @@ mod tests {
         // allowed = 1e-5 + 1e-4 * 1 = 1.1e-4 for e = 1.
         let e = f32s(&[1.0, 1.0, 1.0, 1.0, 1.0, 0.0, 2.0]);
         let a = f32s(&[
-            1.0,         // 0: exactly 0
-            1.0 + 1e-6,  // share ~0.0095 -> (1e-3, 1e-2]
-            1.0 + 5e-5,  // share ~0.45 -> (0.1, 1]
-            1.0 + 1e-3,  // share ~9.1 -> (1, 10]: failing
-            1.0 + 0.5,   // share ~4545 -> > 100
-            5e-6,        // e = 0: allowed 1e-5, share 0.5 -> (0.1, 1]
+            1.0,        // 0: exactly 0
+            1.0 + 1e-6, // share ~0.0095 -> (1e-3, 1e-2]
+            1.0 + 5e-5, // share ~0.45 -> (0.1, 1]
+            1.0 + 1e-3, // share ~9.1 -> (1, 10]: failing
+            1.0 + 0.5,  // share ~4545 -> > 100
+            5e-6,       // e = 0: allowed 1e-5, share 0.5 -> (0.1, 1]
             2.0 + 1e-5, // allowed 2.1e-4, share ~0.0476 -> (1e-2, 0.1]
         ]);
         let h = error_histogram(&e, &a, TOL).unwrap();

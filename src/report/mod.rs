@@ -4,6 +4,7 @@
 //! Renderers never know which backend produced a tensor; they only see this model.
 
 pub mod environment;
+pub mod html;
 pub mod junit;
 pub mod markdown;
 pub mod matrix;
