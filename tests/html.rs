@@ -177,3 +177,44 @@ fn failing_report_renders_in_chromium() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn compare_and_merge_write_html() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("a.npy"), tmp.path().join("b.npy"));
+    let mut v: Vec<f32> = (0..1000).map(|i| (i as f32).sin() + 2.0).collect();
+    formats::write_tensor(&a, "x", &Tensor::from_vec(vec![1000], v.clone()).unwrap()).unwrap();
+    v[517] *= 1.01;
+    formats::write_tensor(&b, "x", &Tensor::from_vec(vec![1000], v).unwrap()).unwrap();
+    let (sa, sb) = (a.to_str().unwrap(), b.to_str().unwrap());
+    let o = parity(&["compare", sa, sb, "--format", "html"]);
+    assert_eq!(o.code, 1, "{}\n{}", o.stdout, o.stderr);
+    assert!(
+        o.stdout.contains("1 cases: 0 passed, 1 failed, 0 errors"),
+        "{}",
+        o.stdout
+    );
+    assert_eq!(o.stdout.matches("<svg").count(), 1, "{}", o.stdout);
+    assert!(o.stdout.contains("<title>≤100: 1</title>"), "{}", o.stdout);
+
+    // merge reads the JSON report (with its histograms) and renders it the same way.
+    let json = tmp.path().join("shard.json");
+    let o = parity(&[
+        "compare",
+        sa,
+        sb,
+        "--format",
+        "json",
+        "--out",
+        json.to_str().unwrap(),
+    ]);
+    assert_eq!(o.code, 1, "{}", o.stderr);
+    let o = parity(&["merge", json.to_str().unwrap(), "--format", "html"]);
+    assert_eq!(o.code, 1, "{}\n{}", o.stdout, o.stderr);
+    assert!(
+        o.stdout.contains("<h2>Merged reports (1)</h2>"),
+        "{}",
+        o.stdout
+    );
+    assert_eq!(o.stdout.matches("<svg").count(), 1, "{}", o.stdout);
+}
