@@ -14,6 +14,8 @@
 //! equal shape and dtype. Bin membership is decided without dividing: share `> edge`
 //! exactly when `|a - e| > edge * allowed`, so the boundary at 1 is the verdict's own
 //! test. Chunks are counted in parallel and summed, so the result is deterministic.
+//! Cost (benches/compare.rs, 16M f32 pairs, 2 cores): about 18 ms against 4-7 ms for
+//! `compare()`; it is compute-bound (ten compares per element), not memory-bound.
 
 use super::lanes::Widen;
 use super::parallel::{fold_ranges, CHUNK};
@@ -106,28 +108,34 @@ fn histogram_of<T: Element + Widen>(e: &Tensor, a: &Tensor, tol: Tolerance) -> O
     ))
 }
 
-/// Counts one range of pairs. The bin of a finite pair is the number of edges its
-/// error exceeds (scaled by the allowance), which compiles without branches.
+/// Counts one range of pairs. Branch-free so that it vectorises: for every edge, the
+/// finite pairs whose error exceeds `edge * allowed` are counted (cumulative counts,
+/// which shrink edge by edge), and the bins are their differences.
 fn count<T: Widen>(expected: &[T], actual: &[T], tol: Tolerance) -> Counts {
-    let mut counts = Counts {
-        bins: [0; BINS],
-        nonfinite: 0,
-    };
+    let mut exceed = [0u64; EDGES.len()];
+    let mut nonfinite = 0u64;
     for (e, a) in expected.iter().zip(actual) {
         let (e, a) = (e.widen(), a.widen());
-        if !(e.is_finite() && a.is_finite()) {
-            counts.nonfinite += 1;
-            continue;
-        }
+        // x - x is 0 for finite x and NaN for NaN or ±Inf.
+        let finite = (e - e) + (a - a) == 0.0;
         let diff = (a - e).abs();
         let allowed = tol.allowed(e.abs());
-        let bin: usize = EDGES
-            .iter()
-            .map(|&edge| usize::from(diff > edge * allowed))
-            .sum();
-        counts.bins[bin] += 1;
+        nonfinite += u64::from(!finite);
+        for (n, &edge) in exceed.iter_mut().zip(&EDGES) {
+            *n += u64::from(finite & (diff > edge * allowed));
+        }
     }
-    counts
+    let finite = expected.len() as u64 - nonfinite;
+    let mut bins = [0; BINS];
+    let mut above = finite;
+    for (bin, &n) in bins.iter_mut().zip(&exceed) {
+        // Never negative with a valid (non-negative) tolerance; saturate rather than
+        // panic on a nonsensical one.
+        *bin = above.saturating_sub(n);
+        above = n;
+    }
+    bins[BINS - 1] = above;
+    Counts { bins, nonfinite }
 }
 
 #[cfg(test)]
