@@ -3,12 +3,14 @@
 //! any report format. Cases are sorted by suite, case, backend and reference; the
 //! summary and verdict are recomputed from them, so the merged report of all shards
 //! says what the unsharded run says. A case that appears in two inputs is an error.
+//! The suites' audit entries are kept, each distinct entry once.
 
 use super::output::OutputArgs;
 use super::Global;
 use crate::error::{Error, Result};
 use crate::report::{
-    BackendInfo, CaseReport, CaseVerdict, Environment, MergedReport, Report, Summary, SCHEMA,
+    BackendInfo, CaseReport, CaseVerdict, Environment, MergedReport, Report, SuiteAudit, Summary,
+    SCHEMA,
 };
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -43,6 +45,9 @@ pub struct ReportFile {
     pub environment: Environment,
     pub summary: Summary,
     pub cases: Vec<CaseReport>,
+    /// The suites' audit entries (hashes, provenance); absent from `compare` reports.
+    #[serde(default)]
+    pub suites: Vec<SuiteAudit>,
     #[serde(default)]
     pub shard: Option<String>,
     #[serde(default)]
@@ -83,6 +88,7 @@ pub fn merge(inputs: &[(&PathBuf, ReportFile)]) -> Result<Report> {
     let mut seen = HashSet::new();
     let mut cases = Vec::new();
     let mut backends: Vec<BackendInfo> = Vec::new();
+    let mut suites: Vec<SuiteAudit> = Vec::new();
     let mut sources = Vec::new();
     for (path, report) in inputs {
         for case in &report.cases {
@@ -106,6 +112,13 @@ pub fn merge(inputs: &[(&PathBuf, ReportFile)]) -> Result<Report> {
         for b in &report.environment.backends {
             if !backends.contains(b) {
                 backends.push(b.clone());
+            }
+        }
+        // Every shard lists the same suites; entries that differ (another checkout)
+        // are all kept.
+        for s in &report.suites {
+            if !suites.contains(s) {
+                suites.push(s.clone());
             }
         }
         if !report.merged.is_empty() {
@@ -136,6 +149,7 @@ pub fn merge(inputs: &[(&PathBuf, ReportFile)]) -> Result<Report> {
     environment.backends = backends;
     let mut merged = Report::new(environment, cases);
     merged.merged = sources;
+    merged.suites = suites;
     if merged.cases.is_empty() {
         // Every shard empty: the run selected no case, which is never a pass.
         eprintln!("error: the merged reports hold no case");

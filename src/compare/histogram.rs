@@ -14,8 +14,9 @@
 //! equal shape and dtype. Bin membership is decided without dividing: share `> edge`
 //! exactly when `|a - e| > edge * allowed`, so the boundary at 1 is the verdict's own
 //! test. Chunks are counted in parallel and summed, so the result is deterministic.
-//! Cost (benches/compare.rs, 16M f32 pairs, 2 cores): about 18 ms against 4-7 ms for
-//! `compare()`; it is compute-bound (ten compares per element), not memory-bound.
+//! Like `compare()`'s fast path it is compiled for AVX-512 or AVX2 when the CPU has it:
+//! on 16M f32 pairs (benches/compare.rs, 2 cores) it takes about 4.6 ms against 3.6 ms
+//! for `compare()` (about 19 ms without the wide instructions).
 
 use super::lanes::Widen;
 use super::parallel::{fold_ranges, CHUNK};
@@ -103,21 +104,50 @@ fn histogram_of<T: Element + Widen>(e: &Tensor, a: &Tensor, tol: Tolerance) -> O
     Some(fold_ranges(
         e.len(),
         CHUNK,
-        |range| count(&e[range.clone()], &a[range], tol),
+        |range| count_fast(&e[range.clone()], &a[range], tol),
         Counts::merge,
     ))
+}
+
+/// [`count`] compiled for AVX-512 or AVX2 when this CPU has it (the same operations,
+/// so the same counts), for the baseline otherwise.
+fn count_fast<T: Widen>(expected: &[T], actual: &[T], tol: Tolerance) -> Counts {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU supports AVX-512F, checked just above.
+            return unsafe { count_avx512(expected, actual, tol) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2, checked just above.
+            return unsafe { count_avx2(expected, actual, tol) };
+        }
+    }
+    count(expected, actual, tol)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn count_avx512<T: Widen>(expected: &[T], actual: &[T], tol: Tolerance) -> Counts {
+    count(expected, actual, tol)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn count_avx2<T: Widen>(expected: &[T], actual: &[T], tol: Tolerance) -> Counts {
+    count(expected, actual, tol)
 }
 
 /// Counts one range of pairs. Branch-free so that it vectorises: for every edge, the
 /// finite pairs whose error exceeds `edge * allowed` are counted (cumulative counts,
 /// which shrink edge by edge), and the bins are their differences.
+#[inline(always)]
 fn count<T: Widen>(expected: &[T], actual: &[T], tol: Tolerance) -> Counts {
     let mut exceed = [0u64; EDGES.len()];
     let mut nonfinite = 0u64;
     for (e, a) in expected.iter().zip(actual) {
         let (e, a) = (e.widen(), a.widen());
-        // x - x is 0 for finite x and NaN for NaN or ±Inf.
-        let finite = (e - e) + (a - a) == 0.0;
+        let finite = e.is_finite() & a.is_finite();
         let diff = (a - e).abs();
         let allowed = tol.allowed(e.abs());
         nonfinite += u64::from(!finite);
