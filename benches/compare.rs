@@ -1,11 +1,12 @@
 //! Throughput of the comparison engine on large tensors, in bytes of input read (both
 //! tensors). Plain memory copies of the same f32 data (one core, all cores; throughput
 //! in bytes copied) are measured alongside as the yardstick for the "≥ 50% of
-//! memory-copy bandwidth" target.
+//! memory-copy bandwidth" target. The report's error histogram pass is measured on the
+//! same f32 pair, to show what it adds to a comparison.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use half::f16;
-use parity::compare::{compare, Tolerance};
+use parity::compare::{compare, error_histogram, Tolerance};
 use parity::tensor::{DType, Tensor};
 use rayon::prelude::*;
 use std::hint::black_box;
@@ -69,6 +70,10 @@ fn compare_f32(c: &mut Criterion) {
     group.throughput(Throughput::Bytes((2 * F32_ELEMENTS * 4) as u64));
     group.bench_function("compare", |b| {
         b.iter(|| compare(black_box(&e), black_box(&a), tol))
+    });
+    // The report's separate pass (suite runner, `parity compare`), for its extra cost.
+    group.bench_function("error_histogram", |b| {
+        b.iter(|| error_histogram(black_box(&e), black_box(&a), tol))
     });
     group.finish();
 }

@@ -4,9 +4,9 @@
 //! be run (an unsupported op), so every renderer also writes its failure details.
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use parity::compare::{compare, Tolerance};
+use parity::compare::{compare, error_histogram, Tolerance};
 use parity::report::{
-    junit, markdown, text, BackendInfo, CaseId, CaseReport, Environment, OutputReport, Report,
+    html, junit, markdown, text, BackendInfo, CaseId, CaseReport, Environment, OutputReport, Report,
 };
 use parity::tensor::{DType, Tensor};
 use std::hint::black_box;
@@ -50,10 +50,12 @@ fn output(name: &str, seed: u64, fail: bool) -> OutputReport {
             a[i] += 0.01 * (1 + i % 3) as f32;
         }
     }
-    let comparison = compare(&tensor(e), &tensor(a), Tolerance::default_for(DType::F32));
+    let (e, a) = (tensor(e), tensor(a));
+    let tol = Tolerance::default_for(DType::F32);
     OutputReport {
         name: name.to_string(),
-        comparison,
+        comparison: compare(&e, &a, tol),
+        error_histogram: error_histogram(&e, &a, tol),
     }
 }
 
@@ -120,7 +122,7 @@ fn render(c: &mut Criterion) {
     let style = text::Style { color: false };
     eprintln!(
         "report: {} cases ({} passed, {} failed, {} errors); rendered bytes: json {}, text {}, \
-         text verbose {}, junit {}, markdown {}",
+         text verbose {}, junit {}, markdown {}, html {}",
         s.cases,
         s.passed,
         s.failed,
@@ -130,6 +132,7 @@ fn render(c: &mut Criterion) {
         text::render(&report, style, true).len(),
         junit::render(&report, timestamp).len(),
         markdown::render(&report).len(),
+        html::render(&report).len(),
     );
 
     let mut group = c.benchmark_group(format!("report_{}_cases", s.cases));
@@ -143,6 +146,7 @@ fn render(c: &mut Criterion) {
     group.bench_function("junit", |b| {
         b.iter(|| junit::render(black_box(&report), timestamp))
     });
+    group.bench_function("html", |b| b.iter(|| html::render(black_box(&report))));
     group.bench_function("markdown", |b| {
         b.iter(|| markdown::render(black_box(&report)))
     });

@@ -56,6 +56,11 @@ fn json_report_validates_against_the_schema() {
     let validator = jsonschema::validator_for(&schema).unwrap();
     let (_tmp, suite) = copy_suite("mlp");
     rewrite_f32(&suite.join("test_data_set_1/output_0.pb"), |v| v[3] *= 1.01);
+    std::fs::write(
+        suite.join("parity.toml"),
+        "[provenance]\nbackend = \"ort-cpu\"\nhost = \"recorder\"\n",
+    )
+    .unwrap();
     for args in [
         vec![
             "check",
@@ -80,7 +85,22 @@ fn json_report_validates_against_the_schema() {
             .map(|e| format!("{e} at {}", e.instance_path()))
             .collect();
         assert!(errors.is_empty(), "{errors:?}");
+        let histogram = &r["cases"][0]["outputs"][0]["error_histogram"];
+        assert_eq!(
+            histogram["counts"].as_array().unwrap().len(),
+            11,
+            "{histogram}"
+        );
     }
+    let r = json(&parity(&[
+        "check",
+        suite.to_str().unwrap(),
+        "--backend",
+        "ort-cpu",
+        "--format",
+        "json",
+    ]));
+    assert_eq!(r["suites"][0]["provenance"]["host"], "recorder");
 }
 
 #[test]

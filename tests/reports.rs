@@ -307,15 +307,20 @@ fn compare_writes_junit_and_markdown() {
 }
 
 #[test]
-fn junit_and_markdown_are_refused_where_there_is_no_report() {
+fn junit_markdown_and_html_are_refused_where_there_is_no_report() {
     let model = models().join("mlp/model.onnx");
     for args in [
         vec!["backends", "--format", "junit"],
         vec!["inspect", model.to_str().unwrap(), "--format", "markdown"],
+        vec!["backends", "--format", "html"],
     ] {
         let o = parity(&args);
         assert_eq!(o.code, 2, "{}\n{}", o.stdout, o.stderr);
-        assert!(o.stderr.contains("for check and compare"), "{}", o.stderr);
+        assert!(
+            o.stderr.contains("for check, compare and merge"),
+            "{}",
+            o.stderr
+        );
         assert!(o.stdout.is_empty());
     }
 }

@@ -76,6 +76,7 @@ fn merged_shards_equal_the_unsharded_run() {
     assert_eq!(merged["schema"], "parity.report/v1");
     assert_eq!(merged["summary"], all["summary"]);
     assert_eq!(merged["verdict"], all["verdict"]);
+    assert_eq!(merged["suites"], all["suites"]);
     assert_eq!(merged["merged"].as_array().unwrap().len(), 3);
     let schema: Value = read_json(&root().join("docs/report.schema.json"));
     let validator = jsonschema::validator_for(&schema).unwrap();

@@ -20,7 +20,9 @@ pub fn run(args: BackendsArgs, global: Global) -> Result<u8> {
         .map(|b| (b.name(), b.probe()))
         .collect();
     let rendered = match args.output.format {
-        Format::Junit | Format::Markdown => return Err(args.output.report_only("backends")),
+        Format::Junit | Format::Markdown | Format::Html => {
+            return Err(args.output.report_only("backends"))
+        }
         Format::Json => {
             let list: Vec<_> = probes
                 .iter()

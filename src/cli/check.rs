@@ -126,6 +126,7 @@ pub fn run(args: CheckArgs, global: Global) -> Result<u8> {
         load: LoadOptions {
             threads: args.threads,
         },
+        histograms: args.output.wants_histograms(),
     };
     let candidates = selected
         .iter()
@@ -226,5 +227,6 @@ fn audit(suite: &crate::suite::Suite) -> Result<SuiteAudit> {
         suite: suite.dir.display().to_string(),
         model_sha256: suite.info.sha256.clone(),
         manifest_sha256,
+        provenance: suite.manifest.provenance.clone(),
     })
 }

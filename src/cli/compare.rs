@@ -165,6 +165,9 @@ fn compare_files(
             OutputReport {
                 name: name.clone(),
                 comparison,
+                error_histogram: got
+                    .filter(|_| args.output.wants_histograms())
+                    .and_then(|(_, got)| compare::error_histogram(want, got, tol)),
             }
         })
         .collect())

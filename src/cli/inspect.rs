@@ -21,7 +21,9 @@ pub struct InspectArgs {
 pub fn run(args: InspectArgs, _global: Global) -> Result<u8> {
     let info = onnx_model::inspect(&args.model)?;
     let rendered = match args.output.format {
-        Format::Junit | Format::Markdown => return Err(args.output.report_only("inspect")),
+        Format::Junit | Format::Markdown | Format::Html => {
+            return Err(args.output.report_only("inspect"))
+        }
         Format::Json => {
             let io = |specs: &[IoSpec]| {
                 specs

@@ -47,12 +47,13 @@ pub struct ReportFile {
     pub environment: Environment,
     pub summary: Summary,
     pub cases: Vec<CaseReport>,
+    /// The suites' audit entries (hashes, provenance); absent from `compare` reports.
+    #[serde(default)]
+    pub suites: Vec<SuiteAudit>,
     #[serde(default)]
     pub shard: Option<String>,
     #[serde(default)]
     pub merged: Vec<MergedReport>,
-    #[serde(default)]
-    pub suites: Vec<SuiteAudit>,
     #[serde(default)]
     pub matrix: Option<Vec<MatrixEntry>>,
 }

@@ -4,7 +4,7 @@
 use super::Global;
 use crate::error::Result;
 use crate::formats::atomic::write_atomic;
-use crate::report::{junit, markdown, text, Report};
+use crate::report::{html, junit, markdown, text, Report};
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
@@ -42,6 +42,8 @@ pub enum Format {
     Junit,
     /// Markdown for a CI job summary (see docs/reports.md).
     Markdown,
+    /// One self-contained HTML page with error histograms (see docs/reports.md).
+    Html,
 }
 
 /// Where the report goes.
@@ -61,13 +63,14 @@ impl OutputArgs {
         emit_to(self.out.as_deref(), text)
     }
 
-    /// Renders a check/compare report in the chosen format, writes it, and returns the
+    /// Renders a check/compare/merge report in the chosen format, writes it, and returns the
     /// exit code of its verdict.
     pub fn emit_report(&self, report: &Report, global: Global) -> Result<u8> {
         let rendered = match self.format {
             Format::Json => report.to_json() + "\n",
             Format::Junit => junit::render(report, &junit::timestamp(std::time::SystemTime::now())),
             Format::Markdown => markdown::render(report),
+            Format::Html => html::render(report),
             Format::Text => {
                 let style = text::Style {
                     color: self.color(global.color),
@@ -83,12 +86,19 @@ impl OutputArgs {
         Ok(report.verdict.exit_code())
     }
 
-    /// The usage error for `--format junit|markdown` on a verb that produces no
+    /// The usage error for `--format junit|markdown|html` on a verb that produces no
     /// check/compare report (`backends`, `inspect`).
     pub fn report_only(&self, verb: &str) -> crate::Error {
         crate::Error::Usage(format!(
-            "--format junit and --format markdown are for check and compare; `parity {verb}` writes text or json"
+            "--format junit, markdown and html are for check, compare and merge; `parity {verb}` writes text or json"
         ))
+    }
+
+    /// Whether the report carries per-output error histograms: JSON (which `merge` may
+    /// render as HTML later) and HTML do; text, JUnit and Markdown do not show them, so
+    /// their runs skip the second pass over every output.
+    pub fn wants_histograms(&self) -> bool {
+        matches!(self.format, Format::Json | Format::Html)
     }
 
     /// Colour only for text going to a terminal.

@@ -25,6 +25,9 @@
 //! JSON note: serde_json writes non-finite f64 as `null`, so an infinite `max_abs_err`
 //! or a NaN `actual` appear as `null` in `parity.report/v1`.
 //!
+//! [`error_histogram`] is a separate, slower pass for reports: how much of its
+//! tolerance each element used, in decade bins.
+//!
 //! [`compare`] is plain allclose, the fast path. [`compare_with`] applies a suite's
 //! comparison mode (`allclose`, `ulp`, `cosine`, `topk`) and outlier fraction on top of
 //! it ([`mode`] has the rules).
@@ -32,6 +35,7 @@
 mod cosine;
 mod exact;
 mod float;
+mod histogram;
 mod lanes;
 pub mod mode;
 mod parallel;
@@ -45,6 +49,7 @@ mod value;
 #[cfg(test)]
 mod tests;
 
+pub use histogram::{error_histogram, ErrorHistogram};
 pub use mode::{allowed_outliers, compare_with, Mode, Policy};
 pub use tolerance::Tolerance;
 

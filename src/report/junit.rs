@@ -418,7 +418,7 @@ pub fn text(s: &str) -> String {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::compare::{compare, Tolerance};
+    use crate::compare::{compare, error_histogram, Tolerance};
     use crate::report::{BackendInfo, CaseId, Environment};
     use crate::tensor::Tensor;
 
@@ -438,16 +438,14 @@ pub(crate) mod tests {
         let shape = vec![2, expected.len() / 2];
         let e = Tensor::from_vec(shape.clone(), expected.to_vec()).unwrap();
         let a = Tensor::from_vec(shape, actual.to_vec()).unwrap();
+        let tol = Tolerance {
+            atol: 1e-5,
+            rtol: 1e-4,
+        };
         OutputReport {
             name: name.to_string(),
-            comparison: compare(
-                &e,
-                &a,
-                Tolerance {
-                    atol: 1e-5,
-                    rtol: 1e-4,
-                },
-            ),
+            comparison: compare(&e, &a, tol),
+            error_histogram: error_histogram(&e, &a, tol),
         }
     }
 

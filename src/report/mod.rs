@@ -1,15 +1,17 @@
 //! One report model for `check` and `compare`, rendered as text, JSON (schema
 //! `parity.report/v1`, see DESIGN.md: fields may be added, never removed or renamed),
-//! JUnit XML or Markdown.
+//! JUnit XML, Markdown or HTML.
 //! Renderers never know which backend produced a tensor; they only see this model.
 
 pub mod environment;
+pub mod html;
 pub mod junit;
 pub mod markdown;
 pub mod matrix;
 pub mod text;
 
-use crate::compare::{OutputComparison, Verdict};
+use crate::compare::{ErrorHistogram, OutputComparison, Verdict};
+use crate::suite::manifest::Provenance;
 use serde::{Deserialize, Serialize};
 
 pub use environment::{BackendInfo, Environment};
@@ -82,6 +84,10 @@ pub struct SuiteAudit {
     pub model_sha256: String,
     /// sha256 of `parity.toml`, when the suite has one.
     pub manifest_sha256: Option<String>,
+    /// The `[provenance]` of `parity.toml` (who recorded the goldens, where, when),
+    /// when the suite states one; absent from the JSON otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provenance: Option<Provenance>,
 }
 
 /// One input of `parity merge`: where it came from and what it held.
@@ -132,6 +138,10 @@ pub struct OutputReport {
     pub name: String,
     #[serde(flatten)]
     pub comparison: OutputComparison,
+    /// How much of its tolerance each element used (float outputs compared with equal
+    /// shape and dtype); absent otherwise and in reports written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_histogram: Option<ErrorHistogram>,
 }
 
 impl CaseReport {

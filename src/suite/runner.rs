@@ -38,6 +38,9 @@ pub struct RunOptions {
     pub rtol: Option<f64>,
     /// Passed to every backend.
     pub load: LoadOptions,
+    /// Compute each float output's error histogram (a second pass over the data, for
+    /// the reports that carry it: JSON and HTML).
+    pub histograms: bool,
 }
 
 /// One backend's actual outputs on one case, handed to the observer of [`run_observed`]:
@@ -202,13 +205,17 @@ fn run_case(
                 mode,
                 outlier_fraction,
             };
-            let comparison = match actual.iter().find(|(n, _)| n == name) {
-                Some((_, got)) => compare::compare_with(want, got, &policy),
+            let got = actual.iter().find(|(n, _)| n == name).map(|(_, t)| t);
+            let comparison = match got {
+                Some(got) => compare::compare_with(want, got, &policy),
                 None => OutputComparison::missing_with(want, &policy),
             };
             Some(OutputReport {
                 name: name.clone(),
                 comparison,
+                error_histogram: got
+                    .filter(|_| options.histograms)
+                    .and_then(|got| compare::error_histogram(want, got, policy.tolerance)),
             })
         })
         .collect();
