@@ -2,8 +2,17 @@
 # Sets up what parity needs at run time and in its tests: a project-local virtualenv
 # (.venv) with the pinned ONNX Runtime library (onnxruntime==1.31.1 wheel, whose
 # capi/libonnxruntime.so.1.31.1 parity loads) plus numpy and onnx for the scripts.
+# With --test, also what only the test suite needs: headless Chromium (Debian package
+# `chromium`, for tests/html.rs), installed with apt-get as root or through sudo.
 # Idempotent: re-running only installs what is missing.
 set -euo pipefail
+tests=false
+for arg in "$@"; do
+  case "$arg" in
+    --test) tests=true ;;
+    *) echo "setup: unknown argument $arg (known: --test)" >&2; exit 2 ;;
+  esac
+done
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 python=${PYTHON:-python3}
@@ -15,3 +24,15 @@ if ! .venv/bin/python -c 'import onnxruntime, onnx, numpy, xmlschema, yaml, sys;
 fi
 lib=$(ls .venv/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.* | head -n 1)
 echo "setup: ONNX Runtime library at $lib"
+if $tests && ! command -v chromium >/dev/null; then
+  sudo=""
+  if [ "$(id -u)" != 0 ]; then
+    if command -v sudo >/dev/null; then sudo=sudo; else
+      echo "setup: tests/html.rs needs Chromium; install the Debian package chromium (needs root)" >&2
+      exit 1
+    fi
+  fi
+  $sudo apt-get update -qq
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
+  echo "setup: installed $(chromium --version 2>/dev/null | head -n 1)"
+fi
