@@ -257,6 +257,7 @@ impl Backend for OrtCpu {
 /// ONNX Runtime also prints a session's errors to stderr, in colour, before returning
 /// them; parity reports them itself, so sessions log only fatal messages unless
 /// `ORT_LOG` is set (`ORT_LOG=warning` shows ONNX Runtime's own log again).
+/// `PARITY_ORT_PROFILE=PREFIX` turns on ONNX Runtime's profiler (`PREFIX_<date>.json`).
 fn build_session(
     env: &ort::environment::Environment,
     model: &Path,
@@ -277,6 +278,12 @@ fn build_session(
     }
     if let Some(n) = options.threads {
         builder = builder.with_intra_threads(n).map_err(|e| ort_error(&e))?;
+    }
+    if let Some(prefix) = std::env::var_os("PARITY_ORT_PROFILE") {
+        // ONNX Runtime's own profiler: a Chrome-trace JSON per session, written when
+        // the session is dropped, timing every Run with ONNX Runtime's clock. Used to
+        // check `parity bench` against an independent timer (scripts/bench-overhead.sh).
+        builder = builder.with_profiling(prefix).map_err(|e| ort_error(&e))?;
     }
     builder.commit_from_file(model).map_err(|e| ort_error(&e))
 }
