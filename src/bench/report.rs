@@ -162,7 +162,11 @@ pub fn render_text(report: &BenchReport) -> String {
     ]
     .map(String::from)
     .to_vec()];
-    let ms = |v: f64| format!("{v:.3}");
+    let ms = |v: f64| {
+        // Three significant digits at least, for microsecond-scale models too.
+        let decimals = (2 - v.abs().max(1e-9).log10().floor() as i32).clamp(3, 6) as usize;
+        format!("{v:.decimals$}")
+    };
     for r in &report.results {
         let mut row = vec![
             r.model_name.clone(),

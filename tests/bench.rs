@@ -1,0 +1,292 @@
+//! Integration tests of `parity bench`: the report of each scenario (valid against
+//! docs/bench.schema.json, figures consistent with each other), several backends in one
+//! table, CSV, the baseline gate, and bad requests. Budgets are tiny; no test asserts a
+//! timing beyond what a 5× margin or the arrival schedule guarantees.
+
+mod common;
+use common::*;
+
+use serde_json::Value;
+use std::path::Path;
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// `parity bench models/mlp ARGS --format json` with a small budget (each default
+/// unless ARGS sets it); asserts exit 0 and returns the report, validated against the
+/// schema.
+fn bench_json(args: &[&str]) -> Value {
+    let mlp = models().join("mlp");
+    let mut all = vec!["bench", s(&mlp), "--format", "json"];
+    for (flag, value) in [
+        ("--warmup", "2"),
+        ("--min-queries", "50"),
+        ("--min-duration", "0.1"),
+        ("--threads", "1"),
+    ] {
+        if !args.contains(&flag) {
+            all.extend([flag, value]);
+        }
+    }
+    all.extend_from_slice(args);
+    let o = parity(&all);
+    assert_eq!(o.code, 0, "{}\n{}", o.stdout, o.stderr);
+    let report = json(&o);
+    validate(&report);
+    report
+}
+
+fn validate(report: &Value) {
+    let schema: Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("docs/bench.schema.json")).unwrap(),
+    )
+    .unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(report)
+        .map(|e| e.to_string())
+        .collect();
+    assert!(errors.is_empty(), "{errors:?}");
+}
+
+fn f(v: &Value) -> f64 {
+    v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
+}
+
+#[test]
+fn single_stream_reports_consistent_figures_for_every_backend() {
+    let r = bench_json(&["--backend", "ort-cpu", "--backend", "tract-cpu"]);
+    assert_eq!(r["schema"], "parity.bench/v1");
+    let results = r["results"].as_array().unwrap();
+    assert_eq!(results.len(), 2);
+    for x in results {
+        assert_eq!(x["model_name"], "mlp");
+        assert_eq!(x["scenario"], "single-stream");
+        assert_eq!(x["threads"], 1);
+        let queries = x["queries"].as_u64().unwrap();
+        assert!(queries >= 50, "{queries}");
+        let l = &x["latency_ms"];
+        let order = ["min", "p50", "p90", "p95", "p99", "p999", "max"].map(|k| f(&l[k]));
+        assert!(order.windows(2).all(|w| w[0] <= w[1]), "{order:?}");
+        let counts: u64 = x["distribution"]["counts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_u64().unwrap())
+            .sum();
+        assert_eq!(counts, queries);
+        let tput = f(&x["throughput_per_s"]);
+        assert!((tput * f(&x["duration_s"]) - queries as f64).abs() < 1e-6 * queries as f64);
+        assert_eq!(x["stability"]["window_p50_ms"].as_array().unwrap().len(), 5);
+        assert!(x["peak_rss_bytes"].as_u64().unwrap() > 1 << 20);
+    }
+    // The second backend's ratio is its p50 over the first's.
+    assert_eq!(f(&results[0]["slowdown_vs_first"]), 1.0);
+    let ratio = f(&results[1]["latency_ms"]["p50"]) / f(&results[0]["latency_ms"]["p50"]);
+    assert!((f(&results[1]["slowdown_vs_first"]) - ratio).abs() < 1e-12);
+}
+
+#[test]
+fn offline_tiles_the_batch_and_counts_samples() {
+    let r = bench_json(&[
+        "--backend",
+        "ort-cpu",
+        "--scenario",
+        "offline",
+        "--batch",
+        "1",
+        "--batch",
+        "8",
+    ]);
+    let results = r["results"].as_array().unwrap();
+    assert_eq!(results.len(), 2);
+    for (x, batch) in results.iter().zip([1.0, 8.0]) {
+        assert_eq!(x["scenario"], "offline");
+        assert_eq!(f(&x["batch"]), batch);
+        let ratio = f(&x["samples_per_s"]) / f(&x["throughput_per_s"]);
+        assert!((ratio - batch).abs() < 1e-9);
+    }
+}
+
+#[test]
+fn server_keeps_its_schedule_and_find_max_qps_reports_its_search() {
+    let r = bench_json(&[
+        "--backend",
+        "ort-cpu",
+        "--scenario",
+        "server",
+        "--qps",
+        "500",
+        "--min-queries",
+        "100",
+        "--min-duration",
+        "0.2",
+        "--p99-ms",
+        "1000",
+    ]);
+    let x = &r["results"][0];
+    let server = &x["server"];
+    assert_eq!(f(&server["target_qps"]), 500.0);
+    assert_eq!(server["dropped"], 0);
+    assert_eq!(server["late"], 0, "nothing takes a second");
+    assert_eq!(x["queries"], 100);
+    // 100 arrivals spread over 0.2 s: never completed faster than they arrived.
+    assert!(f(&server["achieved_qps"]) <= 500.0 * 1.0001);
+    let q = &server["queueing_ms"];
+    assert!(f(&q["max"]) <= f(&x["latency_ms"]["max"]));
+
+    let r = bench_json(&[
+        "--backend",
+        "ort-cpu",
+        "--scenario",
+        "server",
+        "--find-max-qps",
+        "--p99-ms",
+        "50",
+        "--min-queries",
+        "50",
+        "--min-duration",
+        "0.1",
+    ]);
+    let x = &r["results"][0];
+    let steps = x["search"].as_array().unwrap();
+    assert!(steps.len() >= 2, "{steps:?}");
+    let best = steps
+        .iter()
+        .filter(|s| s["ok"] == true)
+        .map(|s| f(&s["target_qps"]))
+        .fold(0.0, f64::max);
+    assert_eq!(f(&x["server"]["target_qps"]), best);
+    for step in steps {
+        let ok = f(&step["p99_ms"]) <= 50.0 && step["dropped"] == 0;
+        assert_eq!(step["ok"], ok, "{step}");
+    }
+    assert!(
+        steps.iter().any(|s| s["ok"] == false),
+        "the search brackets the rate"
+    );
+}
+
+#[test]
+fn csv_has_a_header_and_a_row_per_result() {
+    let mlp = models().join("mlp");
+    let o = parity(&[
+        "bench",
+        s(&mlp),
+        "--backend",
+        "ort-cpu",
+        "--min-queries",
+        "20",
+        "--min-duration",
+        "0",
+        "--warmup",
+        "1",
+        "--format",
+        "csv",
+    ]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let lines: Vec<&str> = o.stdout.lines().collect();
+    assert_eq!(lines.len(), 2);
+    assert!(lines[0].starts_with("model,model_name,backend,"));
+    assert_eq!(lines[0].split(',').count(), lines[1].split(',').count());
+    assert!(lines[1].contains(",mlp,ort-cpu,"), "{}", lines[1]);
+}
+
+#[test]
+fn the_gate_passes_an_unchanged_model_and_flags_a_much_slower_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let base = tmp.path().join("base.json");
+    let r = bench_json(&["--backend", "ort-cpu", "--save-baseline", s(&base)]);
+    let saved: Value = serde_json::from_str(&std::fs::read_to_string(&base).unwrap()).unwrap();
+    assert_eq!(
+        saved["results"][0]["model_sha256"],
+        r["results"][0]["model_sha256"]
+    );
+
+    // Unchanged, with a threshold no scheduling noise reaches.
+    let r = bench_json(&[
+        "--backend",
+        "ort-cpu",
+        "--baseline",
+        s(&base),
+        "--threshold-pct",
+        "400",
+    ]);
+    let gate = &r["baseline"];
+    assert_eq!(gate["regression"], false);
+    assert_eq!(gate["comparisons"].as_array().unwrap().len(), 1);
+    assert_eq!(gate["comparisons"][0]["metric"], "p50_ms");
+
+    // 400 extra nodes: far more than 5x the model's own work.
+    let variant = tmp.path().join("variant/mlp");
+    let made = std::process::Command::new(root().join(".venv/bin/python"))
+        .arg(root().join("scripts/make-slow-variant.py"))
+        .args([s(&models().join("mlp")), s(&variant), "--pairs", "200"])
+        .output()
+        .expect("run .venv/bin/python (scripts/setup.sh)");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let o = parity(&[
+        "bench",
+        s(&variant),
+        "--backend",
+        "ort-cpu",
+        "--min-queries",
+        "50",
+        "--min-duration",
+        "0.1",
+        "--threads",
+        "1",
+        "--baseline",
+        s(&base),
+    ]);
+    assert_eq!(o.code, 1, "{}\n{}", o.stdout, o.stderr);
+    assert!(
+        o.stdout.contains("REGRESSION mlp ort-cpu single-stream"),
+        "{}",
+        o.stdout
+    );
+    assert!(
+        o.stdout.contains("the model changed since the baseline"),
+        "{}",
+        o.stdout
+    );
+    assert!(o.stdout.ends_with("-> REGRESSION\n"));
+}
+
+#[test]
+fn bad_requests_are_one_line_errors() {
+    let mlp = models().join("mlp");
+    let o = parity(&["bench", s(&mlp), "--scenario", "server"]);
+    assert_clean_error(&o, "--scenario server needs --qps");
+    let o = parity(&["bench", s(&mlp), "--qps", "10"]);
+    assert_clean_error(&o, "are for --scenario server");
+    let o = parity(&["bench", s(&mlp), "--concurrency", "2", "--sessions", "3"]);
+    assert_clean_error(&o, "--sessions 3 is more than --concurrency 2");
+    let o = parity(&["bench", "no/such/model.onnx"]);
+    assert_clean_error(&o, "no/such/model.onnx");
+    // A check report is not a baseline.
+    let tmp = tempfile::tempdir().unwrap();
+    let report = tmp.path().join("check.json");
+    let o = parity(&[
+        "check",
+        s(&mlp),
+        "--backend",
+        "ort-cpu",
+        "--format",
+        "json",
+        "--out",
+        s(&report),
+    ]);
+    assert_eq!(o.code, 0);
+    let o = parity(&["bench", s(&mlp), "--baseline", s(&report)]);
+    assert_clean_error(
+        &o,
+        "schema is `parity.report/v1`, a baseline is a `parity.bench/v1` report",
+    );
+    assert!(o.stderr.contains("check.json"));
+}
