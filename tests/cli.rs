@@ -310,6 +310,15 @@ fn inspect_shows_symbolic_dims_and_ops() {
     assert_eq!(r["opsets"][0]["version"], 17);
     assert!(r["ops"]["LayerNormalization"].as_u64().unwrap() >= 2);
     assert_eq!(r["sha256"].as_str().unwrap().len(), 64);
+    // A suite directory stands for its model.onnx.
+    let dir = parity(&[
+        "inspect",
+        models().join("transformer").to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(dir.code, 0, "{}", dir.stderr);
+    assert_eq!(json(&dir)["sha256"], r["sha256"]);
 }
 
 #[test]

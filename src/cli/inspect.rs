@@ -12,14 +12,19 @@ use std::path::PathBuf;
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Example:\n  parity inspect models/transformer/model.onnx --format json")]
 pub struct InspectArgs {
-    /// An ONNX model file.
+    /// An ONNX model file, or a suite directory (its model.onnx).
     model: PathBuf,
     #[command(flatten)]
     output: OutputArgs,
 }
 
 pub fn run(args: InspectArgs, _global: Global) -> Result<u8> {
-    let info = onnx_model::inspect(&args.model)?;
+    let model = if args.model.is_dir() {
+        args.model.join(crate::suite::MODEL_FILE)
+    } else {
+        args.model.clone()
+    };
+    let info = onnx_model::inspect(&model)?;
     let rendered = match args.output.format {
         Format::Junit | Format::Markdown | Format::Html => {
             return Err(args.output.report_only("inspect"))
@@ -32,7 +37,7 @@ pub fn run(args: InspectArgs, _global: Global) -> Result<u8> {
                     .collect::<Vec<_>>()
             };
             let value = json!({
-                "model": args.model.display().to_string(),
+                "model": model.display().to_string(),
                 "inputs": io(&info.inputs),
                 "outputs": io(&info.outputs),
                 "opsets": info.opsets.iter().map(|(d, v)| json!({ "domain": d, "version": v })).collect::<Vec<_>>(),
@@ -44,7 +49,7 @@ pub fn run(args: InspectArgs, _global: Global) -> Result<u8> {
             serde_json::to_string_pretty(&value).unwrap_or_default() + "\n"
         }
         Format::Text => {
-            let mut out = format!("model     {}\n", args.model.display());
+            let mut out = format!("model     {}\n", model.display());
             out += &format!(
                 "producer  {}\n",
                 if info.producer.is_empty() {
