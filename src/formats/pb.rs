@@ -30,19 +30,27 @@ pub fn decode(bytes: &[u8], path: &Path) -> Result<(Option<String>, Tensor)> {
             format!("not a valid TensorProto (truncated or corrupt): {e}"),
         )
     })?;
-    let tensor = tensor_from_proto(&proto, path)?;
+    // The decoded proto is ours: move its raw_data into the tensor instead of copying.
+    let mut proto = proto;
+    let raw = proto.raw_data.take();
+    let tensor = convert(&proto, raw).map_err(|msg| named(&proto, path, msg))?;
     Ok((proto.name.filter(|n| !n.is_empty()), tensor))
 }
 
 /// Converts a decoded `TensorProto` (a `.pb` file, or a model initializer) to a tensor;
 /// `path` names the file in errors, together with the tensor's name when it has one.
 pub fn tensor_from_proto(t: &TensorProto, path: &Path) -> Result<Tensor> {
-    convert(t).map_err(|msg| match t.name.as_deref() {
+    convert(t, t.raw_data.clone()).map_err(|msg| named(t, path, msg))
+}
+
+/// The error for `path`, naming the tensor when it has a name.
+fn named(t: &TensorProto, path: &Path, msg: String) -> Error {
+    match t.name.as_deref() {
         Some(name) if !name.is_empty() => {
             Error::file(path, format!("tensor '{}': {msg}", name.escape_debug()))
         }
         _ => Error::file(path, msg),
-    })
+    }
 }
 
 /// Writes `t` as a `TensorProto` with `raw_data` (and `name` when non-empty), atomically.
@@ -137,7 +145,9 @@ fn range(dtype: DType) -> Option<(i64, i64)> {
     }
 }
 
-fn convert(t: &TensorProto) -> Result<Tensor, String> {
+/// `t`'s tensor, with `raw` standing for its `raw_data` (taken out of an owned proto, or
+/// cloned from a borrowed one).
+fn convert(t: &TensorProto, raw: Option<Vec<u8>>) -> Result<Tensor, String> {
     let code = t.data_type.unwrap_or(0);
     let onnx_name = DType::onnx_code_name(code);
     let dtype =
@@ -179,19 +189,19 @@ fn convert(t: &TensorProto) -> Result<Tensor, String> {
                 field.name()
             ));
         }
-        if t.raw_data.is_some() {
+        if raw.is_some() {
             return Err(format!("both raw_data and {other} are set"));
         }
     }
 
-    let bytes = match &t.raw_data {
+    let bytes = match raw {
         Some(raw) if raw.len() != nbytes => {
             return Err(format!(
                 "raw_data has {} bytes, but dims {dims:?} of {onnx_name} need {nbytes}",
                 raw.len()
             ))
         }
-        Some(raw) => raw.clone(),
+        Some(raw) => raw,
         None => {
             let count = field.len(t);
             let name = field.name();
