@@ -21,6 +21,8 @@ use std::fmt::Write as _;
 
 /// What the bench page adds to the check report's style sheet.
 const CSS: &str = ".info{background:#0969da}
+.wide{overflow-x:auto}.wide table{font-size:12px}.wide td{white-space:nowrap}
+.wide td:last-child{white-space:normal;min-width:12em}
 .charts{display:flex;flex-wrap:wrap;gap:1rem;align-items:flex-start}
 figure{max-width:460px}
 svg .grid{stroke:#eaeef2}svg .axis{stroke:#59636e}svg .step{stroke:#8c959f;fill:none}
@@ -38,10 +40,12 @@ pub fn render(report: &BenchReport) -> String {
     let backends = distinct(results.iter().map(|r| r.backend.as_str()));
     let errors = results.iter().filter(|r| r.error.is_some()).count();
     let mut line = format!(
-        "{} results · {} on {} · {errors} errors",
+        "{} result{} · {} on {} · {errors} error{}",
         results.len(),
+        if results.len() == 1 { "" } else { "s" },
         models.join(", "),
-        backends.join(", ")
+        backends.join(", "),
+        if errors == 1 { "" } else { "s" },
     );
     let class = match &report.baseline {
         _ if errors > 0 => "error",
@@ -113,7 +117,7 @@ fn summary_table(out: &mut String, results: &[BenchResult]) {
         out.push_str("<p>No results.</p>\n");
         return;
     }
-    out.push_str("<table>\n");
+    out.push_str("<div class=\"wide\"><table>\n");
     header(
         out,
         &[
@@ -172,7 +176,7 @@ fn summary_table(out: &mut String, results: &[BenchResult]) {
         cell(out, r.error.as_deref().unwrap_or("-"), false);
         out.push_str("</tr>\n");
     }
-    out.push_str("</table>\n");
+    out.push_str("</table></div>\n");
 }
 
 /// The charts of one model × scenario.
