@@ -841,11 +841,18 @@ fn gate(out: &mut String, b: &BaselineCheck) {
         );
         let pct = |v: f64| format!("{:+.1}%", v * 100.0);
         for c in &b.comparisons {
+            let value = |v: f64| {
+                if c.metric.ends_with("_ms") {
+                    num(Some(v))
+                } else {
+                    rate(v)
+                }
+            };
             out.push_str("<tr>");
             let _ = write!(out, "<td><code>{}</code></td>", html(&c.key));
             cell(out, &c.metric, false);
-            cell(out, &num(Some(c.baseline)), true);
-            cell(out, &num(Some(c.current)), true);
+            cell(out, &value(c.baseline), true);
+            cell(out, &value(c.current), true);
             cell(out, &pct(c.slowdown), true);
             cell(out, &format!("{:.1}%", c.noise * 100.0), true);
             cell(out, &format!("{:.1}%", c.limit * 100.0), true);
