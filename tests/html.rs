@@ -1,7 +1,8 @@
 //! Integration test of `--format html`: the page `parity check` writes is rendered by
 //! headless Chromium (Debian package `chromium`, installed by .ci/run), which must
 //! exit cleanly, take a full-size screenshot that is not blank, and expose the verdict
-//! and summary in the rendered DOM, for a passing suite and a damaged copy.
+//! and summary in the rendered DOM, for a passing suite and a damaged copy; likewise
+//! the page of `parity bench --format html` in its three scenarios.
 
 mod common;
 use common::*;
@@ -217,4 +218,108 @@ fn compare_and_merge_write_html() {
         o.stdout
     );
     assert_eq!(o.stdout.matches("<svg").count(), 1, "{}", o.stdout);
+}
+
+/// Writes the page of `parity bench models/mlp ARGS --format html` to `dir/NAME`,
+/// expecting exit code 0.
+fn bench_page(dir: &Path, name: &str, args: &[&str]) -> PathBuf {
+    let page = dir.join(name);
+    let model = models().join("mlp");
+    let mut all = vec!["bench", model.to_str().unwrap()];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&[
+        "--min-duration",
+        "0.2",
+        "--min-queries",
+        "50",
+        "--warmup",
+        "2",
+        "--threads",
+        "1",
+        "--format",
+        "html",
+        "--out",
+        page.to_str().unwrap(),
+    ]);
+    let o = parity(&all);
+    assert_eq!(o.code, 0, "{}\n{}", o.stdout, o.stderr);
+    page
+}
+
+/// Asserts every needle is in the DOM Chromium renders from `page`.
+fn dom_has(dir: &Path, page: &Path, needles: &[&str]) {
+    let dom = chromium(dir, page, "--dump-dom");
+    for needle in needles {
+        assert!(
+            dom.contains(needle),
+            "`{needle}` not in the DOM of {}",
+            page.display()
+        );
+    }
+}
+
+#[test]
+fn bench_report_renders_in_chromium() {
+    let dir = tempfile::tempdir().unwrap().keep();
+    let backends = ["--backend", "ort-cpu", "--backend", "tract-cpu"];
+    let page = bench_page(&dir, "bench.html", &backends);
+    let shot = dir.join("bench.png");
+    let size = screenshot(&dir, &page, &shot);
+    let blank = blank_size(&dir);
+    assert!(
+        size > 3 * blank,
+        "screenshot {} ({size} bytes) looks blank (an empty page: {blank} bytes)",
+        shot.display()
+    );
+    dom_has(
+        &dir,
+        &page,
+        &[
+            "<code>mlp</code>",
+            "<code>ort-cpu</code>",
+            "<code>tract-cpu</code>",
+            "single-stream",
+            "<th>model</th><th>backend</th><th>scenario</th><th>batch</th><th>concurrency</th><th>queries</th>",
+            "<th>p50 (ms)</th><th>p90 (ms)</th><th>p99 (ms)</th><th>p99.9 (ms)</th><th>mean ± sd (ms)</th>",
+            "<th>inferences/s</th><th>samples/s</th><th>slowdown vs first</th><th>stable</th><th>peak RSS</th><th>error</th>",
+            "<svg class=\"chart hist\"",
+            "<svg class=\"chart pct\"",
+            "percentile (%)",
+        ],
+    );
+
+    let mut offline = backends.to_vec();
+    offline.extend_from_slice(&["--scenario", "offline", "--batch", "1", "--batch", "4"]);
+    let page = bench_page(&dir, "offline.html", &offline);
+    dom_has(
+        &dir,
+        &page,
+        &[
+            "<svg class=\"chart batch\"",
+            "throughput (samples/s)",
+            "batch size",
+        ],
+    );
+
+    let server = [
+        "--backend",
+        "ort-cpu",
+        "--scenario",
+        "server",
+        "--find-max-qps",
+    ];
+    let mut server = server.to_vec();
+    server.extend_from_slice(&["--p99-ms", "5"]);
+    let page = bench_page(&dir, "server.html", &server);
+    dom_has(
+        &dir,
+        &page,
+        &[
+            "<svg class=\"chart search\"",
+            "<line class=\"bound\"",
+            "offered load (queries/s)",
+            "<h2>Server</h2>",
+        ],
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,9 +1,10 @@
 //! Benchmarking on the target hardware. [`time_runs`] is the simple timing loop of
 //! `parity demo`; `parity bench` runs MLPerf LoadGen-style scenarios ([`scenario`]) over
-//! models and backends ([`runner`]), reports them ([`report`], statistics in [`stats`])
-//! and gates them against a saved baseline ([`baseline`]).
+//! models and backends ([`runner`]), reports them ([`report`], the HTML page in [`html`],
+//! statistics in [`stats`]) and gates them against a saved baseline ([`baseline`]).
 
 pub mod baseline;
+pub mod html;
 pub mod inputs;
 pub mod memory;
 pub mod report;

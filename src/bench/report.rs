@@ -139,6 +139,24 @@ impl BenchResult {
     }
 }
 
+impl BenchResult {
+    /// The STABLE column: `yes (1.2%)` or `NO (15.0%)` with the window spread, or
+    /// `cut short`.
+    pub fn stability_label(&self) -> String {
+        let spread = self.stability.spread * 100.0;
+        match (self.stable, self.cut_short) {
+            (_, true) => "cut short".to_string(),
+            (true, _) => format!("yes ({spread:.1}%)"),
+            (false, _) => format!("NO ({spread:.1}%)"),
+        }
+    }
+}
+
+/// A byte count as whole MiB (`64 MiB`), `-` when unknown.
+pub(crate) fn mib(bytes: Option<u64>) -> String {
+    bytes.map_or("-".into(), |b| format!("{:.0} MiB", b as f64 / 1048576.0))
+}
+
 /// Renders the text table: one row per result, then server and search details, the
 /// baseline verdict and any warnings.
 pub fn render_text(report: &BenchReport) -> String {
@@ -187,13 +205,8 @@ pub fn render_text(report: &BenchReport) -> String {
                 format!("{:.1}", r.samples_per_s),
                 r.slowdown_vs_first
                     .map_or("-".into(), |s| format!("{s:.2}x")),
-                match (r.stable, r.cut_short) {
-                    (_, true) => "cut short".to_string(),
-                    (true, _) => format!("yes ({:.1}%)", r.stability.spread * 100.0),
-                    (false, _) => format!("NO ({:.1}%)", r.stability.spread * 100.0),
-                },
-                r.peak_rss_bytes
-                    .map_or("-".into(), |b| format!("{:.0} MiB", b as f64 / 1048576.0)),
+                r.stability_label(),
+                mib(r.peak_rss_bytes),
             ]),
             _ => row.extend(std::iter::repeat_n("-".to_string(), 10)),
         }

@@ -26,6 +26,8 @@ pub enum BenchFormat {
     Json,
     /// One row per result, for spreadsheets and plotting.
     Csv,
+    /// One self-contained HTML page with latency charts (inline SVG).
+    Html,
 }
 
 /// Benchmark models on backends: latency (single-stream), throughput (offline), latency under load (server).
@@ -234,6 +236,7 @@ pub fn run(args: BenchArgs, global: Global) -> Result<u8> {
         BenchFormat::Text => report::render_text(&bench),
         BenchFormat::Json => bench.to_json() + "\n",
         BenchFormat::Csv => report::render_csv(&bench),
+        BenchFormat::Html => crate::bench::html::render(&bench),
     };
     emit_to(args.out.as_deref(), &rendered)?;
     let failed = bench.results.iter().any(|r| r.error.is_some());

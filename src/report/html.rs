@@ -16,12 +16,12 @@
 use super::junit::{groups, tolerance, Group};
 use super::markdown::html;
 use super::text::{index, num};
-use super::{CaseReport, CaseVerdict, Report};
+use super::{CaseReport, CaseVerdict, Environment, Report};
 use crate::compare::{ErrorHistogram, Verdict};
 use std::fmt::Write as _;
 
 /// The page's style sheet: compact tables, verdict colours, histogram colours.
-const CSS: &str = "
+pub(crate) const CSS: &str = "
 body{font:14px/1.4 system-ui,-apple-system,'Segoe UI',sans-serif;margin:0 1.5rem 2rem;color:#1f2328;background:#fff}
 h1{font-size:1.6rem;margin:0}h2{font-size:1.2rem;margin:1.6rem 0 .5rem;border-bottom:1px solid #d0d7de}
 .banner{padding:.8rem 1rem;margin:1rem 0;border-radius:6px;color:#fff}
@@ -50,13 +50,10 @@ pub fn render(report: &Report) -> String {
         "{} cases: {} passed, {} failed, {} errors",
         s.cases, s.passed, s.failed, s.errors
     );
-    let mut out = String::new();
+    let mut out = head(&format!("parity: {verdict} · {line}"), "");
     let _ = write!(
         out,
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-         <title>parity: {verdict} · {line}</title>\n<style>{CSS}</style>\n</head>\n<body>\n\
-         <header class=\"banner {cls}\">\n<h1>parity report: {verdict}</h1>\n\
+        "<header class=\"banner {cls}\">\n<h1>parity report: {verdict}</h1>\n\
          <p class=\"summary\"><strong>{verdict}</strong> · {line}</p>\n</header>\n",
         cls = report.verdict.name(),
     );
@@ -65,9 +62,20 @@ pub fn render(report: &Report) -> String {
     cases(&mut out, report);
     matrix(&mut out, report);
     suites(&mut out, report);
-    environment(&mut out, report);
+    environment(&mut out, &report.environment);
     out.push_str("</body>\n</html>\n");
     out
+}
+
+/// The start of a page up to `<body>`: `title` (escaped here) and the style sheet
+/// [`CSS`] followed by `extra_css`.
+pub(crate) fn head(title: &str, extra_css: &str) -> String {
+    format!(
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+         <title>{}</title>\n<style>{CSS}{extra_css}</style>\n</head>\n<body>\n",
+        html(title)
+    )
 }
 
 /// `PASS`, `FAIL` or `ERROR`.
@@ -81,21 +89,22 @@ fn verdict_word(v: CaseVerdict) -> &'static str {
 
 /// A small coloured verdict label.
 fn badge(v: CaseVerdict) -> String {
-    format!(
-        "<span class=\"badge {}\">{}</span>",
-        v.name(),
-        verdict_word(v)
-    )
+    label(v.name(), verdict_word(v))
+}
+
+/// A small label coloured by `class` (`pass`, `fail`, `error`) holding `word` escaped.
+pub(crate) fn label(class: &str, word: &str) -> String {
+    format!("<span class=\"badge {class}\">{}</span>", html(word))
 }
 
 /// A table cell holding `text` escaped, right-aligned for numbers when `numeric`.
-fn cell(out: &mut String, text: &str, numeric: bool) {
+pub(crate) fn cell(out: &mut String, text: &str, numeric: bool) {
     let class = if numeric { " class=\"n\"" } else { "" };
     let _ = write!(out, "<td{class}>{}</td>", html(text));
 }
 
 /// A header row of `names`.
-fn header(out: &mut String, names: &[&str]) {
+pub(crate) fn header(out: &mut String, names: &[&str]) {
     out.push_str("<tr>");
     for n in names {
         let _ = write!(out, "<th>{}</th>", html(n));
@@ -491,8 +500,8 @@ fn suites(out: &mut String, report: &Report) {
     out.push_str("</table>\n");
 }
 
-fn environment(out: &mut String, report: &Report) {
-    let env = &report.environment;
+/// The environment table: parity version, host, cpu, os, gpu, backends.
+pub(crate) fn environment(out: &mut String, env: &Environment) {
     out.push_str("<h2>Environment</h2>\n<table>\n");
     for (k, v) in [
         ("parity", env.parity.as_str()),
