@@ -181,6 +181,7 @@ pub trait Backend: Send + Sync {
     all(
         feature = "ort-backend",
         feature = "candle-backend",
+        feature = "candle-cuda",
         feature = "tract-backend"
     ),
     allow(dead_code)
@@ -188,6 +189,8 @@ pub trait Backend: Send + Sync {
 struct NotCompiled {
     name: &'static str,
     feature: &'static str,
+    /// Appended to the reason, e.g. how to build the binary that has the backend.
+    hint: &'static str,
 }
 
 impl Backend for NotCompiled {
@@ -197,8 +200,8 @@ impl Backend for NotCompiled {
     fn probe(&self) -> Availability {
         Availability::Unavailable {
             reason: format!(
-                "not compiled into this build (cargo feature `{}`)",
-                self.feature
+                "not compiled into this build (cargo feature `{}`{})",
+                self.feature, self.hint
             ),
         }
     }
@@ -212,7 +215,7 @@ impl Backend for NotCompiled {
 
 /// Every backend parity knows, in the order reports list them.
 pub fn registry() -> Vec<Box<dyn Backend>> {
-    vec![ort_cpu(), candle_cpu(), tract_cpu()]
+    vec![ort_cpu(), candle_cpu(), candle_cuda(), tract_cpu()]
 }
 
 #[cfg(feature = "ort-backend")]
@@ -225,6 +228,7 @@ fn ort_cpu() -> Box<dyn Backend> {
     Box::new(NotCompiled {
         name: "ort-cpu",
         feature: "ort-backend",
+        hint: "",
     })
 }
 
@@ -238,6 +242,21 @@ fn candle_cpu() -> Box<dyn Backend> {
     Box::new(NotCompiled {
         name: "candle-cpu",
         feature: "candle-backend",
+        hint: "",
+    })
+}
+
+#[cfg(feature = "candle-cuda")]
+fn candle_cuda() -> Box<dyn Backend> {
+    Box::new(candle::CandleCuda)
+}
+
+#[cfg(not(feature = "candle-cuda"))]
+fn candle_cuda() -> Box<dyn Backend> {
+    Box::new(NotCompiled {
+        name: "candle-cuda",
+        feature: "candle-cuda",
+        hint: "; build the separate binary with ci/build-cuda.sh",
     })
 }
 
@@ -251,6 +270,7 @@ fn tract_cpu() -> Box<dyn Backend> {
     Box::new(NotCompiled {
         name: "tract-cpu",
         feature: "tract-backend",
+        hint: "",
     })
 }
 
@@ -332,8 +352,21 @@ mod tests {
     }
 
     #[test]
-    fn registry_lists_the_three_cpu_backends() {
+    fn registry_lists_every_backend() {
         let names: Vec<_> = registry().iter().map(|b| b.name()).collect();
-        assert_eq!(names, ["ort-cpu", "candle-cpu", "tract-cpu"]);
+        assert_eq!(names, ["ort-cpu", "candle-cpu", "candle-cuda", "tract-cpu"]);
+    }
+
+    #[cfg(not(feature = "candle-cuda"))]
+    #[test]
+    fn candle_cuda_says_how_to_get_it() {
+        let Some(Availability::Unavailable { reason }) = find("candle-cuda").map(|b| b.probe())
+        else {
+            panic!("candle-cuda is listed and unavailable without its feature");
+        };
+        assert_eq!(
+            reason,
+            "not compiled into this build (cargo feature `candle-cuda`; build the separate binary with ci/build-cuda.sh)"
+        );
     }
 }

@@ -18,7 +18,8 @@ pub(crate) fn run(plan: &Plan, inputs: &[Tensor]) -> Result<Vec<(String, Tensor)
         env[*slot] = Some(v.clone());
     }
     for ((spec, t), &slot) in plan.inputs.iter().zip(inputs).zip(&plan.input_slots) {
-        let v = Value::from_tensor(t).map_err(|e| e.into_backend("input", &spec.name))?;
+        let v =
+            Value::from_tensor(t, &plan.device).map_err(|e| e.into_backend("input", &spec.name))?;
         env[slot] = Some(v);
     }
     let mut current: Option<usize> = None;

@@ -10,6 +10,7 @@ use super::value::{storage_dtype, Value};
 use crate::backend::{BackendError, IoSpec};
 use crate::formats::onnx_model::{graph_inputs, read_model};
 use crate::formats::onnx_pb::GraphProto;
+use candle_core::Device;
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 
@@ -33,6 +34,8 @@ pub(crate) struct Step {
 
 /// A loaded model.
 pub(crate) struct Plan {
+    /// Where every value lives: inputs are copied there, outputs copied back from it.
+    pub device: Device,
     pub n_slots: usize,
     /// Initializers and constant-node values, set in their slots before every run.
     pub constants: Vec<(usize, Value)>,
@@ -59,8 +62,9 @@ fn load_error(what: &str, e: OpError) -> BackendError {
     }
 }
 
-/// Reads, validates and plans the model at `path`.
-pub(crate) fn load(path: &Path) -> Result<Plan, BackendError> {
+/// Reads, validates and plans the model at `path` for `device` (where initializers and
+/// constants are put once).
+pub(crate) fn load(path: &Path, device: &Device) -> Result<Plan, BackendError> {
     let (model, _) = read_model(path).map_err(|e| BackendError::new(e.to_string()))?;
     let graph = model
         .graph
@@ -91,7 +95,7 @@ pub(crate) fn load(path: &Path) -> Result<Plan, BackendError> {
         .chain(graph.output.iter().map(|o| o.name()))
         .collect();
     for t in graph.initializer.iter().filter(|t| used.contains(t.name())) {
-        let v = value_from_proto(t, path)
+        let v = value_from_proto(t, path, device)
             .map_err(|e| load_error(&format!("initializer `{}`", t.name()), e))?;
         constants.push((slots.get_or_add(t.name()), v));
     }
@@ -129,7 +133,12 @@ pub(crate) fn load(path: &Path) -> Result<Plan, BackendError> {
                 "node `{label}` ({op_type}) is in ai.onnx, which the model does not import"
             ))
         })?;
-        let ctx = Ctx { node, opset, path };
+        let ctx = Ctx {
+            node,
+            opset,
+            path,
+            device,
+        };
         match ops::build(&ctx).map_err(|e| e.into_backend(&op_type, &label))? {
             Built::Constant(v) => {
                 let out = node
@@ -190,6 +199,7 @@ pub(crate) fn load(path: &Path) -> Result<Plan, BackendError> {
         }
     }
     Ok(Plan {
+        device: device.clone(),
         n_slots: slots.0.len(),
         constants,
         inputs,

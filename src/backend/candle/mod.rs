@@ -1,5 +1,6 @@
-//! `candle-cpu`: parity's own ONNX interpreter, every op executed with candle-core 0.11.1
-//! tensor ops on the CPU.
+//! `candle-cpu` and `candle-cuda`: parity's own ONNX interpreter, every op executed with
+//! candle-core 0.11.1 tensor ops on the CPU or (with the cargo feature `candle-cuda`) on
+//! an NVIDIA GPU.
 //!
 //! Why not candle-onnx: it needs `protoc` to build, implements few ops, and ignores
 //! opset-dependent attributes, which gives silently wrong answers — the one thing a
@@ -21,11 +22,21 @@
 //! other 16 need strings, sequences or training ops), the ONNX node tests and a
 //! differential battery against onnxruntime (`scripts/`), all with zero mismatches.
 //!
+//! Devices: the [`candle_core::Device`] is chosen when a model is loaded; initializers and
+//! constants are put on it once, inputs are copied to it and outputs back from it for
+//! every case, and every tensor an op creates goes to the device of its inputs. A few
+//! ops have no candle kernel with ONNX's exact semantics and compute on the host
+//! (`ops::map_f64` and friends: Tan, Asin..., Round, Softplus, Mod, integer Pow,
+//! ReduceProd, CumSum, ScatterElements/ND, NonZero, TopK's indices, Range, shape
+//! arithmetic): on CUDA they copy their inputs to the host and the result back to the
+//! device explicitly (same values as on the CPU, slower). Nothing silently falls back.
+//!
 //! Threads: candle's CPU kernels use rayon, whose global pool is process-wide. With
 //! `LoadOptions::threads = Some(n)` the session owns an `n`-thread rayon pool and runs
 //! every case inside it (`ThreadPool::install`), so parallel kernels (gemm, conv tiles)
 //! use at most `n` threads; gemm still splits its work into `RAYON_NUM_THREADS` (else
 //! physical-core) chunks, which the `n` threads execute. `None` uses the global pool.
+//! On CUDA the same pool only runs the host-side parts.
 
 mod attrs;
 mod error;
@@ -40,6 +51,7 @@ mod tests;
 
 use super::{Availability, Backend, BackendError, IoSpec, LoadOptions, Session};
 use crate::tensor::Tensor;
+use candle_core::Device;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 
@@ -63,19 +75,116 @@ impl Backend for CandleCpu {
     }
 
     fn load(&self, model: &Path, options: &LoadOptions) -> Result<Box<dyn Session>, BackendError> {
-        let plan = catch_unwind(|| graph::load(model))
-            .map_err(|_| BackendError::new("candle panicked while loading the model"))??;
-        let pool = match options.threads {
-            Some(n) => Some(
-                rayon::ThreadPoolBuilder::new()
-                    .num_threads(n.max(1))
-                    .thread_name(|i| format!("candle-cpu-{i}"))
-                    .build()
-                    .map_err(|e| BackendError::new(format!("cannot start {n} threads: {e}")))?,
-            ),
-            None => None,
-        };
-        Ok(Box::new(CandleSession { plan, pool }))
+        load_on(&Device::Cpu, self.name(), model, options)
+    }
+}
+
+/// Loads `model` into an interpreter session whose values live on `device`.
+fn load_on(
+    device: &Device,
+    name: &'static str,
+    model: &Path,
+    options: &LoadOptions,
+) -> Result<Box<dyn Session>, BackendError> {
+    let plan = catch_unwind(AssertUnwindSafe(|| graph::load(model, device)))
+        .map_err(|_| BackendError::new("candle panicked while loading the model"))??;
+    let pool = match options.threads {
+        Some(n) => Some(
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(n.max(1))
+                .thread_name(move |i| format!("{name}-{i}"))
+                .build()
+                .map_err(|e| BackendError::new(format!("cannot start {n} threads: {e}")))?,
+        ),
+        None => None,
+    };
+    Ok(Box::new(CandleSession { plan, pool }))
+}
+
+#[cfg(feature = "candle-cuda")]
+pub use cuda::CandleCuda;
+
+#[cfg(feature = "candle-cuda")]
+mod cuda {
+    use super::{load_on, Availability, Backend, BackendError, LoadOptions, Session};
+    use candle_core::Device;
+    use std::path::Path;
+    use std::sync::OnceLock;
+
+    /// The GPU architecture candle's kernels were compiled for (`CUDA_COMPUTE_CAP` at
+    /// build time, set by ci/build-cuda.sh).
+    const BUILT_FOR: Option<&str> = option_env!("CUDA_COMPUTE_CAP");
+
+    /// The `candle-cuda` backend: the interpreter on CUDA device 0.
+    pub struct CandleCuda;
+
+    /// Device 0 and its description, opened once per process (probe and every load
+    /// share it), or why it cannot be used.
+    fn device() -> &'static Result<(Device, String), String> {
+        static DEVICE: OnceLock<Result<(Device, String), String>> = OnceLock::new();
+        DEVICE.get_or_init(open)
+    }
+
+    fn open() -> Result<(Device, String), String> {
+        let dev = std::panic::catch_unwind(|| Device::new_cuda(0))
+            .map_err(|_| "the CUDA driver panicked while opening device 0".to_string())?
+            .map_err(|e| BackendError::new(format!("cannot open CUDA device 0: {e}")).message)?;
+        let ctx = dev
+            .as_cuda_device()
+            .map_err(|e| e.to_string())?
+            .cuda_stream()
+            .context()
+            .clone();
+        let name = ctx
+            .name()
+            .map_err(|e| format!("cannot query device 0: {e}"))?;
+        let (major, minor) = ctx
+            .compute_capability()
+            .map_err(|e| format!("cannot query device 0: {e}"))?;
+        let mem = ctx.total_mem().map(|b| b >> 30).unwrap_or(0);
+        let cap = major * 10 + minor;
+        if let Some(built) = BUILT_FOR.and_then(|b| b.parse::<i32>().ok()) {
+            // The kernels are PTX for sm_<built>: the driver can JIT them for newer
+            // architectures, never for older ones.
+            if cap < built {
+                return Err(format!(
+                    "{name} is sm_{cap}, this binary's kernels were built for sm_{built}: \
+                     rebuild with CUDA_COMPUTE_CAP={cap} ci/build-cuda.sh"
+                ));
+            }
+        }
+        Ok((dev, format!("cuda:0 {name} (sm_{cap}, {mem} GiB)")))
+    }
+
+    impl Backend for CandleCuda {
+        fn name(&self) -> &'static str {
+            "candle-cuda"
+        }
+
+        fn probe(&self) -> Availability {
+            match device() {
+                Ok((_, desc)) => Availability::Available {
+                    version: format!(
+                        "candle-core {} (kernels sm_{})",
+                        super::CANDLE_VERSION,
+                        BUILT_FOR.unwrap_or("?")
+                    ),
+                    device: desc.clone(),
+                },
+                Err(reason) => Availability::Unavailable {
+                    reason: reason.clone(),
+                },
+            }
+        }
+
+        fn load(
+            &self,
+            model: &Path,
+            options: &LoadOptions,
+        ) -> Result<Box<dyn Session>, BackendError> {
+            let (dev, _) = device().as_ref().map_err(BackendError::new)?;
+            load_on(dev, self.name(), model, options)
+        }
     }
 }
 

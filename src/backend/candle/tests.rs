@@ -609,7 +609,7 @@ fn values_round_trip_every_supported_dtype() {
     use super::value::Value;
     for d in DType::ALL {
         let t = crate::backend::testdata::sample(d, vec![2, 3]);
-        match Value::from_tensor(&t) {
+        match Value::from_tensor(&t, &candle_core::Device::Cpu) {
             Ok(v) => {
                 let back = v.to_tensor().expect("back");
                 assert_eq!(back.dtype(), d);

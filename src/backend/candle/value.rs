@@ -49,10 +49,6 @@ pub(crate) fn dtype_from_onnx(code: i32) -> OpResult<DType> {
     }
 }
 
-fn cpu() -> &'static Device {
-    &Device::Cpu
-}
-
 impl Value {
     /// Wraps a candle tensor already stored as `dtype` requires.
     pub(crate) fn new(t: CTensor, dtype: DType) -> Self {
@@ -66,35 +62,34 @@ impl Value {
             DType::I32 => t.to_dtype(CDType::I32)?.to_dtype(CDType::I64)?,
             DType::I16 | DType::I8 | DType::U16 => {
                 let shape = t.dims().to_vec();
+                let dev = t.device().clone();
                 let v: Vec<i64> = t.flatten_all()?.to_vec1::<i64>()?;
                 let v: Vec<i64> = match dtype {
                     DType::I16 => v.into_iter().map(|x| x as i16 as i64).collect(),
                     DType::I8 => v.into_iter().map(|x| x as i8 as i64).collect(),
                     _ => v.into_iter().map(|x| x as u16 as i64).collect(),
                 };
-                CTensor::from_vec(v, shape, cpu())?
+                CTensor::from_vec(v, shape, &dev)?
             }
             _ => t,
         };
         Ok(Value { t, dtype })
     }
 
-    /// A 1-D i64 value (shapes, indices).
-    pub(crate) fn from_i64s(v: Vec<i64>) -> OpResult<Self> {
+    /// A 1-D i64 value (shapes, indices) on `dev`.
+    pub(crate) fn from_i64s(v: Vec<i64>, dev: &Device) -> OpResult<Self> {
         let n = v.len();
-        Ok(Value::new(CTensor::from_vec(v, n, cpu())?, DType::I64))
+        Ok(Value::new(CTensor::from_vec(v, n, dev)?, DType::I64))
     }
 
-    /// A 0-D i64 value.
-    pub(crate) fn scalar_i64(v: i64) -> OpResult<Self> {
-        Ok(Value::new(
-            CTensor::from_vec(vec![v], (), cpu())?,
-            DType::I64,
-        ))
+    /// A 0-D i64 value on `dev`.
+    pub(crate) fn scalar_i64(v: i64, dev: &Device) -> OpResult<Self> {
+        Ok(Value::new(CTensor::from_vec(vec![v], (), dev)?, DType::I64))
     }
 
-    /// Converts one of parity's tensors (a graph input or an initializer).
-    pub(crate) fn from_tensor(t: &Tensor) -> OpResult<Self> {
+    /// Converts one of parity's tensors (a graph input or an initializer), copying it to
+    /// `dev`.
+    pub(crate) fn from_tensor(t: &Tensor, dev: &Device) -> OpResult<Self> {
         fn vals<T: crate::tensor::Element>(t: &Tensor) -> OpResult<Vec<T>> {
             t.values::<T>()
                 .map(|c| c.into_owned())
@@ -105,33 +100,29 @@ impl Value {
         }
         let shape = t.shape().to_vec();
         let c = match t.dtype() {
-            DType::F32 => CTensor::from_vec(vals::<f32>(t)?, shape, cpu())?,
-            DType::F64 => CTensor::from_vec(vals::<f64>(t)?, shape, cpu())?,
-            DType::F16 => CTensor::from_vec(vals::<half::f16>(t)?, shape, cpu())?,
-            DType::BF16 => CTensor::from_vec(vals::<half::bf16>(t)?, shape, cpu())?,
-            DType::U8 => CTensor::from_vec(vals::<u8>(t)?, shape, cpu())?,
-            DType::U32 => CTensor::from_vec(vals::<u32>(t)?, shape, cpu())?,
-            DType::I64 => CTensor::from_vec(vals::<i64>(t)?, shape, cpu())?,
-            DType::I32 => CTensor::from_vec(widen::<i32>(t)?, shape, cpu())?,
-            DType::I16 => CTensor::from_vec(widen::<i16>(t)?, shape, cpu())?,
-            DType::I8 => CTensor::from_vec(widen::<i8>(t)?, shape, cpu())?,
-            DType::U16 => CTensor::from_vec(widen::<u16>(t)?, shape, cpu())?,
+            DType::F32 => CTensor::from_vec(vals::<f32>(t)?, shape, dev)?,
+            DType::F64 => CTensor::from_vec(vals::<f64>(t)?, shape, dev)?,
+            DType::F16 => CTensor::from_vec(vals::<half::f16>(t)?, shape, dev)?,
+            DType::BF16 => CTensor::from_vec(vals::<half::bf16>(t)?, shape, dev)?,
+            DType::U8 => CTensor::from_vec(vals::<u8>(t)?, shape, dev)?,
+            DType::U32 => CTensor::from_vec(vals::<u32>(t)?, shape, dev)?,
+            DType::I64 => CTensor::from_vec(vals::<i64>(t)?, shape, dev)?,
+            DType::I32 => CTensor::from_vec(widen::<i32>(t)?, shape, dev)?,
+            DType::I16 => CTensor::from_vec(widen::<i16>(t)?, shape, dev)?,
+            DType::I8 => CTensor::from_vec(widen::<i8>(t)?, shape, dev)?,
+            DType::U16 => CTensor::from_vec(widen::<u16>(t)?, shape, dev)?,
             DType::Bool => {
                 let b = t
                     .bools()
                     .ok_or_else(|| failed!("tensor does not hold bool"))?;
-                CTensor::from_vec(
-                    b.iter().map(|&x| x as u8).collect::<Vec<u8>>(),
-                    shape,
-                    cpu(),
-                )?
+                CTensor::from_vec(b.iter().map(|&x| x as u8).collect::<Vec<u8>>(), shape, dev)?
             }
             DType::U64 => return Err(unsupported!("dtype u64 is not supported")),
         };
         Ok(Value::new(c, t.dtype()))
     }
 
-    /// Converts back to parity's tensor in the logical dtype.
+    /// Converts back to parity's tensor in the logical dtype (copying it to the host).
     pub(crate) fn to_tensor(&self) -> OpResult<Tensor> {
         let shape = self.t.dims().to_vec();
         let flat = self.t.flatten_all()?;
@@ -241,20 +232,20 @@ where
     Tensor::from_vec(shape, v).map_err(|e| failed!("{e}"))
 }
 
-/// A tensor of `shape` filled with `v`, stored as the logical `dtype` requires.
-pub(crate) fn full(v: f64, shape: &[usize], dtype: DType) -> OpResult<CTensor> {
+/// A tensor of `shape` on `dev` filled with `v`, stored as the logical `dtype` requires.
+pub(crate) fn full(v: f64, shape: &[usize], dtype: DType, dev: &Device) -> OpResult<CTensor> {
     let d = storage_dtype(dtype).ok_or_else(|| unsupported!("dtype {dtype} is not supported"))?;
     let one = match d {
-        CDType::I64 => CTensor::from_vec(vec![v as i64], (), cpu())?,
-        CDType::U8 => CTensor::from_vec(vec![v as u8], (), cpu())?,
-        CDType::U32 => CTensor::from_vec(vec![v as u32], (), cpu())?,
-        _ => CTensor::from_vec(vec![v], (), cpu())?.to_dtype(d)?,
+        CDType::I64 => CTensor::from_vec(vec![v as i64], (), dev)?,
+        CDType::U8 => CTensor::from_vec(vec![v as u8], (), dev)?,
+        CDType::U32 => CTensor::from_vec(vec![v as u32], (), dev)?,
+        _ => CTensor::from_vec(vec![v], (), dev)?.to_dtype(d)?,
     };
     Ok(one.broadcast_as(shape)?.contiguous()?)
 }
 
-/// A 1-D index tensor for `index_select` / `index_add`.
-pub(crate) fn index_tensor(idx: Vec<u32>) -> OpResult<CTensor> {
+/// A 1-D index tensor on `dev` for `index_select` / `index_add`.
+pub(crate) fn index_tensor(idx: Vec<u32>, dev: &Device) -> OpResult<CTensor> {
     let n = idx.len();
-    Ok(CTensor::from_vec(idx, n, cpu())?)
+    Ok(CTensor::from_vec(idx, n, dev)?)
 }

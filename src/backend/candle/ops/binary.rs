@@ -4,7 +4,9 @@
 //! `broadcast`/`axis` attributes (B aligned at `axis`, or suffix-aligned, then broadcast
 //! to A's shape; no broadcasting at all when `broadcast` is 0).
 
-use super::{broadcast_shape, input, norm_axis, op, opt_input, zip_f64, Built, Ctx};
+use super::{
+    broadcast_shape, input, maximum, minimum, norm_axis, op, opt_input, zip_f64, Built, Ctx,
+};
 use crate::backend::candle::error::{failed, unsupported, OpResult};
 use crate::backend::candle::value::Value;
 use crate::tensor::DType;
@@ -228,7 +230,7 @@ fn binary(kind: Kind, bc: Bcast, a: &Value, b: &Value) -> OpResult<Value> {
         Kind::Ge => cmp(x.ge(&y)?),
         Kind::Le => cmp(x.le(&y)?),
         Kind::And => cmp(x.mul(&y)?),
-        Kind::Or => cmp(x.maximum(&y)?),
+        Kind::Or => cmp(maximum(&x, &y)?),
         Kind::Xor => cmp(x.ne(&y)?),
         Kind::Pow => Err(failed!("unreachable")),
     }
@@ -329,10 +331,10 @@ fn build_clip(ctx: &Ctx) -> OpResult<Built> {
             x.require_float("input")?;
             let mut t = x.t.clone();
             if let Some(lo) = lo {
-                t = t.maximum(lo)?;
+                t = maximum(&t, lo)?;
             }
             if let Some(hi) = hi {
-                t = t.minimum(hi)?;
+                t = minimum(&t, hi)?;
             }
             Ok(vec![Value::new(t, x.dtype)])
         });
@@ -348,10 +350,10 @@ fn build_clip(ctx: &Ctx) -> OpResult<Built> {
         // max(x, min) then min(., max): NaN in x stays NaN (candle keeps the left NaN), and
         // min > max gives max everywhere, as the spec says.
         if let Some(lo) = opt_input(inputs, 1) {
-            t = t.maximum(&bound(x, lo, "min")?)?;
+            t = maximum(&t, &bound(x, lo, "min")?)?;
         }
         if let Some(hi) = opt_input(inputs, 2) {
-            t = t.minimum(&bound(x, hi, "max")?)?;
+            t = minimum(&t, &bound(x, hi, "max")?)?;
         }
         Ok(vec![Value::new(t, x.dtype)])
     })
@@ -407,8 +409,8 @@ fn build_variadic(ctx: &Ctx) -> OpResult<Built> {
                 v.t.broadcast_as(s.as_slice())?,
             );
             acc = match name.as_str() {
-                "Max" => nan_propagating(&a, &b, a.maximum(&b)?, dtype)?,
-                "Min" => nan_propagating(&a, &b, a.minimum(&b)?, dtype)?,
+                "Max" => nan_propagating(&a, &b, maximum(&a, &b)?, dtype)?,
+                "Min" => nan_propagating(&a, &b, minimum(&a, &b)?, dtype)?,
                 _ => a.add(&b)?,
             };
         }
@@ -419,7 +421,7 @@ fn build_variadic(ctx: &Ctx) -> OpResult<Built> {
     })
 }
 
-/// candle's maximum/minimum keep a NaN only from the left operand; numpy (the ONNX
+/// [`maximum`]/[`minimum`] keep a NaN only from the left operand; numpy (the ONNX
 /// reference) propagates NaN from either side.
 fn nan_propagating(_a: &CTensor, b: &CTensor, r: CTensor, dtype: DType) -> OpResult<CTensor> {
     if !dtype.is_float() {
@@ -492,7 +494,7 @@ fn modulo(a: &Value, b: &Value, fmod: bool, float_floor_mod: bool) -> OpResult<V
             r
         });
     }
-    let t = CTensor::from_vec(out, x.dims(), &candle_core::Device::Cpu)?.to_dtype(x.dtype())?;
+    let t = CTensor::from_vec(out, x.dims(), x.device())?.to_dtype(x.dtype())?;
     Value::wrapped(t, dtype)
 }
 
@@ -512,8 +514,5 @@ fn int_pow(x: &CTensor, y: &CTensor, dtype: DType) -> OpResult<Value> {
         }
         out.push(r as i64);
     }
-    Value::wrapped(
-        CTensor::from_vec(out, x.dims(), &candle_core::Device::Cpu)?,
-        dtype,
-    )
+    Value::wrapped(CTensor::from_vec(out, x.dims(), x.device())?, dtype)
 }

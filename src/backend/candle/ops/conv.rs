@@ -110,7 +110,7 @@ fn conv(
     }
     let g = attrs.geometry(&xs[2..], &ws[2..])?;
     let (k, l, p, mg) = (g.kernel_size(), g.output_size(), g.input_size(), m / group);
-    let idx = index_tensor(g.gather_indices()?)?;
+    let idx = index_tensor(g.gather_indices()?, x.t.device())?;
     // im2col: [N, C, P] -> [N, C, K*L], padding positions read as zero.
     let cols = contiguous(x.t.to_dtype(dt)?)?
         .reshape((n, c, p))?
@@ -262,7 +262,7 @@ fn conv_transpose(
     let cols = cols.reshape((n, m, k * lin))?.contiguous()?;
     let total: usize = full.iter().product();
     let out = CTensor::zeros((n, m, total), dt, x.t.device())?.index_add(
-        &index_tensor(idx)?,
+        &index_tensor(idx, x.t.device())?,
         &cols,
         2,
     )?;

@@ -8,7 +8,7 @@ use super::{check_size, contiguous, input, norm_axis, op, opt_input, Built, Ctx}
 use crate::backend::candle::error::{failed, unsupported, OpResult};
 use crate::backend::candle::value::Value;
 use crate::tensor::DType;
-use candle_core::{DType as CDType, Device, Tensor as CTensor};
+use candle_core::{DType as CDType, Tensor as CTensor};
 
 /// Op types of this family with the first opset defining each.
 pub(crate) const OPS: &[(&str, i64)] = &[
@@ -160,7 +160,7 @@ fn take(x: &CTensor, flat: Vec<i64>, shape: &[usize]) -> OpResult<CTensor> {
     let n = flat.len();
     Ok(contiguous(x.clone())?
         .flatten_all()?
-        .index_select(&CTensor::from_vec(flat, n, &Device::Cpu)?, 0)?
+        .index_select(&CTensor::from_vec(flat, n, x.device())?, 0)?
         .reshape(shape)?)
 }
 
@@ -288,14 +288,14 @@ fn scatter(x: &Value, u: &Value, targets: &[usize], red: Reduction) -> OpResult<
         for (&t, b) in targets.iter().zip(u.f64s()?) {
             d[t] = combine(d[t], b);
         }
-        let t = CTensor::from_vec(d, x.shape(), &Device::Cpu)?.to_dtype(x.t.dtype())?;
+        let t = CTensor::from_vec(d, x.shape(), x.t.device())?.to_dtype(x.t.dtype())?;
         Ok(Value::new(t, x.dtype))
     } else if x.t.dtype() == CDType::I64 {
         let mut d = x.i64s("data")?;
         for (&t, b) in targets.iter().zip(u.i64s("updates")?) {
             d[t] = combine_i(d[t], b);
         }
-        Value::wrapped(CTensor::from_vec(d, x.shape(), &Device::Cpu)?, x.dtype)
+        Value::wrapped(CTensor::from_vec(d, x.shape(), x.t.device())?, x.dtype)
     } else {
         Err(unsupported!(
             "reduction on dtype {} is not supported",
@@ -395,10 +395,10 @@ fn one_hot(idx: &Value, depth: &Value, values: &Value, axis: i64) -> OpResult<Va
         .collect();
     let mut ishape = idx.shape().to_vec();
     ishape.insert(axis, 1);
-    let ind = CTensor::from_vec(ind, ishape.as_slice(), &Device::Cpu)?;
+    let ind = CTensor::from_vec(ind, ishape.as_slice(), values.t.device())?;
     let mut rshape = vec![1usize; r];
     rshape[axis] = d;
-    let range = CTensor::arange(0i64, d as i64, &Device::Cpu)?.reshape(rshape)?;
+    let range = CTensor::arange(0i64, d as i64, values.t.device())?.reshape(rshape)?;
     let mut out = idx.shape().to_vec();
     out.insert(axis, d);
     check_size(&out)?;
@@ -425,7 +425,7 @@ fn trilu(x: &Value, k: i64, upper: bool) -> OpResult<Value> {
             u8::from(if upper { j - i >= k } else { j - i <= k })
         })
         .collect();
-    let mask = CTensor::from_vec(mask, (n, m), &Device::Cpu)?.broadcast_as(x.shape())?;
+    let mask = CTensor::from_vec(mask, (n, m), x.t.device())?.broadcast_as(x.shape())?;
     Ok(Value::new(
         mask.where_cond(&x.t, &x.t.zeros_like()?)?,
         x.dtype,
@@ -473,12 +473,12 @@ fn cumsum(x: &Value, axis: i64, exclusive: bool, reverse: bool) -> OpResult<Valu
     if x.is_float() {
         let out = scan!(x.f64s()?, 0f64, |a: f64, b: f64| a + b);
         Ok(Value::new(
-            CTensor::from_vec(out, dims, &Device::Cpu)?.to_dtype(x.t.dtype())?,
+            CTensor::from_vec(out, dims, x.t.device())?.to_dtype(x.t.dtype())?,
             x.dtype,
         ))
     } else {
         let out = scan!(x.i64s("input")?, 0i64, |a: i64, b: i64| a.wrapping_add(b));
-        Value::wrapped(CTensor::from_vec(out, dims, &Device::Cpu)?, x.dtype)
+        Value::wrapped(CTensor::from_vec(out, dims, x.t.device())?, x.dtype)
     }
 }
 
@@ -579,7 +579,7 @@ fn topk(x: &Value, k: i64, axis: i64, largest: bool) -> OpResult<Vec<Value>> {
     Ok(vec![
         Value::new(values, x.dtype),
         Value::new(
-            CTensor::from_vec(idx, shape.as_slice(), &Device::Cpu)?,
+            CTensor::from_vec(idx, shape.as_slice(), x.t.device())?,
             DType::I64,
         ),
     ])
@@ -604,7 +604,7 @@ fn non_zero(x: &Value) -> OpResult<Value> {
         }
     }
     Ok(Value::new(
-        CTensor::from_vec(out, (r, hits.len()), &Device::Cpu)?,
+        CTensor::from_vec(out, (r, hits.len()), x.t.device())?,
         DType::I64,
     ))
 }

@@ -20,6 +20,7 @@ use super::attrs::Attrs;
 use super::error::{failed, unsupported, OpResult};
 use super::value::Value;
 use crate::formats::onnx_pb::NodeProto;
+use candle_core::scalar::TensorOrScalar;
 use candle_core::Tensor as CTensor;
 
 /// A node ready to run: attributes parsed, semantics fixed for its opset.
@@ -43,6 +44,9 @@ pub(crate) struct Ctx<'a> {
     pub opset: i64,
     /// The model file, named in errors about tensors embedded in the node.
     pub path: &'a std::path::Path,
+    /// The device the session runs on: values built at load time (`Constant`, fill
+    /// values) are put there.
+    pub device: &'a candle_core::Device,
 }
 
 impl<'a> Ctx<'a> {
@@ -302,7 +306,7 @@ pub(crate) fn map_f64(t: &CTensor, f: impl Fn(f64) -> f64) -> OpResult<CTensor> 
         .to_dtype(candle_core::DType::F64)?
         .to_vec1::<f64>()?;
     let v: Vec<f64> = v.into_iter().map(f).collect();
-    Ok(CTensor::from_vec(v, shape, &candle_core::Device::Cpu)?.to_dtype(dt)?)
+    Ok(CTensor::from_vec(v, shape, t.device())?.to_dtype(dt)?)
 }
 
 /// Like [`map_f64`] for two tensors of the same shape.
@@ -318,7 +322,44 @@ pub(crate) fn zip_f64(a: &CTensor, b: &CTensor, f: impl Fn(f64, f64) -> f64) -> 
         .to_dtype(candle_core::DType::F64)?
         .to_vec1::<f64>()?;
     let v: Vec<f64> = x.into_iter().zip(y).map(|(x, y)| f(x, y)).collect();
-    Ok(CTensor::from_vec(v, shape, &candle_core::Device::Cpu)?.to_dtype(dt)?)
+    Ok(CTensor::from_vec(v, shape, a.device())?.to_dtype(dt)?)
+}
+
+/// `a.maximum(b)` with candle-cpu's NaN rule on every device: a NaN in `a` is kept, a
+/// NaN in `b` is not (candle's CUDA kernels use `fmax`, which drops NaN on both sides;
+/// the ops are written against the CPU rule).
+pub(crate) fn maximum<T: TensorOrScalar>(a: &CTensor, b: T) -> OpResult<CTensor> {
+    keep_left_nan(a, a.maximum(b)?)
+}
+
+/// `a.minimum(b)` with candle-cpu's NaN rule on every device (see [`maximum`]).
+pub(crate) fn minimum<T: TensorOrScalar>(a: &CTensor, b: T) -> OpResult<CTensor> {
+    keep_left_nan(a, a.minimum(b)?)
+}
+
+fn keep_left_nan(a: &CTensor, r: CTensor) -> OpResult<CTensor> {
+    if a.device().is_cpu() || !a.dtype().is_float() {
+        return Ok(r);
+    }
+    Ok(a.ne(a)?.where_cond(a, &r)?)
+}
+
+/// `argmax_keepdim` / `argmin_keepdim` returning the first index among equal extremes on
+/// every device: candle's CPU kernel does; its CUDA kernel reduces in parallel and may
+/// return a later one, so on a GPU the (small) index computation runs on the host and
+/// the result is copied back.
+pub(crate) fn first_arg(t: &CTensor, axis: usize, is_max: bool) -> OpResult<CTensor> {
+    let arg = |t: &CTensor| -> OpResult<CTensor> {
+        Ok(if is_max {
+            t.argmax_keepdim(axis)?
+        } else {
+            t.argmin_keepdim(axis)?
+        })
+    };
+    if t.device().is_cpu() {
+        return arg(t);
+    }
+    Ok(arg(&t.to_device(&candle_core::Device::Cpu)?)?.to_device(t.device())?)
 }
 
 /// Whether a float tensor holds a NaN (false for integer tensors).

@@ -357,7 +357,7 @@ fn build_groupnorm(ctx: &Ctx) -> OpResult<Built> {
                 p
             } else {
                 let idx: Vec<i64> = (0..c).map(|ch| (ch / (c / g)) as i64).collect();
-                p.index_select(&CTensor::from_vec(idx, c, &candle_core::Device::Cpu)?, 0)?
+                p.index_select(&CTensor::from_vec(idx, c, p.device())?, 0)?
             };
             let mut shape = vec![1usize; x.rank()];
             shape[1] = c;

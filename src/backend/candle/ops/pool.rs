@@ -7,7 +7,7 @@ use super::window::{WindowAttrs, PAD};
 use super::{contiguous, input, op, refuse_nan, widen_half, Built, Ctx};
 use crate::backend::candle::error::{failed, unsupported, OpResult};
 use crate::backend::candle::value::{full, index_tensor, Value};
-use candle_core::{Device, Tensor as CTensor};
+use candle_core::Tensor as CTensor;
 
 /// Op types of this family with the first opset defining each.
 pub(crate) const OPS: &[(&str, i64)] = &[
@@ -151,7 +151,7 @@ fn pool(x: &Value, w: &WindowAttrs, kind: Kind) -> OpResult<Value> {
     let dt = t.dtype();
     let cols = contiguous(t)?
         .reshape((n, c, p))?
-        .index_select(&index_tensor(idx.clone())?, 2)?;
+        .index_select(&index_tensor(idx.clone(), x.t.device())?, 2)?;
     let cols = cols.reshape((n, c, l, k))?;
     let y = match kind {
         Kind::Lp(p) => lp(&cols, p, 3)?,
@@ -165,18 +165,18 @@ fn pool(x: &Value, w: &WindowAttrs, kind: Kind) -> OpResult<Value> {
                     .iter()
                     .map(|&i| if i == PAD { f32::NEG_INFINITY } else { 0.0 })
                     .collect();
-                let mask = CTensor::from_vec(mask, (l, k), &Device::Cpu)?.to_dtype(dt)?;
+                let mask = CTensor::from_vec(mask, (l, k), x.t.device())?.to_dtype(dt)?;
                 cols.broadcast_add(&mask)?
             } else {
                 // Integers: padding takes the storage type's lowest value.
                 let pad: Vec<u8> = idx.iter().map(|&i| u8::from(i == PAD)).collect();
                 let pad =
-                    CTensor::from_vec(pad, (l, k), &Device::Cpu)?.broadcast_as(cols.dims())?;
+                    CTensor::from_vec(pad, (l, k), x.t.device())?.broadcast_as(cols.dims())?;
                 let lowest = match dt {
                     candle_core::DType::U8 => 0.0,
                     _ => i64::MIN as f64,
                 };
-                let fill = full(lowest, cols.dims(), x.dtype)?;
+                let fill = full(lowest, cols.dims(), x.dtype, x.t.device())?;
                 pad.where_cond(&fill, &cols)?
             };
             // candle's max skips NaN; ONNX Runtime's depends on where the NaN is.
@@ -188,7 +188,7 @@ fn pool(x: &Value, w: &WindowAttrs, kind: Kind) -> OpResult<Value> {
             if counts.contains(&0.0) {
                 return Err(failed!("a pooling window lies entirely in the padding"));
             }
-            let div = CTensor::from_vec(counts, l, &Device::Cpu)?.to_dtype(dt)?;
+            let div = CTensor::from_vec(counts, l, x.t.device())?.to_dtype(dt)?;
             cols.sum(3)?.broadcast_div(&div)?
         }
     };

@@ -5,12 +5,13 @@
 //! Half-precision inputs are reduced in f32 and rounded back once.
 
 use super::{
-    contiguous, input, norm_axes, norm_axis, op, opt_input, refuse_nan, widen_half, Built, Ctx,
+    contiguous, first_arg, input, norm_axes, norm_axis, op, opt_input, refuse_nan, widen_half,
+    Built, Ctx,
 };
 use crate::backend::candle::error::{failed, unsupported, OpResult};
 use crate::backend::candle::value::{full, Value};
 use crate::tensor::DType;
-use candle_core::{Device, Tensor as CTensor};
+use candle_core::Tensor as CTensor;
 
 /// Op types of this family with the first opset defining each.
 pub(crate) const OPS: &[(&str, i64)] = &[
@@ -105,7 +106,12 @@ fn reduce(name: &str, opset: i64, x: &Value, axes: &[usize], keepdims: bool) -> 
             "ReduceMin" if x.dtype == DType::Bool => 1.0,
             _ => return Err(failed!("cannot reduce an empty axis with {name}")),
         };
-        return finish(full(fill, &out_dims, x.dtype)?, x, axes, keepdims);
+        return finish(
+            full(fill, &out_dims, x.dtype, x.t.device())?,
+            x,
+            axes,
+            keepdims,
+        );
     }
     if matches!(name, "ReduceMax" | "ReduceMin") {
         refuse_nan(&x.t)?;
@@ -164,7 +170,7 @@ fn prod(x: &Value, axes: &[usize], out_dims: &[usize]) -> OpResult<CTensor> {
     let inner: usize = axes.iter().map(|&a| x.shape()[a]).product();
     let t = x.t.permute(perm)?.contiguous()?;
     let v = Value::new(t, x.dtype);
-    let dev = &Device::Cpu;
+    let dev = x.t.device();
     if x.is_float() {
         let d = v.f64s()?;
         let p: Vec<f64> = d.chunks(inner.max(1)).map(|c| c.iter().product()).collect();
@@ -225,15 +231,10 @@ fn build_arg(ctx: &Ctx) -> OpResult<Built> {
         let mut t = contiguous(x.t.clone())?;
         if last {
             let rev: Vec<i64> = (0..dim as i64).rev().collect();
-            t = t.index_select(&CTensor::from_vec(rev, dim, &Device::Cpu)?, axis)?;
+            t = t.index_select(&CTensor::from_vec(rev, dim, x.t.device())?, axis)?;
         }
         // candle returns the first index among equal extremes.
-        let mut i = if is_max {
-            t.argmax_keepdim(axis)?
-        } else {
-            t.argmin_keepdim(axis)?
-        }
-        .to_dtype(candle_core::DType::I64)?;
+        let mut i = first_arg(&t, axis, is_max)?.to_dtype(candle_core::DType::I64)?;
         if last {
             i = i.affine(-1.0, (dim - 1) as f64)?;
         }
@@ -275,10 +276,10 @@ fn build_softmax(ctx: &Ctx) -> OpResult<Built> {
             refuse_nan(&t)?;
             // One-hot of the first maximum along the axis.
             let len = t.dims()[dim];
-            let first = t.argmax_keepdim(dim)?.to_dtype(candle_core::DType::I64)?;
+            let first = first_arg(&t, dim, true)?.to_dtype(candle_core::DType::I64)?;
             let mut rshape = vec![1usize; t.rank()];
             rshape[dim] = len;
-            let range = CTensor::arange(0i64, len as i64, &Device::Cpu)?.reshape(rshape)?;
+            let range = CTensor::arange(0i64, len as i64, t.device())?.reshape(rshape)?;
             let y = first.broadcast_eq(&range)?.to_dtype(x.t.dtype())?;
             return Ok(vec![Value::new(y.reshape(dims)?, x.dtype)]);
         }

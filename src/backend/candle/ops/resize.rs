@@ -10,7 +10,7 @@
 use super::{check_size, dims_usize, input, norm_axes, op, opt_input, widen_half, Built, Ctx};
 use crate::backend::candle::error::{failed, unsupported, OpResult};
 use crate::backend::candle::value::Value;
-use candle_core::{Device, Tensor as CTensor};
+use candle_core::Tensor as CTensor;
 
 /// Op types of this family with the first opset defining each.
 pub(crate) const OPS: &[(&str, i64)] = &[("Resize", 10), ("Upsample", 7)];
@@ -303,7 +303,7 @@ fn resize(
         if input == 0 || out == 0 {
             let mut shape = t.dims().to_vec();
             shape[axis] = out;
-            t = CTensor::zeros(shape, t.dtype(), &Device::Cpu)?;
+            t = CTensor::zeros(shape, t.dtype(), t.device())?;
             continue;
         }
         let taps = taps(spec, input, out, scale)?;
@@ -442,14 +442,11 @@ fn apply(t: &CTensor, axis: usize, taps: &[Tap], out: usize) -> OpResult<CTensor
     wshape[axis] = out;
     let mut acc: Option<CTensor> = None;
     for tap in taps {
-        let picked = t.index_select(
-            &CTensor::from_vec(tap.idx.clone(), out, &Device::Cpu)?,
-            axis,
-        )?;
+        let picked = t.index_select(&CTensor::from_vec(tap.idx.clone(), out, t.device())?, axis)?;
         let term = if taps.len() == 1 {
             picked
         } else {
-            let w = CTensor::from_vec(tap.w.clone(), wshape.as_slice(), &Device::Cpu)?
+            let w = CTensor::from_vec(tap.w.clone(), wshape.as_slice(), t.device())?
                 .to_dtype(t.dtype())?;
             picked.broadcast_mul(&w)?
         };

@@ -11,7 +11,7 @@ use crate::backend::candle::error::{failed, unsupported, OpResult};
 use crate::backend::candle::proto::value_from_proto;
 use crate::backend::candle::value::{dtype_from_onnx, storage_dtype, Value};
 use crate::tensor::DType;
-use candle_core::{Device, Tensor as CTensor};
+use candle_core::Tensor as CTensor;
 
 /// Op types of this family with the first opset defining each.
 pub(crate) const OPS: &[(&str, i64)] = &[
@@ -101,27 +101,25 @@ pub(crate) fn build(ctx: &Ctx) -> OpResult<Built> {
             })?;
             let (start, end) = (a.int("start", 0)?, a.opt_int("end")?);
             op(move |inputs| {
-                let dims: Vec<i64> = input(inputs, 0)?
-                    .shape()
-                    .iter()
-                    .map(|&d| d as i64)
-                    .collect();
+                let x = input(inputs, 0)?;
+                let dims: Vec<i64> = x.shape().iter().map(|&d| d as i64).collect();
                 let r = dims.len() as i64;
                 let clamp = |v: i64| (if v < 0 { v + r } else { v }).clamp(0, r) as usize;
                 let (s, e) = (clamp(start), clamp(end.unwrap_or(r)));
-                Ok(vec![Value::from_i64s(if s < e {
-                    dims[s..e].to_vec()
-                } else {
-                    vec![]
-                })?])
+                Ok(vec![Value::from_i64s(
+                    if s < e { dims[s..e].to_vec() } else { vec![] },
+                    x.t.device(),
+                )?])
             })
         }
         "Size" => {
             ctx.arity((1, 1), (1, 1))?;
             ctx.attrs(&[])?;
             op(|inputs| {
+                let x = input(inputs, 0)?;
                 Ok(vec![Value::scalar_i64(
-                    input(inputs, 0)?.t.elem_count() as i64
+                    x.t.elem_count() as i64,
+                    x.t.device(),
                 )?])
             })
         }
@@ -160,7 +158,7 @@ pub(crate) fn build(ctx: &Ctx) -> OpResult<Built> {
                 let ones: Vec<u8> = (0..n * m)
                     .map(|p| u8::from((p % m) as i64 - (p / m) as i64 == k))
                     .collect();
-                let eye = Value::new(CTensor::from_vec(ones, (n, m), &Device::Cpu)?, DType::Bool);
+                let eye = Value::new(CTensor::from_vec(ones, (n, m), x.t.device())?, DType::Bool);
                 Ok(vec![cast(&eye, dtype.unwrap_or(x.dtype))?])
             })
         }
@@ -168,9 +166,9 @@ pub(crate) fn build(ctx: &Ctx) -> OpResult<Built> {
         "ConstantOfShape" => {
             ctx.arity((1, 1), (1, 1))?;
             let fill = match ctx.attrs(&["value"])?.tensor("value")? {
-                Some(t) => value_from_proto(t, ctx.path)?,
+                Some(t) => value_from_proto(t, ctx.path, ctx.device)?,
                 None => Value::new(
-                    CTensor::zeros(1, candle_core::DType::F32, &Device::Cpu)?,
+                    CTensor::zeros(1, candle_core::DType::F32, ctx.device)?,
                     DType::F32,
                 ),
             };
@@ -392,7 +390,7 @@ fn build_dropout(ctx: &Ctx) -> OpResult<Built> {
         }
         let mut out = vec![x.clone()];
         if mask {
-            let ones = CTensor::ones(x.shape(), candle_core::DType::U8, &Device::Cpu)?;
+            let ones = CTensor::ones(x.shape(), candle_core::DType::U8, x.t.device())?;
             out.push(Value::new(ones, DType::Bool));
         }
         Ok(out)
@@ -468,18 +466,18 @@ fn build_constant(ctx: &Ctx) -> OpResult<Built> {
         "value_string",
         "value_strings",
     ])?;
-    let dev = &Device::Cpu;
+    let dev = ctx.device;
     let v = if let Some(t) = a.tensor("value")? {
-        value_from_proto(t, ctx.path)?
+        value_from_proto(t, ctx.path, ctx.device)?
     } else if let Some(f) = a.opt_float("value_float")? {
         Value::new(CTensor::from_vec(vec![f], (), dev)?, DType::F32)
     } else if let Some(f) = a.floats("value_floats")? {
         let n = f.len();
         Value::new(CTensor::from_vec(f, n, dev)?, DType::F32)
     } else if let Some(i) = a.opt_int("value_int")? {
-        Value::scalar_i64(i)?
+        Value::scalar_i64(i, dev)?
     } else if let Some(i) = a.ints("value_ints")? {
-        Value::from_i64s(i)?
+        Value::from_i64s(i, dev)?
     } else if a.has("sparse_value") {
         return Err(unsupported!("attribute `sparse_value` is not supported"));
     } else if a.has("value_string") || a.has("value_strings") {
@@ -510,7 +508,7 @@ fn range(start: &Value, limit: &Value, delta: &Value) -> OpResult<Value> {
         }
         let n = n as usize;
         let v: Vec<f64> = (0..n).map(|i| s + i as f64 * d).collect();
-        let t = CTensor::from_vec(v, n, &Device::Cpu)?.to_dtype(start.t.dtype())?;
+        let t = CTensor::from_vec(v, n, start.t.device())?.to_dtype(start.t.dtype())?;
         return Ok(Value::new(t, dtype));
     }
     if !matches!(dtype, DType::I64 | DType::I32 | DType::I16) {
@@ -537,7 +535,7 @@ fn range(start: &Value, limit: &Value, delta: &Value) -> OpResult<Value> {
     };
     check_size(&[n])?;
     let v: Vec<i64> = (0..n as i64).map(|i| s + i * d).collect();
-    Value::wrapped(Value::from_i64s(v)?.t, dtype)
+    Value::wrapped(Value::from_i64s(v, start.t.device())?.t, dtype)
 }
 
 fn build_block(ctx: &Ctx) -> OpResult<Built> {

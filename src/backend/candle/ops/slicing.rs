@@ -7,7 +7,7 @@ use super::{
 };
 use crate::backend::candle::error::{failed, unsupported, OpResult};
 use crate::backend::candle::value::{full, Value};
-use candle_core::{Device, Tensor as CTensor};
+use candle_core::Tensor as CTensor;
 
 /// Op types of this family with the first opset defining each.
 pub(crate) const OPS: &[(&str, i64)] = &[
@@ -135,7 +135,10 @@ fn slice(
         } else {
             let idx: Vec<i64> = (0..count).map(|k| (s + k * step) as i64).collect();
             let len = idx.len();
-            contiguous(t)?.index_select(&CTensor::from_vec(idx, len, &Device::Cpu)?, axis)?
+            {
+                let dev = t.device().clone();
+                contiguous(t)?.index_select(&CTensor::from_vec(idx, len, &dev)?, axis)?
+            }
         };
     }
     Ok(Value::new(t, x.dtype))
@@ -160,7 +163,7 @@ fn gather(data: &Value, indices: &Value, axis: i64) -> OpResult<Value> {
         .collect::<OpResult<Vec<i64>>>()?;
     let len = idx.len();
     let picked = contiguous(data.t.clone())?
-        .index_select(&CTensor::from_vec(idx, len, &Device::Cpu)?, axis)?;
+        .index_select(&CTensor::from_vec(idx, len, data.t.device())?, axis)?;
     let mut shape = data.shape()[..axis].to_vec();
     shape.extend_from_slice(indices.shape());
     shape.extend_from_slice(&data.shape()[axis + 1..]);
@@ -300,7 +303,10 @@ fn tile(x: &Value, repeats: &Value) -> OpResult<Value> {
         .ok_or_else(|| failed!("tiled shape overflows"))?;
     check_size(&out_shape)?;
     if out_shape.contains(&0) {
-        return Ok(Value::new(full(0.0, &out_shape, x.dtype)?, x.dtype));
+        return Ok(Value::new(
+            full(0.0, &out_shape, x.dtype, x.t.device())?,
+            x.dtype,
+        ));
     }
     let mut t = x.t.clone();
     for (axis, &r) in reps.iter().enumerate() {
@@ -427,7 +433,7 @@ fn pad_axis(
             shape[axis] = n;
             Ok(match fill {
                 Some(f) => f.broadcast_as(shape)?.contiguous()?,
-                None => full(value, &shape, x.dtype)?,
+                None => full(value, &shape, x.dtype, t.device())?,
             })
         };
         let parts = [side(b)?, t.clone(), side(e)?];
@@ -458,7 +464,8 @@ fn pad_axis(
         })
         .collect();
     let len = idx.len();
-    Ok(contiguous(t)?.index_select(&CTensor::from_vec(idx, len, &Device::Cpu)?, axis)?)
+    let dev = t.device().clone();
+    Ok(contiguous(t)?.index_select(&CTensor::from_vec(idx, len, &dev)?, axis)?)
 }
 
 fn mode_name(m: PadMode) -> &'static str {

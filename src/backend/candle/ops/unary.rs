@@ -3,7 +3,7 @@
 //! approximation...). NaN passes through every activation as in ONNX Runtime: candle's
 //! `relu` maps NaN to 0, so Relu is a `maximum` with NaN on the left instead.
 
-use super::{input, map_f64, op, Built, Ctx};
+use super::{input, map_f64, maximum, minimum, op, Built, Ctx};
 use crate::backend::candle::error::{unsupported, OpResult};
 use crate::backend::candle::value::Value;
 use crate::tensor::DType;
@@ -101,7 +101,7 @@ pub(crate) fn build(ctx: &Ctx) -> OpResult<Built> {
                 if matches!(x.dtype, DType::U8 | DType::U32 | DType::U16 | DType::Bool) {
                     return Err(unsupported!("input of dtype {} is not supported", x.dtype));
                 }
-                numeric(x, "Relu", |t| Ok(t.maximum(0f64)?))
+                numeric(x, "Relu", |t| maximum(t, 0f64))
             })
         }
         "Sign" => {
@@ -125,7 +125,7 @@ pub(crate) fn build(ctx: &Ctx) -> OpResult<Built> {
                 let p = x.t.eq(f64::INFINITY)?;
                 let n = x.t.eq(f64::NEG_INFINITY)?;
                 let out = match (neg, pos) {
-                    (true, true) => p.maximum(&n)?,
+                    (true, true) => maximum(&p, &n)?,
                     (false, true) => p,
                     (true, false) => n,
                     (false, false) => x.t.zeros_like()?.to_dtype(candle_core::DType::U8)?,
@@ -218,10 +218,10 @@ pub(crate) fn build(ctx: &Ctx) -> OpResult<Built> {
             let a = with(&["alpha", "beta"])?;
             let alpha = a.float("alpha", 0.2)? as f64;
             let beta = a.float("beta", 0.5)? as f64;
-            float_box(move |t| Ok(t.affine(alpha, beta)?.minimum(1f64)?.maximum(0f64)?))
+            float_box(move |t| maximum(&minimum(&t.affine(alpha, beta)?, 1f64)?, 0f64))
         }
         "HardSwish" => float(with(&[])?, |t| {
-            let hs = t.affine(1.0 / 6.0, 0.5)?.minimum(1f64)?.maximum(0f64)?;
+            let hs = maximum(&minimum(&t.affine(1.0 / 6.0, 0.5)?, 1f64)?, 0f64)?;
             Ok(t.mul(&hs)?)
         }),
         "Shrink" => {
