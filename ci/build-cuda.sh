@@ -12,8 +12,10 @@
 # Environment:
 #   CUDA_COMPUTE_CAP  GPU architecture the kernels are compiled for (default 90, Hopper:
 #                     H100/H200). 80: A100; 86: A10, RTX 30xx; 89: L4, L40, RTX 40xx (Ada);
-#                     100: B200; 120: RTX 50xx. The binary runs on that architecture (and
-#                     newer ones only through PTX JIT, if at all): build one per family.
+#                     100: B200; 120: RTX 50xx. Below 90 the kernels are plain PTX, which
+#                     the driver also JIT-compiles for newer GPUs; from 90 on candle builds
+#                     compute_XXa PTX, which runs on exactly that architecture. Build one
+#                     binary per architecture; `parity-cuda backends` refuses a mismatch.
 #   CUDA_VENV         where the wheels are installed (default .venv-cuda, gitignored).
 #   PYTHON            the interpreter that creates the venv (default python3).
 #

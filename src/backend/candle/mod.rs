@@ -144,9 +144,10 @@ mod cuda {
         let mem = ctx.total_mem().map(|b| b >> 30).unwrap_or(0);
         let cap = major * 10 + minor;
         if let Some(built) = BUILT_FOR.and_then(|b| b.parse::<i32>().ok()) {
-            // The kernels are PTX for sm_<built>: the driver can JIT them for newer
-            // architectures, never for older ones.
-            if cap < built {
+            // candle-kernels compiles PTX for compute_<built>, with the architecture-
+            // specific `a` suffix from 90 on (compute_90a): the driver JIT-compiles plain
+            // PTX for newer GPUs, but `a` PTX only runs on exactly that architecture.
+            if cap < built || (built >= 90 && cap != built) {
                 return Err(format!(
                     "{name} is sm_{cap}, this binary's kernels were built for sm_{built}: \
                      rebuild with CUDA_COMPUTE_CAP={cap} ci/build-cuda.sh"
