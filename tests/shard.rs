@@ -249,13 +249,23 @@ fn yaml(file: &str, expr: &str) -> String {
 
 #[test]
 fn ci_workflows_parse() {
-    // GitHub Actions: a CPU job, a GPU shard matrix and a merge job after it.
+    // GitHub Actions: a CPU job, a GPU shard matrix and a merge job after it; the
+    // candle-cuda build and ci/gpu-check.sh on a self-hosted GPU runner after it.
     assert_eq!(
         yaml(
             "github-actions.yml",
             "sorted(d['jobs']), 'on' in d or True in d, d['jobs']['merge']['needs']"
         ),
-        "['cpu', 'gpu', 'merge'] True gpu"
+        "['cpu', 'cuda-build', 'gpu', 'gpu-check', 'merge'] True gpu"
+    );
+    assert_eq!(
+        yaml(
+            "github-actions.yml",
+            "d['jobs']['gpu-check']['needs'], d['jobs']['gpu-check']['runs-on'], \
+             any('ci/build-cuda.sh' in str(s.get('run')) for s in d['jobs']['cuda-build']['steps']), \
+             any('ci/gpu-check.sh' in str(s.get('run')) for s in d['jobs']['gpu-check']['steps'])"
+        ),
+        "cuda-build ['self-hosted', 'gpu'] True True"
     );
     assert_eq!(
         yaml(

@@ -59,12 +59,14 @@ impl Value {
     /// wrapped back into their range, as the same op on the narrow type would have done.
     pub(crate) fn wrapped(t: CTensor, dtype: DType) -> OpResult<Self> {
         let t = match dtype {
-            DType::I32 => t.to_dtype(CDType::I32)?.to_dtype(CDType::I64)?,
-            DType::I16 | DType::I8 | DType::U16 => {
+            // candle's CUDA kernels have no i64 <-> i32 cast: wrap on the host there.
+            DType::I32 if t.device().is_cpu() => t.to_dtype(CDType::I32)?.to_dtype(CDType::I64)?,
+            DType::I32 | DType::I16 | DType::I8 | DType::U16 => {
                 let shape = t.dims().to_vec();
                 let dev = t.device().clone();
                 let v: Vec<i64> = t.flatten_all()?.to_vec1::<i64>()?;
                 let v: Vec<i64> = match dtype {
+                    DType::I32 => v.into_iter().map(|x| x as i32 as i64).collect(),
                     DType::I16 => v.into_iter().map(|x| x as i16 as i64).collect(),
                     DType::I8 => v.into_iter().map(|x| x as i8 as i64).collect(),
                     _ => v.into_iter().map(|x| x as u16 as i64).collect(),
