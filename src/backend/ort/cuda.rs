@@ -48,7 +48,7 @@ static READY: OnceLock<Result<String, String>> = OnceLock::new();
 /// or the first reason CUDA cannot be used.
 fn ready() -> Result<(&'static OrtRuntime, &'static str), String> {
     let rt = runtime().map_err(|r| {
-        format!("GPU build of ONNX Runtime not found (ORT_CUDA_DYLIB_PATH is not set): {r}; for ort-cuda, {GPU_FIX}")
+        format!("GPU build of ONNX Runtime not found: {r}; for ort-cuda, {GPU_FIX}")
     })?;
     match READY.get_or_init(|| check(rt)) {
         Ok(device) => Ok((rt, device.as_str())),
