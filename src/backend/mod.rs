@@ -177,17 +177,11 @@ pub trait Backend: Send + Sync {
 }
 
 /// A backend compiled out of this build: always listed, never available.
-#[cfg_attr(
-    all(
-        feature = "ort-backend",
-        feature = "candle-backend",
-        feature = "tract-backend"
-    ),
-    allow(dead_code)
-)]
 struct NotCompiled {
     name: &'static str,
     feature: &'static str,
+    /// How to get a build that has it, when a plain `--features` is not enough.
+    how: Option<&'static str>,
 }
 
 impl Backend for NotCompiled {
@@ -197,8 +191,9 @@ impl Backend for NotCompiled {
     fn probe(&self) -> Availability {
         Availability::Unavailable {
             reason: format!(
-                "not compiled into this build (cargo feature `{}`)",
-                self.feature
+                "not compiled into this build (cargo feature `{}`{})",
+                self.feature,
+                self.how.map(|h| format!("; {h}")).unwrap_or_default()
             ),
         }
     }
@@ -212,7 +207,13 @@ impl Backend for NotCompiled {
 
 /// Every backend parity knows, in the order reports list them.
 pub fn registry() -> Vec<Box<dyn Backend>> {
-    vec![ort_cpu(), candle_cpu(), tract_cpu()]
+    vec![
+        ort_cpu(),
+        ort_cuda(),
+        candle_cpu(),
+        candle_cuda(),
+        tract_cpu(),
+    ]
 }
 
 #[cfg(feature = "ort-backend")]
@@ -225,6 +226,31 @@ fn ort_cpu() -> Box<dyn Backend> {
     Box::new(NotCompiled {
         name: "ort-cpu",
         feature: "ort-backend",
+        how: None,
+    })
+}
+
+#[cfg(feature = "ort-backend")]
+fn ort_cuda() -> Box<dyn Backend> {
+    Box::new(ort::cuda::OrtCuda)
+}
+
+#[cfg(not(feature = "ort-backend"))]
+fn ort_cuda() -> Box<dyn Backend> {
+    Box::new(NotCompiled {
+        name: "ort-cuda",
+        feature: "ort-backend",
+        how: None,
+    })
+}
+
+/// candle on CUDA links the CUDA libraries at build time, so it is never in the default
+/// build: a separate binary built by `ci/build-cuda.sh` has it.
+fn candle_cuda() -> Box<dyn Backend> {
+    Box::new(NotCompiled {
+        name: "candle-cuda",
+        feature: "candle-cuda",
+        how: Some("build it with ci/build-cuda.sh"),
     })
 }
 
@@ -238,6 +264,7 @@ fn candle_cpu() -> Box<dyn Backend> {
     Box::new(NotCompiled {
         name: "candle-cpu",
         feature: "candle-backend",
+        how: None,
     })
 }
 
@@ -251,6 +278,7 @@ fn tract_cpu() -> Box<dyn Backend> {
     Box::new(NotCompiled {
         name: "tract-cpu",
         feature: "tract-backend",
+        how: None,
     })
 }
 
@@ -332,8 +360,17 @@ mod tests {
     }
 
     #[test]
-    fn registry_lists_the_three_cpu_backends() {
+    fn registry_lists_every_backend_in_report_order() {
         let names: Vec<_> = registry().iter().map(|b| b.name()).collect();
-        assert_eq!(names, ["ort-cpu", "candle-cpu", "tract-cpu"]);
+        assert_eq!(
+            names,
+            [
+                "ort-cpu",
+                "ort-cuda",
+                "candle-cpu",
+                "candle-cuda",
+                "tract-cpu"
+            ]
+        );
     }
 }
