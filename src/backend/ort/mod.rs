@@ -255,9 +255,9 @@ fn open(
     }))
 }
 
-/// One execution provider (registered explicitly, failing loudly; for CUDA with
-/// `session.disable_cpu_ep_fallback`, so a node the CUDA EP cannot run fails the load
-/// instead of running on the CPU), graph optimisation level `All`
+/// One execution provider (registered explicitly, failing loudly: a CUDA session never
+/// quietly becomes a CPU one; ONNX Runtime's own placement of single nodes the CUDA EP
+/// declines is kept, docs/backends.md), graph optimisation level `All`
 /// (what ONNX Runtime deployments use by default), intra-op threads from the options
 /// (ONNX Runtime's default, one per physical core, when unset), inter-op threads 1
 /// (parity runs nodes sequentially; parallel execution mode is off).
@@ -279,8 +279,6 @@ fn build_session(
             .map_err(|e| ort_error(&e))?,
         Provider::Cuda { device_id } => builder
             .with_execution_providers([cuda::provider(device_id)])
-            .map_err(|e| ort_error(&e))?
-            .with_disable_cpu_fallback()
             .map_err(|e| ort_error(&e))?,
     };
     let mut builder = builder
