@@ -58,3 +58,42 @@ fn every_kernel_compiles_for_sm80_and_sm90() {
         assert!(!ptx.contains("fma.rn.f64"), "fma in sm_{sm} PTX");
     }
 }
+
+/// Runs one of the package's binaries with `PARITY_COMPARE_DEVICE` set to `device`.
+fn run(binary: &str, args: &[&str], device: &str) -> (i32, String) {
+    let out = std::process::Command::new(binary)
+        .args(args)
+        .env("PARITY_COMPARE_DEVICE", device)
+        .env_remove("RUST_BACKTRACE")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    (out.status.code().unwrap_or(-1), stderr)
+}
+
+#[test]
+fn an_unknown_compare_device_is_refused() {
+    let (code, stderr) = run(env!("CARGO_BIN_EXE_parity"), &["backends"], "gpu");
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("PARITY_COMPARE_DEVICE=gpu: expected auto, cpu or cuda"));
+}
+
+#[test]
+fn cuda_without_a_gpu_is_refused_and_the_probe_says_why() {
+    let probe = env!("CARGO_BIN_EXE_parity-gpu-probe");
+    if let Ok(name) = parity::compare::gpu::availability() {
+        if nvrtc_present().is_ok() {
+            let (code, stderr) = run(probe, &["--no-bench"], "auto");
+            assert_eq!(code, 0, "GPU {name}: {stderr}");
+        }
+        return;
+    }
+    let (code, stderr) = run(env!("CARGO_BIN_EXE_parity"), &["backends"], "cuda");
+    assert_eq!(code, 2, "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("PARITY_COMPARE_DEVICE=cuda: "), "{stderr}");
+    let (code, stderr) = run(probe, &[], "auto");
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.starts_with("parity-gpu-probe: "), "{stderr}");
+}
