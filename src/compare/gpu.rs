@@ -280,7 +280,7 @@ pub fn emulate_partials(
         return None;
     }
     match expected.dtype() {
-        DType::F32 => emulate_typed::<f32>(expected, actual, tol, |v| f64::from(v)),
+        DType::F32 => emulate_typed::<f32>(expected, actual, tol, f64::from),
         DType::F64 => emulate_typed::<f64>(expected, actual, tol, |v| v),
         DType::F16 => emulate_typed::<f16>(expected, actual, tol, f16::to_f64),
         DType::BF16 => emulate_typed::<bf16>(expected, actual, tol, bf16::to_f64),

@@ -84,7 +84,7 @@ fn half_widening_matches_the_half_crate_for_every_bit_pattern() {
         let exponent = i32::from((bits >> 10) & 0x1f);
         let mantissa = f64::from(bits & 0x3ff);
         let got = match exponent {
-            0 => sign * mantissa * 5.960_464_477_539_062_5e-8,
+            0 => sign * mantissa * 2f64.powi(-24),
             31 if mantissa == 0.0 => sign * f64::INFINITY,
             31 => f64::NAN,
             _ => sign * (1024.0 + mantissa) * 2f64.powi(exponent - 25),
