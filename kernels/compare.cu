@@ -23,6 +23,7 @@ typedef unsigned short u16;
 
 #define THREADS 256
 #define PER_THREAD 64
+#define UNROLL 4
 #define BLOCK_ELEMS (THREADS * PER_THREAD)
 #define PARTIAL_WORDS 16
 #define NONE_INDEX 0xffffffffffffffffull
@@ -103,20 +104,19 @@ __device__ __forceinline__ void add(State &s, double e, double a, u64 index, dou
         return;
     }
     s.non_finite_pairs += 1;
-    u64 *counter = 0;
+    bool mismatch = true;
     if (e != e) {
-        if (a == a) counter = &s.not_nan;
+        mismatch = a == a;
+        s.not_nan += mismatch ? 1 : 0;
     } else if (!finite(e)) {
-        if (a != e) counter = &s.not_same_inf;
+        mismatch = a != e;
+        s.not_same_inf += mismatch ? 1 : 0;
     } else if (a != a) {
-        counter = &s.nan_where_finite;
+        s.nan_where_finite += 1;
     } else {
-        counter = &s.inf_where_finite;
+        s.inf_where_finite += 1;
     }
-    if (counter) {
-        *counter += 1;
-        if (index < s.first_non_finite) s.first_non_finite = index;
-    }
+    if (mismatch && index < s.first_non_finite) s.first_non_finite = index;
 }
 
 // Merges `b` into `a`; sums in the order a + b. The worst element is the maximum of
@@ -150,7 +150,7 @@ __device__ __forceinline__ void merge(State &a, const State &b) {
 __device__ __forceinline__ u64 word(double v) { return (u64)__double_as_longlong(v); }
 
 template <typename T>
-__device__ void compare_block(const T *expected, const T *actual, u64 n, double atol, double rtol,
+__device__ void compare_block(const T *__restrict__ expected, const T *__restrict__ actual, u64 n, double atol, double rtol,
                               u64 *partials) {
     __shared__ State shared[THREADS];
     unsigned t = threadIdx.x;
@@ -158,7 +158,20 @@ __device__ void compare_block(const T *expected, const T *actual, u64 n, double 
     u64 end = start + BLOCK_ELEMS < n ? start + BLOCK_ELEMS : n;
     State s;
     init(s);
-    for (u64 i = start + t; i < end; i += THREADS) {
+    // UNROLL loads of each tensor in flight per thread, then the elements in index
+    // order: the same per-thread order as one element at a time.
+    u64 i = start + t;
+    for (; i + (UNROLL - 1) * THREADS < end; i += UNROLL * THREADS) {
+        double ev[UNROLL], av[UNROLL];
+#pragma unroll
+        for (int k = 0; k < UNROLL; k++) {
+            ev[k] = widen(expected[i + k * THREADS]);
+            av[k] = widen(actual[i + k * THREADS]);
+        }
+#pragma unroll
+        for (int k = 0; k < UNROLL; k++) add(s, ev[k], av[k], i + k * THREADS, atol, rtol);
+    }
+    for (; i < end; i += THREADS) {
         add(s, widen(expected[i]), widen(actual[i]), i, atol, rtol);
     }
     shared[t] = s;
@@ -189,22 +202,22 @@ __device__ void compare_block(const T *expected, const T *actual, u64 n, double 
     }
 }
 
-extern "C" __global__ void __launch_bounds__(THREADS)
+extern "C" __global__ void __launch_bounds__(THREADS, 3)
 parity_compare_f32(const float *e, const float *a, u64 n, double atol, double rtol, u64 *partials) {
     compare_block(e, a, n, atol, rtol, partials);
 }
 
-extern "C" __global__ void __launch_bounds__(THREADS)
+extern "C" __global__ void __launch_bounds__(THREADS, 3)
 parity_compare_f64(const double *e, const double *a, u64 n, double atol, double rtol, u64 *partials) {
     compare_block(e, a, n, atol, rtol, partials);
 }
 
-extern "C" __global__ void __launch_bounds__(THREADS)
+extern "C" __global__ void __launch_bounds__(THREADS, 3)
 parity_compare_f16(const Half16 *e, const Half16 *a, u64 n, double atol, double rtol, u64 *partials) {
     compare_block(e, a, n, atol, rtol, partials);
 }
 
-extern "C" __global__ void __launch_bounds__(THREADS)
+extern "C" __global__ void __launch_bounds__(THREADS, 3)
 parity_compare_bf16(const BFloat16 *e, const BFloat16 *a, u64 n, double atol, double rtol, u64 *partials) {
     compare_block(e, a, n, atol, rtol, partials);
 }

@@ -6,18 +6,40 @@
 use parity::compare::gpu::{compile_ptx, nvrtc_present, KERNELS};
 use std::path::{Path, PathBuf};
 
-/// `libnvrtc.so.13` in the project virtualenv, where pip puts the CUDA 13 wheel.
-fn wheel_library() -> Option<PathBuf> {
+/// `file` (e.g. `lib/libnvrtc.so.13`) under `nvidia/cu13/` of the project virtualenv,
+/// where pip puts the CUDA 13 wheels.
+fn in_wheels(file: &str) -> Option<PathBuf> {
     let lib = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/lib");
     std::fs::read_dir(lib)
         .ok()?
         .flatten()
-        .map(|python| {
-            python
-                .path()
-                .join("site-packages/nvidia/cu13/lib/libnvrtc.so.13")
-        })
+        .map(|python| python.path().join("site-packages/nvidia/cu13").join(file))
         .find(|path| path.is_file())
+}
+
+/// Assembles `ptx` for `sm_XX` with ptxas when the `nvidia-cuda-nvcc==13.0.88` wheel is
+/// in `.venv` (optional: `pip install --no-deps`), which proves the PTX valid for that
+/// architecture; checks that no kernel spills to local memory.
+fn assemble(ptx: &str, sm: &str) {
+    let Some(ptxas) = in_wheels("bin/ptxas") else {
+        println!("ptxas not in .venv (nvidia-cuda-nvcc wheel): PTX for sm_{sm} not assembled");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("compare.ptx");
+    std::fs::write(&source, ptx).unwrap();
+    let out = std::process::Command::new(ptxas)
+        .arg(format!("-arch=sm_{sm}"))
+        .arg("-v")
+        .arg(&source)
+        .arg("-o")
+        .arg(dir.path().join("compare.cubin"))
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "ptxas sm_{sm}: {log}");
+    let clean = log.matches(" 0 bytes spill stores").count();
+    assert_eq!(clean, KERNELS.len(), "spills for sm_{sm}: {log}");
 }
 
 /// Makes NVRTC loadable: already on the library path, or opened from the wheel by full
@@ -27,7 +49,8 @@ fn load_nvrtc() -> Result<(), String> {
     if nvrtc_present().is_ok() {
         return Ok(());
     }
-    let path = wheel_library().ok_or("no libnvrtc.so.13 on the library path or in .venv")?;
+    let path = in_wheels("lib/libnvrtc.so.13")
+        .ok_or("no libnvrtc.so.13 on the library path or in .venv")?;
     let builtins = path.with_file_name("libnvrtc-builtins.so.13.0");
     for library in [builtins, path] {
         // SAFETY: loading NVRTC runs no initialisation that depends on the caller.
@@ -56,6 +79,7 @@ fn every_kernel_compiles_for_sm80_and_sm90() {
         }
         // No contracted multiply-adds: results match the CPU emulation bit for bit.
         assert!(!ptx.contains("fma.rn.f64"), "fma in sm_{sm} PTX");
+        assemble(&ptx, sm);
     }
 }
 

@@ -126,7 +126,7 @@ fn routing_refuses_an_unknown_setting_and_keeps_integers_on_the_cpu() {
 #[test]
 fn the_kernel_source_declares_what_the_host_assumes() {
     for k in KERNELS {
-        assert!(KERNEL_SOURCE.contains(&format!("void __launch_bounds__(THREADS)\n{k}(")));
+        assert!(KERNEL_SOURCE.contains(&format!("void __launch_bounds__(THREADS, 3)\n{k}(")));
     }
     assert!(KERNEL_SOURCE.contains(&format!("#define THREADS {THREADS}\n")));
     let per_thread = BLOCK_ELEMS / THREADS;
