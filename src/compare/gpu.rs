@@ -165,7 +165,7 @@ impl State {
         }
     }
 
-    /// The kernel's `merge`: `later` (the thread `stride` above) into `self`.
+    /// The kernel's `merge`: `b` (the thread `stride` above) into `self`.
     fn merge(&mut self, b: &State) {
         self.mismatched += b.mismatched;
         if b.max_abs > self.max_abs {

@@ -108,7 +108,7 @@ fn fold_counts_elements_per_block() {
 }
 
 #[test]
-fn routing_refuses_an_unknown_setting_and_keeps_integers_on_the_cpu() {
+fn routing_keeps_integers_and_small_tensors_on_the_cpu() {
     let ints = Tensor::from_vec(vec![3], vec![1i32, 2, 3]).unwrap();
     assert!(matches!(
         routed_scan(&ints, &ints, Tolerance::EXACT),
