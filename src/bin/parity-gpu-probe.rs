@@ -6,8 +6,9 @@
 
 use clap::Parser;
 use parity::compare::gpu::cases::{agreement, cases, FLOAT_DTYPES};
+use parity::compare::gpu::DEVICE_ENV;
 use parity::compare::gpu::{emulate_partials, GpuComparer, AUTO_THRESHOLD, BLOCK_ELEMS};
-use parity::compare::{compare_cpu, Tolerance};
+use parity::compare::{compare, compare_cpu, Tolerance};
 use parity::tensor::DType;
 use serde_json::json;
 use std::process::ExitCode;
@@ -32,6 +33,8 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    // `compare` must route by itself (automatic mode) for the routing check.
+    std::env::remove_var(DEVICE_ENV);
     match run(&args) {
         Ok((report, agree)) => {
             println!("{report:#}");
@@ -97,13 +100,18 @@ fn run(args: &Args) -> Result<(serde_json::Value, bool), String> {
             let partials = gpu.partials(e, a, tol)?;
             let bitwise = emulate_partials(e, a, tol).is_some_and(|p| p == partials);
             let cpu = compare_cpu(e, a, tol);
-            let outcome = agreement(&cpu, &gpu.compare(e, a, tol)?);
-            agree &= outcome.is_ok();
+            let on_gpu = gpu.compare(e, a, tol)?;
+            let outcome = agreement(&cpu, &on_gpu);
+            // Above the threshold `compare` must have taken the GPU path: the same
+            // result, sums included, as the comparer's.
+            let routed = (e.numel() >= AUTO_THRESHOLD).then(|| compare(e, a, tol) == on_gpu);
+            agree &= outcome.is_ok() && routed != Some(false);
             results.push(json!({
                 "case": case.name,
                 "elements": e.numel(),
                 "agree": outcome.is_ok(),
                 "partials_bitwise_equal_to_emulation": bitwise,
+                "auto_routed_to_gpu": routed,
                 "difference": outcome.err(),
             }));
         }
