@@ -35,7 +35,7 @@ __device__ __forceinline__ double widen(float v) { return (double)v; }
 __device__ __forceinline__ double widen(double v) { return v; }
 
 __device__ __forceinline__ double widen(BFloat16 v) {
-    return (double)__int_as_float(((int)v.bits) << 16);
+    return (double)__int_as_float((int)((unsigned)v.bits << 16));
 }
 
 __device__ __forceinline__ double widen(Half16 v) {
