@@ -9,7 +9,7 @@ tolerance), then times, side by side on this machine, for each candidate:
 and once:
   (c) np.copyto of a 256 MiB buffer (the memory-bandwidth yardstick),
 runs `cargo bench --bench compare` (criterion) unless --no-cargo-bench, and writes
-docs/performance.md.
+docs/compare-throughput.md (and only that file).
 
 Bandwidth convention: GB/s = bytes *read* / seconds, GB = 1e9 bytes. A compare reads both
 files (2 x 256 MiB); a copy reads its source (256 MiB), so the two rates are comparable.
@@ -62,7 +62,7 @@ def parse_args() -> argparse.Namespace:
                         help="timed runs of each measurement, after one warm-up (default: %(default)s)")
     parser.add_argument("--tmpdir", type=Path, default=None,
                         help="where to write the two .npy files (default: the system temp dir)")
-    parser.add_argument("--out", type=Path, default=REPO / "docs/performance.md",
+    parser.add_argument("--out", type=Path, default=REPO / "docs/compare-throughput.md",
                         help="Markdown report to write (default: %(default)s)")
     parser.add_argument("--no-cargo-bench", dest="cargo_bench", action="store_false",
                         help="skip `cargo bench --bench compare`")
@@ -252,15 +252,13 @@ def render(args, parity_version: str, load_at_start: str, figures: dict,
             f"the {cores()}-thread copy.",
         ]
     lines = [
-        "# Performance",
+        "# Compare throughput",
         "",
-        "## How to benchmark with parity",
-        "",
-        "The `parity bench` verb (latency percentiles and throughput of a model on each "
-        "backend, with a baseline gate) is still to come. What exists now is the speed of "
-        "parity's own comparison engine: `parity compare` on large tensors, measured here "
-        "against numpy and against the machine's memory-copy bandwidth, and criterion "
-        "benchmarks of the engine in `benches/compare.rs` (`cargo bench --bench compare`).",
+        "The speed of parity's own comparison engine: `parity compare` on large tensors, "
+        "measured against numpy and against the machine's memory-copy bandwidth, and the "
+        "criterion benchmarks of the engine in `benches/compare.rs` "
+        "(`cargo bench --bench compare`). The other performance figures are in "
+        "[performance.md](performance.md).",
         "",
         f"Every figure below comes from one run of `{command}` on {now} "
         f"(parity {parity_version}). Regenerate this file with that command after "

@@ -2,7 +2,9 @@
 # Sets up what parity needs at run time and in its tests: a project-local virtualenv
 # (.venv) with the pinned ONNX Runtime library (onnxruntime==1.31.1 wheel, whose
 # capi/libonnxruntime.so.1.31.1 parity loads) plus numpy and onnx for the scripts.
-# With --test, also what only the test suite needs: headless Chromium (Debian package
+# With --test, also what only the test suite needs: NVRTC from the CUDA 13 wheel
+# nvidia-cuda-nvrtc==13.0.88 (into .venv, ~60 MB; tests/kernels.rs compiles the CUDA
+# comparison kernels with it, no GPU needed) and headless Chromium (Debian package
 # `chromium`, for tests/html.rs), installed with apt-get as root or through sudo.
 # Idempotent: re-running only installs what is missing.
 set -euo pipefail
@@ -24,6 +26,10 @@ if ! .venv/bin/python -c 'import onnxruntime, onnx, numpy, xmlschema, yaml, sys;
 fi
 lib=$(ls .venv/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.* | head -n 1)
 echo "setup: ONNX Runtime library at $lib"
+if $tests && ! ls .venv/lib/python3*/site-packages/nvidia/cu13/lib/libnvrtc.so.13 >/dev/null 2>&1; then
+  .venv/bin/pip install --quiet --disable-pip-version-check nvidia-cuda-nvrtc==13.0.88
+  echo "setup: installed NVRTC (nvidia-cuda-nvrtc 13.0.88) for tests/kernels.rs"
+fi
 if $tests && ! command -v chromium >/dev/null; then
   sudo=""
   if [ "$(id -u)" != 0 ]; then

@@ -7,6 +7,12 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     parity::panic_guard::install_hook();
     let cli = parity::cli::Cli::parse();
+    // PARITY_COMPARE_DEVICE=cuda without a usable GPU (or an unknown value) is refused
+    // before any work, like any other unavailable device.
+    if let Err(e) = parity::compare::gpu::check_device_setting() {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
     match cli.run() {
         Ok(code) => ExitCode::from(code),
         Err(e) => {

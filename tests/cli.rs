@@ -321,29 +321,106 @@ fn inspect_shows_symbolic_dims_and_ops() {
     assert_eq!(json(&dir)["sha256"], r["sha256"]);
 }
 
+/// What an unavailable CUDA backend's reason must name: the missing piece.
+const CUDA_REASONS: [&str; 6] = [
+    "GPU build of ONNX Runtime not found",
+    "libonnxruntime_providers_cuda",
+    "no NVIDIA driver",
+    "no CUDA device",
+    "no usable CUDA device",
+    "CUDA execution provider cannot be registered",
+];
+
 #[test]
-fn backends_lists_every_backend() {
+fn backends_lists_every_backend_and_why_cuda_is_unavailable() {
     let o = parity(&["backends", "--format", "json"]);
     assert_eq!(o.code, 0);
     let r = json(&o);
-    let backends = r["backends"].as_array().unwrap();
-    let names: Vec<_> = backends
-        .iter()
-        .map(|b| b["name"].as_str().unwrap())
-        .collect();
-    assert_eq!(names, ["ort-cpu", "candle-cpu", "candle-cuda", "tract-cpu"]);
-    for b in backends {
-        // The default build has every CPU backend and says how to get candle-cuda.
-        let cuda = b["name"] == "candle-cuda";
-        assert_eq!(b["available"], !cuda, "{}", o.stdout);
+    let list = r["backends"].as_array().unwrap();
+    let names: Vec<_> = list.iter().map(|b| b["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        [
+            "ort-cpu",
+            "ort-cuda",
+            "candle-cpu",
+            "candle-cuda",
+            "tract-cpu"
+        ]
+    );
+    for b in list {
+        match b["name"].as_str().unwrap() {
+            "candle-cuda" => {
+                assert_eq!(b["available"], false);
+                let reason = b["reason"].as_str().unwrap();
+                assert!(reason.contains("cargo feature `candle-cuda`"), "{reason}");
+                assert!(reason.contains("ci/build-cuda.sh"), "{reason}");
+            }
+            // Available on a GPU machine with onnxruntime-gpu; otherwise it says why.
+            "ort-cuda" if b["available"] == false => {
+                let reason = b["reason"].as_str().unwrap();
+                assert!(CUDA_REASONS.iter().any(|r| reason.contains(r)), "{reason}");
+                assert!(
+                    reason.contains("onnxruntime-gpu") || reason.contains("CUDA"),
+                    "{reason}"
+                );
+            }
+            "ort-cuda" => assert!(
+                b["device"].as_str().unwrap().starts_with("cuda:0"),
+                "{}",
+                o.stdout
+            ),
+            _ => assert_eq!(b["available"], true, "{}", o.stdout),
+        }
     }
-    let text = parity(&["backends"]);
+}
+
+#[test]
+fn ort_cuda_without_the_gpu_build_exits_2_with_the_reason() {
+    let probe = json(&parity(&["backends", "--format", "json"]));
+    let cuda = &probe["backends"][1];
+    assert_eq!(cuda["name"], "ort-cuda");
+    if cuda["available"] == true {
+        eprintln!("skipped: ort-cuda is available here");
+        return;
+    }
+    let reason = cuda["reason"].as_str().unwrap();
+    let mlp = models().join("mlp");
+    let o = parity(&["check", mlp.to_str().unwrap(), "--backend", "ort-cuda"]);
+    assert_clean_error(&o, "backend ort-cuda is unavailable");
+    assert!(o.stderr.contains(reason), "{}", o.stderr);
+    assert!(!o.stdout.contains("pass"), "no CPU fallback: {}", o.stdout);
+}
+
+#[test]
+fn ort_cuda_dylib_path_is_the_library_of_both_ort_backends() {
+    let o = parity_env(
+        &["backends", "--format", "json"],
+        &[(
+            "ORT_CUDA_DYLIB_PATH",
+            "/nonexistent/libonnxruntime.so.1.31.1",
+        )],
+    );
+    assert_eq!(o.code, 0);
+    let r = json(&o);
+    for i in [0, 1] {
+        let b = &r["backends"][i];
+        assert_eq!(b["available"], false, "{}", o.stdout);
+        let reason = b["reason"].as_str().unwrap();
+        assert!(
+            reason.contains(
+                "ORT_CUDA_DYLIB_PATH=/nonexistent/libonnxruntime.so.1.31.1 does not name a file"
+            ),
+            "{reason}"
+        );
+    }
     assert!(
-        text.stdout.contains(
-            "cargo feature `candle-cuda`; build the separate binary with ci/build-cuda.sh"
-        ),
+        r["backends"][1]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("GPU build of ONNX Runtime not found"),
         "{}",
-        text.stdout
+        o.stdout
     );
 }
 

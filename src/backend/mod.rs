@@ -189,8 +189,8 @@ pub trait Backend: Send + Sync {
 struct NotCompiled {
     name: &'static str,
     feature: &'static str,
-    /// Appended to the reason, e.g. how to build the binary that has the backend.
-    hint: &'static str,
+    /// How to get a build that has it, when a plain `--features` is not enough.
+    how: Option<&'static str>,
 }
 
 impl Backend for NotCompiled {
@@ -201,7 +201,8 @@ impl Backend for NotCompiled {
         Availability::Unavailable {
             reason: format!(
                 "not compiled into this build (cargo feature `{}`{})",
-                self.feature, self.hint
+                self.feature,
+                self.how.map(|h| format!("; {h}")).unwrap_or_default()
             ),
         }
     }
@@ -215,7 +216,13 @@ impl Backend for NotCompiled {
 
 /// Every backend parity knows, in the order reports list them.
 pub fn registry() -> Vec<Box<dyn Backend>> {
-    vec![ort_cpu(), candle_cpu(), candle_cuda(), tract_cpu()]
+    vec![
+        ort_cpu(),
+        ort_cuda(),
+        candle_cpu(),
+        candle_cuda(),
+        tract_cpu(),
+    ]
 }
 
 #[cfg(feature = "ort-backend")]
@@ -228,7 +235,37 @@ fn ort_cpu() -> Box<dyn Backend> {
     Box::new(NotCompiled {
         name: "ort-cpu",
         feature: "ort-backend",
-        hint: "",
+        how: None,
+    })
+}
+
+#[cfg(feature = "ort-backend")]
+fn ort_cuda() -> Box<dyn Backend> {
+    Box::new(ort::cuda::OrtCuda)
+}
+
+#[cfg(not(feature = "ort-backend"))]
+fn ort_cuda() -> Box<dyn Backend> {
+    Box::new(NotCompiled {
+        name: "ort-cuda",
+        feature: "ort-backend",
+        how: None,
+    })
+}
+
+#[cfg(feature = "candle-cuda")]
+fn candle_cuda() -> Box<dyn Backend> {
+    Box::new(candle::CandleCuda)
+}
+
+/// candle on CUDA links the CUDA libraries at build time, so it is never in the default
+/// build: a separate binary built by `ci/build-cuda.sh` has it.
+#[cfg(not(feature = "candle-cuda"))]
+fn candle_cuda() -> Box<dyn Backend> {
+    Box::new(NotCompiled {
+        name: "candle-cuda",
+        feature: "candle-cuda",
+        how: Some("build the separate binary with ci/build-cuda.sh"),
     })
 }
 
@@ -242,21 +279,7 @@ fn candle_cpu() -> Box<dyn Backend> {
     Box::new(NotCompiled {
         name: "candle-cpu",
         feature: "candle-backend",
-        hint: "",
-    })
-}
-
-#[cfg(feature = "candle-cuda")]
-fn candle_cuda() -> Box<dyn Backend> {
-    Box::new(candle::CandleCuda)
-}
-
-#[cfg(not(feature = "candle-cuda"))]
-fn candle_cuda() -> Box<dyn Backend> {
-    Box::new(NotCompiled {
-        name: "candle-cuda",
-        feature: "candle-cuda",
-        hint: "; build the separate binary with ci/build-cuda.sh",
+        how: None,
     })
 }
 
@@ -270,7 +293,7 @@ fn tract_cpu() -> Box<dyn Backend> {
     Box::new(NotCompiled {
         name: "tract-cpu",
         feature: "tract-backend",
-        hint: "",
+        how: None,
     })
 }
 
@@ -352,9 +375,18 @@ mod tests {
     }
 
     #[test]
-    fn registry_lists_every_backend() {
+    fn registry_lists_every_backend_in_report_order() {
         let names: Vec<_> = registry().iter().map(|b| b.name()).collect();
-        assert_eq!(names, ["ort-cpu", "candle-cpu", "candle-cuda", "tract-cpu"]);
+        assert_eq!(
+            names,
+            [
+                "ort-cpu",
+                "ort-cuda",
+                "candle-cpu",
+                "candle-cuda",
+                "tract-cpu"
+            ]
+        );
     }
 
     #[cfg(not(feature = "candle-cuda"))]

@@ -165,9 +165,12 @@ fn server_stats(m: &Measured, qps: f64, bound: Option<f64>) -> ServerStats {
 }
 
 /// Searches the highest offered rate whose p99 latency stays within `--p99-ms` with
-/// nothing dropped: from a capacity estimate (a short closed loop), doubling or halving
-/// until the rate is bracketed, then bisecting geometrically until the bracket is
-/// within 5% (at most 16 runs). The result is the run at the highest passing rate.
+/// nothing dropped: from a capacity estimate (a short closed loop, whose p99 is the
+/// unloaded latency: above the bound, no rate can meet it), doubling or halving until
+/// the rate is bracketed, then bisecting geometrically until the bracket is within 5%.
+/// At most 16 runs, none below 1/64 of the capacity, each of at least
+/// `min(--min-queries, 100)` queries and `--min-duration`, so a search on a noisy
+/// machine ends in bounded time. The result is the run at the highest passing rate.
 fn find_max_qps(
     pool: &Pool,
     inputs: &[crate::tensor::Tensor],
@@ -180,14 +183,24 @@ fn find_max_qps(
         min_duration: Duration::from_millis(300),
         ..plan.settings
     };
-    let capacity = scenario::closed_loop(pool, inputs, probe)
-        .map_err(|e| e.message)?
-        .throughput_per_s();
+    let unloaded = scenario::closed_loop(pool, inputs, probe).map_err(|e| e.message)?;
+    let capacity = unloaded.throughput_per_s();
+    let unloaded_p99 = LatencyStats::of(&unloaded.latencies_ms).map_or(f64::INFINITY, |l| l.p99);
+    if unloaded_p99 > bound {
+        return Err(format!(
+            "unloaded p99 is already {unloaded_p99:.4} ms, above --p99-ms {bound}: no offered rate can meet it"
+        ));
+    }
+    let floor = capacity / 64.0;
+    let step_settings = Settings {
+        min_queries: plan.settings.min_queries.min(100),
+        ..plan.settings
+    };
     let mut rate = (capacity * 0.5).max(1.0);
     let (mut lo, mut hi): (Option<(f64, Measured)>, Option<f64>) = (None, None);
     let mut steps = Vec::new();
     for _ in 0..16 {
-        let m = scenario::server(pool, inputs, plan.settings, rate, plan.seed)
+        let m = scenario::server(pool, inputs, step_settings, rate, plan.seed)
             .map_err(|e| e.message)?;
         let p99 = LatencyStats::of(&m.latencies_ms).map_or(f64::INFINITY, |l| l.p99);
         let ok = p99 <= bound && m.dropped == 0;
@@ -207,7 +220,7 @@ fn find_max_qps(
             (Some((l, _)), Some(h)) if h / l <= 1.05 => break,
             (Some((l, _)), Some(h)) => (l * h).sqrt(),
             (Some((l, _)), None) => l * 2.0,
-            (None, Some(h)) if h / 2.0 < 0.01 => break,
+            (None, Some(h)) if h / 2.0 < floor => break,
             (None, Some(h)) => h / 2.0,
             (None, None) => rate,
         };
@@ -217,10 +230,17 @@ fn find_max_qps(
             let stats = server_stats(&m, rate, Some(bound));
             Ok((m, Some(stats), Some(steps)))
         }
-        None => Err(format!(
-            "no offered rate kept p99 within {bound} ms (lowest tried {:.3} q/s)",
-            steps.last().map_or(0.0, |s| s.target_qps)
-        )),
+        None => {
+            let tried: Vec<String> = steps
+                .iter()
+                .map(|s| format!("{:.0} q/s p99 {:.3} ms", s.target_qps, s.p99_ms))
+                .collect();
+            Err(format!(
+                "no offered rate kept p99 within {bound} ms although the unloaded p99 is {unloaded_p99:.4} ms \
+                 (a noisy machine?); tried {}",
+                tried.join(", ")
+            ))
+        }
     }
 }
 

@@ -84,6 +84,30 @@ impl Pool {
     }
 }
 
+/// Warm-up lasts at least this long (when `warmup` > 0): a count of queries alone
+/// is over in microseconds on a small model, before caches and clocks settle, and the
+/// first stability window then measures the ramp.
+const WARMUP_FLOOR: Duration = Duration::from_millis(100);
+
+/// Runs `settings.warmup` untimed queries per worker's session, repeating them until
+/// [`WARMUP_FLOOR`] has passed; nothing when `warmup` is 0.
+fn warm_up(pool: &Pool, inputs: &[Tensor], settings: Settings) -> Result<(), BackendError> {
+    if settings.warmup == 0 {
+        return Ok(());
+    }
+    let start = Instant::now();
+    loop {
+        for w in 0..settings.concurrency.max(1) {
+            for _ in 0..settings.warmup {
+                pool.run(w, inputs)?;
+            }
+        }
+        if start.elapsed() >= WARMUP_FLOOR {
+            return Ok(());
+        }
+    }
+}
+
 /// The first error any worker met, which ends the loop.
 struct FirstError(Mutex<Option<BackendError>>);
 
@@ -105,11 +129,7 @@ pub fn closed_loop(
     settings: Settings,
 ) -> Result<Measured, BackendError> {
     let workers = settings.concurrency.max(1);
-    for w in 0..workers {
-        for _ in 0..settings.warmup {
-            pool.run(w, inputs)?;
-        }
-    }
+    warm_up(pool, inputs, settings)?;
     let completed = AtomicUsize::new(0);
     let error = FirstError(Mutex::new(None));
     let stop = AtomicBool::new(false);
@@ -192,11 +212,7 @@ pub fn server(
     seed: u64,
 ) -> Result<Measured, BackendError> {
     let workers = settings.concurrency.max(1);
-    for w in 0..workers {
-        for _ in 0..settings.warmup {
-            pool.run(w, inputs)?;
-        }
-    }
+    warm_up(pool, inputs, settings)?;
     let n = settings
         .min_queries
         .max((qps * settings.min_duration.as_secs_f64()).ceil() as usize)

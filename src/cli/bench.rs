@@ -53,7 +53,7 @@ pub struct BenchArgs {
     /// Scenario.
     #[arg(long, value_enum, default_value_t = Scenario::SingleStream)]
     scenario: Scenario,
-    /// Untimed queries per worker first.
+    /// Untimed queries per worker first (repeated for at least 100 ms; 0: no warm-up).
     #[arg(long, default_value_t = 10, value_name = "N")]
     warmup: usize,
     /// Measure at least N queries (per batch size or rate).

@@ -28,6 +28,10 @@
 //! [`error_histogram`] is a separate, slower pass for reports: how much of its
 //! tolerance each element used, in decade bins.
 //!
+//! Large float tensors may be scanned on an NVIDIA GPU instead ([`gpu`]: automatic from
+//! [`gpu::AUTO_THRESHOLD`] elements when a GPU is usable, or as `PARITY_COMPARE_DEVICE`
+//! says), with the same verdict, mismatch count and worst element as the CPU.
+//!
 //! [`compare`] is plain allclose, the fast path. [`compare_with`] applies a suite's
 //! comparison mode (`allclose`, `ulp`, `cosine`, `topk`) and outlier fraction on top of
 //! it ([`mode`] has the rules).
@@ -35,6 +39,7 @@
 mod cosine;
 mod exact;
 mod float;
+pub mod gpu;
 mod histogram;
 mod lanes;
 pub mod mode;
@@ -170,7 +175,14 @@ fn scan_compare(
     if let Some(problem) = layout_problem(expected, actual) {
         return Err(Box::new(not_compared(expected, actual, tol, problem)));
     }
-    match scan(expected, actual, tol) {
+    let scanned = match gpu::routed_scan(expected, actual, tol) {
+        gpu::Routed::Cpu => scan(expected, actual, tol),
+        gpu::Routed::Done(summary) => Some(summary),
+        gpu::Routed::Refused(problem) => {
+            return Err(Box::new(not_compared(expected, actual, tol, problem)))
+        }
+    };
+    match scanned {
         Some(summary) => Ok((compared(expected, actual, tol, &summary), summary)),
         // Unreachable after the dtype check, but a verdict beats a panic.
         None => {
@@ -180,7 +192,22 @@ fn scan_compare(
     }
 }
 
-/// Scans both tensors, which must have the same dtype and element count.
+/// [`compare`] on the CPU whatever `PARITY_COMPARE_DEVICE` says: the reference the GPU
+/// path is checked against.
+pub fn compare_cpu(expected: &Tensor, actual: &Tensor, tol: Tolerance) -> OutputComparison {
+    if let Some(problem) = layout_problem(expected, actual) {
+        return not_compared(expected, actual, tol, problem);
+    }
+    match scan(expected, actual, tol) {
+        Some(summary) => compared(expected, actual, tol, &summary),
+        None => {
+            let problem = format!("{} values could not be read", expected.dtype());
+            not_compared(expected, actual, tol, problem)
+        }
+    }
+}
+
+/// Scans both tensors on the CPU; they must have the same dtype and element count.
 fn scan(expected: &Tensor, actual: &Tensor, tol: Tolerance) -> Option<Summary> {
     match expected.dtype() {
         DType::F32 => scan_float::<f32>(expected, actual, tol),

@@ -15,9 +15,15 @@ pub struct Outcome {
 
 /// Runs `parity ARGS...` (no backtraces, whatever the caller's environment).
 pub fn parity(args: &[&str]) -> Outcome {
+    parity_env(args, &[])
+}
+
+/// Runs `parity ARGS...` with these environment variables set.
+pub fn parity_env(args: &[&str], envs: &[(&str, &str)]) -> Outcome {
     let out = Command::new(env!("CARGO_BIN_EXE_parity"))
         .args(args)
         .env_remove("RUST_BACKTRACE")
+        .envs(envs.iter().copied())
         .output()
         .expect("run parity");
     Outcome {

@@ -6,6 +6,11 @@
 //! Python probe passed in, so tests describe a machine without touching the process.
 //!
 //! Order (documented in `docs/backends.md`):
+//! 0. `ORT_CUDA_DYLIB_PATH`: a GPU build of ONNX Runtime (the `onnxruntime-gpu` wheel's
+//!    `libonnxruntime.so`). One library serves the whole process (`ort` loads one per
+//!    process), and the GPU build also has the CPU execution provider, so when set it is
+//!    the library of `ort-cpu` too, and `ORT_DYLIB_PATH` is not looked at. Like
+//!    `ORT_DYLIB_PATH` it is exclusive: a path that is not a file is an error.
 //! 1. `ORT_DYLIB_PATH`: when set (and not empty) it is the only place looked at; a path
 //!    that does not exist is an error naming it, never a silent fall-through.
 //! 2. A virtualenv: `$VIRTUAL_ENV`, then `./.venv`, then `.venv` in each ancestor
@@ -15,6 +20,10 @@
 //!    `importlib.util.find_spec`, which does not import it), with a short timeout.
 //! 4. The system loader's search path (`libonnxruntime.so` by bare name): tried only by
 //!    the caller, through `ort::init_from`, which reports an error instead of panicking.
+//!
+//! Steps 2 and 3 find the `onnxruntime` Python package, which is where both the CPU
+//! wheel (`onnxruntime`) and the GPU wheel (`onnxruntime-gpu`, same package name) put
+//! their library: a GPU build is recognised by [`cuda_provider_next_to`].
 //!
 //! The first place that holds a library decides: if that library cannot be loaded (wrong
 //! version, broken file) the backend is unavailable with that reason, rather than quietly
@@ -32,6 +41,8 @@ pub const PYTHON_TIMEOUT: Duration = Duration::from_secs(5);
 /// tests build one by hand.
 #[derive(Debug, Clone, Default)]
 pub struct SearchContext {
+    /// Value of `ORT_CUDA_DYLIB_PATH`, if set.
+    pub ort_cuda_dylib_path: Option<OsString>,
     /// Value of `ORT_DYLIB_PATH`, if set.
     pub ort_dylib_path: Option<OsString>,
     /// Value of `VIRTUAL_ENV`, if set.
@@ -46,6 +57,7 @@ impl SearchContext {
     /// The context of this process.
     pub fn from_process() -> Self {
         SearchContext {
+            ort_cuda_dylib_path: std::env::var_os("ORT_CUDA_DYLIB_PATH"),
             ort_dylib_path: std::env::var_os("ORT_DYLIB_PATH"),
             virtual_env: std::env::var_os("VIRTUAL_ENV"),
             cwd: std::env::current_dir().ok(),
@@ -87,35 +99,38 @@ pub fn system_library_name() -> String {
     )
 }
 
-/// Runs steps 1-3 of the search. `Err` only for step 1: `ORT_DYLIB_PATH` names a file
-/// that does not exist.
+/// The CUDA execution provider's library file name, e.g. `libonnxruntime_providers_cuda.so`.
+pub fn cuda_provider_name() -> String {
+    format!(
+        "{}onnxruntime_providers_cuda{}",
+        std::env::consts::DLL_PREFIX,
+        std::env::consts::DLL_SUFFIX
+    )
+}
+
+/// The CUDA provider library next to an ONNX Runtime library, where ONNX Runtime looks
+/// for it (the GPU wheel ships both in `onnxruntime/capi/`).
+pub fn cuda_provider_next_to(library: &Path) -> Option<PathBuf> {
+    let dir = library.parent().filter(|d| !d.as_os_str().is_empty())?;
+    let provider = dir.join(cuda_provider_name());
+    provider.is_file().then_some(provider)
+}
+
+/// Runs steps 0-3 of the search. `Err` only for steps 0 and 1: `ORT_CUDA_DYLIB_PATH` or
+/// `ORT_DYLIB_PATH` names a file that does not exist.
 pub fn locate(ctx: &SearchContext, python: PythonProbe<'_>) -> Result<Located, String> {
-    // 1. ORT_DYLIB_PATH: explicit, exclusive.
-    if let Some(p) = ctx.ort_dylib_path.as_ref().filter(|p| !p.is_empty()) {
-        let given = PathBuf::from(p);
-        let path = match (&ctx.cwd, given.is_relative()) {
-            (Some(cwd), true) => cwd.join(&given),
-            _ => given.clone(),
-        };
-        return if path.is_file() {
-            Ok(Located::Found(Candidate {
-                path,
-                source: "ORT_DYLIB_PATH".into(),
-            }))
-        } else {
-            Err(format!(
-                "ORT_DYLIB_PATH={} does not name a file{}; point it at libonnxruntime \
-                 (e.g. .venv/lib/python3.11/site-packages/onnxruntime/capi/libonnxruntime.so.{}) \
-                 or unset it to search the virtualenv",
-                given.display(),
-                if path.exists() {
-                    " (it is a directory)"
-                } else {
-                    ""
-                },
-                super::EXPECTED_ORT_VERSION
-            ))
-        };
+    // 0. ORT_CUDA_DYLIB_PATH, then 1. ORT_DYLIB_PATH: explicit, exclusive.
+    for (var, value, example) in [
+        (
+            "ORT_CUDA_DYLIB_PATH",
+            &ctx.ort_cuda_dylib_path,
+            "the libonnxruntime.so of an onnxruntime-gpu install",
+        ),
+        ("ORT_DYLIB_PATH", &ctx.ort_dylib_path, "libonnxruntime"),
+    ] {
+        if let Some(p) = value.as_ref().filter(|p| !p.is_empty()) {
+            return explicit(var, p, ctx.cwd.as_deref(), example);
+        }
     }
     let mut looked = vec!["ORT_DYLIB_PATH (not set)".to_string()];
 
@@ -155,6 +170,39 @@ pub fn locate(ctx: &SearchContext, python: PythonProbe<'_>) -> Result<Located, S
         Err(why) => looked.push(format!("python3 ({why})")),
     }
     Ok(Located::NotFound { looked })
+}
+
+/// The library an environment variable names (relative to `cwd`), or why it cannot be used.
+fn explicit(
+    var: &str,
+    given: &OsString,
+    cwd: Option<&Path>,
+    example: &str,
+) -> Result<Located, String> {
+    let given = PathBuf::from(given);
+    let path = match (cwd, given.is_relative()) {
+        (Some(cwd), true) => cwd.join(&given),
+        _ => given.clone(),
+    };
+    if path.is_file() {
+        Ok(Located::Found(Candidate {
+            path,
+            source: var.into(),
+        }))
+    } else {
+        Err(format!(
+            "{var}={} does not name a file{}; point it at {example} \
+             (e.g. .venv/lib/python3.11/site-packages/onnxruntime/capi/libonnxruntime.so.{}) \
+             or unset it to search the virtualenv",
+            given.display(),
+            if path.exists() {
+                " (it is a directory)"
+            } else {
+                ""
+            },
+            super::EXPECTED_ORT_VERSION
+        ))
+    }
 }
 
 /// Virtualenv directories to search, in order, without duplicates.
@@ -403,6 +451,63 @@ mod tests {
         assert!(all.contains("active (no such directory)"), "{all}");
         assert!(all.contains(".venv (no onnxruntime package)"), "{all}");
         assert!(all.contains("python3 (not asked in tests)"), "{all}");
+    }
+
+    #[test]
+    fn ort_cuda_dylib_path_comes_before_ort_dylib_path_and_the_venv() {
+        let tmp = tempfile::tempdir().unwrap();
+        let _venv_lib = fake_venv(tmp.path(), "python3.11");
+        let gpu = tmp.path().join("gpu");
+        std::fs::create_dir_all(&gpu).unwrap();
+        std::fs::write(gpu.join("libonnxruntime.so.1.31.1"), b"").unwrap();
+        std::fs::write(tmp.path().join("cpu.so"), b"").unwrap();
+        let ctx = SearchContext {
+            ort_cuda_dylib_path: Some("gpu/libonnxruntime.so.1.31.1".into()),
+            ort_dylib_path: Some("cpu.so".into()),
+            cwd: Some(tmp.path().to_path_buf()),
+            ..Default::default()
+        };
+        let Located::Found(c) = locate(&ctx, &no_python).unwrap() else {
+            panic!("not found")
+        };
+        assert_eq!(c.path, gpu.join("libonnxruntime.so.1.31.1"));
+        assert_eq!(c.source, "ORT_CUDA_DYLIB_PATH");
+        // Exclusive, like ORT_DYLIB_PATH: a wrong path is an error, not a fall-through.
+        let ctx = SearchContext {
+            ort_cuda_dylib_path: Some("gpu".into()),
+            ..ctx
+        };
+        let err = locate(&ctx, &no_python).unwrap_err();
+        assert!(
+            err.starts_with("ORT_CUDA_DYLIB_PATH=gpu does not name a file (it is a directory)"),
+            "{err}"
+        );
+        assert!(err.contains("onnxruntime-gpu"), "{err}");
+    }
+
+    #[test]
+    fn cuda_provider_is_looked_for_next_to_the_library() {
+        let tmp = tempfile::tempdir().unwrap();
+        let lib = fake_venv(tmp.path(), "python3.11");
+        assert_eq!(cuda_provider_next_to(&lib), None, "CPU wheel");
+        let provider = lib.with_file_name(cuda_provider_name());
+        std::fs::write(&provider, b"").unwrap();
+        assert_eq!(cuda_provider_next_to(&lib), Some(provider));
+        // The GPU wheel is the same `onnxruntime` package: the venv search finds it.
+        let ctx = SearchContext {
+            cwd: Some(tmp.path().to_path_buf()),
+            ..Default::default()
+        };
+        let Located::Found(c) = locate(&ctx, &no_python).unwrap() else {
+            panic!("not found")
+        };
+        assert_eq!(c.path, lib);
+        assert!(cuda_provider_next_to(&c.path).is_some());
+        // A bare name (the system loader's) has no directory to look in.
+        assert_eq!(
+            cuda_provider_next_to(Path::new(&system_library_name())),
+            None
+        );
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! `ort-cpu`: ONNX Runtime's CPU execution provider through the `ort` crate.
+//! `ort-cpu` and `ort-cuda`: ONNX Runtime's CPU and CUDA execution providers through the
+//! `ort` crate (CUDA in [`cuda`]).
 //!
 //! ONNX Runtime is the reference backend: it runs the most models and is what most teams
 //! ship. parity never links it at build time (`ort`'s `load-dynamic`); the shared library
@@ -12,6 +13,7 @@
 //! ever loaded with `ort::init_from(path)`, its error kept as a string, and no ort API is
 //! touched unless that succeeded.
 
+pub mod cuda;
 pub mod locate;
 
 use self::locate::{Located, SearchContext};
@@ -56,6 +58,10 @@ pub struct OrtRuntime {
     pub library: OrtLibrary,
 }
 
+/// [`OrtLibrary::source`] of a library the system loader found by bare name (its
+/// directory is then unknown).
+const SYSTEM_LOADER: &str = "system loader";
+
 static RUNTIME: OnceLock<Result<OrtRuntime, String>> = OnceLock::new();
 
 /// Finds and loads ONNX Runtime on first call (see [`locate`] for the order), then
@@ -84,7 +90,7 @@ fn init() -> Result<OrtRuntime, String> {
         Located::NotFound { looked } => {
             let name = locate::system_library_name();
             match ort::init_from(&name) {
-                Ok(builder) => (PathBuf::from(&name), "system loader".to_string(), builder),
+                Ok(builder) => (PathBuf::from(&name), SYSTEM_LOADER.to_string(), builder),
                 Err(e) => {
                     return Err(format!(
                         "ONNX Runtime library not found; looked at: {}; system loader: {}; {FIX}",
@@ -132,56 +138,34 @@ fn load_error_reason(e: &ort::LoadDynamicError) -> String {
 }
 
 /// The version string of the library already loaded from `path`: `ort` does not expose
-/// `GetVersionString`, so it is read through the library's own `OrtGetApiBase`. On
-/// non-Unix platforms this falls back to the release named in the build string.
+/// `GetVersionString`, so it is read through the library's own `OrtGetApiBase`. Falls
+/// back to the release named in the build string.
 fn runtime_version(path: &Path) -> Option<String> {
-    #[cfg(unix)]
-    if let Some(v) = unix_version_string(path) {
+    if let Some(v) = library_version_string(path) {
         return Some(v);
     }
-    let _ = path;
     // "git-branch=rel-1.31.1, ..." in official builds.
     let info = build_info();
     let branch = info.split("git-branch=").nth(1)?.split([',', ' ']).next()?;
     branch.strip_prefix("rel-").map(str::to_string)
 }
 
-#[cfg(unix)]
-fn unix_version_string(path: &Path) -> Option<String> {
-    use std::ffi::{c_char, c_int, c_void, CStr, CString};
-    use std::os::unix::ffi::OsStrExt;
-    extern "C" {
-        fn dlopen(filename: *const c_char, flag: c_int) -> *mut c_void;
-        fn dlsym(handle: *mut c_void, symbol: *const c_char) -> *mut c_void;
-        fn dlclose(handle: *mut c_void) -> c_int;
-    }
-    const RTLD_LAZY: c_int = 1; // same value on Linux and macOS
-    let c_path = CString::new(path.as_os_str().as_bytes()).ok()?;
+fn library_version_string(path: &Path) -> Option<String> {
     // SAFETY: `path` is the library ort already loaded, so this only takes another
-    // reference to it (released below). `OrtGetApiBase` is the documented C entry point
-    // returning a static struct; `GetVersionString` returns a static NUL-terminated
-    // string that must not be freed. Null results are checked before use.
+    // reference to it (released when `lib` drops). `OrtGetApiBase` is the documented C
+    // entry point returning a static struct; `GetVersionString` returns a static
+    // NUL-terminated string that must not be freed. Null results are checked before use.
     unsafe {
-        let handle = dlopen(c_path.as_ptr(), RTLD_LAZY);
-        if handle.is_null() {
+        let lib = libloading::Library::new(path).ok()?;
+        let get_base = lib
+            .get::<unsafe extern "C" fn() -> *const ort::sys::OrtApiBase>(b"OrtGetApiBase\0")
+            .ok()?;
+        let base = get_base();
+        if base.is_null() {
             return None;
         }
-        let sym = dlsym(handle, c"OrtGetApiBase".as_ptr());
-        let version = if sym.is_null() {
-            None
-        } else {
-            let get_base: unsafe extern "C" fn() -> *const ort::sys::OrtApiBase =
-                std::mem::transmute(sym);
-            let base = get_base();
-            if base.is_null() {
-                None
-            } else {
-                let s = ((*base).GetVersionString)();
-                (!s.is_null()).then(|| CStr::from_ptr(s).to_string_lossy().into_owned())
-            }
-        };
-        dlclose(handle);
-        version
+        let s = ((*base).GetVersionString)();
+        (!s.is_null()).then(|| std::ffi::CStr::from_ptr(s).to_string_lossy().into_owned())
     }
 }
 
@@ -230,26 +214,50 @@ impl Backend for OrtCpu {
     fn load(&self, model: &Path, options: &LoadOptions) -> Result<Box<dyn Session>, BackendError> {
         let rt =
             runtime().map_err(|r| BackendError::new(format!("ort-cpu is unavailable: {r}")))?;
-        let session = build_session(&rt.env, model, options)?;
-        let inputs = session
-            .inputs()
-            .iter()
-            .map(|o| io_spec(o.name(), o.dtype()))
-            .collect();
-        let outputs = session
-            .outputs()
-            .iter()
-            .map(|o| io_spec(o.name(), o.dtype()))
-            .collect();
-        Ok(Box::new(OrtSession {
-            session,
-            inputs,
-            outputs,
-        }))
+        open(&rt.env, model, options, Provider::Cpu)
     }
 }
 
-/// CPU EP only (registered explicitly, failing loudly), graph optimisation level `All`
+/// The execution provider a session is built for. Each is registered alone and with
+/// `error_on_failure`: a provider that cannot be used is an error, never a quiet
+/// substitution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Provider {
+    /// The CPU execution provider.
+    Cpu,
+    /// The CUDA execution provider on this device ordinal, with ONNX Runtime's
+    /// fallback of unsupported nodes to the CPU disabled.
+    Cuda { device_id: i32 },
+}
+
+/// Loads `model` into a session on `provider` and describes its inputs and outputs.
+fn open(
+    env: &ort::environment::Environment,
+    model: &Path,
+    options: &LoadOptions,
+    provider: Provider,
+) -> Result<Box<dyn Session>, BackendError> {
+    let session = build_session(env, model, options, provider)?;
+    let inputs = session
+        .inputs()
+        .iter()
+        .map(|o| io_spec(o.name(), o.dtype()))
+        .collect();
+    let outputs = session
+        .outputs()
+        .iter()
+        .map(|o| io_spec(o.name(), o.dtype()))
+        .collect();
+    Ok(Box::new(OrtSession {
+        session,
+        inputs,
+        outputs,
+    }))
+}
+
+/// One execution provider (registered explicitly, failing loudly: a CUDA session never
+/// quietly becomes a CPU one; ONNX Runtime's own placement of single nodes the CUDA EP
+/// declines is kept, docs/backends.md), graph optimisation level `All`
 /// (what ONNX Runtime deployments use by default), intra-op threads from the options
 /// (ONNX Runtime's default, one per physical core, when unset), inter-op threads 1
 /// (parity runs nodes sequentially; parallel execution mode is off).
@@ -262,11 +270,18 @@ fn build_session(
     env: &ort::environment::Environment,
     model: &Path,
     options: &LoadOptions,
+    provider: Provider,
 ) -> Result<ort::session::Session, BackendError> {
-    let mut builder = ort::session::Session::builder(env)
-        .map_err(|e| ort_error(&e))?
-        .with_execution_providers([ep::CPU::default().build().error_on_failure()])
-        .map_err(|e| ort_error(&e))?
+    let builder = ort::session::Session::builder(env).map_err(|e| ort_error(&e))?;
+    let builder = match provider {
+        Provider::Cpu => builder
+            .with_execution_providers([ep::CPU::default().build().error_on_failure()])
+            .map_err(|e| ort_error(&e))?,
+        Provider::Cuda { device_id } => builder
+            .with_execution_providers([cuda::provider(device_id)])
+            .map_err(|e| ort_error(&e))?,
+    };
+    let mut builder = builder
         .with_optimization_level(GraphOptimizationLevel::All)
         .map_err(|e| ort_error(&e))?
         .with_inter_threads(1)
