@@ -145,7 +145,7 @@ gpu_backends=()
 for b in candle-cuda ort-cuda; do
     if grep -qE "^$b +available" "$details/backends.txt"; then
         gpu_backends+=("$b")
-    elif [ "$b" = candle-cuda ]; then
+    elif [ "$b" = candle-cuda ] && [ -s "$details/backends.txt" ]; then
         why=$(grep -E "^$b " "$details/backends.txt" | tr -s ' ')
         fail "candle-cuda is not available in parity-cuda (${why:-not listed: is it the candle-cuda build?})"
     else

@@ -332,10 +332,41 @@ fn guarded<R>(what: &str, f: impl FnOnce() -> Result<R, String>) -> Result<R, St
     catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|_| Err(format!("{what}: cudarc panicked")))
 }
 
+/// Whether the CUDA libraries can be loaded, asked before any other cudarc call (which
+/// would panic without them).
+#[cfg(not(feature = "candle-cuda"))]
+mod culib_present {
+    /// `libcuda.so.1`.
+    pub(super) fn driver() -> bool {
+        // SAFETY: only tries to open the library by its usual names.
+        unsafe { cudarc::driver::sys::is_culib_present() }
+    }
+
+    /// `libnvrtc.so.13`.
+    pub(super) fn nvrtc() -> bool {
+        // SAFETY: only tries to open the library by its usual names.
+        unsafe { cudarc::nvrtc::sys::is_culib_present() }
+    }
+}
+
+/// In the candle-cuda build candle links cudarc to the CUDA libraries (`dynamic-linking`):
+/// the binary could not have started without them.
+#[cfg(feature = "candle-cuda")]
+mod culib_present {
+    /// `libcuda.so.1`: linked.
+    pub(super) fn driver() -> bool {
+        true
+    }
+
+    /// `libnvrtc.so.13`: linked.
+    pub(super) fn nvrtc() -> bool {
+        true
+    }
+}
+
 /// Whether NVRTC (`libnvrtc.so.13`, CUDA 13) can be loaded; the reason when not.
 pub fn nvrtc_present() -> Result<(), String> {
-    // SAFETY: only tries to open the library by its usual names.
-    if unsafe { cudarc::nvrtc::sys::is_culib_present() } {
+    if culib_present::nvrtc() {
         Ok(())
     } else {
         Err(
@@ -366,8 +397,7 @@ pub fn compile_ptx(arch: &str) -> Result<String, String> {
 /// Whether a CUDA device can be used: its name, or why not (no driver, no device).
 /// Loads the driver library, never NVRTC.
 pub fn availability() -> Result<String, String> {
-    // SAFETY: only tries to open the library by its usual names.
-    if !unsafe { cudarc::driver::sys::is_culib_present() } {
+    if !culib_present::driver() {
         return Err("libcuda.so.1 not found: no NVIDIA driver".to_string());
     }
     guarded("CUDA driver", || {
