@@ -28,8 +28,10 @@
 //! ops have no candle kernel with ONNX's exact semantics and compute on the host
 //! (`ops::map_f64` and friends: Tan, Asin..., Round, Softplus, Mod, integer Pow,
 //! ReduceProd, CumSum, ScatterElements/ND, NonZero, TopK's indices, Range, shape
-//! arithmetic): on CUDA they copy their inputs to the host and the result back to the
-//! device explicitly (same values as on the CPU, slower). Nothing silently falls back.
+//! arithmetic, the wrap-around of i8/i16/u16 results, and of i32 ones on CUDA): on CUDA
+//! they copy their inputs to the host and the result back to the device explicitly (same
+//! values as on the CPU, slower). So do ArgMax/ArgMin/Hardmax indices on CUDA (first
+//! index among ties), and `ops::maximum`/`minimum` keep the CPU's NaN rule there.
 //!
 //! Threads: candle's CPU kernels use rayon, whose global pool is process-wide. With
 //! `LoadOptions::threads = Some(n)` the session owns an `n`-thread rayon pool and runs
