@@ -108,16 +108,56 @@ fn warm_up(pool: &Pool, inputs: &[Tensor], settings: Settings) -> Result<(), Bac
     }
 }
 
-/// The first error any worker met, which ends the loop.
-struct FirstError(Mutex<Option<BackendError>>);
+/// What the workers of one loop share: the first error any of them met, which stops
+/// them all.
+struct Control {
+    error: Mutex<Option<BackendError>>,
+    stop: AtomicBool,
+}
 
-impl FirstError {
-    fn set(&self, e: BackendError) {
-        let mut slot = self.0.lock().unwrap_or_else(|p| p.into_inner());
+impl Control {
+    /// Records `e` (the first one wins) and tells every worker to stop.
+    fn fail(&self, e: BackendError) {
+        let mut slot = self.error.lock().unwrap_or_else(|p| p.into_inner());
         slot.get_or_insert(e);
+        self.stop.store(true, Ordering::Relaxed);
     }
-    fn take(self) -> Option<BackendError> {
-        self.0.into_inner().unwrap_or_else(|p| p.into_inner())
+
+    /// Whether a worker failed.
+    fn stopped(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+}
+
+/// Runs `body(worker, control)` on `workers` scoped threads and concatenates what they
+/// return, or gives the first error a worker reported through `control`.
+fn on_workers<T: Send>(
+    workers: usize,
+    body: impl Fn(usize, &Control) -> Vec<T> + Sync,
+) -> Result<Vec<T>, BackendError> {
+    let control = Control {
+        error: Mutex::new(None),
+        stop: AtomicBool::new(false),
+    };
+    let results: Vec<Vec<T>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|w| {
+                let (body, control) = (&body, &control);
+                scope.spawn(move || body(w, control))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_default())
+            .collect()
+    });
+    match control
+        .error
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner())
+    {
+        Some(e) => Err(e),
+        None => Ok(results.into_iter().flatten().collect()),
     }
 }
 
@@ -131,49 +171,28 @@ pub fn closed_loop(
     let workers = settings.concurrency.max(1);
     warm_up(pool, inputs, settings)?;
     let completed = AtomicUsize::new(0);
-    let error = FirstError(Mutex::new(None));
-    let stop = AtomicBool::new(false);
     let start = Instant::now();
-    let results: Vec<Vec<(Instant, f64)>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..workers)
-            .map(|w| {
-                let (completed, error, stop) = (&completed, &error, &stop);
-                scope.spawn(move || {
-                    let mut mine = Vec::new();
-                    loop {
-                        let elapsed = start.elapsed();
-                        let enough = completed.load(Ordering::Relaxed) >= settings.min_queries
-                            && elapsed >= settings.min_duration;
-                        if enough
-                            || elapsed >= settings.max_duration
-                            || stop.load(Ordering::Relaxed)
-                        {
-                            break;
-                        }
-                        let t = Instant::now();
-                        if let Err(e) = pool.run(w, inputs) {
-                            error.set(e);
-                            stop.store(true, Ordering::Relaxed);
-                            break;
-                        }
-                        let done = Instant::now();
-                        mine.push((done, (done - t).as_secs_f64() * 1e3));
-                        completed.fetch_add(1, Ordering::Relaxed);
-                    }
-                    mine
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_default())
-            .collect()
-    });
-    if let Some(e) = error.take() {
-        return Err(e);
-    }
+    let mut all: Vec<(Instant, f64)> = on_workers(workers, |w, control| {
+        let mut mine = Vec::new();
+        loop {
+            let elapsed = start.elapsed();
+            let enough = completed.load(Ordering::Relaxed) >= settings.min_queries
+                && elapsed >= settings.min_duration;
+            if enough || elapsed >= settings.max_duration || control.stopped() {
+                break;
+            }
+            let t = Instant::now();
+            if let Err(e) = pool.run(w, inputs) {
+                control.fail(e);
+                break;
+            }
+            let done = Instant::now();
+            mine.push((done, (done - t).as_secs_f64() * 1e3));
+            completed.fetch_add(1, Ordering::Relaxed);
+        }
+        mine
+    })?;
     let wall = start.elapsed();
-    let mut all: Vec<(Instant, f64)> = results.into_iter().flatten().collect();
     all.sort_by_key(|&(done, _)| done);
     Ok(Measured {
         cut_short: all.len() < settings.min_queries,
@@ -223,48 +242,30 @@ pub fn server(
     let span = Duration::from_secs_f64(n as f64 / qps);
     let deadline = (span + drain_allowance(span)).min(settings.max_duration.max(span));
     let next = AtomicUsize::new(0);
-    let error = FirstError(Mutex::new(None));
-    let stop = AtomicBool::new(false);
     let start = Instant::now();
     // (completion since start, latency ms, queueing ms) per completed query.
-    let results: Vec<Vec<(Duration, f64, f64)>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..workers)
-            .map(|w| {
-                let (next, error, stop, arrivals) = (&next, &error, &stop, &arrivals);
-                scope.spawn(move || {
-                    let mut mine = Vec::new();
-                    while !stop.load(Ordering::Relaxed) {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(&arrival) = arrivals.get(i) else {
-                            break;
-                        };
-                        wait_until(start, arrival);
-                        let began = start.elapsed();
-                        if began > deadline {
-                            break;
-                        }
-                        if let Err(e) = pool.run(w, inputs) {
-                            error.set(e);
-                            stop.store(true, Ordering::Relaxed);
-                            break;
-                        }
-                        let done = start.elapsed();
-                        let ms = |d: Duration| d.as_secs_f64() * 1e3;
-                        mine.push((done, ms(done - arrival), ms(began - arrival)));
-                    }
-                    mine
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_default())
-            .collect()
-    });
-    if let Some(e) = error.take() {
-        return Err(e);
-    }
-    let mut all: Vec<(Duration, f64, f64)> = results.into_iter().flatten().collect();
+    let mut all: Vec<(Duration, f64, f64)> = on_workers(workers, |w, control| {
+        let mut mine = Vec::new();
+        while !control.stopped() {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(&arrival) = arrivals.get(i) else {
+                break;
+            };
+            wait_until(start, arrival);
+            let began = start.elapsed();
+            if began > deadline {
+                break;
+            }
+            if let Err(e) = pool.run(w, inputs) {
+                control.fail(e);
+                break;
+            }
+            let done = start.elapsed();
+            let ms = |d: Duration| d.as_secs_f64() * 1e3;
+            mine.push((done, ms(done - arrival), ms(began - arrival)));
+        }
+        mine
+    })?;
     all.sort_by_key(|&(done, _, _)| done);
     let last = all.last().map_or(span, |&(done, _, _)| done.max(span));
     Ok(Measured {

@@ -207,14 +207,7 @@ pub fn run(args: BenchArgs, global: Global) -> Result<u8> {
     if let Some(first) = selected.first() {
         runner::relate_to_first(&mut results, first.backend.name());
     }
-    let infos = selected
-        .iter()
-        .map(|s| BackendInfo {
-            name: s.backend.name().to_string(),
-            version: s.version.clone(),
-            device: s.device.clone(),
-        })
-        .collect();
+    let infos = selected.iter().map(BackendInfo::from).collect();
     let mut bench = BenchReport {
         schema: BENCH_SCHEMA.to_string(),
         environment: Environment::detect(infos),

@@ -191,14 +191,7 @@ pub fn run(args: CheckArgs, global: Global) -> Result<u8> {
         }
     }
     progress.finish();
-    let infos = selected
-        .iter()
-        .map(|s| BackendInfo {
-            name: s.backend.name().to_string(),
-            version: s.version.clone(),
-            device: s.device.clone(),
-        })
-        .collect();
+    let infos = selected.iter().map(BackendInfo::from).collect();
     let mut report = Report::new(Environment::detect(infos), rows);
     report.suites = suites.iter().map(audit).collect::<Result<_>>()?;
     if args.matrix {

@@ -22,6 +22,17 @@ pub struct BackendInfo {
     pub device: String,
 }
 
+impl From<&crate::backend::Selected> for BackendInfo {
+    /// A backend chosen for a run, as reports name it.
+    fn from(s: &crate::backend::Selected) -> BackendInfo {
+        BackendInfo {
+            name: s.backend.name().to_string(),
+            version: s.version.clone(),
+            device: s.device.clone(),
+        }
+    }
+}
+
 impl Environment {
     /// Reads the host's identity; `backends` are the ones that ran.
     pub fn detect(backends: Vec<BackendInfo>) -> Environment {
