@@ -16,23 +16,3 @@ pub fn peak_rss_bytes() -> Option<u64> {
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024)
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_peak_follows_a_large_allocation_and_resets() {
-        if !reset_peak_rss() {
-            return; // not Linux: nothing to measure
-        }
-        let before = peak_rss_bytes().unwrap();
-        let big = vec![1u8; 64 << 20];
-        std::hint::black_box(&big);
-        let during = peak_rss_bytes().unwrap();
-        assert!(during >= before + (60 << 20), "{before} -> {during}");
-        drop(big);
-        assert!(reset_peak_rss());
-        assert!(peak_rss_bytes().unwrap() < during);
-    }
-}
