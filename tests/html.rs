@@ -309,7 +309,7 @@ fn bench_report_renders_in_chromium() {
         "--find-max-qps",
     ];
     let mut server = server.to_vec();
-    server.extend_from_slice(&["--p99-ms", "5"]);
+    server.extend_from_slice(&["--p99-ms", "50"]);
     let page = bench_page(&dir, "server.html", &server);
     dom_has(
         &dir,
