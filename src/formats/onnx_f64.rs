@@ -76,8 +76,7 @@ fn promote_tensor(t: &mut TensorProto, path: &Path) -> Result<(), String> {
         ));
     }
     let tensor = tensor_from_proto(t, path).map_err(|e| e.to_string())?;
-    let widened: Vec<f64> = (0..tensor.numel()).map(|i| tensor.get_f64(i)).collect();
-    let widened = Tensor::from_vec(tensor.shape().to_vec(), widened).map_err(|e| e.to_string())?;
+    let widened = tensor.to_f64().map_err(|e| e.to_string())?;
     t.data_type = Some(DType::F64.onnx_code());
     t.float_data.clear();
     t.int32_data.clear();

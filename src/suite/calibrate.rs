@@ -204,10 +204,7 @@ fn widen(t: &Tensor) -> std::result::Result<Tensor, TensorError> {
     if !t.dtype().is_float() || t.dtype() == DType::F64 {
         return Ok(t.clone());
     }
-    Tensor::from_vec(
-        t.shape().to_vec(),
-        (0..t.numel()).map(|i| t.get_f64(i)).collect(),
-    )
+    t.to_f64()
 }
 
 /// The oracle's f64 output rounded (to nearest) to the golden's dtype: what a
@@ -263,11 +260,6 @@ fn fit_output(
         }
         evidence.insert(name.clone(), ev);
     }
-    let max_golden = golden
-        .iter()
-        .flat_map(|t| (0..t.numel()).map(|i| t.get_f64(i).abs()))
-        .filter(|v| v.is_finite())
-        .fold(0.0, f64::max);
     let mut magnitudes: Vec<f64> = golden
         .iter()
         .flat_map(|t| (0..t.numel()).map(|i| t.get_f64(i).abs()))
@@ -275,6 +267,7 @@ fn fit_output(
         .collect();
     magnitudes.sort_by(f64::total_cmp);
     let median = magnitudes.get(magnitudes.len() / 2).copied().unwrap_or(0.0);
+    let max_golden = magnitudes.last().copied().unwrap_or(0.0);
     let (tolerance, rtol_floor, atol_floor) = if dtype.is_float() {
         let rtol_floor = FLOOR_EPS * eps(dtype);
         let atol_floor = (FLOOR_EPS * eps(dtype) * max_golden).max(smallest_normal(dtype));

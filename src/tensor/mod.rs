@@ -194,6 +194,13 @@ impl Tensor {
         self.dtype.decode_f64(b)
     }
 
+    /// The tensor widened to f64, same shape (exact for every float type and for
+    /// integers up to 2^53): what f64 references such as the calibration oracle take.
+    pub fn to_f64(&self) -> Result<Self, TensorError> {
+        let values = (0..self.numel()).map(|i| self.get_f64(i)).collect();
+        Self::from_vec(self.shape.clone(), values)
+    }
+
     /// Same tensor with another shape of the same element count (e.g. a batch dim added).
     pub fn reshaped(&self, shape: Vec<usize>) -> Result<Self, TensorError> {
         if checked_numel(&shape) != Some(self.numel()) {
