@@ -1,7 +1,7 @@
 //! `parity bench MODEL|SUITE... --backend B...`: latency and throughput on this machine,
 //! in MLPerf LoadGen's scenarios, with a noise-aware gate against a saved baseline.
 
-use super::output::{emit_to, Progress};
+use super::output::{emit_to, progress_wanted, Progress};
 use super::Global;
 use crate::backend;
 use crate::bench::baseline::{self, Gate};
@@ -13,7 +13,6 @@ use crate::error::{Error, Result};
 use crate::formats::atomic::write_atomic;
 use crate::report::{BackendInfo, Environment};
 use crate::suite::record::DimValue;
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -188,11 +187,8 @@ pub fn run(args: BenchArgs, global: Global) -> Result<u8> {
         windows: args.windows,
         stability_limit: args.stability_pct / 100.0,
     };
-    let allowed = args.format == BenchFormat::Text
-        && args.out.is_none()
-        && !global.quiet
-        && std::io::stderr().is_terminal()
-        && std::env::var_os("CI").is_none();
+    let allowed =
+        args.format == BenchFormat::Text && args.out.is_none() && progress_wanted(global.quiet);
     let units = targets.len() * selected.len() * args.batches.len().max(1);
     let mut progress = Progress::new(units as u64, allowed);
     let mut results = Vec::new();

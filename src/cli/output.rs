@@ -108,11 +108,14 @@ impl OutputArgs {
 
     /// Progress bars only for text reports, on a terminal, outside CI.
     pub fn progress_allowed(&self, quiet: bool) -> bool {
-        self.format == Format::Text
-            && !quiet
-            && std::io::stderr().is_terminal()
-            && std::env::var_os("CI").is_none()
+        self.format == Format::Text && progress_wanted(quiet)
     }
+}
+
+/// Whether a progress bar would be seen by a person: not `--quiet`, stderr a terminal,
+/// not in CI.
+pub fn progress_wanted(quiet: bool) -> bool {
+    !quiet && std::io::stderr().is_terminal() && std::env::var_os("CI").is_none()
 }
 
 /// A progress bar that appears only once a run has lasted more than a second.
