@@ -7,11 +7,6 @@ mod common;
 use common::*;
 
 use serde_json::Value;
-use std::path::Path;
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
 
 /// `parity bench models/mlp ARGS --format json` with a small budget (each default
 /// unless ARGS sets it); asserts exit 0 and returns the report, validated against the

@@ -10,14 +10,6 @@ use std::path::Path;
 
 const BACKENDS: [&str; 3] = ["ort-cpu", "candle-cpu", "tract-cpu"];
 
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-fn manifest(suite: &Path) -> toml::Value {
-    toml::from_str(&std::fs::read_to_string(suite.join("parity.toml")).unwrap()).unwrap()
-}
-
 fn float(v: &toml::Value) -> f64 {
     v.as_float().unwrap_or_else(|| panic!("not a float: {v}"))
 }

@@ -10,10 +10,6 @@ use std::path::{Path, PathBuf};
 
 const BACKENDS: [&str; 3] = ["ort-cpu", "candle-cpu", "tract-cpu"];
 
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
 /// The ONNX project's backend-test data in the repository's `.venv` (scripts/setup.sh).
 fn onnx_data() -> PathBuf {
     let lib = root().join(".venv/lib");
@@ -48,10 +44,6 @@ fn check_passes_everywhere(suite: &Path, cases: usize) {
     assert_eq!(r["summary"]["cases"], cases * 3, "{}", suite.display());
     assert_eq!(r["summary"]["passed"], cases * 3);
     assert!(o.stderr.is_empty(), "{}", o.stderr);
-}
-
-fn manifest(suite: &Path) -> toml::Value {
-    toml::from_str(&std::fs::read_to_string(suite.join("parity.toml")).unwrap()).unwrap()
 }
 
 fn flip_last_byte(path: &Path) {

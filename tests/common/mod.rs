@@ -82,3 +82,13 @@ pub fn assert_clean_error(o: &Outcome, needle: &str) {
         o.stderr
     );
 }
+
+/// A path as a command-line argument (test paths are UTF-8).
+pub fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// A suite's `parity.toml`, parsed.
+pub fn manifest(suite: &Path) -> toml::Value {
+    toml::from_str(&std::fs::read_to_string(suite.join("parity.toml")).unwrap()).unwrap()
+}
