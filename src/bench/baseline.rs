@@ -9,7 +9,7 @@
 //! is `slowdown > max(threshold, noise_multiple × noise)`.
 
 use super::report::{BenchReport, BenchResult, BENCH_SCHEMA};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -73,22 +73,15 @@ fn key(r: &BenchResult) -> String {
 /// Reads a baseline: a `parity.bench/v1` report written by `--save-baseline` (or
 /// `--format json`).
 pub fn read(path: &Path) -> Result<BenchReport> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::file(path, crate::formats::io_problem(&e)))?;
-    let value: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| Error::file(path, format!("not JSON: {e}")))?;
-    match value.get("schema").and_then(|s| s.as_str()) {
-        Some(BENCH_SCHEMA) => serde_json::from_value(value)
-            .map_err(|e| Error::file(path, format!("invalid `{BENCH_SCHEMA}` baseline: {e}"))),
-        Some(other) => Err(Error::file(
-            path,
-            format!("schema is `{other}`, a baseline is a `{BENCH_SCHEMA}` report"),
-        )),
-        None => Err(Error::file(
-            path,
-            format!("not a `{BENCH_SCHEMA}` baseline (write one with --save-baseline)"),
-        )),
-    }
+    crate::formats::read_schema_json(
+        path,
+        &crate::formats::SchemaWords {
+            schema: BENCH_SCHEMA,
+            other: &format!("a baseline is a `{BENCH_SCHEMA}` report"),
+            missing: &format!("not a `{BENCH_SCHEMA}` baseline (write one with --save-baseline)"),
+            thing: "baseline",
+        },
+    )
 }
 
 /// Gates `current` against `baseline` (read from `file`).

@@ -59,30 +59,18 @@ pub struct ReportFile {
 }
 
 /// Reads one JSON report, checking its schema identifier first.
-fn read_report(path: &PathBuf) -> Result<ReportFile> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::file(path, crate::formats::io_problem(&e)))?;
-    let value: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| Error::file(path, format!("not JSON: {e}")))?;
-    match value.get("schema").and_then(|s| s.as_str()) {
-        Some(SCHEMA) => {}
-        Some(other) => {
-            return Err(Error::file(
-                path,
-                format!("schema is `{other}`, merge reads `{SCHEMA}` reports"),
-            ))
-        }
-        None => {
-            return Err(Error::file(
-                path,
-                format!(
-                    "not a `{SCHEMA}` report (no \"schema\" field; write it with --format json)"
-                ),
-            ))
-        }
-    }
-    serde_json::from_value(value)
-        .map_err(|e| Error::file(path, format!("invalid `{SCHEMA}` report: {e}")))
+fn read_report(path: &std::path::Path) -> Result<ReportFile> {
+    crate::formats::read_schema_json(
+        path,
+        &crate::formats::SchemaWords {
+            schema: SCHEMA,
+            other: &format!("merge reads `{SCHEMA}` reports"),
+            missing: &format!(
+                "not a `{SCHEMA}` report (no \"schema\" field; write it with --format json)"
+            ),
+            thing: "report",
+        },
+    )
 }
 
 /// Merges reports: cases concatenated and sorted, summary and verdict recomputed, the

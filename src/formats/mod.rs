@@ -17,6 +17,43 @@ use std::io::Read;
 use std::path::Path;
 use std::sync::Arc;
 
+/// How [`read_schema_json`] words its refusals.
+pub struct SchemaWords<'a> {
+    /// The schema identifier the file must carry (`parity.bench/v1`).
+    pub schema: &'a str,
+    /// After "schema is `X`, ": what the reader expects instead.
+    pub other: &'a str,
+    /// The whole message for a file without a `"schema"` field.
+    pub missing: &'a str,
+    /// Names the thing in "invalid `SCHEMA` THING: ...".
+    pub thing: &'a str,
+}
+
+/// Reads a JSON document written by parity (a report, a bench baseline) and checks
+/// its `"schema"` before deserialising it, so the wrong kind of file gets a one-line
+/// error naming what it is rather than a serde message about a missing field.
+pub fn read_schema_json<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    words: &SchemaWords,
+) -> Result<T> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::file(path, io_problem(&e)))?;
+    let value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| Error::file(path, format!("not JSON: {e}")))?;
+    match value.get("schema").and_then(|s| s.as_str()) {
+        Some(s) if s == words.schema => serde_json::from_value(value).map_err(|e| {
+            Error::file(
+                path,
+                format!("invalid `{}` {}: {e}", words.schema, words.thing),
+            )
+        }),
+        Some(other) => Err(Error::file(
+            path,
+            format!("schema is `{other}`, {}", words.other),
+        )),
+        None => Err(Error::file(path, words.missing)),
+    }
+}
+
 /// Reads a single-tensor file (`.pb` or `.npy`), choosing the format by extension.
 /// Returns the name stored in the file, when the format stores one (`TensorProto.name`).
 pub fn read_tensor(path: &Path) -> Result<(Option<String>, Tensor)> {
