@@ -168,7 +168,7 @@ pub trait Session: Send {
 /// An inference engine on a device, e.g. `ort-cpu`.
 pub trait Backend: Send + Sync {
     /// Stable name used on the command line, in JSON, JUnit and bench IDs.
-    fn name(&self) -> &'static str;
+    fn name(&self) -> &str;
     /// Whether this backend can run here; cheap enough to call for `parity backends`.
     fn probe(&self) -> Availability;
     /// Loads a model. Models the backend cannot run (unsupported op, dtype) fail here
@@ -194,7 +194,7 @@ struct NotCompiled {
 }
 
 impl Backend for NotCompiled {
-    fn name(&self) -> &'static str {
+    fn name(&self) -> &str {
         self.name
     }
     fn probe(&self) -> Availability {
@@ -330,7 +330,7 @@ pub fn select(names: &[String]) -> Result<Vec<Selected>, crate::Error> {
             continue;
         }
         let backend = find(name).ok_or_else(|| {
-            let known: Vec<_> = registry().iter().map(|b| b.name()).collect();
+            let known: Vec<_> = registry().iter().map(|b| b.name().to_string()).collect();
             crate::Error::Usage(format!(
                 "unknown backend `{name}` (known: {})",
                 known.join(", ")
@@ -376,7 +376,8 @@ mod tests {
 
     #[test]
     fn registry_lists_every_backend_in_report_order() {
-        let names: Vec<_> = registry().iter().map(|b| b.name()).collect();
+        let backends = registry();
+        let names: Vec<_> = backends.iter().map(|b| b.name()).collect();
         assert_eq!(
             names,
             [

@@ -35,7 +35,7 @@ pub const TRACT_VERSION: &str = "0.23.9";
 pub struct TractCpu;
 
 impl Backend for TractCpu {
-    fn name(&self) -> &'static str {
+    fn name(&self) -> &str {
         "tract-cpu"
     }
 

@@ -17,7 +17,7 @@ pub struct BackendsArgs {
 pub fn run(args: BackendsArgs, global: Global) -> Result<u8> {
     let probes: Vec<_> = backend::registry()
         .into_iter()
-        .map(|b| (b.name(), b.probe()))
+        .map(|b| (b.name().to_string(), b.probe()))
         .collect();
     let rendered = match args.output.format {
         Format::Junit | Format::Markdown | Format::Html => {

@@ -65,7 +65,7 @@ pub const CANDLE_VERSION: &str = "0.11.1";
 pub struct CandleCpu;
 
 impl Backend for CandleCpu {
-    fn name(&self) -> &'static str {
+    fn name(&self) -> &str {
         "candle-cpu"
     }
 
@@ -77,7 +77,7 @@ impl Backend for CandleCpu {
     }
 
     fn load(&self, model: &Path, options: &LoadOptions) -> Result<Box<dyn Session>, BackendError> {
-        load_on(&Device::Cpu, self.name(), model, options)
+        load_on(&Device::Cpu, "candle-cpu", model, options)
     }
 }
 
@@ -160,7 +160,7 @@ mod cuda {
     }
 
     impl Backend for CandleCuda {
-        fn name(&self) -> &'static str {
+        fn name(&self) -> &str {
             "candle-cuda"
         }
 
@@ -186,7 +186,7 @@ mod cuda {
             options: &LoadOptions,
         ) -> Result<Box<dyn Session>, BackendError> {
             let (dev, _) = device().as_ref().map_err(BackendError::new)?;
-            load_on(dev, self.name(), model, options)
+            load_on(dev, "candle-cuda", model, options)
         }
     }
 }

@@ -186,7 +186,7 @@ fn cuda_device() -> Result<String, String> {
 }
 
 impl Backend for OrtCuda {
-    fn name(&self) -> &'static str {
+    fn name(&self) -> &str {
         "ort-cuda"
     }
 

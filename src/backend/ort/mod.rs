@@ -197,7 +197,7 @@ pub fn version_label(version: &str) -> String {
 pub struct OrtCpu;
 
 impl Backend for OrtCpu {
-    fn name(&self) -> &'static str {
+    fn name(&self) -> &str {
         "ort-cpu"
     }
 
