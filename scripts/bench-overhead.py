@@ -188,12 +188,24 @@ def python_session(model: Path) -> ort.InferenceSession:
     return session
 
 
+# parity's warm-up repeats its --warmup queries until this much time has passed
+# (WARMUP_FLOOR in src/bench/scenario.rs); the Python loop does the same.
+WARMUP_FLOOR_S = 0.1
+
+
 def python_loop(suite: Path, feeds: dict, warmup: int, queries: int) -> list[float]:
-    """µs of each timed `sess.run(None, feeds)`, after 1 + warmup untimed runs (parity runs
-    each session once before its warm-up to check it works)."""
+    """µs of each timed `sess.run(None, feeds)`, after 2 untimed runs (parity runs each
+    session once to check it works and once to bind its inputs) and a warm-up of `warmup`
+    runs repeated until WARMUP_FLOOR_S has passed, as parity's."""
     session = python_session(suite / "model.onnx")
-    for _ in range(1 + warmup):
+    for _ in range(2):
         session.run(None, feeds)
+    start = time.perf_counter()
+    while warmup > 0:
+        for _ in range(warmup):
+            session.run(None, feeds)
+        if time.perf_counter() - start >= WARMUP_FLOOR_S:
+            break
     clock = time.perf_counter_ns
     times = [0] * queries
     for i in range(queries):
@@ -253,8 +265,9 @@ def parity_bench(args, library: Path, suite: Path, queries: int, profile: Path |
             "spread": r["stability"]["spread"], "windows": r["stability"]["window_p50_ms"]}
 
 
-def model_run_events(prefix: Path, expected: int) -> list[dict]:
-    """Every model_run event of the one trace written under PREFIX, by start time."""
+def model_run_events(prefix: Path, warmup: int, timed: int) -> list[dict]:
+    """The last `timed` model_run events of the one trace written under PREFIX, by start
+    time: parity's 2 untimed runs and its warm-up (blocks of `warmup`) come first."""
     traces = glob.glob(f"{prefix}*.json")
     if len(traces) != 1:
         raise HarnessError(f"PARITY_ORT_PROFILE={prefix}: expected one trace, found {traces}")
@@ -266,11 +279,12 @@ def model_run_events(prefix: Path, expected: int) -> list[dict]:
                 if event.get("name") == "model_run":
                     runs.append(event)
     runs.sort(key=lambda e: e["ts"])
-    if len(runs) != expected:
-        raise HarnessError(f"{traces[0]}: {len(runs)} model_run events, expected {expected} "
-                           "(1 check + warm-up + timed); the profiler may have hit its event "
-                           "limit: lower --profile-queries")
-    return runs
+    untimed = len(runs) - 2 - timed
+    if untimed < warmup or (warmup > 0 and untimed % warmup != 0):
+        raise HarnessError(f"{traces[0]}: {len(runs)} model_run events, expected 2 + k x "
+                           f"{warmup} (k ≥ 1) + {timed} (check, bind, warm-up, timed); the "
+                           "profiler may have hit its event limit: lower --profile-queries")
+    return runs[-timed:]
 
 
 # ---------------------------------------------------------------- machine and report
@@ -412,18 +426,21 @@ def render(args, info: dict, models: list[dict]) -> str:
         f"Per model, {args.rounds} rounds, each timing parity then Python (even rounds) or Python "
         "then parity (odd rounds), one after the other in one run. The number of timed queries N is "
         f"fixed per model before the rounds: enough for about {args.seconds:g} s of Python work, "
-        f"at least {args.min_queries}, at most {args.max_queries}. Both sides run each query 1 + "
-        f"{args.warmup} times untimed first (parity checks each session with one run before "
-        "its warm-up) and then exactly N timed queries. The tables give the median over the "
+        f"at least {args.min_queries}, at most {args.max_queries}. Both sides run each query "
+        f"untimed first: twice (parity checks each session with one run and binds the inputs "
+        f"with a second), then {args.warmup} times, repeated until {WARMUP_FLOOR_S:g} s have "
+        "passed (parity's warm-up floor); then exactly N timed queries. The tables give the median over the "
         "rounds of each percentile; percentiles are nearest-rank on each round's N latencies "
         "(parity's definition).",
         "",
         "- (a) parity, one process per round: "
         f"`{shlex.join(parity_command('parity', 'MODEL', args.warmup, 'N'))}` with "
         "`ORT_DYLIB_PATH` set to the wheel's `libonnxruntime.so`; its JSON `latency_ms.p50/p90/p99`. "
-        "parity times `Session::run` of its ONNX Runtime backend, which builds the input values, "
-        "calls Run and copies the outputs out (CPU EP, `GraphOptimizationLevel::All`, intra-op "
-        "threads 1, inter-op threads 1).",
+        "parity times each query's Run of its ONNX Runtime backend on bound inputs: before "
+        "timing, the inputs are copied once into ONNX Runtime values and the outputs of a "
+        "first run are kept as preallocated outputs, so a timed query is one Run that reads "
+        "the same inputs and writes the same output buffers, as ONNX Runtime's IoBinding does "
+        "(CPU EP, `GraphOptimizationLevel::All`, intra-op threads 1, inter-op threads 1).",
         "- (b) Python, in the script's process: `onnxruntime.InferenceSession(model, so, "
         "providers=['CPUExecutionProvider'])` with `so.intra_op_num_threads = 1`, "
         "`so.inter_op_num_threads = 1`, `so.execution_mode = ORT_SEQUENTIAL`, "
@@ -434,7 +451,7 @@ def render(args, info: dict, models: list[dict]) -> str:
         f"`PARITY_ORT_PROFILE=DIR/prof` and N' = min(N, {args.profile_queries}) timed queries. "
         "ONNX Runtime's profiler writes a Chrome trace when the session is dropped; its "
         "`model_run` events (one per Run, `dur` in µs from ONNX Runtime's clock) number "
-        "1 + warm-up + N' (checked), and the last N' are the timed queries. Their percentiles "
+        "2 + warm-up + N' (checked), and the last N' are the timed queries. Their percentiles "
         "are compared with parity's percentiles of the same run.",
         "",
         "### parity bench vs the Python loop (single-stream, ort-cpu, 1 thread)",
@@ -459,7 +476,7 @@ def render(args, info: dict, models: list[dict]) -> str:
         "",
         "The same profiled runs, timed by ONNX Runtime's clock from the start of one timed "
         "Run to the start of the next (N' − 1 intervals). That interval holds everything "
-        "parity's timer holds (building inputs, Run, copying outputs) plus the loop's own "
+        "parity's timer holds (the session's lock, Run on the bound values) plus the loop's own "
         "bookkeeping between two queries (a clock read, a counter, a push), so it is an "
         "independent timing of what `parity bench` reports; `ts` is in whole µs too.",
         "",
@@ -473,8 +490,10 @@ def render(args, info: dict, models: list[dict]) -> str:
         *notes,
         "- Why: both sides call the same ONNX Runtime release with the same settings, so the "
         "only thing parity can save is the per-call cost around Run. Python's "
-        "`InferenceSession.run` pays for the interpreter, argument conversion and building "
-        "numpy outputs; parity's Rust call path is shorter. That saving is a fixed amount per "
+        "`InferenceSession.run` pays on every call for the interpreter, wrapping each numpy "
+        "input as an ONNX Runtime value, letting Run allocate the outputs and building numpy "
+        "arrays from them; parity binds the inputs and preallocates the outputs once, so a "
+        "timed query is one Run from Rust. That saving is a fixed amount per "
         f"query (Python's p50 minus parity's: {min(saved):.2f} to {max(saved):.2f} µs on the "
         "bundled and conformance models here), so "
         "the ratio is far below 1 for models that run in a few µs and tends to 1.0 as compute "
@@ -482,8 +501,8 @@ def render(args, info: dict, models: list[dict]) -> str:
         "that saving is at least 10% of Python's latency; no harness that calls the same "
         "library can reach it on a compute-bound model.",
         "- The gap between parity's p50 and `model_run`'s is parity's own per-query work "
-        "outside Run (creating the input values, copying outputs into parity tensors, the "
-        f"backend's checks), plus the clock reads: {min(gaps):.2f} to {max(gaps):.2f} µs at p50 "
+        "outside Run (the session's lock and panic guard, the `ort` crate's call wrapper and "
+        f"the output handles it returns), plus the clock reads: {min(gaps):.2f} to {max(gaps):.2f} µs at p50 "
         "here. For models that run in a few µs that is a large fraction of the latency and "
         "the 5% agreement cannot hold by construction; the agreement is meaningful where Run "
         "itself dominates (`mlp4x1024`). p99 differences are noisier than p50's: p99 of N' "
@@ -582,7 +601,7 @@ def main() -> int:
                 prefix = tmp / f"prof-{m['label']}" / "prof"
                 prefix.parent.mkdir()
                 r = parity_bench(args, library, m["suite"], n, profile=prefix)
-                runs = model_run_events(prefix, 1 + args.warmup + n)[-n:]
+                runs = model_run_events(prefix, args.warmup, n)
                 starts = [float(e["ts"]) for e in runs]
                 m["profile"] = {
                     "queries": n, "parity": r,

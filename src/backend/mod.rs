@@ -163,6 +163,21 @@ pub trait Session: Send {
     /// Runs one case. `inputs` are in [`Session::inputs`] order; outputs come back in
     /// [`Session::outputs`] order, named.
     fn run(&mut self, inputs: &[Tensor]) -> Result<Vec<(String, Tensor)>, BackendError>;
+
+    /// Keeps `inputs` in the engine for repeated [`Session::run_bound`] calls: `bench`
+    /// times one query thousands of times, and an engine that can hold its input values
+    /// and write into preallocated outputs then measures inference rather than parity's
+    /// conversions around it. Returns false when the backend has no such path (bench
+    /// then calls [`Session::run`] every time).
+    fn bind(&mut self, _inputs: &[Tensor]) -> Result<bool, BackendError> {
+        Ok(false)
+    }
+
+    /// Runs the inputs last given to a [`Session::bind`] that returned true, leaving the
+    /// outputs in the engine's preallocated buffers.
+    fn run_bound(&mut self) -> Result<(), BackendError> {
+        Err(BackendError::new("no inputs are bound to this session"))
+    }
 }
 
 /// An inference engine on a device, e.g. `ort-cpu`.

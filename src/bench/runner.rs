@@ -108,7 +108,7 @@ pub fn bench(
             None => Ok(target.inputs.clone()),
         }
         .and_then(|inputs| {
-            pool.try_each(&inputs).map_err(|e| e.message)?;
+            pool.prepare(&inputs).map_err(|e| e.message)?;
             run_scenario(&pool, &inputs, plan)
         });
         results.push(match outcome {

@@ -13,6 +13,7 @@
 
 use crate::backend::{BackendError, Session};
 use crate::suite::record::SplitMix64;
+use crate::suite::runner::{guarded, run_guarded};
 use crate::tensor::Tensor;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -58,29 +59,54 @@ impl Measured {
 
 /// Sessions shared by the workers.
 pub struct Pool {
-    sessions: Vec<Mutex<Box<dyn Session>>>,
+    slots: Vec<Mutex<Slot>>,
+}
+
+/// One session and whether the current query's inputs are bound in it.
+struct Slot {
+    session: Box<dyn Session>,
+    bound: bool,
 }
 
 impl Pool {
     /// Wraps loaded sessions (at least one).
     pub fn new(sessions: Vec<Box<dyn Session>>) -> Pool {
         Pool {
-            sessions: sessions.into_iter().map(Mutex::new).collect(),
+            slots: sessions
+                .into_iter()
+                .map(|session| {
+                    Mutex::new(Slot {
+                        session,
+                        bound: false,
+                    })
+                })
+                .collect(),
         }
     }
 
-    /// Runs one query on worker `worker`'s session.
+    /// Runs one query on worker `worker`'s session: the bound inputs when
+    /// [`Pool::prepare`] bound them, else `inputs`.
     fn run(&self, worker: usize, inputs: &[Tensor]) -> Result<(), BackendError> {
-        let slot = &self.sessions[worker % self.sessions.len()];
+        let slot = &self.slots[worker % self.slots.len()];
         // A panic inside an engine poisons the mutex; the session is still usable to
         // report the error, so take it either way.
-        let mut session = slot.lock().unwrap_or_else(|p| p.into_inner());
-        crate::suite::runner::run_guarded(session.as_mut(), inputs).map(|_| ())
+        let mut slot = slot.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.bound {
+            return guarded(|| slot.session.run_bound());
+        }
+        run_guarded(slot.session.as_mut(), inputs).map(|_| ())
     }
 
-    /// Runs `inputs` once on every session: checks they work before timing starts.
-    pub fn try_each(&self, inputs: &[Tensor]) -> Result<(), BackendError> {
-        (0..self.sessions.len()).try_for_each(|i| self.run(i, inputs))
+    /// Runs `inputs` once on every session (checking they work before timing starts),
+    /// then binds them in every session whose backend can hold them between runs.
+    pub fn prepare(&self, inputs: &[Tensor]) -> Result<(), BackendError> {
+        for slot in &self.slots {
+            let mut slot = slot.lock().unwrap_or_else(|p| p.into_inner());
+            slot.bound = false;
+            run_guarded(slot.session.as_mut(), inputs)?;
+            slot.bound = guarded(|| slot.session.bind(inputs))?;
+        }
+        Ok(())
     }
 }
 

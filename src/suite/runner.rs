@@ -228,7 +228,12 @@ pub fn run_guarded(
     session: &mut dyn Session,
     inputs: &[Tensor],
 ) -> Result<Vec<(String, Tensor)>, BackendError> {
-    crate::panic_guard::catch(|| session.run(inputs))
+    guarded(|| session.run(inputs))
+}
+
+/// Runs one call into an engine, turning a panic into a [`BackendError`].
+pub fn guarded<R>(call: impl FnOnce() -> Result<R, BackendError>) -> Result<R, BackendError> {
+    crate::panic_guard::catch(call)
         .unwrap_or_else(|msg| Err(BackendError::new(format!("backend panicked: {msg}"))))
 }
 

@@ -21,7 +21,9 @@ use super::{check_inputs, Availability, Backend, BackendError, Dim, IoSpec, Load
 use crate::tensor::{DType, Element, Tensor};
 use ort::ep;
 use ort::session::builder::GraphOptimizationLevel;
-use ort::session::SessionInputValue;
+use ort::session::{
+    HasSelectedOutputs, OutputSelector, RunOptions, SessionInputValue, SessionOutputs,
+};
 use ort::value::{DynValue, PrimitiveTensorElementType, TensorElementType, TensorRef, ValueType};
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
@@ -237,22 +239,7 @@ fn open(
     options: &LoadOptions,
     provider: Provider,
 ) -> Result<Box<dyn Session>, BackendError> {
-    let session = build_session(env, model, options, provider)?;
-    let inputs = session
-        .inputs()
-        .iter()
-        .map(|o| io_spec(o.name(), o.dtype()))
-        .collect();
-    let outputs = session
-        .outputs()
-        .iter()
-        .map(|o| io_spec(o.name(), o.dtype()))
-        .collect();
-    Ok(Box::new(OrtSession {
-        session,
-        inputs,
-        outputs,
-    }))
+    Ok(Box::new(OrtSession::open(env, model, options, provider)?))
 }
 
 /// One execution provider (registered explicitly, failing loudly: a CUDA session never
@@ -396,6 +383,16 @@ struct OrtSession {
     session: ort::session::Session,
     inputs: Vec<IoSpec>,
     outputs: Vec<IoSpec>,
+    /// What [`Session::bind`] prepared, until the next `bind`.
+    bound: Option<Bound>,
+}
+
+/// Inputs copied into ONNX Runtime values once, and every output preallocated (the
+/// values a first run returned, so their shapes are right), for [`Session::run_bound`]:
+/// each timed Run then only reads bound inputs and writes the same output buffers.
+struct Bound {
+    inputs: Vec<SessionInputValue<'static>>,
+    options: RunOptions<HasSelectedOutputs>,
 }
 
 /// Borrowed element slices of one input, typed (copied only when the bytes are not
@@ -420,6 +417,14 @@ macro_rules! feeds {
                 match self {
                     $(Feed::$variant(v) => view(shape, v),)*
                     Feed::Bool(v) => view(shape, v),
+                }
+            }
+
+            /// An ONNX Runtime tensor owning a copy of the data, to stay bound across runs.
+            fn owned(&self, shape: Vec<i64>) -> ort::Result<SessionInputValue<'static>> {
+                match self {
+                    $(Feed::$variant(v) => owned(shape, v),)*
+                    Feed::Bool(v) => owned(shape, v),
                 }
             }
         }
@@ -472,6 +477,13 @@ fn view<T: PrimitiveTensorElementType + std::fmt::Debug + Clone + 'static>(
     Ok(TensorRef::from_array_view((shape, data))?.into())
 }
 
+fn owned<T: PrimitiveTensorElementType + std::fmt::Debug + Clone + 'static>(
+    shape: Vec<i64>,
+    data: &[T],
+) -> ort::Result<SessionInputValue<'static>> {
+    Ok(ort::value::Tensor::from_array((shape, data.to_vec()))?.into())
+}
+
 fn take<T: PrimitiveTensorElementType + Element>(
     name: &str,
     value: &DynValue,
@@ -509,24 +521,7 @@ impl Session for OrtSession {
     }
 
     fn run(&mut self, inputs: &[Tensor]) -> Result<Vec<(String, Tensor)>, BackendError> {
-        check_inputs(&self.inputs, inputs)?;
-        let mut feeds = Vec::with_capacity(inputs.len());
-        for (t, spec) in inputs.iter().zip(&self.inputs) {
-            let feed = Feed::of(t).ok_or_else(|| {
-                BackendError::new(format!(
-                    "input {}: cannot view {} data",
-                    spec.name,
-                    t.dtype()
-                ))
-            })?;
-            let shape = t
-                .shape()
-                .iter()
-                .map(|&d| i64::try_from(d))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|_| BackendError::new(format!("input {}: dim too large", spec.name)))?;
-            feeds.push((feed, shape));
-        }
+        let feeds = self.feeds(inputs)?;
         let values = feeds
             .iter()
             .zip(&self.inputs)
@@ -539,16 +534,135 @@ impl Session for OrtSession {
             .session
             .run(values.as_slice())
             .map_err(|e| ort_error(&e))?;
-        self.outputs
+        extract_all(&self.outputs, &outputs)
+    }
+
+    fn bind(&mut self, inputs: &[Tensor]) -> Result<bool, BackendError> {
+        self.bound = None;
+        if self.outputs.iter().any(|o| o.dtype.is_none()) {
+            // Sequences and maps cannot be preallocated; bench runs them unbound.
+            return Ok(false);
+        }
+        let feeds = self.feeds(inputs)?;
+        let values = feeds
             .iter()
-            .map(|spec| {
-                let value = outputs.get(&spec.name).ok_or_else(|| {
-                    BackendError::new(format!("ONNX Runtime returned no output {}", spec.name))
+            .zip(&self.inputs)
+            .map(|((feed, shape), spec)| {
+                feed.owned(shape.clone())
+                    .map_err(|e| BackendError::new(format!("input {}: {}", spec.name, e.message())))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut first = self
+            .session
+            .run(values.as_slice())
+            .map_err(|e| ort_error(&e))?;
+        let mut selector = OutputSelector::default();
+        for spec in &self.outputs {
+            let value = first.remove(&spec.name).ok_or_else(|| {
+                BackendError::new(format!("ONNX Runtime returned no output {}", spec.name))
+            })?;
+            selector = selector.preallocate(spec.name.clone(), value);
+        }
+        drop(first);
+        let options = RunOptions::new()
+            .map_err(|e| ort_error(&e))?
+            .with_outputs(selector);
+        self.bound = Some(Bound {
+            inputs: values,
+            options,
+        });
+        Ok(true)
+    }
+
+    fn run_bound(&mut self) -> Result<(), BackendError> {
+        self.with_bound_outputs(|_, _| Ok(()))
+    }
+}
+
+impl OrtSession {
+    fn open(
+        env: &ort::environment::Environment,
+        model: &Path,
+        options: &LoadOptions,
+        provider: Provider,
+    ) -> Result<OrtSession, BackendError> {
+        let session = build_session(env, model, options, provider)?;
+        let inputs = session
+            .inputs()
+            .iter()
+            .map(|o| io_spec(o.name(), o.dtype()))
+            .collect();
+        let outputs = session
+            .outputs()
+            .iter()
+            .map(|o| io_spec(o.name(), o.dtype()))
+            .collect();
+        Ok(OrtSession {
+            session,
+            inputs,
+            outputs,
+            bound: None,
+        })
+    }
+
+    /// Checks `inputs` and views each as typed elements with its ONNX Runtime shape.
+    fn feeds<'t>(&self, inputs: &'t [Tensor]) -> Result<Vec<(Feed<'t>, Vec<i64>)>, BackendError> {
+        check_inputs(&self.inputs, inputs)?;
+        inputs
+            .iter()
+            .zip(&self.inputs)
+            .map(|(t, spec)| {
+                let feed = Feed::of(t).ok_or_else(|| {
+                    BackendError::new(format!(
+                        "input {}: cannot view {} data",
+                        spec.name,
+                        t.dtype()
+                    ))
                 })?;
-                Ok((spec.name.clone(), extract(&spec.name, value)?))
+                let shape = t
+                    .shape()
+                    .iter()
+                    .map(|&d| i64::try_from(d))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|_| {
+                        BackendError::new(format!("input {}: dim too large", spec.name))
+                    })?;
+                Ok((feed, shape))
             })
             .collect()
     }
+
+    /// Runs the bound inputs into the preallocated outputs and hands the results to `f`.
+    fn with_bound_outputs<R>(
+        &mut self,
+        f: impl FnOnce(&[IoSpec], &SessionOutputs) -> Result<R, BackendError>,
+    ) -> Result<R, BackendError> {
+        let bound = self
+            .bound
+            .as_ref()
+            .ok_or_else(|| BackendError::new("no inputs are bound to this session"))?;
+        let outputs = self
+            .session
+            .run_with_options(bound.inputs.as_slice(), &bound.options)
+            .map_err(|e| ort_error(&e))?;
+        f(&self.outputs, &outputs)
+    }
+}
+
+/// Copies every declared output out of a Run's results, in graph order.
+fn extract_all(
+    specs: &[IoSpec],
+    outputs: &SessionOutputs,
+) -> Result<Vec<(String, Tensor)>, BackendError> {
+    specs
+        .iter()
+        .map(|spec| {
+            let value = outputs.get(&spec.name).ok_or_else(|| {
+                BackendError::new(format!("ONNX Runtime returned no output {}", spec.name))
+            })?;
+            Ok((spec.name.clone(), extract(&spec.name, value)?))
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -462,3 +462,43 @@ fn unaligned_input_bytes_are_fed_correctly() {
         assert_eq!(out[0].1.get_f64(i), x.get_f64(i).max(0.0));
     }
 }
+
+#[test]
+fn bound_runs_match_plain_runs_and_reuse_their_output_buffers() {
+    require_ort();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/cnn");
+    let rt = runtime().unwrap();
+    let options = LoadOptions { threads: Some(1) };
+    let mut session =
+        OrtSession::open(&rt.env, &dir.join("model.onnx"), &options, Provider::Cpu).unwrap();
+    assert!(session.run_bound().is_err(), "nothing is bound yet");
+    let runs: Vec<_> = (0..2)
+        .map(|n| {
+            let (inputs, _) = data_set(&dir, n);
+            let plain = session.run(&inputs).unwrap();
+            assert!(session.bind(&inputs).unwrap());
+            let bound: Vec<_> = (0..2)
+                .map(|_| {
+                    session
+                        .with_bound_outputs(|specs, out| {
+                            let buffer = out["logits"].try_extract_tensor::<f32>().unwrap().1;
+                            Ok((extract_all(specs, out)?, buffer.as_ptr() as usize))
+                        })
+                        .unwrap()
+                })
+                .collect();
+            for (outputs, _) in &bound {
+                assert_eq!(outputs.len(), 1);
+                assert_eq!(outputs[0].0, "logits");
+                assert_eq!(outputs[0].1.bytes(), plain[0].1.bytes());
+                assert_eq!(outputs[0].1.shape(), plain[0].1.shape());
+            }
+            assert_eq!(
+                bound[0].1, bound[1].1,
+                "Run wrote into the preallocated buffer"
+            );
+            plain[0].1.bytes().to_vec()
+        })
+        .collect();
+    assert_ne!(runs[0], runs[1], "rebinding ran the new inputs");
+}
