@@ -10,6 +10,8 @@ pub mod cli;
 pub mod compare;
 pub mod error;
 pub mod formats;
+pub mod fuzz;
+pub mod isolate;
 pub mod panic_guard;
 pub mod report;
 pub mod suite;

@@ -3,6 +3,7 @@
 //! `suite::integrity`): findings about the suite print as warnings on stderr, or make
 //! every case of the suite an error with `--strict`.
 
+use super::limits::WorkerLimits;
 use super::output::{OutputArgs, Progress};
 use super::Global;
 use crate::backend::{self, LoadOptions};
@@ -57,6 +58,13 @@ pub struct CheckArgs {
     /// Combine the shards' JSON reports with `parity merge` (see docs/ci.md).
     #[arg(long, value_name = "I/N", value_parser = Shard::parse)]
     shard: Option<Shard>,
+    /// Run each backend in a worker process (parity re-executing itself) under
+    /// --timeout and --memory-limit: a segfault, abort or hang in a runtime becomes an
+    /// `error` case naming the signal, and the run goes on (see docs/isolation.md).
+    #[arg(long)]
+    isolate: bool,
+    #[command(flatten)]
+    limits: WorkerLimits,
     #[command(flatten)]
     output: OutputArgs,
 }
@@ -80,7 +88,13 @@ pub fn run(args: CheckArgs, global: Global) -> Result<u8> {
             names.push(r.clone());
         }
     }
-    let selected = backend::select(&names)?;
+    let mut selected = backend::select(&names)?;
+    if args.isolate {
+        let load = LoadOptions {
+            threads: args.threads,
+        };
+        selected = crate::isolate::isolate(selected, &args.limits.options(&load));
+    }
     if let Reference::Backend(r) = &reference {
         if !selected.iter().any(|s| s.backend.name() == r) {
             // Not among the available ones: say why (unknown or unavailable).

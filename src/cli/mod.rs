@@ -6,10 +6,13 @@ mod bench;
 mod check;
 mod compare;
 mod demo;
+mod fuzz;
 mod inspect;
+mod limits;
 mod merge;
 mod output;
 mod record;
+mod worker;
 
 use crate::error::Result;
 use clap::{Parser, Subcommand};
@@ -48,6 +51,9 @@ enum Command {
     Inspect(inspect::InspectArgs),
     Merge(merge::MergeArgs),
     Record(record::RecordArgs),
+    Fuzz(fuzz::FuzzArgs),
+    #[command(name = "__worker", hide = true)]
+    Worker(worker::WorkerArgs),
 }
 
 /// Options every verb's output honours.
@@ -75,6 +81,8 @@ impl Cli {
             Command::Inspect(a) => inspect::run(a, global),
             Command::Merge(a) => merge::run(a, global),
             Command::Record(a) => record::run(a, global),
+            Command::Fuzz(a) => fuzz::run(a, global),
+            Command::Worker(a) => worker::run(a, global),
         }
     }
 }

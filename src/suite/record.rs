@@ -164,7 +164,6 @@ pub fn record(
     options: &RecordOptions,
 ) -> Result<Recorded> {
     check_destination(out, options.force)?;
-    let model_bytes = formats::read_file(model)?;
     let info = onnx_model::inspect(model)?;
     let sets = match plan {
         InputPlan::Reuse(paths) => load_inputs(&info, paths)?,
@@ -183,32 +182,66 @@ pub fn record(
         })?;
     }
     let (outputs, selected_version, selected_device) = run_backend(model, &info, &sets, options)?;
-    let mut warnings = non_finite_warnings(out, &outputs);
+    let source = GoldenSource {
+        backend_version: selected_version,
+        device: selected_device,
+        inputs: plan.describe(),
+    };
+    write_suite(model, out, &info, &sets, &outputs, &source, options)
+}
+
+/// Who computed a suite's expected outputs, for `[provenance]` (the backend's name is
+/// [`RecordOptions::backend`]).
+#[derive(Debug, Clone)]
+pub struct GoldenSource {
+    /// The backend's engine version.
+    pub backend_version: String,
+    /// The device that ran it.
+    pub device: String,
+    /// Where the inputs came from, one line (`[provenance] inputs`).
+    pub inputs: String,
+}
+
+/// Writes a suite from inputs and expected outputs computed already: the second half of
+/// [`record`], also used by `parity fuzz --save` to store a failing input with the
+/// outputs its run produced. Same atomicity and `force` rules as `record`.
+pub fn write_suite(
+    model: &Path,
+    out: &Path,
+    info: &ModelInfo,
+    sets: &[InputSet],
+    outputs: &Outputs,
+    source: &GoldenSource,
+    options: &RecordOptions,
+) -> Result<Recorded> {
+    check_destination(out, options.force)?;
+    let model_bytes = formats::read_file(model)?;
+    let mut warnings = non_finite_warnings(out, outputs);
 
     let env = Environment::detect(Vec::new());
     let provenance = Provenance {
         parity_version: Some(env.parity),
         backend: Some(options.backend.clone()),
-        backend_version: Some(selected_version),
-        device: Some(selected_device),
+        backend_version: Some(source.backend_version.clone()),
+        device: Some(source.device.clone()),
         host: Some(env.host),
         cpu: Some(env.cpu),
         gpu: env.gpu,
         os: Some(env.os),
         date: Some(iso8601_utc(SystemTime::now())),
         model_sha256: Some(onnx_model::sha256_hex(&model_bytes)),
-        inputs: Some(plan.describe()),
+        inputs: Some(source.inputs.clone()),
     };
 
     let staging = Staging::create(out)?;
-    let files = write_data(staging.path(), &model_bytes, &info, &sets, &outputs)?;
+    let files = write_data(staging.path(), &model_bytes, info, sets, outputs)?;
     let (tolerances, calibration) = match options.calibrate {
         Some(margin) => {
             let c = super::calibrate::calibrate(
                 model,
-                &info,
-                &sets,
-                &outputs,
+                info,
+                sets,
+                outputs,
                 &options.backend,
                 &options.load,
                 margin,
@@ -216,7 +249,7 @@ pub fn record(
             warnings.extend(c.warnings);
             (c.tolerances, Some(c.evidence))
         }
-        None => (tolerances(&info, &outputs, options), None),
+        None => (tolerances(info, outputs, options), None),
     };
     let manifest = manifest_text(&tolerances, &provenance, &files, calibration.as_ref())?;
     write_synced(&staging.path().join(MANIFEST_FILE), manifest.as_bytes())?;
@@ -232,7 +265,7 @@ pub fn record(
 }
 
 /// Outputs of every data set, in model output order.
-pub(super) type Outputs = Vec<Vec<(String, Tensor)>>;
+pub type Outputs = Vec<Vec<(String, Tensor)>>;
 
 /// Runs the recording backend on every data set.
 fn run_backend(

@@ -1,0 +1,173 @@
+//! `parity fuzz MODEL`: edge-case inputs from the model's schema on every backend, each
+//! backend in a worker process unless `--no-isolate`; findings make the exit code 1.
+
+use super::limits::WorkerLimits;
+use super::output::{Format, OutputArgs, Progress};
+use super::Global;
+use crate::backend::{self, LoadOptions};
+use crate::error::{Error, Result};
+use crate::formats::onnx_model;
+use crate::fuzz::plan;
+use crate::fuzz::report::{FuzzReport, FuzzSummary, IsolationInfo, SCHEMA};
+use crate::fuzz::run::{self, FuzzOptions};
+use crate::fuzz::save::{self, SaveContext};
+use crate::report::{BackendInfo, Environment};
+use std::path::PathBuf;
+
+/// Generate edge-case inputs from the model's schema and run them on every backend.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Exit codes: 0 no finding, 1 findings (crash, timeout, error, NaN/Inf, mismatch), 2 could not evaluate.\n\nExample:\n  parity fuzz model.onnx --backend ort-cpu --backend tract-cpu --cases 64 --seed 1 --save fuzz-cases/"
+)]
+pub struct FuzzArgs {
+    /// The ONNX model.
+    model: PathBuf,
+    /// Backend to run (repeatable); default: every available backend.
+    #[arg(long = "backend", value_name = "B")]
+    backends: Vec<String>,
+    /// The backend the others are compared with (default: the first one).
+    #[arg(long, value_name = "B")]
+    reference: Option<String>,
+    /// Number of cases: the fixed edge cases first, then random combinations.
+    #[arg(long, default_value_t = 32, value_name = "N")]
+    cases: usize,
+    /// Seed of the random values and combinations.
+    #[arg(long, default_value_t = 0, value_name = "S")]
+    seed: u64,
+    /// Budget of one case's inputs in bytes (K/M/G suffixes); the `max-batch` case
+    /// grows the first symbolic dim up to it.
+    #[arg(long, value_name = "SIZE", default_value = "16M", value_parser = max_bytes)]
+    max_bytes: usize,
+    /// Absolute tolerance of the cross-backend comparison (default: per dtype).
+    #[arg(long, value_name = "F", value_parser = super::check::non_negative)]
+    atol: Option<f64>,
+    /// Relative tolerance of the cross-backend comparison (default: per dtype).
+    #[arg(long, value_name = "F", value_parser = super::check::non_negative)]
+    rtol: Option<f64>,
+    /// Intra-op threads for every backend.
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
+    /// Run the backends inside this process (a crash then ends the run).
+    #[arg(long)]
+    no_isolate: bool,
+    #[command(flatten)]
+    limits: WorkerLimits,
+    /// Write each case with a finding as a suite DIR/CASE_RECIPE that `parity check`
+    /// replays (expected outputs: the reference's).
+    #[arg(long, value_name = "DIR")]
+    save: Option<PathBuf>,
+    #[command(flatten)]
+    output: OutputArgs,
+}
+
+fn max_bytes(s: &str) -> std::result::Result<usize, String> {
+    match crate::isolate::parse_size(s, 1)? {
+        Some(n) => usize::try_from(n).map_err(|_| format!("`{s}` is too large")),
+        None => Err("--max-bytes needs a size".to_string()),
+    }
+}
+
+pub fn run(args: FuzzArgs, global: Global) -> Result<u8> {
+    if !matches!(args.output.format, Format::Text | Format::Json) {
+        return Err(Error::Usage(
+            "--format junit, markdown and html are for check, compare and merge; `parity fuzz` writes text or json".to_string(),
+        ));
+    }
+    if args.cases == 0 {
+        return Err(Error::Usage("--cases must be at least 1".to_string()));
+    }
+    let model_bytes = crate::formats::read_file(&args.model)?;
+    let info = onnx_model::inspect(&args.model)?;
+    let cases = plan::plan(&info.inputs, args.cases, args.seed, args.max_bytes)
+        .map_err(|m| Error::file(&args.model, m))?;
+    let mut selected = backend::select(&args.backends)?;
+    if let Some(r) = &args.reference {
+        match selected.iter().position(|s| s.backend.name() == r) {
+            Some(i) => selected[..=i].rotate_right(1),
+            None => selected.insert(0, backend::select(std::slice::from_ref(r))?.remove(0)),
+        }
+    }
+    let load = LoadOptions {
+        threads: args.threads,
+    };
+    let options = FuzzOptions {
+        atol: args.atol,
+        rtol: args.rtol,
+        isolate: (!args.no_isolate).then(|| args.limits.options(&load)),
+        load,
+    };
+    let mut progress = Progress::new(
+        cases.len() as u64,
+        args.output.progress_allowed(global.quiet),
+    );
+    let outcome = run::run(
+        &args.model,
+        &selected,
+        &cases,
+        args.seed,
+        &options,
+        &mut |c| progress.step(&format!("{} {}", c.case.case, c.case.recipe)),
+    )
+    .map_err(|m| Error::file(&args.model, m))?;
+    progress.finish();
+    let mut findings = outcome.findings;
+    if let Some(dir) = &args.save {
+        let ctx = SaveContext {
+            dir,
+            model: &args.model,
+            info: &info,
+            seed: args.seed,
+            backends: &selected,
+            atol: args.atol,
+            rtol: args.rtol,
+        };
+        for result in &outcome.cases {
+            if !findings.iter().any(|f| f.case == result.case.case) {
+                continue;
+            }
+            match save::save(&ctx, result)? {
+                Some((path, warnings)) => {
+                    for w in warnings {
+                        eprintln!("note: {w}");
+                    }
+                    let shown = path.display().to_string();
+                    for f in findings.iter_mut().filter(|f| f.case == result.case.case) {
+                        f.saved = Some(shown.clone());
+                    }
+                }
+                None => eprintln!(
+                    "note: {} not saved: no backend produced its outputs",
+                    result.case.case
+                ),
+            }
+        }
+    }
+    let infos = selected.iter().map(BackendInfo::from).collect();
+    let report = FuzzReport {
+        schema: SCHEMA,
+        verdict: if findings.is_empty() { "pass" } else { "fail" },
+        environment: Environment::detect(infos),
+        model: args.model.display().to_string(),
+        model_sha256: onnx_model::sha256_hex(&model_bytes),
+        seed: args.seed,
+        max_bytes: args.max_bytes,
+        reference: selected
+            .first()
+            .map(|s| s.backend.name().to_string())
+            .unwrap_or_default(),
+        isolation: options.isolate.as_ref().map(|i| IsolationInfo {
+            timeout_s: i.timeout.as_secs_f64(),
+            memory_limit_bytes: i.memory_limit,
+        }),
+        summary: FuzzSummary::new(outcome.cases.len(), &findings),
+        skipped: outcome.skipped,
+        findings,
+        cases: outcome.cases,
+    };
+    let text = match args.output.format {
+        Format::Json => report.to_json() + "\n",
+        _ => report.to_text(global.quiet, global.verbose),
+    };
+    args.output.emit(&text)?;
+    Ok(report.exit_code())
+}

@@ -1,0 +1,290 @@
+//! The values `parity fuzz` feeds a model: for each dtype, the edge cases where runtimes
+//! differ or break (zeros, ±1, the dtype's extremes, the smallest normal and subnormal,
+//! ±Inf, NaN, large magnitudes), plain random data, and a mix of both.
+
+use crate::suite::record::{SplitMix64, INT_HIGH};
+use crate::tensor::{checked_numel, DType, Tensor, TensorError};
+use half::{bf16, f16};
+
+/// How one input tensor is filled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Fill {
+    /// All 0 (false).
+    Zeros,
+    /// All 1 (true).
+    Ones,
+    /// All -1 (the all-ones bit pattern, i.e. the maximum, for unsigned integers).
+    NegOnes,
+    /// The dtype's largest finite value.
+    Max,
+    /// The dtype's most negative finite value (0 for unsigned integers).
+    Lowest,
+    /// The smallest positive normal float (1 for integers).
+    MinPositive,
+    /// The smallest positive subnormal float.
+    Subnormal,
+    /// +Inf.
+    PosInf,
+    /// -Inf.
+    NegInf,
+    /// NaN.
+    Nan,
+    /// A large finite magnitude that overflows when squared or summed (1e20 in f32,
+    /// 1e150 in f64, 1e4 in f16).
+    Large,
+    /// Minus [`Fill::Large`].
+    NegLarge,
+    /// Standard normal floats, integers in `[0, 10)`, fair bools (as `record --random`).
+    Random,
+    /// Random values with a quarter of the elements replaced by edge values.
+    Mixed,
+}
+
+impl Fill {
+    /// Every fill, for random cases to choose from.
+    pub const ALL: [Fill; 14] = [
+        Fill::Zeros,
+        Fill::Ones,
+        Fill::NegOnes,
+        Fill::Max,
+        Fill::Lowest,
+        Fill::MinPositive,
+        Fill::Subnormal,
+        Fill::PosInf,
+        Fill::NegInf,
+        Fill::Nan,
+        Fill::Large,
+        Fill::NegLarge,
+        Fill::Random,
+        Fill::Mixed,
+    ];
+
+    /// The name used in case names and reports (`nan`, `pos-inf`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Fill::Zeros => "zeros",
+            Fill::Ones => "ones",
+            Fill::NegOnes => "neg-ones",
+            Fill::Max => "max",
+            Fill::Lowest => "lowest",
+            Fill::MinPositive => "min-positive",
+            Fill::Subnormal => "subnormal",
+            Fill::PosInf => "pos-inf",
+            Fill::NegInf => "neg-inf",
+            Fill::Nan => "nan",
+            Fill::Large => "large",
+            Fill::NegLarge => "neg-large",
+            Fill::Random => "random",
+            Fill::Mixed => "mixed",
+        }
+    }
+
+    /// Whether a float tensor of this fill holds only finite values.
+    pub fn is_finite(self) -> bool {
+        !matches!(self, Fill::PosInf | Fill::NegInf | Fill::Nan | Fill::Mixed)
+    }
+}
+
+/// The edge values of a float dtype, as f64 (each exactly representable in the dtype).
+struct FloatEdges {
+    max: f64,
+    min_positive: f64,
+    subnormal: f64,
+    large: f64,
+}
+
+fn float_edges(dtype: DType) -> FloatEdges {
+    match dtype {
+        DType::F64 => FloatEdges {
+            max: f64::MAX,
+            min_positive: f64::MIN_POSITIVE,
+            subnormal: f64::from_bits(1),
+            large: 1e150,
+        },
+        DType::F16 => FloatEdges {
+            max: f16::MAX.to_f64(),
+            min_positive: f16::MIN_POSITIVE.to_f64(),
+            subnormal: f16::from_bits(1).to_f64(),
+            large: 1e4,
+        },
+        DType::BF16 => FloatEdges {
+            max: bf16::MAX.to_f64(),
+            min_positive: bf16::MIN_POSITIVE.to_f64(),
+            subnormal: bf16::from_bits(1).to_f64(),
+            large: bf16::from_f64(1e20).to_f64(),
+        },
+        _ => FloatEdges {
+            max: f32::MAX as f64,
+            min_positive: f32::MIN_POSITIVE as f64,
+            subnormal: f32::from_bits(1) as f64,
+            large: 1e20,
+        },
+    }
+}
+
+/// One float element of `fill`; `rng` feeds the random ones.
+fn float_value(fill: Fill, e: &FloatEdges, rng: &mut SplitMix64) -> f64 {
+    match fill {
+        Fill::Zeros => 0.0,
+        Fill::Ones => 1.0,
+        Fill::NegOnes => -1.0,
+        Fill::Max => e.max,
+        Fill::Lowest => -e.max,
+        Fill::MinPositive => e.min_positive,
+        Fill::Subnormal => e.subnormal,
+        Fill::PosInf => f64::INFINITY,
+        Fill::NegInf => f64::NEG_INFINITY,
+        Fill::Nan => f64::NAN,
+        Fill::Large => e.large,
+        Fill::NegLarge => -e.large,
+        Fill::Random => rng.normals(1)[0],
+        Fill::Mixed => {
+            if rng.next_u64() % 4 == 0 {
+                let edge = Fill::ALL[(rng.next_u64() % 12) as usize];
+                float_value(edge, e, rng)
+            } else {
+                rng.normals(1)[0]
+            }
+        }
+    }
+}
+
+/// An integer element, before the cast to its dtype.
+#[derive(Clone, Copy)]
+enum IntValue {
+    Zero,
+    One,
+    NegOne,
+    Max,
+    Min,
+    Random(u64),
+}
+
+fn int_value(fill: Fill, rng: &mut SplitMix64) -> IntValue {
+    match fill {
+        Fill::Zeros => IntValue::Zero,
+        Fill::Ones | Fill::MinPositive => IntValue::One,
+        Fill::NegOnes => IntValue::NegOne,
+        Fill::Max | Fill::Large => IntValue::Max,
+        Fill::Lowest | Fill::NegLarge => IntValue::Min,
+        Fill::Mixed => match rng.next_u64() % 8 {
+            0 => IntValue::Max,
+            1 => IntValue::Min,
+            2 => IntValue::NegOne,
+            _ => IntValue::Random(rng.next_u64() % INT_HIGH),
+        },
+        // No integer has Inf, NaN or subnormals: plain random values instead.
+        Fill::Subnormal | Fill::PosInf | Fill::NegInf | Fill::Nan | Fill::Random => {
+            IntValue::Random(rng.next_u64() % INT_HIGH)
+        }
+    }
+}
+
+fn bool_value(fill: Fill, rng: &mut SplitMix64) -> bool {
+    match fill {
+        Fill::Zeros | Fill::Lowest => false,
+        Fill::Ones | Fill::NegOnes | Fill::Max => true,
+        _ => rng.next_u64() >> 63 == 1,
+    }
+}
+
+/// A tensor of `dtype` and `shape` filled as `fill` says.
+pub fn tensor(
+    dtype: DType,
+    shape: Vec<usize>,
+    fill: Fill,
+    rng: &mut SplitMix64,
+) -> Result<Tensor, TensorError> {
+    let n = checked_numel(&shape).ok_or_else(|| TensorError::Overflow(shape.clone()))?;
+    let edges = float_edges(dtype);
+    let mut floats = || -> Vec<f64> { (0..n).map(|_| float_value(fill, &edges, rng)).collect() };
+    macro_rules! ints {
+        ($t:ty) => {{
+            let values = (0..n)
+                .map(|_| match int_value(fill, rng) {
+                    IntValue::Zero => 0 as $t,
+                    IntValue::One => 1 as $t,
+                    IntValue::NegOne => (-1i64) as $t,
+                    IntValue::Max => <$t>::MAX,
+                    IntValue::Min => <$t>::MIN,
+                    IntValue::Random(v) => v as $t,
+                })
+                .collect();
+            Tensor::from_vec::<$t>(shape, values)
+        }};
+    }
+    match dtype {
+        DType::F32 => Tensor::from_vec(shape, floats().into_iter().map(|v| v as f32).collect()),
+        DType::F64 => Tensor::from_vec(shape, floats()),
+        DType::F16 => Tensor::from_vec(shape, floats().into_iter().map(f16::from_f64).collect()),
+        DType::BF16 => Tensor::from_vec(shape, floats().into_iter().map(bf16::from_f64).collect()),
+        DType::I8 => ints!(i8),
+        DType::I16 => ints!(i16),
+        DType::I32 => ints!(i32),
+        DType::I64 => ints!(i64),
+        DType::U8 => ints!(u8),
+        DType::U16 => ints!(u16),
+        DType::U32 => ints!(u32),
+        DType::U64 => ints!(u64),
+        DType::Bool => {
+            let values: Vec<bool> = (0..n).map(|_| bool_value(fill, rng)).collect();
+            Tensor::from_bools(shape, &values)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one(dtype: DType, fill: Fill) -> f64 {
+        tensor(dtype, vec![1], fill, &mut SplitMix64::new(1))
+            .unwrap()
+            .get_f64(0)
+    }
+
+    #[test]
+    fn float_edges_are_the_dtype_extremes() {
+        assert_eq!(one(DType::F32, Fill::Max), f32::MAX as f64);
+        assert_eq!(one(DType::F32, Fill::Lowest), f32::MIN as f64);
+        assert_eq!(one(DType::F32, Fill::Subnormal), f32::from_bits(1) as f64);
+        assert_eq!(one(DType::F32, Fill::MinPositive), f32::MIN_POSITIVE as f64);
+        assert_eq!(one(DType::F64, Fill::Subnormal), f64::from_bits(1));
+        assert_eq!(one(DType::F16, Fill::Max), 65504.0);
+        assert_eq!(one(DType::F16, Fill::Subnormal), 2f64.powi(-24));
+        assert_eq!(one(DType::BF16, Fill::Max), bf16::MAX.to_f64());
+        assert!(one(DType::F32, Fill::Nan).is_nan());
+        assert_eq!(one(DType::F16, Fill::NegInf), f64::NEG_INFINITY);
+        // Large overflows when squared in its dtype.
+        assert!((one(DType::F32, Fill::Large) as f32).powi(2).is_infinite());
+        assert!(one(DType::F64, Fill::Large).powi(3).is_infinite());
+    }
+
+    #[test]
+    fn integer_edges_are_the_dtype_extremes() {
+        assert_eq!(one(DType::I64, Fill::Max), i64::MAX as f64);
+        assert_eq!(one(DType::I8, Fill::Lowest), -128.0);
+        assert_eq!(one(DType::U8, Fill::NegOnes), 255.0);
+        assert_eq!(one(DType::U16, Fill::Lowest), 0.0);
+        // No NaN among integers: random values in [0, 10) instead.
+        let t = tensor(DType::I32, vec![64], Fill::Nan, &mut SplitMix64::new(3)).unwrap();
+        assert!((0..64).all(|i| (0.0..10.0).contains(&t.get_f64(i))));
+        assert_eq!(one(DType::Bool, Fill::Ones), 1.0);
+        assert_eq!(one(DType::Bool, Fill::Zeros), 0.0);
+    }
+
+    #[test]
+    fn mixed_holds_edges_and_random_values_deterministically() {
+        let a = tensor(DType::F32, vec![400], Fill::Mixed, &mut SplitMix64::new(9)).unwrap();
+        let b = tensor(DType::F32, vec![400], Fill::Mixed, &mut SplitMix64::new(9)).unwrap();
+        assert_eq!(a.bytes(), b.bytes());
+        let values: Vec<f64> = (0..400).map(|i| a.get_f64(i)).collect();
+        assert!(values.iter().any(|v| !v.is_finite()));
+        let plain = values
+            .iter()
+            .filter(|v| v.is_finite() && v.abs() < 10.0)
+            .count();
+        assert!(plain > 200 && plain < 400, "{plain} plain values");
+    }
+}

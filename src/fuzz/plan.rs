@@ -1,0 +1,324 @@
+//! Which cases `parity fuzz` runs: a fixed list of edge cases first (every input filled
+//! with one edge value at the smallest shapes, then empty and largest-batch shapes),
+//! then random combinations. Deterministic in (model inputs, case count, seed).
+
+use super::generators::{self, Fill};
+use crate::backend::{Dim, IoSpec};
+use crate::suite::record::SplitMix64;
+use crate::tensor::{checked_nbytes, DType, Tensor};
+use std::collections::BTreeMap;
+
+/// The order of the fixed edge cases: those most likely to break a runtime first, so a
+/// small `--cases` still covers them.
+const EDGE_ORDER: [Fill; 12] = [
+    Fill::Zeros,
+    Fill::Nan,
+    Fill::PosInf,
+    Fill::NegInf,
+    Fill::Max,
+    Fill::Lowest,
+    Fill::NegOnes,
+    Fill::Subnormal,
+    Fill::Large,
+    Fill::NegLarge,
+    Fill::MinPositive,
+    Fill::Ones,
+];
+
+/// One planned input: what to generate.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PlannedInput {
+    /// The model input's name.
+    pub name: String,
+    /// Its dtype, by name (`f32`).
+    #[serde(serialize_with = "dtype_name")]
+    pub dtype: DType,
+    /// The concrete shape.
+    pub shape: Vec<usize>,
+    /// How it is filled.
+    pub fill: Fill,
+}
+
+fn dtype_name<S: serde::Serializer>(d: &DType, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(d.name())
+}
+
+/// One fuzz case.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FuzzCase {
+    /// `fuzz_0007`: stable for a given seed and model.
+    pub case: String,
+    /// What the case tries (`nan`, `empty-dims`, `max-batch`, `random`).
+    pub recipe: String,
+    /// Its inputs, in model input order.
+    pub inputs: Vec<PlannedInput>,
+    #[serde(skip)]
+    index: usize,
+}
+
+/// The free (symbolic or unnamed dynamic) dims of the model's inputs, in order of first
+/// appearance: a symbolic dim by name, an unnamed one as `INPUT:AXIS`.
+fn free_dims(specs: &[IoSpec]) -> Vec<String> {
+    let mut keys: Vec<String> = Vec::new();
+    for spec in specs {
+        for (axis, d) in spec.dims.iter().flatten().enumerate() {
+            let key = match d {
+                Dim::Fixed(_) => continue,
+                Dim::Symbolic(s) => s.clone(),
+                Dim::Unknown => format!("{}:{axis}", spec.name),
+            };
+            if !keys.contains(&key) {
+                keys.push(key);
+            }
+        }
+    }
+    keys
+}
+
+/// The concrete shape of every input under the free dims' sizes in `sizes`.
+fn shapes(specs: &[IoSpec], sizes: &BTreeMap<String, usize>) -> Vec<Vec<usize>> {
+    specs
+        .iter()
+        .map(|spec| {
+            spec.dims
+                .iter()
+                .flatten()
+                .enumerate()
+                .map(|(axis, d)| match d {
+                    Dim::Fixed(n) => *n,
+                    Dim::Symbolic(s) => sizes.get(s).copied().unwrap_or(1),
+                    Dim::Unknown => sizes
+                        .get(&format!("{}:{axis}", spec.name))
+                        .copied()
+                        .unwrap_or(1),
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Total input bytes of these shapes, `None` on overflow.
+fn total_bytes(dtypes: &[DType], shapes: &[Vec<usize>]) -> Option<usize> {
+    dtypes.iter().zip(shapes).try_fold(0usize, |acc, (d, s)| {
+        acc.checked_add(checked_nbytes(*d, s)?)
+    })
+}
+
+/// The largest size of the first free dim (others at 1) whose inputs fit `max_bytes`.
+fn max_batch(specs: &[IoSpec], dtypes: &[DType], key: &str, max_bytes: usize) -> usize {
+    let fits = |b: usize| {
+        let sizes = BTreeMap::from([(key.to_string(), b)]);
+        total_bytes(dtypes, &shapes(specs, &sizes)).is_some_and(|n| n <= max_bytes)
+    };
+    if !fits(1) {
+        return 0;
+    }
+    let (mut lo, mut hi) = (1usize, 2usize);
+    while fits(hi) {
+        lo = hi;
+        match hi.checked_mul(2) {
+            Some(h) if h <= max_bytes.max(2) => hi = h,
+            _ => return lo,
+        }
+    }
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if fits(mid) {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
+}
+
+/// Plans `count` cases for a model with these inputs; the error names the input that
+/// cannot be generated (no dtype, no rank) or says that even the smallest shapes exceed
+/// `max_bytes`.
+pub fn plan(
+    specs: &[IoSpec],
+    count: usize,
+    seed: u64,
+    max_bytes: usize,
+) -> Result<Vec<FuzzCase>, String> {
+    let mut dtypes = Vec::with_capacity(specs.len());
+    for spec in specs {
+        let dtype = spec.dtype.ok_or_else(|| {
+            format!(
+                "input `{}` is not a numeric or bool tensor; parity fuzz cannot generate it",
+                spec.name
+            )
+        })?;
+        if spec.dims.is_none() {
+            return Err(format!(
+                "input `{}` declares no shape (rank unknown); parity fuzz cannot generate it",
+                spec.name
+            ));
+        }
+        dtypes.push(dtype);
+    }
+    let free = free_dims(specs);
+    let base = shapes(specs, &BTreeMap::new());
+    match total_bytes(&dtypes, &base) {
+        Some(n) if n <= max_bytes => {}
+        _ => {
+            return Err(format!(
+                "the inputs at their smallest shapes take more than --max-bytes {max_bytes}"
+            ))
+        }
+    }
+    let same = |fill: Fill, shapes: &[Vec<usize>]| -> Vec<PlannedInput> {
+        specs
+            .iter()
+            .zip(&dtypes)
+            .zip(shapes)
+            .map(|((spec, &dtype), shape)| PlannedInput {
+                name: spec.name.clone(),
+                dtype,
+                shape: shape.clone(),
+                fill,
+            })
+            .collect()
+    };
+    let mut fixed: Vec<(String, Vec<PlannedInput>)> = Vec::new();
+    for (i, fill) in EDGE_ORDER.into_iter().enumerate() {
+        fixed.push((fill.name().to_string(), same(fill, &base)));
+        // The shape cases come after the first edge values that break runtimes most.
+        if i == 6 {
+            if let Some(first) = free.first() {
+                let empty: BTreeMap<String, usize> = free.iter().map(|k| (k.clone(), 0)).collect();
+                fixed.push((
+                    "empty-dims".to_string(),
+                    same(Fill::Random, &shapes(specs, &empty)),
+                ));
+                let b = max_batch(specs, &dtypes, first, max_bytes);
+                if b > 1 {
+                    let sizes = BTreeMap::from([(first.clone(), b)]);
+                    fixed.push((
+                        format!("max-batch-{first}-{b}"),
+                        same(Fill::Random, &shapes(specs, &sizes)),
+                    ));
+                }
+            }
+        }
+    }
+    let mut cases = Vec::with_capacity(count);
+    for index in 0..count {
+        let (recipe, inputs) = match fixed.get(index) {
+            Some((recipe, inputs)) => (recipe.clone(), inputs.clone()),
+            None => {
+                let mut rng = SplitMix64::stream(seed, index as u64, u64::MAX);
+                let mut inputs = same(Fill::Random, &base);
+                for input in &mut inputs {
+                    input.fill = Fill::ALL[(rng.next_u64() % Fill::ALL.len() as u64) as usize];
+                }
+                ("random".to_string(), inputs)
+            }
+        };
+        cases.push(FuzzCase {
+            case: format!("fuzz_{index:04}"),
+            recipe,
+            inputs,
+            index,
+        });
+    }
+    Ok(cases)
+}
+
+impl FuzzCase {
+    /// The case's tensors: input `k` of case `n` draws from its own stream of `seed`.
+    pub fn tensors(&self, seed: u64) -> Result<Vec<Tensor>, String> {
+        self.inputs
+            .iter()
+            .enumerate()
+            .map(|(k, input)| {
+                let mut rng = SplitMix64::stream(seed, self.index as u64, k as u64);
+                generators::tensor(input.dtype, input.shape.clone(), input.fill, &mut rng)
+                    .map_err(|e| format!("input `{}`: {e}", input.name))
+            })
+            .collect()
+    }
+
+    /// Whether every input holds only finite values (a non-finite output then comes
+    /// from the model, not from the input).
+    pub fn finite_inputs(&self) -> bool {
+        self.inputs
+            .iter()
+            .all(|i| !i.dtype.is_float() || i.fill.is_finite())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(name: &str, dtype: DType, dims: Vec<Dim>) -> IoSpec {
+        IoSpec {
+            name: name.to_string(),
+            dtype: Some(dtype),
+            dims: Some(dims),
+        }
+    }
+
+    #[test]
+    fn fixed_cases_cover_edges_empty_and_largest_batch() {
+        let specs = [
+            spec(
+                "x",
+                DType::F32,
+                vec![Dim::Symbolic("N".into()), Dim::Fixed(4)],
+            ),
+            spec("ids", DType::I64, vec![Dim::Symbolic("N".into())]),
+        ];
+        let cases = plan(&specs, 20, 7, 1 << 20).unwrap();
+        let recipes: Vec<&str> = cases.iter().map(|c| c.recipe.as_str()).collect();
+        assert_eq!(&recipes[..3], &["zeros", "nan", "pos-inf"]);
+        let empty = cases.iter().find(|c| c.recipe == "empty-dims").unwrap();
+        assert_eq!(empty.inputs[0].shape, vec![0, 4]);
+        assert_eq!(empty.inputs[1].shape, vec![0]);
+        // 16 + 8 bytes per batch row: the largest batch in 1 MiB is 43690.
+        let big = cases
+            .iter()
+            .find(|c| c.recipe.starts_with("max-batch"))
+            .unwrap();
+        assert_eq!(big.recipe, "max-batch-N-43690");
+        assert_eq!(big.inputs[0].shape, vec![43690, 4]);
+        assert!(43690 * 24 <= 1 << 20 && 43691 * 24 > 1 << 20);
+        assert_eq!(cases[0].inputs[0].shape, vec![1, 4]);
+        assert_eq!(cases[19].recipe, "random");
+        assert!(!cases[1].finite_inputs());
+        assert!(cases[0].finite_inputs());
+    }
+
+    #[test]
+    fn plans_and_tensors_are_deterministic() {
+        let specs = [spec("x", DType::F16, vec![Dim::Unknown, Dim::Fixed(3)])];
+        let a = plan(&specs, 30, 5, 4096).unwrap();
+        let b = plan(&specs, 30, 5, 4096).unwrap();
+        for (x, y) in a.iter().zip(&b) {
+            assert_eq!(x.recipe, y.recipe);
+            let (tx, ty) = (x.tensors(5).unwrap(), y.tensors(5).unwrap());
+            assert_eq!(tx[0].bytes(), ty[0].bytes());
+        }
+        let c = plan(&specs, 30, 6, 4096).unwrap();
+        let differs = a
+            .iter()
+            .zip(&c)
+            .any(|(x, y)| x.tensors(5).unwrap()[0].bytes() != y.tensors(6).unwrap()[0].bytes());
+        assert!(differs);
+    }
+
+    #[test]
+    fn inputs_that_cannot_be_generated_are_named() {
+        let bad = IoSpec {
+            name: "seq".into(),
+            dtype: None,
+            dims: None,
+        };
+        assert!(plan(&[bad], 1, 0, 1024).unwrap_err().contains("`seq`"));
+        let huge = spec("x", DType::F64, vec![Dim::Fixed(1 << 20)]);
+        assert!(plan(&[huge], 1, 0, 1024)
+            .unwrap_err()
+            .contains("--max-bytes"));
+    }
+}
