@@ -21,6 +21,22 @@ pub struct SaveContext<'a> {
     pub rtol: Option<f64>,
 }
 
+/// The outputs to mark `finite = true`: those of the reference that went non-finite
+/// from finite inputs (with the expected value NaN, plain comparison would pass).
+fn finite_outputs(result: &CaseResult) -> Vec<String> {
+    if !result.case.finite_inputs() {
+        return Vec::new();
+    }
+    let Some(produced) = result.results.first().and_then(|r| r.produced.as_ref()) else {
+        return Vec::new();
+    };
+    produced
+        .iter()
+        .filter(|(_, t)| t.dtype().is_float() && (0..t.numel()).any(|i| !t.get_f64(i).is_finite()))
+        .map(|(n, _)| n.clone())
+        .collect()
+}
+
 /// Writes `result` as the suite `DIR/CASE_RECIPE`; returns its path and the writer's
 /// warnings (NaN/Inf in the expected outputs). `Ok(None)` when no backend produced
 /// outputs to serve as expected values.
@@ -68,6 +84,7 @@ pub fn save(ctx: &SaveContext, result: &CaseResult) -> Result<Option<(PathBuf, V
             "parity fuzz case {} ({}), seed {}",
             result.case.case, result.case.recipe, ctx.seed
         ),
+        finite_outputs: finite_outputs(result),
     };
     let options = RecordOptions {
         backend: run.backend.clone(),

@@ -262,6 +262,10 @@ pub struct OutputSettings {
     pub ordered: Option<bool>,
     /// Any mode: share of units allowed to miss, in [0, 1] (default 0).
     pub outlier_fraction: Option<f64>,
+    /// Any mode: `true` makes NaN/±Inf in this output a failure even where the expected
+    /// value holds the same NaN/Inf (`parity fuzz --save` writes it for outputs that went
+    /// non-finite from finite inputs, so `check` replays that finding).
+    pub finite: Option<bool>,
 }
 
 impl Manifest {
@@ -372,6 +376,11 @@ impl Manifest {
             atol: own.and_then(|o| o.atol).or(self.tolerance.atol),
             rtol: own.and_then(|o| o.rtol).or(self.tolerance.rtol),
         }
+    }
+
+    /// Whether the output must hold only finite values (`finite = true`).
+    pub fn requires_finite(&self, output: &str) -> bool {
+        self.outputs.get(output).and_then(|o| o.finite) == Some(true)
     }
 
     /// Whether an output is excluded from comparison.

@@ -186,6 +186,7 @@ pub fn record(
         backend_version: selected_version,
         device: selected_device,
         inputs: plan.describe(),
+        finite_outputs: Vec::new(),
     };
     write_suite(model, out, &info, &sets, &outputs, &source, options)
 }
@@ -200,6 +201,9 @@ pub struct GoldenSource {
     pub device: String,
     /// Where the inputs came from, one line (`[provenance] inputs`).
     pub inputs: String,
+    /// Outputs written with `finite = true` (NaN/Inf fails them even against a NaN/Inf
+    /// golden).
+    pub finite_outputs: Vec<String>,
 }
 
 /// Writes a suite from inputs and expected outputs computed already: the second half of
@@ -251,7 +255,13 @@ pub fn write_suite(
         }
         None => (tolerances(info, outputs, options), None),
     };
-    let manifest = manifest_text(&tolerances, &provenance, &files, calibration.as_ref())?;
+    let manifest = manifest_text(
+        &tolerances,
+        &source.finite_outputs,
+        &provenance,
+        &files,
+        calibration.as_ref(),
+    )?;
     write_synced(&staging.path().join(MANIFEST_FILE), manifest.as_bytes())?;
     warnings.extend(staging.commit(out, options.force)?);
     Ok(Recorded {
@@ -828,22 +838,43 @@ fn write_data(
 /// `parity.toml` as written by `record`.
 #[derive(Serialize)]
 struct ManifestOut<'a> {
-    outputs: BTreeMap<&'a str, &'a Tolerance>,
+    outputs: BTreeMap<&'a str, OutputOut>,
     provenance: &'a Provenance,
     files: &'a BTreeMap<String, String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     calibration: Option<&'a Calibration>,
 }
 
+/// One `[outputs.NAME]` table as written.
+#[derive(Serialize)]
+struct OutputOut {
+    atol: f64,
+    rtol: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    finite: Option<bool>,
+}
+
 /// The manifest text: a header saying what each table is for, then the tables.
+/// Outputs named in `finite` get `finite = true`.
 fn manifest_text(
     tolerances: &BTreeMap<String, Tolerance>,
+    finite: &[String],
     provenance: &Provenance,
     files: &BTreeMap<String, String>,
     calibration: Option<&Calibration>,
 ) -> Result<String> {
     let body = toml::to_string(&ManifestOut {
-        outputs: tolerances.iter().map(|(k, v)| (k.as_str(), v)).collect(),
+        outputs: tolerances
+            .iter()
+            .map(|(k, v)| {
+                let out = OutputOut {
+                    atol: v.atol,
+                    rtol: v.rtol,
+                    finite: finite.contains(k).then_some(true),
+                };
+                (k.as_str(), out)
+            })
+            .collect(),
         provenance,
         files,
         calibration,
@@ -1268,7 +1299,7 @@ mod tests {
             outputs,
         };
         for calibrated in [None, Some(&calibration)] {
-            let text = manifest_text(&tol, &prov, &files, calibrated).unwrap();
+            let text = manifest_text(&tol, &[], &prov, &files, calibrated).unwrap();
             std::fs::write(dir.path().join(MANIFEST_FILE), &text).unwrap();
             let m = Manifest::read_or_default(dir.path()).unwrap();
             assert_eq!(m.tolerance_for("output.1").rtol, Some(1e-4));

@@ -210,6 +210,12 @@ fn run_case(
                 Some(got) => compare::compare_with(want, got, &policy),
                 None => OutputComparison::missing_with(want, &policy),
             };
+            let comparison = match got {
+                Some(got) if suite.manifest.requires_finite(name) => {
+                    require_finite(comparison, got)
+                }
+                _ => comparison,
+            };
             Some(OutputReport {
                 name: name.clone(),
                 comparison,
@@ -221,6 +227,24 @@ fn run_case(
         .collect();
     let row = CaseReport::compared(id, Some(latency_ms), Some(device.to_string()), outputs);
     (row, Some(actual))
+}
+
+/// `finite = true`: NaN/±Inf in `actual` fails the output whatever the golden holds.
+fn require_finite(mut comparison: OutputComparison, actual: &Tensor) -> OutputComparison {
+    if !actual.dtype().is_float() {
+        return comparison;
+    }
+    let bad = (0..actual.numel())
+        .filter(|&i| !actual.get_f64(i).is_finite())
+        .count();
+    if bad > 0 {
+        comparison.verdict = compare::Verdict::Fail;
+        comparison.problem = Some(format!(
+            "{bad} NaN/Inf of {} values where parity.toml requires finite values (finite = true)",
+            actual.numel()
+        ));
+    }
+    comparison
 }
 
 /// Runs a session, turning a panic inside the engine into an error for this case.
