@@ -1,0 +1,366 @@
+//! `parity fuzz` and `--isolate` on real models: a planted NaN-producing model (y = log x,
+//! made here with the `onnx` package of `.venv`), backends that really crash inside their
+//! worker processes (the `PARITY_WORKER_FAULT` test hook: abort, segfault, hang, running
+//! out of memory), and the suites `--save` writes replayed by `parity check`.
+
+mod common;
+use common::*;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+/// Writes a one-node model `y = OP(x)` with x, y: f32 [N, 4].
+fn one_node_model(dir: &Path, op: &str) -> PathBuf {
+    let path = dir.join(format!("{}.onnx", op.to_lowercase()));
+    let script = format!(
+        r#"
+import onnx
+from onnx import helper, TensorProto
+x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])
+y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4])
+g = helper.make_graph([helper.make_node("{op}", ["x"], ["y"])], "planted", [x], [y])
+m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+m.ir_version = 8
+onnx.save(m, r"{}")
+"#,
+        path.display()
+    );
+    let made = std::process::Command::new(root().join(".venv/bin/python"))
+        .args(["-c", &script])
+        .output()
+        .expect("run .venv/bin/python (scripts/setup.sh)");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    path
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn findings(r: &Value) -> &Vec<Value> {
+    r["findings"].as_array().unwrap()
+}
+
+fn find<'a>(r: &'a Value, recipe: &str, backend: &str) -> Option<&'a Value> {
+    findings(r)
+        .iter()
+        .find(|f| f["recipe"] == recipe && f["backend"] == backend)
+}
+
+/// The status of `backend` on every case, in case order.
+fn statuses(r: &Value, backend: &str) -> Vec<String> {
+    r["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let run = c["results"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|x| x["backend"] == backend)
+                .unwrap();
+            run["status"].as_str().unwrap().to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn a_planted_nan_is_found_and_the_saved_case_replays_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = one_node_model(tmp.path(), "Log");
+    let saved = tmp.path().join("saved");
+    let args = [
+        "fuzz",
+        s(&model),
+        "--backend",
+        "ort-cpu",
+        "--backend",
+        "tract-cpu",
+        "--cases",
+        "20",
+        "--seed",
+        "4",
+        "--format",
+        "json",
+    ];
+    let o = parity(&[&args[..], &["--save", s(&saved)]].concat());
+    assert_eq!(o.code, 1, "{}\n{}", o.stdout, o.stderr);
+    let r = json(&o);
+    assert_eq!(r["schema"], "parity.fuzz/v1");
+    assert_eq!(r["verdict"], "fail");
+    assert_eq!(r["reference"], "ort-cpu");
+    assert_eq!(r["summary"]["cases"], 20);
+    // log(-1) = NaN and log(0) = -Inf from finite inputs: found on the reference.
+    let neg = find(&r, "neg-ones", "ort-cpu").expect("log(-1) found");
+    assert_eq!(neg["kind"], "non-finite");
+    assert_eq!(
+        neg["detail"],
+        "from finite inputs: output `y` holds 4 NaN, 0 ±Inf of 4"
+    );
+    let zeros = find(&r, "zeros", "ort-cpu").expect("log(0) found");
+    assert_eq!(
+        zeros["detail"],
+        "from finite inputs: output `y` holds 0 NaN, 4 ±Inf of 4"
+    );
+    // NaN in, NaN out is no finding; neither is log of positive values; tract agrees.
+    assert!(find(&r, "nan", "ort-cpu").is_none());
+    assert!(find(&r, "ones", "ort-cpu").is_none());
+    assert!(find(&r, "max", "ort-cpu").is_none());
+    assert!(findings(&r).iter().all(|f| f["backend"] == "ort-cpu"));
+    assert!(statuses(&r, "tract-cpu").iter().all(|st| st == "ok"));
+    assert_eq!(r["summary"]["findings"], findings(&r).len());
+    // The empty and largest-batch shapes were tried (16 MiB of f32 [N, 4]: N = 2^20).
+    let recipes: Vec<&str> = r["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["recipe"].as_str().unwrap())
+        .collect();
+    assert!(recipes.contains(&"empty-dims"));
+    assert!(recipes.contains(&"max-batch-N-1048576"));
+
+    // The saved case replays the finding in `parity check`.
+    let dir = PathBuf::from(neg["saved"].as_str().expect("saved"));
+    assert_eq!(dir, saved.join("fuzz_0006_neg-ones"));
+    let manifest = std::fs::read_to_string(dir.join("parity.toml")).unwrap();
+    assert!(manifest.contains("finite = true"), "{manifest}");
+    let c = parity(&[
+        "check",
+        s(&dir),
+        "--backend",
+        "tract-cpu",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(c.code, 1, "{}\n{}", c.stdout, c.stderr);
+    let cr = json(&c);
+    let problem = cr["cases"][0]["outputs"][0]["problem"].as_str().unwrap();
+    assert!(problem.starts_with("4 NaN/Inf of 4 values"), "{problem}");
+
+    // Same seed, same findings.
+    let again = json(&parity(&args));
+    let key = |r: &Value| -> Vec<String> {
+        findings(r)
+            .iter()
+            .map(|f| {
+                format!(
+                    "{} {} {} {}",
+                    f["case"], f["backend"], f["kind"], f["detail"]
+                )
+            })
+            .collect()
+    };
+    assert_eq!(key(&r), key(&again));
+}
+
+#[test]
+fn a_model_without_edge_problems_passes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = one_node_model(tmp.path(), "Neg");
+    let o = parity(&[
+        "fuzz",
+        s(&model),
+        "--backend",
+        "ort-cpu",
+        "--backend",
+        "tract-cpu",
+        "--cases",
+        "16",
+    ]);
+    assert_eq!(o.code, 0, "{}\n{}", o.stdout, o.stderr);
+    assert!(
+        o.stdout.contains("PASS: 0 findings in 16 cases"),
+        "{}",
+        o.stdout
+    );
+}
+
+#[test]
+fn crashing_and_hanging_backends_are_errors_and_the_run_completes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = one_node_model(tmp.path(), "Log");
+    let saved = tmp.path().join("saved");
+    let fault = [("PARITY_WORKER_FAULT", "tract-cpu:abort")];
+    let o = parity_env(
+        &[
+            "fuzz",
+            s(&model),
+            "--backend",
+            "ort-cpu",
+            "--backend",
+            "candle-cpu",
+            "--backend",
+            "tract-cpu",
+            "--cases",
+            "3",
+            "--format",
+            "json",
+            "--save",
+            s(&saved),
+        ],
+        &fault,
+    );
+    assert_eq!(o.code, 1, "{}\n{}", o.stdout, o.stderr);
+    let r = json(&o);
+    // Every case ran to the end: tract's worker died each time (a fresh one each case),
+    // the others answered.
+    assert_eq!(statuses(&r, "tract-cpu"), ["crash", "crash", "crash"]);
+    assert_eq!(statuses(&r, "ort-cpu"), ["ok", "ok", "ok"]);
+    assert_eq!(statuses(&r, "candle-cpu"), ["ok", "ok", "ok"]);
+    let crashes: Vec<&Value> = findings(&r)
+        .iter()
+        .filter(|f| f["kind"] == "crash")
+        .collect();
+    assert_eq!(crashes.len(), 3);
+    for f in &crashes {
+        assert_eq!(f["backend"], "tract-cpu");
+        assert_eq!(f["detail"], "crashed: worker killed by signal 6 (SIGABRT)");
+    }
+    assert_eq!(r["summary"]["crashes"], 3);
+
+    // The saved crash replays as an error naming the signal in `check --isolate`.
+    let dir = crashes[1]["saved"].as_str().unwrap();
+    let c = parity_env(
+        &[
+            "check",
+            dir,
+            "--backend",
+            "tract-cpu",
+            "--isolate",
+            "--format",
+            "json",
+        ],
+        &fault,
+    );
+    assert_eq!(c.code, 2, "{}\n{}", c.stdout, c.stderr);
+    let cr = json(&c);
+    assert_eq!(cr["cases"][0]["verdict"], "error");
+    assert!(cr["cases"][0]["error"]
+        .as_str()
+        .unwrap()
+        .contains("signal 6 (SIGABRT)"));
+
+    // A segfault, and a hang cut by --timeout.
+    let o = parity_env(
+        &[
+            "fuzz",
+            s(&model),
+            "--backend",
+            "ort-cpu",
+            "--backend",
+            "candle-cpu",
+            "--backend",
+            "tract-cpu",
+            "--cases",
+            "2",
+            "--timeout",
+            "1",
+            "--format",
+            "json",
+        ],
+        &[("PARITY_WORKER_FAULT", "candle-cpu:segv,tract-cpu:hang")],
+    );
+    assert_eq!(o.code, 1, "{}\n{}", o.stdout, o.stderr);
+    let r = json(&o);
+    assert_eq!(statuses(&r, "candle-cpu"), ["crash", "crash"]);
+    assert_eq!(statuses(&r, "tract-cpu"), ["timeout", "timeout"]);
+    assert_eq!(statuses(&r, "ort-cpu"), ["ok", "ok"]);
+    let f = find(&r, "zeros", "candle-cpu").unwrap();
+    assert_eq!(f["detail"], "crashed: worker killed by signal 11 (SIGSEGV)");
+    let f = find(&r, "zeros", "tract-cpu").unwrap();
+    assert_eq!(f["kind"], "timeout");
+    assert_eq!(f["detail"], "timed out after 1 s (worker killed)");
+}
+
+#[test]
+fn the_memory_limit_stops_a_runaway_worker() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = one_node_model(tmp.path(), "Neg");
+    let o = parity_env(
+        &[
+            "fuzz",
+            s(&model),
+            "--backend",
+            "ort-cpu",
+            "--backend",
+            "tract-cpu",
+            "--cases",
+            "1",
+            "--memory-limit",
+            "1G",
+            "--format",
+            "json",
+        ],
+        &[("PARITY_WORKER_FAULT", "tract-cpu:oom")],
+    );
+    assert_eq!(o.code, 1, "{}\n{}", o.stdout, o.stderr);
+    let r = json(&o);
+    assert_eq!(r["isolation"]["memory_limit_bytes"], 1u64 << 30);
+    let f = find(&r, "zeros", "tract-cpu").unwrap();
+    let detail = f["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with(
+            "crashed: worker killed by signal 6 (SIGABRT); its last words: memory allocation of"
+        ),
+        "{detail}"
+    );
+}
+
+#[test]
+fn check_isolate_reports_a_crash_per_case_and_passes_without_one() {
+    let mlp = models().join("mlp");
+    let args = [
+        "check",
+        s(&mlp),
+        "--backend",
+        "ort-cpu",
+        "--backend",
+        "tract-cpu",
+        "--isolate",
+        "--format",
+        "json",
+    ];
+    let o = parity(&args);
+    assert_eq!(o.code, 0, "{}\n{}", o.stdout, o.stderr);
+    let o = parity_env(&args, &[("PARITY_WORKER_FAULT", "tract-cpu:segv")]);
+    assert_eq!(o.code, 2, "{}\n{}", o.stdout, o.stderr);
+    let r = json(&o);
+    let cases = r["cases"].as_array().unwrap();
+    assert!(!cases.is_empty());
+    for c in cases {
+        match c["backend"].as_str().unwrap() {
+            "tract-cpu" => {
+                assert_eq!(c["verdict"], "error");
+                assert!(c["error"].as_str().unwrap().contains("SIGSEGV"), "{c}");
+            }
+            _ => assert_eq!(c["verdict"], "pass"),
+        }
+    }
+}
+
+#[test]
+fn bad_input_is_a_clean_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let missing = tmp.path().join("missing.onnx");
+    assert_clean_error(&parity(&["fuzz", s(&missing)]), "missing.onnx");
+    let model = one_node_model(tmp.path(), "Neg");
+    assert_clean_error(
+        &parity(&["fuzz", s(&model), "--cases", "0"]),
+        "--cases must be at least 1",
+    );
+    assert_clean_error(
+        &parity(&["fuzz", s(&model), "--max-bytes", "8"]),
+        "--max-bytes 8",
+    );
+    assert_clean_error(
+        &parity(&["fuzz", s(&model), "--backend", "nope"]),
+        "unknown backend `nope`",
+    );
+    let o = parity(&["fuzz", s(&model), "--timeout", "0"]);
+    assert_eq!(o.code, 2);
+    assert!(o.stderr.contains("--timeout"), "{}", o.stderr);
+}
