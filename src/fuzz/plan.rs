@@ -48,7 +48,8 @@ fn dtype_name<S: serde::Serializer>(d: &DType, s: S) -> Result<S::Ok, S::Error> 
 pub struct FuzzCase {
     /// `fuzz_0007`: stable for a given seed and model.
     pub case: String,
-    /// What the case tries (`nan`, `empty-dims`, `max-batch`, `random`).
+    /// What the case tries (`nan`, `empty-dims`, `max-batch-N-4096`, or
+    /// `random(x=max,ids=random)` with each input's fill).
     pub recipe: String,
     /// Its inputs, in model input order.
     pub inputs: Vec<PlannedInput>,
@@ -212,7 +213,11 @@ pub fn plan(
                 for input in &mut inputs {
                     input.fill = Fill::ALL[(rng.next_u64() % Fill::ALL.len() as u64) as usize];
                 }
-                ("random".to_string(), inputs)
+                let fills: Vec<String> = inputs
+                    .iter()
+                    .map(|i| format!("{}={}", i.name, i.fill.name()))
+                    .collect();
+                (format!("random({})", fills.join(",")), inputs)
             }
         };
         cases.push(FuzzCase {
@@ -285,7 +290,11 @@ mod tests {
         assert_eq!(big.inputs[0].shape, vec![43690, 4]);
         assert!(43690 * 24 <= 1 << 20 && 43691 * 24 > 1 << 20);
         assert_eq!(cases[0].inputs[0].shape, vec![1, 4]);
-        assert_eq!(cases[19].recipe, "random");
+        assert!(
+            cases[19].recipe.starts_with("random(x="),
+            "{}",
+            cases[19].recipe
+        );
         assert!(!cases[1].finite_inputs());
         assert!(cases[0].finite_inputs());
     }
