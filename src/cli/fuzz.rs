@@ -84,7 +84,11 @@ pub fn run(args: FuzzArgs, global: Global) -> Result<u8> {
     if let Some(r) = &args.reference {
         match selected.iter().position(|s| s.backend.name() == r) {
             Some(i) => selected[..=i].rotate_right(1),
-            None => selected.insert(0, backend::select(std::slice::from_ref(r))?.remove(0)),
+            None => {
+                let mut reference = backend::select(std::slice::from_ref(r))?;
+                reference.append(&mut selected);
+                selected = reference;
+            }
         }
     }
     let load = LoadOptions {

@@ -140,7 +140,7 @@ fn float_value(fill: Fill, e: &FloatEdges, rng: &mut SplitMix64) -> f64 {
         Fill::NegLarge => -e.large,
         Fill::Random => rng.normals(1)[0],
         Fill::Mixed => {
-            if rng.next_u64() % 4 == 0 {
+            if rng.next_u64().is_multiple_of(4) {
                 let edge = Fill::ALL[(rng.next_u64() % 12) as usize];
                 float_value(edge, e, rng)
             } else {

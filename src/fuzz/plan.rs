@@ -288,7 +288,6 @@ mod tests {
             .unwrap();
         assert_eq!(big.recipe, "max-batch-N-43690");
         assert_eq!(big.inputs[0].shape, vec![43690, 4]);
-        assert!(43690 * 24 <= 1 << 20 && 43691 * 24 > 1 << 20);
         assert_eq!(cases[0].inputs[0].shape, vec![1, 4]);
         assert!(
             cases[19].recipe.starts_with("random(x="),

@@ -118,7 +118,7 @@ pub struct Skipped {
 
 /// A loaded backend: in a worker, or in this process.
 enum Target {
-    Isolated(IsolatedSession),
+    Isolated(Box<IsolatedSession>),
     InProcess(Box<dyn Session>),
 }
 
@@ -162,7 +162,7 @@ pub fn run(
                     load: options.load.clone(),
                     ..iso.clone()
                 };
-                IsolatedSession::start(&name, model, &iso).map(Target::Isolated)
+                IsolatedSession::start(&name, model, &iso).map(|s| Target::Isolated(Box::new(s)))
             }
             None => crate::suite::runner::guarded(|| s.backend.load(model, &options.load))
                 .map(Target::InProcess)
