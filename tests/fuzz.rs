@@ -40,6 +40,20 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
+/// Validates a report against docs/fuzz.schema.json.
+fn validate(report: &Value) {
+    let schema: Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("docs/fuzz.schema.json")).unwrap(),
+    )
+    .unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(report)
+        .map(|e| e.to_string())
+        .collect();
+    assert!(errors.is_empty(), "{errors:?}");
+}
+
 fn findings(r: &Value) -> &Vec<Value> {
     r["findings"].as_array().unwrap()
 }
@@ -90,6 +104,7 @@ fn a_planted_nan_is_found_and_the_saved_case_replays_it() {
     let o = parity(&[&args[..], &["--save", s(&saved)]].concat());
     assert_eq!(o.code, 1, "{}\n{}", o.stdout, o.stderr);
     let r = json(&o);
+    validate(&r);
     assert_eq!(r["schema"], "parity.fuzz/v1");
     assert_eq!(r["verdict"], "fail");
     assert_eq!(r["reference"], "ort-cpu");
@@ -206,6 +221,7 @@ fn crashing_and_hanging_backends_are_errors_and_the_run_completes() {
     );
     assert_eq!(o.code, 1, "{}\n{}", o.stdout, o.stderr);
     let r = json(&o);
+    validate(&r);
     // Every case ran to the end: tract's worker died each time (a fresh one each case),
     // the others answered.
     assert_eq!(statuses(&r, "tract-cpu"), ["crash", "crash", "crash"]);
@@ -266,6 +282,7 @@ fn crashing_and_hanging_backends_are_errors_and_the_run_completes() {
     );
     assert_eq!(o.code, 1, "{}\n{}", o.stdout, o.stderr);
     let r = json(&o);
+    validate(&r);
     assert_eq!(statuses(&r, "candle-cpu"), ["crash", "crash"]);
     assert_eq!(statuses(&r, "tract-cpu"), ["timeout", "timeout"]);
     assert_eq!(statuses(&r, "ort-cpu"), ["ok", "ok"]);
