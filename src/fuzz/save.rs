@@ -59,18 +59,14 @@ pub fn save(ctx: &SaveContext, result: &CaseResult) -> Result<Option<(PathBuf, V
         .iter()
         .find(|s| s.backend.name() == run.backend)
         .ok_or_else(|| Error::Usage(format!("backend {} was not selected", run.backend)))?;
-    let recipe: String = result
+    // `random(x=max,ids=zeros)` → `random-x-max-ids-zeros`: a plain directory name.
+    let recipe = result
         .case
         .recipe
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join("-");
     let out = ctx.dir.join(format!("{}_{recipe}", result.case.case));
     let set = InputSet {
         origin: format!("parity fuzz {}", result.case.case),
