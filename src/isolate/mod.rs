@@ -32,7 +32,7 @@ pub struct IsolateOptions {
     /// Longest wait for a load or one run before the worker is killed.
     pub timeout: Duration,
     /// RLIMIT_AS of the worker in bytes (address space, not resident memory); `None`
-    /// leaves it unlimited.
+    /// leaves it unlimited. Not applied to CUDA backends (see [`Worker::spawn`]).
     pub memory_limit: Option<u64>,
     /// Passed to the backend inside the worker.
     pub load: LoadOptions,
@@ -94,7 +94,10 @@ impl Worker {
         cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let limit = options.memory_limit;
+        // CUDA reserves virtual address space the size of host plus device memory at
+        // context creation, which any useful RLIMIT_AS refuses: GPU workers get the
+        // timeout only (docs/fuzz.md).
+        let limit = options.memory_limit.filter(|_| !backend.ends_with("-cuda"));
         // SAFETY: the closure runs between fork and exec and calls only async-signal-safe
         // functions (setrlimit, prctl) on plain values.
         unsafe {
