@@ -8,6 +8,7 @@ pub mod backend;
 pub mod bench;
 pub mod cli;
 pub mod compare;
+pub mod data;
 pub mod error;
 pub mod formats;
 pub mod panic_guard;

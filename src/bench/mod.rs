@@ -7,6 +7,7 @@ pub mod baseline;
 pub mod html;
 pub mod inputs;
 pub mod memory;
+pub mod openmetrics;
 pub mod report;
 pub mod runner;
 pub mod scenario;

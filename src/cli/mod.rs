@@ -5,6 +5,7 @@ mod backends;
 mod bench;
 mod check;
 mod compare;
+mod data;
 mod demo;
 mod inspect;
 mod merge;
@@ -48,6 +49,7 @@ enum Command {
     Inspect(inspect::InspectArgs),
     Merge(merge::MergeArgs),
     Record(record::RecordArgs),
+    Data(data::DataArgs),
 }
 
 /// Options every verb's output honours.
@@ -75,6 +77,7 @@ impl Cli {
             Command::Inspect(a) => inspect::run(a, global),
             Command::Merge(a) => merge::run(a, global),
             Command::Record(a) => record::run(a, global),
+            Command::Data(a) => data::run(a, global),
         }
     }
 }
