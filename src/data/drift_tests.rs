@@ -28,15 +28,16 @@ fn defaults() -> Thresholds {
 
 #[test]
 fn a_tenth_sigma_shift_is_flagged_by_psi_and_ks() {
-    for seed in 0..10 {
+    for seed in 0..20 {
         let r = normal(2 * seed, 10_000, 0.0);
         let c = normal(2 * seed + 1, 10_000, 0.1);
         let d = score("x", "input", &r, &c, &defaults()).unwrap();
         assert!(d.exceeded.contains(&"psi"), "seed {seed}: {d:?}");
         assert!(d.exceeded.contains(&"ks"), "seed {seed}: {d:?}");
-        // PSI of a 0.1σ shift is about 0.01: far below the conventional 0.1, which is
-        // why the default threshold is the sample-size-aware one (≈ 0.0038 here).
-        assert!(d.psi > 0.005 && d.psi < 0.02, "seed {seed}: psi {}", d.psi);
+        // PSI of a 0.1σ shift is about 0.01 (0.0045 to 0.020 over these seeds): far
+        // below the conventional 0.1, which is why the default threshold is the
+        // sample-size-aware one (0.0038 for n = m = 10,000 and 10 bins).
+        assert!(d.psi > 0.004 && d.psi < 0.025, "seed {seed}: psi {}", d.psi);
         assert!(d.psi_threshold < 0.005, "{}", d.psi_threshold);
         assert_eq!(d.ks_method, KsMethod::Asymptotic);
         assert!(d.js_distance < DEFAULT_JS);

@@ -37,7 +37,7 @@ pub struct Ks {
 pub fn quantile_edges(sorted: &[f64], bins: usize) -> Vec<f64> {
     let n = sorted.len();
     let mut edges: Vec<f64> = (1..bins)
-        .map(|k| sorted[((k * n) / bins).min(n - 1)])
+        .map(|k| sorted[((k * n) / bins).saturating_sub(1).min(n - 1)])
         .collect();
     edges.dedup();
     edges
