@@ -227,7 +227,8 @@ fn run_drift(args: DriftArgs, global: Global) -> Result<u8> {
         None => (Vec::new(), Vec::new()),
     };
     let reference = source::read(&args.reference, &inputs, &outputs)?;
-    let current = source::read(&args.current, &inputs, &outputs)?;
+    let mut current = source::read(&args.current, &inputs, &outputs)?;
+    source::pair_single_tensors(&reference, &mut current);
     if matches!(reference, Source::Table(_)) != matches!(current, Source::Table(_)) {
         return Err(Error::Usage(format!(
             "{} and {} are not the same kind of data (one is a table, the other tensors)",
@@ -235,12 +236,6 @@ fn run_drift(args: DriftArgs, global: Global) -> Result<u8> {
             args.current.display()
         )));
     }
-    let thresholds = Thresholds {
-        alpha: args.alpha,
-        psi: args.psi_threshold.0,
-        js: args.js_threshold,
-        bins: args.bins,
-    };
     let (ref_features, mut skipped) = features::extract(&reference, args.axis)?;
     let (cur_features, cur_skipped) = features::extract(&current, args.axis)?;
     for s in cur_skipped {
@@ -248,16 +243,7 @@ fn run_drift(args: DriftArgs, global: Global) -> Result<u8> {
             skipped.push(s);
         }
     }
-    let mut scored = Vec::new();
-    pair_and_score(
-        &args,
-        "input",
-        &ref_features,
-        &cur_features,
-        &thresholds,
-        &mut scored,
-        &mut skipped,
-    )?;
+    let mut pairs = pair(&args, "input", ref_features, cur_features)?;
     let mut model_label = None;
     if let Some((path, info)) = &model {
         let selected = backend::select(&args.backend.iter().cloned().collect::<Vec<_>>())?;
@@ -283,19 +269,28 @@ fn run_drift(args: DriftArgs, global: Global) -> Result<u8> {
         };
         let ref_out = predict(&reference, &args.reference)?;
         let cur_out = predict(&current, &args.current)?;
-        pair_and_score(
-            &args,
-            "output",
-            &ref_out,
-            &cur_out,
-            &thresholds,
-            &mut scored,
-            &mut skipped,
-        )?;
+        pairs.extend(pair(&args, "output", ref_out, cur_out)?);
         model_label = Some((
             path.display().to_string(),
             chosen.backend.name().to_string(),
         ));
+    }
+    let thresholds = Thresholds {
+        alpha: args.alpha,
+        features: pairs.len(),
+        psi: args.psi_threshold.0,
+        js: args.js_threshold,
+        bins: args.bins,
+    };
+    let mut scored = Vec::new();
+    for (kind, r, c) in &pairs {
+        match drift::score(&r.name, kind, r, c, &thresholds) {
+            Some(d) => scored.push(d),
+            None => skipped.push(Skipped {
+                name: r.name.clone(),
+                reason: "no values on one side (all missing)".to_string(),
+            }),
+        }
     }
     let report = DriftReport::new(
         (
@@ -317,20 +312,17 @@ fn run_drift(args: DriftArgs, global: Global) -> Result<u8> {
     Ok(report.exit_code())
 }
 
-/// Scores every reference feature against the current feature of the same name; a
-/// feature on one side only is an error naming it.
-fn pair_and_score(
+/// Pairs every reference feature with the current feature of the same name; a feature
+/// on one side only is an error naming it.
+fn pair(
     args: &DriftArgs,
     kind: &'static str,
-    reference: &[Feature],
-    current: &[Feature],
-    t: &Thresholds,
-    scored: &mut Vec<drift::FeatureDrift>,
-    skipped: &mut Vec<Skipped>,
-) -> Result<()> {
+    reference: Vec<Feature>,
+    mut current: Vec<Feature>,
+) -> Result<Vec<(&'static str, Feature, Feature)>> {
     for (a, b, side) in [
-        (reference, current, &args.current),
-        (current, reference, &args.reference),
+        (&reference, &current, &args.current),
+        (&current, &reference, &args.reference),
     ] {
         if let Some(f) = a.iter().find(|f| !b.iter().any(|g| g.name == f.name)) {
             return Err(Error::file(
@@ -342,19 +334,13 @@ fn pair_and_score(
             ));
         }
     }
-    for r in reference {
-        let Some(c) = current.iter().find(|c| c.name == r.name) else {
-            continue;
-        };
-        match drift::score(&r.name, kind, r, c, t) {
-            Some(d) => scored.push(d),
-            None => skipped.push(Skipped {
-                name: r.name.clone(),
-                reason: "no values on one side (all missing)".to_string(),
-            }),
-        }
-    }
-    Ok(())
+    Ok(reference
+        .into_iter()
+        .filter_map(|r| {
+            let at = current.iter().position(|c| c.name == r.name)?;
+            Some((kind, r, current.swap_remove(at)))
+        })
+        .collect())
 }
 
 /// The model's inputs for each data set of a source, in model input order.

@@ -24,24 +24,45 @@ pub const DEFAULT_JS: f64 = 0.1;
 /// The decision rule of a run.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct Thresholds {
-    /// Family-wise significance level per feature.
+    /// Family-wise significance level of the whole run (its exit code).
     pub alpha: f64,
+    /// Features scored in the run: each is tested at `alpha / features` (Bonferroni),
+    /// so that same-distribution data fails a run with probability at most `alpha`.
+    pub features: usize,
     /// A fixed PSI threshold (e.g. the conventional 0.1 or 0.2); `None`: sample-size
     /// aware, the χ² critical value at α/2 scaled by `1/n + 1/m`.
     pub psi: Option<f64>,
-    /// JS-distance threshold.
+    /// JS-distance threshold (a magnitude; raised to the noise level of small samples).
     pub js: f64,
     /// Reference-quantile bins.
     pub bins: usize,
 }
 
 impl Thresholds {
-    /// KS's α: all of α when PSI is a fixed magnitude, half when PSI is a test too.
+    /// One feature's share of α.
+    pub fn feature_alpha(&self) -> f64 {
+        self.alpha / self.features.max(1) as f64
+    }
+
+    /// KS's α: the feature's whole share when PSI is a fixed magnitude, half of it when
+    /// PSI is a test too.
     pub fn ks_alpha(&self) -> f64 {
         match self.psi {
-            Some(_) => self.alpha,
-            None => self.alpha / 2.0,
+            Some(_) => self.feature_alpha(),
+            None => self.feature_alpha() / 2.0,
         }
+    }
+
+    /// JS's threshold for samples of `n` and `m` over `occupied` bins: the magnitude
+    /// `js`, raised to the distance that sampling noise alone exceeds with probability
+    /// α/2 (JS divergence ≈ χ² · (1/n + 1/m) / 8 in nats), so that small samples do not
+    /// drift by noise.
+    pub fn js_threshold(&self, n: usize, m: usize, occupied: usize) -> f64 {
+        let df = occupied.saturating_sub(1).max(1) as f64;
+        let noise = stats::chi2_upper_quantile(df, self.feature_alpha() / 2.0)
+            * (1.0 / n as f64 + 1.0 / m as f64)
+            / (8.0 * std::f64::consts::LN_2);
+        self.js.max(noise.sqrt())
     }
 
     /// PSI's threshold for samples of `n` and `m` over `occupied` bins.
@@ -50,7 +71,8 @@ impl Thresholds {
             Some(t) => t,
             None => {
                 let df = occupied.saturating_sub(1).max(1) as f64;
-                stats::chi2_upper_quantile(df, self.alpha / 2.0) * (1.0 / n as f64 + 1.0 / m as f64)
+                stats::chi2_upper_quantile(df, self.feature_alpha() / 2.0)
+                    * (1.0 / n as f64 + 1.0 / m as f64)
             }
         }
     }
@@ -129,7 +151,9 @@ pub fn score(
         stats::proportions(&c, &edges),
     );
     let psi = stats::psi(&pr, &pc);
-    let psi_threshold = t.psi_threshold(r.len(), c.len(), stats::occupied_bins(&pr, &pc));
+    let occupied = stats::occupied_bins(&pr, &pc);
+    let psi_threshold = t.psi_threshold(r.len(), c.len(), occupied);
+    let js_threshold = t.js_threshold(r.len(), c.len(), occupied);
     let js_distance = stats::js_distance(&pr, &pc);
     let ks = stats::ks_2samp(&r, &c);
     let mut exceeded = Vec::new();
@@ -139,7 +163,7 @@ pub fn score(
     if ks.p_value < t.ks_alpha() {
         exceeded.push("ks");
     }
-    if js_distance > t.js {
+    if js_distance > js_threshold {
         exceeded.push("js");
     }
     Some(FeatureDrift {
@@ -154,7 +178,7 @@ pub fn score(
         ks_method: ks.method,
         ks_alpha: t.ks_alpha(),
         js_distance,
-        js_threshold: t.js,
+        js_threshold,
         bins: pr.len(),
         drifted: !exceeded.is_empty(),
         exceeded,
@@ -259,25 +283,24 @@ impl DriftReport {
                 out += &format!("skipped {}: {}\n", s.name, s.reason);
             }
         }
-        let psi = match self.thresholds.psi {
-            Some(t) => format!("PSI > {t}"),
+        let t = &self.thresholds;
+        let psi = match t.psi {
+            Some(v) => format!("PSI > {v}"),
             None => format!(
-                "PSI above its χ² critical value at α/2 = {}",
-                self.thresholds.alpha / 2.0
+                "PSI above its chi-square critical value at {:.3e}",
+                t.feature_alpha() / 2.0
             ),
         };
         out += &format!(
-            "{} of {} features drifted ({psi}, KS p < {}, JS > {})\n",
+            "{} of {} features drifted (alpha {} for the run, {:.3e} per feature: {psi}, KS p < {:.3e}, JS > {} or its noise level)\n",
             self.summary.drifted,
             self.summary.features,
-            self.thresholds_ks_alpha(),
-            self.thresholds.js
+            t.alpha,
+            t.feature_alpha(),
+            t.ks_alpha(),
+            t.js
         );
         out
-    }
-
-    fn thresholds_ks_alpha(&self) -> f64 {
-        self.thresholds.ks_alpha()
     }
 }
 

@@ -20,6 +20,7 @@ fn normal(seed: u64, n: usize, shift: f64) -> Feature {
 fn defaults() -> Thresholds {
     Thresholds {
         alpha: DEFAULT_ALPHA,
+        features: 1,
         psi: None,
         js: DEFAULT_JS,
         bins: DEFAULT_BINS,

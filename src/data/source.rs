@@ -128,6 +128,26 @@ fn read_files(
     })
 }
 
+/// When each side holds tensors of one name only, and the names differ (`ref.npy` and
+/// `cur.npy`), the current side's tensors take the reference's name, so the two compare.
+pub fn pair_single_tensors(reference: &Source, current: &mut Source) {
+    let (Source::Sets(r), Source::Sets(c)) = (reference, current) else {
+        return;
+    };
+    let only = |sets: &[DataSet]| {
+        let mut names = sets
+            .iter()
+            .flat_map(|s| s.tensors.iter().map(|t| t.name.clone()));
+        let first = names.next()?;
+        names.all(|n| n == first).then_some(first)
+    };
+    if let (Some(name), Some(_)) = (only(r), only(c)) {
+        for t in c.iter_mut().flat_map(|s| s.tensors.iter_mut()) {
+            t.name = name.clone();
+        }
+    }
+}
+
 /// A `.pb`/`.npy` file and the input it is for.
 fn read_single(path: &Path, inputs: &[String]) -> Result<(String, Tensor)> {
     let (stored, tensor) = formats::read_tensor(path)?;
