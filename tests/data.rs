@@ -181,6 +181,20 @@ fn unreadable_data_is_a_clean_error() {
     assert_clean_error(&o, "[inputs.z] names no input");
 }
 
+/// Checks a drift report against docs/drift.schema.json.
+fn assert_drift_schema(report: &serde_json::Value) {
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(common::root().join("docs/drift.schema.json")).unwrap(),
+    )
+    .unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(report)
+        .map(|e| e.to_string())
+        .collect();
+    assert!(errors.is_empty(), "{errors:?}");
+}
+
 fn normals(seed: u64, n: usize, shift: f64) -> Vec<f64> {
     SplitMix64::stream(seed, 0, 0)
         .normals(n)
@@ -207,6 +221,7 @@ fn drift_flags_a_shifted_column_and_not_a_stable_one() {
     let o = parity(&["data", "drift", &reference, &current, "--format", "json"]);
     assert_eq!(o.code, 1, "{}", o.stderr);
     let j = json(&o);
+    assert_drift_schema(&j);
     assert_eq!(j["schema"], "parity.drift/v1");
     assert_eq!(j["verdict"], "fail");
     let f = j["features"].as_array().unwrap();
@@ -258,6 +273,7 @@ fn drift_per_channel_and_on_predictions() {
     ]);
     assert_eq!(o.code, 1, "{}", o.stderr);
     let j = json(&o);
+    assert_drift_schema(&j);
     let drifted: Vec<&str> = j["features"]
         .as_array()
         .unwrap()
