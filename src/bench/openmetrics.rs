@@ -8,16 +8,6 @@ use crate::report::openmetrics::Writer;
 /// Renders a bench report.
 pub fn render(report: &BenchReport) -> String {
     let mut w = Writer::default();
-    let labels = |r: &BenchResult| {
-        [
-            ("model", r.model.clone()),
-            ("backend", r.backend.clone()),
-            ("scenario", r.scenario.name().to_string()),
-            ("batch", r.batch.to_string()),
-            ("concurrency", r.concurrency.to_string()),
-        ]
-    };
-    let borrowed = |l: &[(&'static str, String); 5]| -> Vec<(&'static str, String)> { l.to_vec() };
     w.family(
         "parity_bench_latency_seconds",
         "summary",
@@ -26,7 +16,8 @@ pub fn render(report: &BenchReport) -> String {
     );
     for r in &report.results {
         let Some(l) = r.latency_ms else { continue };
-        let base = borrowed(&labels(r));
+        let owned = labels(r);
+        let plain = as_refs(&owned);
         for (q, v) in [
             ("0.5", l.p50),
             ("0.9", l.p90),
@@ -34,12 +25,10 @@ pub fn render(report: &BenchReport) -> String {
             ("0.99", l.p99),
             ("0.999", l.p999),
         ] {
-            let mut with_q: Vec<(&str, &str)> =
-                base.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let mut with_q = plain.clone();
             with_q.push(("quantile", q));
             w.sample("parity_bench_latency_seconds", &with_q, v / 1000.0);
         }
-        let plain: Vec<(&str, &str)> = base.iter().map(|(k, v)| (*k, v.as_str())).collect();
         w.sample(
             "parity_bench_latency_seconds_count",
             &plain,
@@ -78,9 +67,8 @@ pub fn render(report: &BenchReport) -> String {
         w.family(name, "gauge", None, help);
         for r in &report.results {
             if let Some(v) = stat(r) {
-                let l = labels(r);
-                let l: Vec<(&str, &str)> = l.iter().map(|(k, v)| (*k, v.as_str())).collect();
-                w.sample(name, &l, v);
+                let owned = labels(r);
+                w.sample(name, &as_refs(&owned), v);
             }
         }
     }
@@ -98,4 +86,19 @@ pub fn render(report: &BenchReport) -> String {
         );
     }
     w.finish()
+}
+
+/// The labels that identify a result.
+fn labels(r: &BenchResult) -> [(&'static str, String); 5] {
+    [
+        ("model", r.model.clone()),
+        ("backend", r.backend.clone()),
+        ("scenario", r.scenario.name().to_string()),
+        ("batch", r.batch.to_string()),
+        ("concurrency", r.concurrency.to_string()),
+    ]
+}
+
+fn as_refs<'a>(owned: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    owned.iter().map(|(k, v)| (*k, v.as_str())).collect()
 }

@@ -87,9 +87,12 @@ fn read_csv(path: &Path, text: &str) -> Result<Table> {
     })
 }
 
+/// A CSV record: its first line (1-based) and its fields.
+type Record = (usize, Vec<String>);
+
 /// Splits CSV text into records of fields, each with its 1-based starting line; blank
 /// lines are skipped. Quoted fields may hold commas, newlines and `""`.
-fn split_csv(text: &str) -> std::result::Result<Vec<(usize, Vec<String>)>, (usize, String)> {
+fn split_csv(text: &str) -> std::result::Result<Vec<Record>, (usize, String)> {
     let mut records = Vec::new();
     let mut fields = Vec::new();
     let mut field = String::new();
