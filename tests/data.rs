@@ -295,3 +295,49 @@ fn drift_per_channel_and_on_predictions() {
     );
     assert_eq!(j["backend"], "ort-cpu");
 }
+
+#[test]
+fn output_drift_on_tables_through_the_column_map() {
+    let tmp = tempfile::tempdir().unwrap();
+    let header: Vec<String> = (0..64).map(|i| format!("f{i}")).collect();
+    let write = |name: &str, seed: u64, shift: f64| {
+        let values = normals(seed, 300 * 64, shift);
+        let mut text = header.join(",") + "\n";
+        for row in values.chunks(64) {
+            let cells: Vec<String> = row.iter().map(|v| v.to_string()).collect();
+            text += &(cells.join(",") + "\n");
+        }
+        let p = tmp.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.display().to_string()
+    };
+    let reference = write("ref.csv", 20, 0.0);
+    let same = write("same.csv", 21, 0.0);
+    let shifted = write("shifted.csv", 22, 2.0);
+    let model = models().join("mlp").display().to_string();
+    let maps: Vec<String> = (0..64).map(|i| format!("f{i}=x")).collect();
+    let run = |current: &str| {
+        let mut args = vec!["data", "drift", &reference, current, "--model", &model];
+        args.extend(["--backend", "ort-cpu", "--format", "json"]);
+        for m in &maps {
+            args.extend(["--map", m]);
+        }
+        let o = parity(&args);
+        (o.code, json(&o))
+    };
+    let outputs_drifted = |j: &serde_json::Value| {
+        j["features"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["kind"] == "output" && f["drifted"] == true)
+            .count()
+    };
+    let (code, j) = run(&same);
+    assert_eq!(code, 0, "{j}");
+    assert_eq!(j["thresholds"]["features"], 64 + 20); // 64 columns + logits/probs [N, 10]
+    assert_eq!(outputs_drifted(&j), 0);
+    let (code, j) = run(&shifted);
+    assert_eq!(code, 1);
+    assert!(outputs_drifted(&j) > 0, "{j}");
+}

@@ -483,4 +483,41 @@ mod tests {
             list[MAX_PER_KIND].message
         );
     }
+
+    #[test]
+    fn symbolic_dims_must_agree_across_inputs_of_a_data_set() {
+        use crate::data::source::Named;
+        let spec = |name: &str| IoSpec {
+            name: name.into(),
+            dtype: Some(DType::F32),
+            dims: Some(vec![Dim::Symbolic("batch".into()), Dim::Fixed(3)]),
+        };
+        let t = |rows: usize| Tensor::from_vec(vec![rows, 3], vec![0f32; rows * 3]).unwrap();
+        let named = |name: &str, rows| Named {
+            name: name.into(),
+            tensor: t(rows),
+            file: format!("{name}.npy").into(),
+        };
+        let specs = [spec("a"), spec("b")];
+        let set = DataSet {
+            origin: "set".into(),
+            tensors: vec![named("a", 2), named("b", 3)],
+        };
+        let mut p = Problems::default();
+        validate_sets(&[set], &specs, &BTreeMap::new(), &mut p);
+        let list = p.finish();
+        assert_eq!(list.len(), 1, "{list:?}");
+        assert_eq!(
+            list[0].to_string(),
+            "b.npy: input `b` at axis 0: symbolic dim `batch` is 3 here but 2 in input `a`"
+        );
+        // Agreeing sizes: no problem; a separate data set may use another size.
+        let ok = DataSet {
+            origin: "set".into(),
+            tensors: vec![named("a", 4), named("b", 4)],
+        };
+        let mut p = Problems::default();
+        validate_sets(&[ok], &specs, &BTreeMap::new(), &mut p);
+        assert!(p.finish().is_empty());
+    }
 }
