@@ -10,6 +10,7 @@ mod inspect;
 mod merge;
 mod output;
 mod record;
+mod bisect;
 
 use crate::error::Result;
 use clap::{Parser, Subcommand};
@@ -48,6 +49,7 @@ enum Command {
     Inspect(inspect::InspectArgs),
     Merge(merge::MergeArgs),
     Record(record::RecordArgs),
+    Bisect(bisect::BisectArgs),
 }
 
 /// Options every verb's output honours.
@@ -75,6 +77,7 @@ impl Cli {
             Command::Inspect(a) => inspect::run(a, global),
             Command::Merge(a) => merge::run(a, global),
             Command::Record(a) => record::run(a, global),
+            Command::Bisect(a) => bisect::run(a, global),
         }
     }
 }
