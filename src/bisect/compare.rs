@@ -183,3 +183,82 @@ pub fn top_growth(nodes: &[NodeResult], top: usize) -> Vec<usize> {
     idx.truncate(top);
     idx
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compare::{compare, Tolerance};
+    use crate::tensor::Tensor;
+
+    fn node(index: usize, inputs: &[&str], output: &str) -> Node {
+        Node {
+            index,
+            label: format!("N{index}"),
+            op: "Add".into(),
+            inputs: inputs.iter().map(|s| s.to_string()).collect(),
+            outputs: vec![output.to_string()],
+        }
+    }
+
+    /// A one-element comparison of `actual` against 1.0 at atol 0, rtol 1e-4.
+    fn measured(actual: f32) -> Measured {
+        let t = |v: f32| Tensor::from_vec(vec![1], vec![v]).unwrap();
+        let tol = Tolerance {
+            atol: 0.0,
+            rtol: 1e-4,
+        };
+        Measured::Compared(compare(&t(1.0), &t(actual), tol))
+    }
+
+    #[test]
+    fn local_errors_start_where_inputs_agree() {
+        // x -> N0 -> a -> N1 -> b;  x -> N2 -> c;  b, c -> N3 -> d;  d -> N4 -> e (not exposed)
+        let nodes = [
+            node(0, &["x"], "a"),
+            node(1, &["a"], "b"),
+            node(2, &["x", "w"], "c"),
+            node(3, &["b", "c"], "d"),
+            node(4, &["d"], "e"),
+        ];
+        let values: HashMap<String, Measured> = [
+            ("a", measured(1.00005)),
+            ("b", measured(1.001)),
+            ("c", measured(1.0002)),
+            ("d", measured(1.01)),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        let missing = HashMap::new();
+        let local = attribute(&nodes, &values, &missing, Mode::Local);
+        let flags: Vec<bool> = local.nodes.iter().map(|n| n.local).collect();
+        assert_eq!(flags, [false, true, true, false, false]);
+        assert_eq!(local.first, Some(1));
+        // f32 inputs: 1.00005f32 is 1.0000500679, so allow 1% on the ratios.
+        let close = |a: f64, b: f64| (a - b).abs() < 1e-2 * b.abs();
+        let n1 = &local.nodes[1];
+        assert!(close(n1.input_usage, 0.5) && close(n1.output_usage.unwrap(), 10.0));
+        assert!(close(n1.growth.unwrap(), 20.0));
+        let n3 = &local.nodes[3];
+        assert!(close(n3.input_usage, 10.0) && close(n3.growth.unwrap(), 10.0));
+        // Inputs that agree exactly count as the floor.
+        assert!(close(local.nodes[2].growth.unwrap(), 2.0 / INPUT_FLOOR));
+        assert_eq!(local.nodes[4].pass, None);
+        assert_eq!(local.nodes[4].outputs[0].skipped.as_deref(), Some("not exposed"));
+        assert_eq!(top_growth(&local.nodes, 2), [2, 1]);
+        let cumulative = attribute(&nodes, &values, &missing, Mode::Cumulative);
+        assert_eq!(cumulative.first, Some(1));
+    }
+
+    #[test]
+    fn a_nan_is_beyond_any_tolerance() {
+        let Measured::Compared(c) = measured(f32::NAN) else {
+            unreachable!()
+        };
+        assert_eq!(usage(&c), f64::INFINITY);
+        let Measured::Compared(same) = measured(1.0) else {
+            unreachable!()
+        };
+        assert_eq!(usage(&same), 0.0);
+    }
+}

@@ -101,6 +101,25 @@ impl Exposable {
         &self.nodes
     }
 
+    /// Initializers of this model that the `other` model also has, with other contents:
+    /// the constants a model edit changed.
+    pub fn changed_initializers(&self, other: &Exposable) -> Vec<String> {
+        let (Some(mine), Some(theirs)) = (self.model.graph.as_ref(), other.model.graph.as_ref())
+        else {
+            return Vec::new();
+        };
+        mine.initializer
+            .iter()
+            .filter(|t| {
+                theirs
+                    .initializer
+                    .iter()
+                    .any(|u| u.name == t.name && u != *t)
+            })
+            .map(|t| t.name().to_string())
+            .collect()
+    }
+
     /// The element type of a value, when it is a numeric or bool tensor parity knows.
     pub fn dtype(&self, value: &str) -> Option<DType> {
         self.types

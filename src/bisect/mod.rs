@@ -48,6 +48,8 @@ pub struct Outcome {
     pub compared: usize,
     /// Values exposed (compared or failed).
     pub exposed: usize,
+    /// Initializers whose contents differ between the two model versions.
+    pub changed_initializers: Vec<String>,
 }
 
 /// Runs the bisection. Errors: a side that cannot run the model as it is (exit 2).
@@ -123,6 +125,11 @@ pub fn bisect(req: &Request) -> Result<Outcome> {
         runs: measured.runs,
         compared,
         exposed: values.len(),
+        changed_initializers: if same_model {
+            Vec::new()
+        } else {
+            req.candidate.model.changed_initializers(req.reference.model)
+        },
     })
 }
 

@@ -47,6 +47,8 @@ pub struct BisectReport {
     pub runs: usize,
     pub exposed: usize,
     pub compared: usize,
+    /// With `--reference-model`: initializers whose contents differ between the models.
+    pub changed_initializers: Vec<String>,
     pub first_divergence: Option<NodeEntry>,
     /// The nodes whose error grows most, largest growth first.
     pub top_growth: Vec<NodeEntry>,
@@ -113,6 +115,7 @@ impl BisectReport {
             runs: outcome.runs,
             exposed: outcome.exposed,
             compared: outcome.compared,
+            changed_initializers: outcome.changed_initializers.clone(),
             first_divergence: first,
             top_growth: top,
             nodes,
@@ -172,6 +175,18 @@ impl BisectReport {
                 s += &format!("{what}: node `{}` ({}, #{})\n", n.name, n.op, n.index);
                 for v in n.outputs.iter().filter(|v| v.comparison.is_some()) {
                     s += &format!("  output {}\n", describe(v));
+                }
+                let changed: Vec<&str> = n
+                    .inputs
+                    .iter()
+                    .filter(|i| self.changed_initializers.contains(i))
+                    .map(String::as_str)
+                    .collect();
+                if !changed.is_empty() {
+                    s += &format!(
+                        "  it reads constants that differ in the reference model: {}\n",
+                        list(&changed)
+                    );
                 }
                 if self.mode == Mode::Local {
                     s += &format!(
@@ -283,6 +298,8 @@ fn describe(v: &ValueEntry) -> String {
 fn usage_text(u: f64) -> String {
     if !u.is_finite() {
         "inf".to_string()
+    } else if u == 0.0 {
+        "0%".to_string()
     } else if u < 1e-3 {
         format!("{:.1e}%", u * 100.0)
     } else {

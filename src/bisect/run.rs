@@ -166,3 +166,172 @@ fn run_chunk(
     }
     Ok(Ok(pairs))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::{Availability, BackendError, IoSpec, Session};
+    use crate::formats::onnx_model::{graph_inputs, read_model};
+    use crate::formats::onnx_pb::{type_proto, GraphProto, ModelProto, NodeProto, TypeProto, ValueInfoProto};
+    use crate::tensor::DType;
+    use prost::Message;
+    use std::path::Path;
+
+    /// Refuses models with more than `max_outputs` outputs or an output named `bad`;
+    /// otherwise answers 1024 ones per output.
+    struct Fake {
+        max_outputs: usize,
+    }
+
+    struct FakeSession {
+        inputs: Vec<IoSpec>,
+        outputs: Vec<IoSpec>,
+    }
+
+    impl Backend for Fake {
+        fn name(&self) -> &str {
+            "fake"
+        }
+        fn probe(&self) -> Availability {
+            Availability::Available {
+                version: "0".into(),
+                device: "cpu".into(),
+            }
+        }
+        fn load(&self, path: &Path, _: &LoadOptions) -> Result<Box<dyn Session>, BackendError> {
+            let (model, _) = read_model(path).map_err(|e| BackendError::new(e.to_string()))?;
+            let graph = model.graph.unwrap_or_default();
+            if graph.output.len() > self.max_outputs {
+                return Err(BackendError::new("too many outputs"));
+            }
+            if graph.output.iter().any(|o| o.name() == "bad") {
+                return Err(BackendError::new("cannot expose `bad`"));
+            }
+            let spec = |v: &ValueInfoProto| IoSpec {
+                name: v.name().to_string(),
+                dtype: Some(DType::F32),
+                dims: None,
+            };
+            Ok(Box::new(FakeSession {
+                inputs: graph_inputs(&graph),
+                outputs: graph.output.iter().map(spec).collect(),
+            }))
+        }
+    }
+
+    impl Session for FakeSession {
+        fn inputs(&self) -> &[IoSpec] {
+            &self.inputs
+        }
+        fn outputs(&self) -> &[IoSpec] {
+            &self.outputs
+        }
+        fn run(&mut self, _: &[Tensor]) -> Result<Vec<(String, Tensor)>, BackendError> {
+            self.outputs
+                .iter()
+                .map(|o| {
+                    let t = Tensor::from_vec(vec![1024], vec![1.0f32; 1024])
+                        .map_err(|e| BackendError::new(e.to_string()))?;
+                    Ok((o.name.clone(), t))
+                })
+                .collect()
+        }
+    }
+
+    /// x -> a -> b -> bad -> c -> d, all Relu.
+    fn chain(dir: &Path) -> Exposable {
+        let names = ["x", "a", "b", "bad", "c", "d"];
+        let node = |w: &[&str]| NodeProto {
+            op_type: Some("Relu".into()),
+            input: vec![w[0].to_string()],
+            output: vec![w[1].to_string()],
+            ..Default::default()
+        };
+        let x = ValueInfoProto {
+            name: Some("x".into()),
+            r#type: Some(TypeProto {
+                value: Some(type_proto::Value::TensorType(type_proto::Tensor {
+                    elem_type: Some(DType::F32.onnx_code()),
+                    shape: None,
+                })),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let model = ModelProto {
+            graph: Some(GraphProto {
+                node: names.windows(2).map(node).collect(),
+                input: vec![x],
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let path = dir.join("chain.onnx");
+        std::fs::write(&path, model.encode_to_vec()).unwrap();
+        Exposable::open(&path).unwrap()
+    }
+
+    fn names(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn run(values: &[&str], max_outputs: usize, plan: ChunkPlan) -> Measurements {
+        let dir = tempfile::tempdir().unwrap();
+        let model = chain(dir.path());
+        let backend = Fake { max_outputs };
+        let side = || Side {
+            backend: &backend,
+            model: &model,
+        };
+        let x = Tensor::from_vec(vec![1], vec![0.5f32]).unwrap();
+        measure(
+            &side(),
+            &side(),
+            &[("x".to_string(), x)],
+            &names(values),
+            plan,
+            &|_| Tolerance::EXACT,
+            &LoadOptions::default(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn failed_chunks_are_halved_down_to_the_value_that_fails() {
+        let plan = ChunkPlan {
+            size: None,
+            budget_bytes: u64::MAX,
+        };
+        let m = run(&["a", "b", "bad", "c", "d"], 2, plan);
+        // [a b bad c d] fails, [a b] runs, [bad c d] fails, [bad] fails alone, [c d] runs.
+        assert_eq!(m.runs, 5);
+        for v in ["a", "b", "c", "d"] {
+            assert!(
+                matches!(&m.values[v], Measured::Compared(c) if c.verdict == crate::compare::Verdict::Pass),
+                "{v}"
+            );
+        }
+        let Measured::Failed(why) = &m.values["bad"] else {
+            panic!("`bad` cannot be compared");
+        };
+        assert_eq!(why, "fake: cannot expose `bad`");
+    }
+
+    #[test]
+    fn chunks_over_the_memory_budget_shrink_the_next_ones() {
+        // Each value is 4 KiB per side; [a b] holds 16 KiB against a budget of 8 KiB,
+        // so the rest go one at a time.
+        let plan = ChunkPlan {
+            size: Some(2),
+            budget_bytes: 8 << 10,
+        };
+        let m = run(&["a", "b", "c", "d"], usize::MAX, plan);
+        assert_eq!(m.runs, 3);
+        assert_eq!(m.values.len(), 4);
+        let roomy = ChunkPlan {
+            size: Some(2),
+            budget_bytes: 16 << 10,
+        };
+        assert_eq!(run(&["a", "b", "c", "d"], usize::MAX, roomy).runs, 2);
+    }
+}
