@@ -245,7 +245,8 @@ mod tests {
         assert!(close(local.nodes[2].growth.unwrap(), 2.0 / INPUT_FLOOR));
         assert_eq!(local.nodes[4].pass, None);
         assert_eq!(local.nodes[4].outputs[0].skipped.as_deref(), Some("not exposed"));
-        assert_eq!(top_growth(&local.nodes, 2), [2, 1]);
+        // N2: 2 / 0.01, N0: 0.5 / 0.01, N1: 10 / 0.5.
+        assert_eq!(top_growth(&local.nodes, 3), [2, 0, 1]);
         let cumulative = attribute(&nodes, &values, &missing, Mode::Cumulative);
         assert_eq!(cumulative.first, Some(1));
     }
