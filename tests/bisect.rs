@@ -85,7 +85,10 @@ fn names_the_node_whose_constant_changed_by_1e_3_relative() {
         // Every node before it agrees.
         let nodes = r["nodes"].as_array().unwrap();
         let at = nodes.iter().position(|n| n["name"] == node).unwrap();
-        assert!(nodes[..at].iter().all(|n| n["verdict"] == "pass"), "{model}");
+        assert!(
+            nodes[..at].iter().all(|n| n["verdict"] == "pass"),
+            "{model}"
+        );
 
         // The same model on both sides agrees.
         let (code, r) = bisect_json(&[
@@ -143,7 +146,10 @@ fn runs_between_every_pair_of_cpu_backends() {
             assert_eq!(nodes.len(), 33);
             assert_eq!(r["compared"], 33, "{a} vs {b}");
             assert_eq!(r["runs"], 1);
-            assert!(nodes.iter().all(|n| n["verdict"] != "skipped"), "{a} vs {b}");
+            assert!(
+                nodes.iter().all(|n| n["verdict"] != "skipped"),
+                "{a} vs {b}"
+            );
             let env: Vec<&str> = r["environment"]["backends"]
                 .as_array()
                 .unwrap()
@@ -211,7 +217,14 @@ fn small_chunks_give_the_same_answer() {
 #[test]
 fn bad_input_is_one_line_and_exit_2() {
     let model = models().join("mlp");
-    let o = parity(&["bisect", s(&model), "--backend", "ort-cpu", "--reference", "ort-cpu"]);
+    let o = parity(&[
+        "bisect",
+        s(&model),
+        "--backend",
+        "ort-cpu",
+        "--reference",
+        "ort-cpu",
+    ]);
     assert_clean_error(&o, "--reference ort-cpu is the backend under test");
     let o = parity(&[
         "bisect",

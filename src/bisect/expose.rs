@@ -160,8 +160,15 @@ impl Exposable {
 /// Types the model states: graph inputs and outputs, `value_info`, initializers.
 fn declared_types(graph: &GraphProto) -> Known {
     let mut known = Known::new();
-    for v in graph.input.iter().chain(&graph.output).chain(&graph.value_info) {
-        if let Some(type_proto::Value::TensorType(t)) = v.r#type.as_ref().and_then(|t| t.value.as_ref()) {
+    for v in graph
+        .input
+        .iter()
+        .chain(&graph.output)
+        .chain(&graph.value_info)
+    {
+        if let Some(type_proto::Value::TensorType(t)) =
+            v.r#type.as_ref().and_then(|t| t.value.as_ref())
+        {
             if let Some(code) = t.elem_type.filter(|&c| c != 0) {
                 known.insert(v.name().to_string(), code);
             }

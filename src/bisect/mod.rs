@@ -70,7 +70,10 @@ pub fn bisect(req: &Request) -> Result<Outcome> {
     for name in req.candidate.model.nodes().iter().flat_map(|n| &n.outputs) {
         let typed = |m: &expose::Exposable| m.dtype(name).is_some();
         if !in_reference.contains(name.as_str()) {
-            missing.insert(name.clone(), "no node of the reference model produces it".to_string());
+            missing.insert(
+                name.clone(),
+                "no node of the reference model produces it".to_string(),
+            );
         } else if !typed(req.candidate.model) || !(same_model || typed(req.reference.model)) {
             missing.insert(
                 name.clone(),
@@ -118,8 +121,12 @@ pub fn bisect(req: &Request) -> Result<Outcome> {
             why.unwrap_or_default()
         )));
     }
-    let attribution =
-        compare::attribute(req.candidate.model.nodes(), &measured.values, &missing, req.mode);
+    let attribution = compare::attribute(
+        req.candidate.model.nodes(),
+        &measured.values,
+        &missing,
+        req.mode,
+    );
     Ok(Outcome {
         attribution,
         runs: measured.runs,
@@ -128,7 +135,9 @@ pub fn bisect(req: &Request) -> Result<Outcome> {
         changed_initializers: if same_model {
             Vec::new()
         } else {
-            req.candidate.model.changed_initializers(req.reference.model)
+            req.candidate
+                .model
+                .changed_initializers(req.reference.model)
         },
     })
 }

@@ -309,7 +309,12 @@ fn usage_text(u: f64) -> String {
 
 /// At most ten names, then a count.
 fn list(names: &[&str]) -> String {
-    let mut s = names.iter().take(10).copied().collect::<Vec<_>>().join(", ");
+    let mut s = names
+        .iter()
+        .take(10)
+        .copied()
+        .collect::<Vec<_>>()
+        .join(", ");
     if names.len() > 10 {
         s += &format!(", ... and {} more", names.len() - 10);
     }

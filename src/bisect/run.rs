@@ -33,7 +33,7 @@ pub struct ChunkPlan {
 #[derive(Debug, Clone)]
 pub enum Measured {
     /// Both sides produced it; the reference's tensor is the expected one.
-    Compared(OutputComparison),
+    Compared(Box<OutputComparison>),
     /// It could not be obtained from one side even when exposed alone.
     Failed(String),
 }
@@ -77,7 +77,15 @@ pub fn measure(
         };
         out.runs += 1;
         let stem = format!("chunk{}", out.runs);
-        match run_chunk(candidate, reference, inputs, &chunk, dir.path(), &stem, load)? {
+        match run_chunk(
+            candidate,
+            reference,
+            inputs,
+            &chunk,
+            dir.path(),
+            &stem,
+            load,
+        )? {
             Ok(pairs) => {
                 let bytes: u64 = pairs
                     .iter()
@@ -89,7 +97,7 @@ pub fn measure(
                 }
                 for (name, actual, expected) in pairs {
                     let c = compare::compare(&expected, &actual, tolerance(&expected));
-                    out.values.insert(name, Measured::Compared(c));
+                    out.values.insert(name, Measured::Compared(Box::new(c)));
                 }
             }
             Err(_) if chunk.len() > 1 => {
@@ -99,7 +107,8 @@ pub fn measure(
                 retry.push_front(first);
             }
             Err(reason) => {
-                out.values.insert(chunk[0].clone(), Measured::Failed(reason));
+                out.values
+                    .insert(chunk[0].clone(), Measured::Failed(reason));
             }
         }
     }
@@ -130,7 +139,9 @@ fn run_chunk(
             .model
             .write_exposing(chunk, dir, &format!("{stem}-reference"))?
     };
-    let run = |side: &Side, path: &std::path::Path| -> std::result::Result<Vec<(String, Tensor)>, String> {
+    let run = |side: &Side,
+               path: &std::path::Path|
+     -> std::result::Result<Vec<(String, Tensor)>, String> {
         let name = side.backend.name();
         let mut session = crate::panic_guard::catch(|| side.backend.load(path, load))
             .unwrap_or_else(|m| Err(crate::backend::BackendError::new(format!("panicked: {m}"))))
@@ -172,7 +183,9 @@ mod tests {
     use super::*;
     use crate::backend::{Availability, BackendError, IoSpec, Session};
     use crate::formats::onnx_model::{graph_inputs, read_model};
-    use crate::formats::onnx_pb::{type_proto, GraphProto, ModelProto, NodeProto, TypeProto, ValueInfoProto};
+    use crate::formats::onnx_pb::{
+        type_proto, GraphProto, ModelProto, NodeProto, TypeProto, ValueInfoProto,
+    };
     use crate::tensor::DType;
     use prost::Message;
     use std::path::Path;

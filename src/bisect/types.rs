@@ -49,8 +49,8 @@ pub fn infer(node: &NodeProto, known: &Known) -> Vec<Option<i32>> {
             .and_then(|t| t.data_type)
             .or(f32c),
         "Shape" | "Size" | "NonZero" | "ArgMax" | "ArgMin" | "NonMaxSuppression" => i64c,
-        "Equal" | "Less" | "Greater" | "LessOrEqual" | "GreaterOrEqual" | "Not" | "And"
-        | "Or" | "Xor" | "IsNaN" | "IsInf" => boolc,
+        "Equal" | "Less" | "Greater" | "LessOrEqual" | "GreaterOrEqual" | "Not" | "And" | "Or"
+        | "Xor" | "IsNaN" | "IsInf" => boolc,
         "EyeLike" | "RandomNormalLike" | "RandomUniformLike" | "Bernoulli" => {
             int_attr("dtype").or(input(0))
         }
@@ -102,7 +102,12 @@ mod tests {
     use super::*;
     use crate::formats::onnx_pb::AttributeProto;
 
-    fn node(op: &str, inputs: &[&str], outputs: usize, attribute: Vec<AttributeProto>) -> NodeProto {
+    fn node(
+        op: &str,
+        inputs: &[&str],
+        outputs: usize,
+        attribute: Vec<AttributeProto>,
+    ) -> NodeProto {
         NodeProto {
             op_type: Some(op.to_string()),
             input: inputs.iter().map(|s| s.to_string()).collect(),
@@ -115,13 +120,19 @@ mod tests {
     #[test]
     fn follows_inputs_and_the_exceptions() {
         let f16 = DType::F16.onnx_code();
-        let known: Known = [("x".to_string(), f16), ("c".to_string(), DType::Bool.onnx_code())]
-            .into_iter()
-            .collect();
+        let known: Known = [
+            ("x".to_string(), f16),
+            ("c".to_string(), DType::Bool.onnx_code()),
+        ]
+        .into_iter()
+        .collect();
         let i64c = Some(DType::I64.onnx_code());
         assert_eq!(infer(&node("Relu", &["x"], 1, vec![]), &known), [Some(f16)]);
         assert_eq!(infer(&node("Shape", &["x"], 1, vec![]), &known), [i64c]);
-        assert_eq!(infer(&node("TopK", &["x", "k"], 2, vec![]), &known), [Some(f16), i64c]);
+        assert_eq!(
+            infer(&node("TopK", &["x", "k"], 2, vec![]), &known),
+            [Some(f16), i64c]
+        );
         assert_eq!(
             infer(&node("Where", &["c", "x", "x"], 1, vec![]), &known),
             [Some(f16)]
@@ -139,7 +150,10 @@ mod tests {
             infer(&node("Cast", &["x"], 1, vec![to_i32]), &known),
             [Some(DType::I32.onnx_code())]
         );
-        assert_eq!(infer(&node("Relu", &["unknown"], 1, vec![]), &known), [None]);
+        assert_eq!(
+            infer(&node("Relu", &["unknown"], 1, vec![]), &known),
+            [None]
+        );
         assert_eq!(infer(&node("If", &["c"], 2, vec![]), &known), [None, None]);
         let mut custom = node("Relu", &["x"], 1, vec![]);
         custom.domain = Some("com.microsoft".into());

@@ -18,11 +18,13 @@ use std::path::PathBuf;
 
 /// Find the first node where two backends (or two versions of a model) diverge.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Inputs: --inputs PATH (a suite, a data-set directory, an .npz/.safetensors), \
+#[command(
+    after_help = "Inputs: --inputs PATH (a suite, a data-set directory, an .npz/.safetensors), \
 else MODEL's own first data set when MODEL is a suite, else generated from the input schema \
 (--seed, --dim).\n\nExit codes: 0 every compared value within tolerance, 1 a divergence found, 2 could not evaluate.\n\n\
 Examples:\n  parity bisect models/transformer --backend candle-cpu --reference ort-cpu\n  \
-parity bisect optimised.onnx --reference-model original.onnx --backend ort-cpu --inputs models/mlp")]
+parity bisect optimised.onnx --reference-model original.onnx --backend ort-cpu --inputs models/mlp"
+)]
 pub struct BisectArgs {
     /// The ONNX model, or a suite directory (its model.onnx is used).
     #[arg(value_name = "MODEL")]
@@ -78,7 +80,10 @@ pub fn run(args: BisectArgs, global: Global) -> Result<u8> {
         return Err(args.output.report_only("bisect"));
     }
     let model = model_file(&args.model);
-    let reference_name = args.reference.clone().unwrap_or_else(|| args.backend.clone());
+    let reference_name = args
+        .reference
+        .clone()
+        .unwrap_or_else(|| args.backend.clone());
     if args.reference_model.is_none() && reference_name == args.backend {
         return Err(Error::Usage(format!(
             "--reference {reference_name} is the backend under test; name another backend or give --reference-model"

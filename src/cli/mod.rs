@@ -3,6 +3,7 @@
 
 mod backends;
 mod bench;
+mod bisect;
 mod check;
 mod compare;
 mod demo;
@@ -10,7 +11,6 @@ mod inspect;
 mod merge;
 mod output;
 mod record;
-mod bisect;
 
 use crate::error::Result;
 use clap::{Parser, Subcommand};
