@@ -20,8 +20,8 @@ use std::path::PathBuf;
 #[derive(Debug, clap::Args)]
 #[command(
     after_help = "Inputs: --inputs PATH (a suite, a data-set directory, an .npz/.safetensors), \
-else MODEL's own first data set when MODEL is a suite, else generated from the input schema \
-(--seed, --dim).\n\nExit codes: 0 every compared value within tolerance, 1 a divergence found, 2 could not evaluate.\n\n\
+else MODEL's data set --data-set when MODEL is a suite, else generated from the input schema \
+(with --seed or --dim also for a suite).\n\nExit codes: 0 every compared value within tolerance, 1 a divergence found, 2 could not evaluate.\n\n\
 Examples:\n  parity bisect models/transformer --backend candle-cpu --reference ort-cpu\n  \
 parity bisect optimised.onnx --reference-model original.onnx --backend ort-cpu --inputs models/mlp"
 )]
@@ -44,9 +44,10 @@ pub struct BisectArgs {
     /// Which data set of the inputs to use (0-based).
     #[arg(long, value_name = "N", default_value_t = 0)]
     data_set: usize,
-    /// Seed of generated inputs.
-    #[arg(long, value_name = "S", default_value_t = 0, conflicts_with = "inputs")]
-    seed: u64,
+    /// Generate the inputs from the model's input schema with this seed (also when
+    /// MODEL is a suite); default 0 when the inputs are generated anyway.
+    #[arg(long, value_name = "S", conflicts_with = "inputs")]
+    seed: Option<u64>,
     /// Size of a symbolic dim for generated inputs (repeatable): NAME=VALUE or INPUT:AXIS=VALUE.
     #[arg(long = "dim", value_name = "NAME=VALUE", conflicts_with = "inputs")]
     dims: Vec<DimValue>,
@@ -168,10 +169,11 @@ fn load_inputs(
     model: &std::path::Path,
 ) -> Result<(Vec<(String, crate::tensor::Tensor)>, String)> {
     let info = inspect(model)?;
+    let generate = args.seed.is_some() || !args.dims.is_empty();
     let source = args
         .inputs
         .clone()
-        .or_else(|| (args.model.is_dir()).then(|| args.model.clone()));
+        .or_else(|| (args.model.is_dir() && !generate).then(|| args.model.clone()));
     let set = match source {
         Some(path) => {
             let mut sets = record::load_inputs(&info, std::slice::from_ref(&path))?;
@@ -189,10 +191,11 @@ fn load_inputs(
             sets.swap_remove(args.data_set)
         }
         None => {
-            let mut sets = record::generate(&info, args.data_set + 1, args.seed, &args.dims)
+            let seed = args.seed.unwrap_or(0);
+            let mut sets = record::generate(&info, args.data_set + 1, seed, &args.dims)
                 .map_err(|e| Error::file(model, e))?;
             let mut set = sets.swap_remove(args.data_set);
-            set.origin = format!("random (seed {}, data set {})", args.seed, args.data_set);
+            set.origin = format!("random (seed {seed}, data set {})", args.data_set);
             set
         }
     };
