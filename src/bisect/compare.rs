@@ -31,7 +31,9 @@ pub enum Mode {
 /// One exposed value of a node: its comparison, or why there is none.
 #[derive(Debug, Clone)]
 pub struct ValueResult {
+    /// The value name.
     pub name: String,
+    /// The comparison against the reference.
     pub comparison: Option<OutputComparison>,
     /// Why it was not compared.
     pub skipped: Option<String>,
@@ -42,7 +44,9 @@ pub struct ValueResult {
 /// A node judged.
 #[derive(Debug, Clone)]
 pub struct NodeResult {
+    /// The node.
     pub node: Node,
+    /// Its outputs, in node order.
     pub outputs: Vec<ValueResult>,
     /// Every compared output within tolerance; `None` when none was compared.
     pub pass: Option<bool>,

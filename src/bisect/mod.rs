@@ -34,13 +34,17 @@ pub struct Request<'a> {
     pub atol: Option<f64>,
     /// `--rtol`, overriding the dtype default of every value.
     pub rtol: Option<f64>,
+    /// How many values each run exposes.
     pub plan: ChunkPlan,
+    /// Which node is the first divergence.
     pub mode: Mode,
+    /// Threads for both engines.
     pub load: LoadOptions,
 }
 
 /// What a bisection found.
 pub struct Outcome {
+    /// Every node judged, and the first divergence.
     pub attribution: Attribution,
     /// Runs per side (chunks, retries included), not counting the first full-model run.
     pub runs: usize,

@@ -13,47 +13,66 @@ pub const SCHEMA: &str = "parity.bisect/v1";
 
 /// What was bisected, for the report's header.
 pub struct Context {
+    /// The model under test.
     pub model: String,
     /// The other model version, when one backend ran two.
     pub reference_model: Option<String>,
+    /// The backend under test.
     pub backend: String,
+    /// The backend whose values are expected.
     pub reference: String,
     /// Where the inputs came from.
     pub inputs: String,
+    /// `--atol`, when given.
     pub atol: Option<f64>,
+    /// `--rtol`, when given.
     pub rtol: Option<f64>,
+    /// Local or cumulative.
     pub mode: Mode,
     /// Rows of the growth table.
     pub top: usize,
+    /// The machine and the two backends.
     pub environment: Environment,
 }
 
 /// `parity.bisect/v1`.
 #[derive(Debug, Serialize)]
 pub struct BisectReport {
+    /// Always [`SCHEMA`].
     pub schema: &'static str,
     /// `diverge` when a first divergence was found, else `agree`.
     pub verdict: &'static str,
+    /// Local or cumulative.
     pub mode: Mode,
+    /// The model under test.
     pub model: String,
+    /// The other model version (`--reference-model`), if any.
     pub reference_model: Option<String>,
+    /// The backend under test.
     pub backend: String,
+    /// The backend whose values are expected.
     pub reference: String,
+    /// Where the inputs came from.
     pub inputs: String,
     /// Tolerance overrides; `null` means each value's dtype default.
     pub atol: Option<f64>,
+    /// See `atol`.
     pub rtol: Option<f64>,
     /// Runs per side (chunks and retries).
     pub runs: usize,
+    /// Values exposed as graph outputs.
     pub exposed: usize,
+    /// Values compared on both sides.
     pub compared: usize,
     /// With `--reference-model`: initializers whose contents differ between the models.
     pub changed_initializers: Vec<String>,
+    /// The node the mode names, or `null` when everything agrees.
     pub first_divergence: Option<NodeEntry>,
     /// The nodes whose error grows most, largest growth first.
     pub top_growth: Vec<NodeEntry>,
     /// Every top-level node in topological order.
     pub nodes: Vec<NodeEntry>,
+    /// The machine and the two backends.
     pub environment: Environment,
 }
 
@@ -64,6 +83,7 @@ pub struct NodeEntry {
     pub index: usize,
     /// Node name, or `OpType#index`.
     pub name: String,
+    /// Op type, with its domain when not ai.onnx.
     pub op: String,
     /// `pass`, `fail`, or `skipped` when no output was compared.
     pub verdict: &'static str,
@@ -75,9 +95,11 @@ pub struct NodeEntry {
     pub output_usage: Option<f64>,
     /// `output_usage / max(input_usage, 0.01)`.
     pub growth: Option<f64>,
+    /// Its input value names.
     pub inputs: Vec<String>,
     /// Inputs produced by nodes whose values could not be compared.
     pub unknown_inputs: Vec<String>,
+    /// Its outputs, in node order.
     pub outputs: Vec<ValueEntry>,
 }
 
@@ -85,9 +107,13 @@ pub struct NodeEntry {
 /// it was skipped.
 #[derive(Debug, Clone, Serialize)]
 pub struct ValueEntry {
+    /// The value name.
     pub name: String,
+    /// Tolerance usage at the worst element.
     pub usage: Option<f64>,
+    /// Why it was not compared.
     pub skipped: Option<String>,
+    /// The comparison, flattened into the entry.
     #[serde(flatten)]
     pub comparison: Option<OutputComparison>,
 }

@@ -16,7 +16,9 @@ use std::collections::{HashMap, VecDeque};
 
 /// One side of the comparison: a backend and the model it runs.
 pub struct Side<'a> {
+    /// The engine.
     pub backend: &'a dyn Backend,
+    /// The model it runs.
     pub model: &'a Exposable,
 }
 
@@ -40,7 +42,9 @@ pub enum Measured {
 
 /// Every exposed value's outcome, and how many runs (per side) it took.
 pub struct Measurements {
+    /// Each exposed value by name.
     pub values: HashMap<String, Measured>,
+    /// Runs per side, retries included.
     pub runs: usize,
 }
 
