@@ -184,6 +184,15 @@ md "" "## Benchmark: candle-cuda against candle-cpu"
 if [ "${#gpu_backends[@]}" -gt 0 ] && [ "${gpu_backends[0]}" = candle-cuda ]; then
     block "parity bench" "$cuda" bench "${bench_models[@]}" --backend candle-cuda --backend candle-cpu \
         --save-baseline "$details/bench.json" || fail "parity bench failed"
+    # Every candle-cuda result must carry the device memory it used (gpu_memory_bytes).
+    gpu_memory=$(python3 -c 'import json, sys
+rs = [r for r in json.load(open(sys.argv[1]))["results"] if r["backend"] == "candle-cuda"]
+bad = [r["model_name"] for r in rs if not r.get("gpu_memory_bytes")]
+print(", ".join("%s %s B" % (r["model_name"], r["gpu_memory_bytes"] or 0) for r in rs))
+sys.exit(1 if bad or not rs else 0)' "$details/bench.json" 2>&1)
+    rc=$?
+    md "" "GPU memory reported by candle-cuda: $gpu_memory"
+    [ "$rc" -eq 0 ] || fail "candle-cuda results without gpu_memory_bytes: $gpu_memory"
 else
     md "" "candle-cuda is not available: skipped."
 fi

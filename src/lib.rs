@@ -6,6 +6,7 @@
 
 pub mod backend;
 pub mod bench;
+pub mod bisect;
 pub mod cli;
 pub mod compare;
 pub mod data;

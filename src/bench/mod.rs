@@ -4,6 +4,7 @@
 //! statistics in [`stats`]) and gates them against a saved baseline ([`baseline`]).
 
 pub mod baseline;
+pub mod gpu_memory;
 pub mod html;
 pub mod inputs;
 pub mod memory;

@@ -80,8 +80,12 @@ pub struct BenchResult {
     /// Peak resident memory of the process while this backend loaded and ran the
     /// model (Linux: VmHWM, reset before loading), bytes.
     pub peak_rss_bytes: Option<u64>,
-    /// Peak device memory on a GPU backend, bytes (`null` on CPU backends).
+    /// Peak device memory on a GPU backend, bytes (`null` on CPU backends): the peak
+    /// rise of the device's memory in use while the backend loaded and ran.
     pub gpu_memory_bytes: Option<u64>,
+    /// Why `gpu_memory_bytes` is `null` on a GPU backend.
+    #[serde(default)]
+    pub gpu_memory_note: Option<String>,
     /// This result's p50 latency (offline: samples/s) relative to the first backend's
     /// on the same model, scenario and batch: 1.8 means 1.8× slower.
     pub slowdown_vs_first: Option<f64>,
@@ -217,6 +221,24 @@ pub fn render_text(report: &BenchReport) -> String {
         if let Some(e) = &r.error {
             out += &format!("error: {} on {}: {e}\n", r.model_name, r.backend);
         }
+        match (r.gpu_memory_bytes, &r.gpu_memory_note) {
+            (Some(_), _) => {
+                out += &format!(
+                    "gpu memory {} on {} ({}): peak {} above the device's use before loading\n",
+                    r.model_name,
+                    r.backend,
+                    r.device,
+                    mib(r.gpu_memory_bytes)
+                )
+            }
+            (None, Some(why)) => {
+                out += &format!(
+                    "gpu memory {} on {}: not measured: {why}\n",
+                    r.model_name, r.backend
+                )
+            }
+            (None, None) => {}
+        }
         if let Some(s) = &r.server {
             out += &format!(
                 "server {} on {}: offered {:.1} q/s, achieved {:.1} q/s; queueing p50 {} p99 {} ms; dropped {}; late {}\n",
@@ -277,7 +299,7 @@ fn table(rows: &[Vec<String>]) -> String {
 }
 
 /// Header of `--format csv`, one column per field of a result row.
-const CSV_HEADER: &str = "model,model_name,backend,backend_version,device,scenario,threads,concurrency,sessions,batch,queries,duration_s,throughput_per_s,samples_per_s,min_ms,mean_ms,stddev_ms,p50_ms,p90_ms,p95_ms,p99_ms,p999_ms,max_ms,stable,spread,slowdown_vs_first,peak_rss_bytes,target_qps,achieved_qps,queueing_p99_ms,dropped,late,error";
+const CSV_HEADER: &str = "model,model_name,backend,backend_version,device,scenario,threads,concurrency,sessions,batch,queries,duration_s,throughput_per_s,samples_per_s,min_ms,mean_ms,stddev_ms,p50_ms,p90_ms,p95_ms,p99_ms,p999_ms,max_ms,stable,spread,slowdown_vs_first,peak_rss_bytes,target_qps,achieved_qps,queueing_p99_ms,dropped,late,error,gpu_memory_bytes";
 
 /// Renders `--format csv`: the header, then one line per result (RFC 4180 quoting).
 pub fn render_csv(report: &BenchReport) -> String {
@@ -323,6 +345,7 @@ pub fn render_csv(report: &BenchReport) -> String {
             s.and_then(|s| s.late)
                 .map_or(String::new(), |n| n.to_string()),
             csv(r.error.as_deref().unwrap_or("")),
+            r.gpu_memory_bytes.map_or(String::new(), |b| b.to_string()),
         ];
         out += &fields.join(",");
         out.push('\n');
@@ -375,6 +398,7 @@ pub(crate) mod tests {
             cut_short: false,
             peak_rss_bytes: Some(64 << 20),
             gpu_memory_bytes: None,
+            gpu_memory_note: None,
             slowdown_vs_first: None,
             server: None,
             search: None,
@@ -397,7 +421,11 @@ pub(crate) mod tests {
         assert_eq!(lines.len(), 3);
         let columns = CSV_HEADER.split(',').count();
         assert_eq!(lines[2].split(',').count(), columns);
-        assert!(lines[1].ends_with(",\"bad, \"\"very\"\"\""), "{}", lines[1]);
+        assert!(
+            lines[1].ends_with(",\"bad, \"\"very\"\"\","),
+            "{}",
+            lines[1]
+        );
         assert!(
             lines[2].contains(",single-stream,1,1,1,4,100,"),
             "{}",
@@ -423,5 +451,33 @@ pub(crate) mod tests {
             "{text}"
         );
         assert!(lines[1].contains("64 MiB"), "{text}");
+    }
+
+    #[test]
+    fn gpu_memory_is_reported_or_explained() {
+        let mut gpu = result("ort-cuda", 1.0);
+        gpu.device = "cuda:0 (NVIDIA H100)".into();
+        gpu.gpu_memory_bytes = Some(300 << 20);
+        let mut missing = result("candle-cuda", 1.0);
+        missing.gpu_memory_note = Some("libcuda.so.1 not found: no NVIDIA driver".into());
+        let report = BenchReport {
+            schema: BENCH_SCHEMA.into(),
+            environment: Environment::detect(Vec::new()),
+            results: vec![gpu, missing],
+            baseline: None,
+        };
+        let text = render_text(&report);
+        assert!(
+            text.contains("gpu memory mlp on ort-cuda (cuda:0 (NVIDIA H100)): peak 300 MiB"),
+            "{text}"
+        );
+        assert!(
+            text.contains("gpu memory mlp on candle-cuda: not measured: libcuda.so.1 not found"),
+            "{text}"
+        );
+        let csv = render_csv(&report);
+        let lines: Vec<&str> = csv.lines().collect();
+        assert!(lines[1].ends_with(&format!(",{}", 300u64 << 20)), "{csv}");
+        assert!(lines[2].ends_with(','), "{csv}");
     }
 }

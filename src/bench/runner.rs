@@ -3,6 +3,7 @@
 //! results assembled into the `parity.bench/v1` model with each backend's slowdown
 //! relative to the first.
 
+use super::gpu_memory::GpuMemorySampler;
 use super::inputs::{batch_of, tile, Target};
 use super::memory;
 use super::report::{BenchResult, Scenario, SearchStep, ServerStats};
@@ -49,6 +50,7 @@ pub fn bench(
         plan.batches.iter().copied().map(Some).collect()
     };
     memory::reset_peak_rss();
+    let gpu_sampler = GpuMemorySampler::start(&selected.device);
     let load = LoadOptions {
         threads: plan.threads,
     };
@@ -78,6 +80,7 @@ pub fn bench(
         cut_short: false,
         peak_rss_bytes: None,
         gpu_memory_bytes: None,
+        gpu_memory_note: None,
         slowdown_vs_first: None,
         server: None,
         search: None,
@@ -86,6 +89,9 @@ pub fn bench(
     let pool = match sessions {
         Ok(s) => Pool::new(s),
         Err(e) => {
+            if let Some(sampler) = gpu_sampler {
+                let _ = sampler.finish();
+            }
             return batches
                 .iter()
                 .map(|b| BenchResult {
@@ -120,8 +126,14 @@ pub fn bench(
         });
     }
     let peak = memory::peak_rss_bytes();
+    let gpu = gpu_sampler.map(GpuMemorySampler::finish);
     for r in &mut results {
         r.peak_rss_bytes = peak;
+        match &gpu {
+            Some(Ok(bytes)) => r.gpu_memory_bytes = Some(*bytes),
+            Some(Err(why)) => r.gpu_memory_note = Some(why.clone()),
+            None => {}
+        }
     }
     results
 }

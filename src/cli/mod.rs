@@ -3,6 +3,7 @@
 
 mod backends;
 mod bench;
+mod bisect;
 mod check;
 mod compare;
 mod data;
@@ -49,6 +50,7 @@ enum Command {
     Inspect(inspect::InspectArgs),
     Merge(merge::MergeArgs),
     Record(record::RecordArgs),
+    Bisect(bisect::BisectArgs),
     Data(data::DataArgs),
 }
 
@@ -77,6 +79,7 @@ impl Cli {
             Command::Inspect(a) => inspect::run(a, global),
             Command::Merge(a) => merge::run(a, global),
             Command::Record(a) => record::run(a, global),
+            Command::Bisect(a) => bisect::run(a, global),
             Command::Data(a) => data::run(a, global),
         }
     }

@@ -397,16 +397,24 @@ pub fn compile_ptx(arch: &str) -> Result<String, String> {
 /// Whether a CUDA device can be used: its name, or why not (no driver, no device).
 /// Loads the driver library, never NVRTC.
 pub fn availability() -> Result<String, String> {
+    let ctx = context(0)?;
+    guarded("CUDA driver", || {
+        ctx.name().map_err(|e| format!("CUDA device 0: {e}"))
+    })
+}
+
+/// The primary context of CUDA device `ordinal` (the one ONNX Runtime and candle use
+/// too), after checking that the driver library is present; why not otherwise.
+pub fn context(ordinal: usize) -> Result<Arc<CudaContext>, String> {
     if !culib_present::driver() {
         return Err("libcuda.so.1 not found: no NVIDIA driver".to_string());
     }
     guarded("CUDA driver", || {
         let count = CudaContext::device_count().map_err(|e| format!("CUDA driver: {e}"))?;
-        if count < 1 {
-            return Err("no CUDA device".to_string());
+        if usize::try_from(count).map_or(true, |n| n <= ordinal) {
+            return Err(format!("no CUDA device {ordinal} ({count} found)"));
         }
-        let ctx = CudaContext::new(0).map_err(|e| format!("CUDA device 0: {e}"))?;
-        ctx.name().map_err(|e| format!("CUDA device 0: {e}"))
+        CudaContext::new(ordinal).map_err(|e| format!("CUDA device {ordinal}: {e}"))
     })
 }
 
