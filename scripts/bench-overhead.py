@@ -193,24 +193,40 @@ def python_session(model: Path) -> ort.InferenceSession:
 WARMUP_FLOOR_S = 0.1
 
 
-def python_loop(suite: Path, feeds: dict, warmup: int, queries: int) -> list[float]:
+def python_loop(suite: Path, feeds: dict, warmup: int, queries: int,
+                bound: bool = False) -> list[float]:
     """µs of each timed `sess.run(None, feeds)`, after 2 untimed runs (parity runs each
     session once to check it works and once to bind its inputs) and a warm-up of `warmup`
-    runs repeated until WARMUP_FLOOR_S has passed, as parity's."""
+    runs repeated until WARMUP_FLOOR_S has passed, as parity's. With `bound`, each query
+    is `sess.run_with_iobinding(b)` instead: the inputs bound once with `bind_cpu_input`,
+    every output bound to a preallocated numpy array (what parity's bench does)."""
     session = python_session(suite / "model.onnx")
-    for _ in range(2):
-        session.run(None, feeds)
+    first = session.run(None, feeds)
+    if bound:
+        binding = session.io_binding()
+        for name, value in feeds.items():
+            binding.bind_cpu_input(name, value)
+        buffers = [np.empty_like(o) for o in first]
+        for out, buf in zip(session.get_outputs(), buffers):
+            binding.bind_output(out.name, "cpu", 0, buf.dtype, list(buf.shape), buf.ctypes.data)
+
+        def query():
+            session.run_with_iobinding(binding)
+    else:
+        def query():
+            session.run(None, feeds)
+    query()
     start = time.perf_counter()
     while warmup > 0:
         for _ in range(warmup):
-            session.run(None, feeds)
+            query()
         if time.perf_counter() - start >= WARMUP_FLOOR_S:
             break
     clock = time.perf_counter_ns
     times = [0] * queries
     for i in range(queries):
         start = clock()
-        session.run(None, feeds)
+        query()
         times[i] = clock() - start
     return [t / 1e3 for t in times]
 
@@ -332,7 +348,7 @@ def pct(v: float) -> str:
 
 def render(args, info: dict, models: list[dict]) -> str:
     cmd = shlex.join(["scripts/bench-overhead.sh", *sys.argv[1:]])
-    rows, prof_rows, cycle_rows, notes = [], [], [], []
+    rows, bound_rows, prof_rows, cycle_rows, notes = [], [], [], [], []
     met, not_met, agree, disagree, cycle_agree, cycle_disagree = [], [], [], [], [], []
     cycle_resolved = []
     for m in models:
@@ -345,6 +361,12 @@ def render(args, info: dict, models: list[dict]) -> str:
             f"| {m['label']} | {m['queries']} | {us(par['p50'])} / {us(par['p90'])} / {us(par['p99'])} "
             f"| {us(py['p50'])} / {us(py['p90'])} / {us(py['p99'])} | **{ratio:.2f}x** "
             f"| {min(rr):.2f}–{max(rr):.2f} | {'yes' if ok else 'no'} |")
+        pb = m["bound_median"]
+        br = [a["p50"] / b["p50"] for a, b in zip(m["parity"], m["python_bound"])]
+        bound_rows.append(
+            f"| {m['label']} | {us(pb['p50'])} / {us(pb['p90'])} / {us(pb['p99'])} "
+            f"| {us(py['p50'] - pb['p50'])} | **{par['p50'] / pb['p50']:.2f}x** "
+            f"| {min(br):.2f}–{max(br):.2f} |")
         p = m["profile"]
         diffs = {k: p["parity"][k] / p["ort"][k] - 1 for k in ("p50", "p90", "p99")}
         within = all(abs(d) <= AGREEMENT for d in diffs.values())
@@ -423,8 +445,9 @@ def render(args, info: dict, models: list[dict]) -> str:
         "query is its `test_data_set_0` inputs, read by parity and by the script "
         "(`onnx.numpy_helper`) from the same files.",
         "",
-        f"Per model, {args.rounds} rounds, each timing parity then Python (even rounds) or Python "
-        "then parity (odd rounds), one after the other in one run. The number of timed queries N is "
+        f"Per model, {args.rounds} rounds, each timing parity, Python and Python with IoBinding "
+        "(d) in that order (even rounds) or the reverse (odd rounds), one after the other in "
+        "one run. The number of timed queries N is "
         f"fixed per model before the rounds: enough for about {args.seconds:g} s of Python work, "
         f"at least {args.min_queries}, at most {args.max_queries}. Both sides run each query "
         f"untimed first: twice (parity checks each session with one run and binds the inputs "
@@ -460,6 +483,17 @@ def render(args, info: dict, models: list[dict]) -> str:
         "| parity / Python p50 | per-round range | ≤ 0.9x? |",
         "|---|---:|---:|---:|---:|---:|---|",
         *rows,
+        "",
+        "The same rounds also timed a third side, (d): Python with the query bound as parity "
+        "binds it, `sess.run_with_iobinding(b)` with the inputs bound once (`bind_cpu_input`) "
+        "and every output bound to a preallocated numpy array; same session options, warm-up "
+        "and N. It shows what binding saves in Python and how parity compares with the "
+        "fastest Python loop over the same library.",
+        "",
+        "| model | Python IoBinding p50 / p90 / p99 µs | saved vs `sess.run` at p50 "
+        "| parity / Python IoBinding p50 | per-round range |",
+        "|---|---:|---:|---:|---:|",
+        *bound_rows,
         "",
         "### parity's percentiles vs ONNX Runtime's `model_run` (profiled run)",
         "",
@@ -571,7 +605,8 @@ def main() -> int:
             for label, suite in suites:
                 feeds = suite_inputs(suite)
                 models.append({"label": label, "suite": suite, "feeds": feeds,
-                               "queries": calibrate(suite, feeds, args), "parity": [], "python": []})
+                               "queries": calibrate(suite, feeds, args), "parity": [], "python": [],
+                               "python_bound": []})
                 log(f"{label}: {models[-1]['queries']} timed queries per side and round")
             versions = set()
             for rnd in range(args.rounds):
@@ -592,7 +627,13 @@ def main() -> int:
                         if found != {ort.__version__}:
                             raise HarnessError(f"parity's ONNX Runtime is {versions}, Python's "
                                                f"onnxruntime is {ort.__version__}")
-                    for side in ((run_parity, run_python) if rnd % 2 == 0 else (run_python, run_parity)):
+                    def run_python_bound():
+                        lat = python_loop(m["suite"], m["feeds"], args.warmup, m["queries"],
+                                          bound=True)
+                        m["python_bound"].append(percentiles_us(lat))
+
+                    sides = (run_parity, run_python, run_python_bound)
+                    for side in (sides if rnd % 2 == 0 else sides[::-1]):
                         side()
                     log(f"round {rnd + 1}/{args.rounds} {m['label']}: parity p50 "
                         f"{m['parity'][-1]['p50']:.2f} µs, python p50 {m['python'][-1]['p50']:.2f} µs")
@@ -613,6 +654,7 @@ def main() -> int:
                 log(f"profiled {m['label']}: parity p50 {r['p50']:.2f} µs, model_run p50 "
                     f"{m['profile']['ort']['p50']:.2f} µs")
                 m["parity_median"], m["python_median"] = median_of(m["parity"]), median_of(m["python"])
+                m["bound_median"] = median_of(m["python_bound"])
         info = {
             "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "parity_version": parity_version(args.parity),

@@ -42,3 +42,9 @@ if $tests && ! command -v chromium >/dev/null; then
   $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
   echo "setup: installed $(chromium --version 2>/dev/null | head -n 1)"
 fi
+# tests/openmetrics.rs parses `--format openmetrics` with a real OpenMetrics parser:
+# prometheus_client's (pure Python), pinned, into .venv.
+if $tests && ! .venv/bin/python -c 'import sys, importlib.metadata as m; sys.exit(m.version("prometheus-client") != "0.23.1")' 2>/dev/null; then
+  .venv/bin/pip install --quiet --disable-pip-version-check prometheus-client==0.23.1
+  echo "setup: installed prometheus-client 0.23.1 for tests/openmetrics.rs"
+fi

@@ -6,8 +6,10 @@
 
 pub mod backend;
 pub mod bench;
+pub mod bisect;
 pub mod cli;
 pub mod compare;
+pub mod data;
 pub mod error;
 pub mod formats;
 pub mod fuzz;

@@ -8,6 +8,7 @@ pub mod gpu_memory;
 pub mod html;
 pub mod inputs;
 pub mod memory;
+pub mod openmetrics;
 pub mod report;
 pub mod runner;
 pub mod scenario;

@@ -20,7 +20,7 @@ pub fn run(args: BackendsArgs, global: Global) -> Result<u8> {
         .map(|b| (b.name().to_string(), b.probe()))
         .collect();
     let rendered = match args.output.format {
-        Format::Junit | Format::Markdown | Format::Html => {
+        Format::Junit | Format::Markdown | Format::Html | Format::Openmetrics => {
             return Err(args.output.report_only("backends"))
         }
         Format::Json => {

@@ -27,6 +27,8 @@ pub enum BenchFormat {
     Csv,
     /// One self-contained HTML page with latency charts (inline SVG).
     Html,
+    /// OpenMetrics text (latency summary, throughput, stability, regression) for Prometheus.
+    Openmetrics,
 }
 
 /// Benchmark models on backends: latency (single-stream), throughput (offline), latency under load (server).
@@ -226,6 +228,7 @@ pub fn run(args: BenchArgs, global: Global) -> Result<u8> {
         BenchFormat::Json => bench.to_json() + "\n",
         BenchFormat::Csv => report::render_csv(&bench),
         BenchFormat::Html => crate::bench::html::render(&bench),
+        BenchFormat::Openmetrics => crate::bench::openmetrics::render(&bench),
     };
     emit_to(args.out.as_deref(), &rendered)?;
     let failed = bench.results.iter().any(|r| r.error.is_some());

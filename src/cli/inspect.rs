@@ -26,7 +26,7 @@ pub fn run(args: InspectArgs, _global: Global) -> Result<u8> {
     };
     let info = onnx_model::inspect(&model)?;
     let rendered = match args.output.format {
-        Format::Junit | Format::Markdown | Format::Html => {
+        Format::Junit | Format::Markdown | Format::Html | Format::Openmetrics => {
             return Err(args.output.report_only("inspect"))
         }
         Format::Json => {

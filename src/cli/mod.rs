@@ -3,8 +3,10 @@
 
 mod backends;
 mod bench;
+mod bisect;
 mod check;
 mod compare;
+mod data;
 mod demo;
 mod fuzz;
 mod inspect;
@@ -51,6 +53,8 @@ enum Command {
     Inspect(inspect::InspectArgs),
     Merge(merge::MergeArgs),
     Record(record::RecordArgs),
+    Bisect(bisect::BisectArgs),
+    Data(data::DataArgs),
     Fuzz(fuzz::FuzzArgs),
     #[command(name = "__worker", hide = true)]
     Worker(worker::WorkerArgs),
@@ -81,6 +85,8 @@ impl Cli {
             Command::Inspect(a) => inspect::run(a, global),
             Command::Merge(a) => merge::run(a, global),
             Command::Record(a) => record::run(a, global),
+            Command::Bisect(a) => bisect::run(a, global),
+            Command::Data(a) => data::run(a, global),
             Command::Fuzz(a) => fuzz::run(a, global),
             Command::Worker(a) => worker::run(a, global),
         }

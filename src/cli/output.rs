@@ -44,6 +44,8 @@ pub enum Format {
     Markdown,
     /// One self-contained HTML page with error histograms (see docs/reports.md).
     Html,
+    /// OpenMetrics text for a Prometheus textfile collector or pushgateway (see docs/reports.md).
+    Openmetrics,
 }
 
 /// Where the report goes.
@@ -71,6 +73,7 @@ impl OutputArgs {
             Format::Junit => junit::render(report, &junit::timestamp(std::time::SystemTime::now())),
             Format::Markdown => markdown::render(report),
             Format::Html => html::render(report),
+            Format::Openmetrics => crate::report::openmetrics::render(report),
             Format::Text => {
                 let style = text::Style {
                     color: self.color(global.color),
@@ -86,11 +89,11 @@ impl OutputArgs {
         Ok(report.verdict.exit_code())
     }
 
-    /// The usage error for `--format junit|markdown|html` on a verb that produces no
-    /// check/compare report (`backends`, `inspect`).
+    /// The usage error for `--format junit|markdown|html|openmetrics` on a verb that
+    /// produces no check/compare report (`backends`, `inspect`, `data validate`).
     pub fn report_only(&self, verb: &str) -> crate::Error {
         crate::Error::Usage(format!(
-            "--format junit, markdown and html are for check, compare and merge; `parity {verb}` writes text or json"
+            "--format junit, markdown, html and openmetrics are for check, compare and merge (openmetrics also for bench and data drift); `parity {verb}` writes text or json"
         ))
     }
 

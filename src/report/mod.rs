@@ -8,6 +8,7 @@ pub mod html;
 pub mod junit;
 pub mod markdown;
 pub mod matrix;
+pub mod openmetrics;
 pub mod text;
 
 use crate::compare::{ErrorHistogram, OutputComparison, Verdict};

@@ -68,6 +68,10 @@ pub struct Manifest {
     /// (informative: `check` applies only `[outputs]`).
     #[serde(default)]
     pub calibration: Option<Calibration>,
+    /// Per-input value ranges that `parity data validate` checks (docs/data.md):
+    /// `[inputs.NAME] min/max/allow_nan/allow_inf`.
+    #[serde(default)]
+    pub inputs: BTreeMap<String, InputRange>,
     /// How each output in `outputs` is compared, resolved and validated on reading.
     #[serde(skip)]
     rules: BTreeMap<String, OutputRule>,
@@ -228,6 +232,21 @@ impl ModeKey {
     }
 }
 
+/// The `[inputs.NAME]` table: the values an input may hold. Without one, any finite value
+/// passes and NaN/Inf are problems.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct InputRange {
+    /// Smallest allowed value (inclusive).
+    pub min: Option<f64>,
+    /// Largest allowed value (inclusive).
+    pub max: Option<f64>,
+    /// NaN is an allowed value (default false).
+    pub allow_nan: Option<bool>,
+    /// ±Inf are allowed values (default false); `min`/`max` still apply to them.
+    pub allow_inf: Option<bool>,
+}
+
 /// atol and/or rtol; a missing one keeps the value from the level below.
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -316,6 +335,21 @@ impl Manifest {
                             format!("{table} {key} = {v}: must be a finite number ≥ 0"),
                         ));
                     }
+                }
+            }
+        }
+        for (name, r) in &self.inputs {
+            for (key, v) in [("min", r.min), ("max", r.max)] {
+                if v.is_some_and(f64::is_nan) {
+                    return Err(Error::file(path, format!("[inputs.{name}] {key} is NaN")));
+                }
+            }
+            if let (Some(lo), Some(hi)) = (r.min, r.max) {
+                if lo > hi {
+                    return Err(Error::file(
+                        path,
+                        format!("[inputs.{name}] min = {lo} is above max = {hi}"),
+                    ));
                 }
             }
         }

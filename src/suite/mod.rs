@@ -185,7 +185,7 @@ fn numeric_suffix(name: &str) -> u64 {
 }
 
 /// Lists a `test_data_set_N` directory: numbered files, or exactly one archive.
-fn data_set_dir(dir: &Path) -> Result<Option<CaseFiles>> {
+pub(crate) fn data_set_dir(dir: &Path) -> Result<Option<CaseFiles>> {
     let mut inputs: Vec<(usize, PathBuf)> = Vec::new();
     let mut outputs: Vec<(usize, PathBuf)> = Vec::new();
     let mut archives = Vec::new();

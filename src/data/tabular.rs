@@ -1,0 +1,370 @@
+//! Tabular data for tabular models: CSV (a header row, RFC 4180 quoting) and JSON Lines
+//! (one object per line), read into cells, and the column → input mapping that turns a
+//! table into model inputs (`--map COLUMN=INPUT`; columns mapped to one input form its
+//! last axis in the order given, rows its first).
+
+use crate::error::{Error, Result};
+use crate::formats;
+use std::path::{Path, PathBuf};
+
+/// One cell of a table.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cell {
+    /// A number (NaN and ±Inf included: `nan`, `inf`, `-inf` in CSV).
+    Number(f64),
+    /// An empty CSV field, `NA`, or a JSON `null` / absent key.
+    Missing,
+    /// Anything else, kept to be named in a message.
+    Text(String),
+}
+
+/// A table read from a `.csv` or `.jsonl` file.
+#[derive(Debug, Clone)]
+pub struct Table {
+    /// The file it came from.
+    pub path: PathBuf,
+    /// Column names, in file order (JSON Lines: in order of first appearance).
+    pub columns: Vec<String>,
+    /// Rows of cells, one per column.
+    pub rows: Vec<Vec<Cell>>,
+}
+
+/// Whether a path names a table by its extension.
+pub fn is_table(path: &Path) -> bool {
+    matches!(
+        formats::extension(path).as_deref(),
+        Some("csv" | "jsonl" | "ndjson")
+    )
+}
+
+/// Reads a `.csv` or `.jsonl`/`.ndjson` file; errors name the file and line.
+pub fn read(path: &Path) -> Result<Table> {
+    let bytes = formats::read_file(path)?;
+    let text = String::from_utf8(bytes).map_err(|_| Error::file(path, "not UTF-8 text"))?;
+    match formats::extension(path).as_deref() {
+        Some("csv") => read_csv(path, &text),
+        _ => read_jsonl(path, &text),
+    }
+}
+
+fn cell(field: &str) -> Cell {
+    let t = field.trim();
+    if t.is_empty() || t == "NA" {
+        return Cell::Missing;
+    }
+    match t.parse::<f64>() {
+        Ok(v) => Cell::Number(v),
+        Err(_) => Cell::Text(t.to_string()),
+    }
+}
+
+fn read_csv(path: &Path, text: &str) -> Result<Table> {
+    let records =
+        split_csv(text).map_err(|(line, msg)| Error::file(path, format!("line {line}: {msg}")))?;
+    let mut records = records.into_iter();
+    let (_, header) = records
+        .next()
+        .ok_or_else(|| Error::file(path, "empty CSV file (expected a header row)"))?;
+    let columns: Vec<String> = header.iter().map(|h| h.trim().to_string()).collect();
+    let mut rows = Vec::new();
+    for (line, fields) in records {
+        if fields.len() != columns.len() {
+            return Err(Error::file(
+                path,
+                format!(
+                    "line {line}: {} fields, the header has {}",
+                    fields.len(),
+                    columns.len()
+                ),
+            ));
+        }
+        rows.push(fields.iter().map(|f| cell(f)).collect());
+    }
+    Ok(Table {
+        path: path.to_path_buf(),
+        columns,
+        rows,
+    })
+}
+
+/// A CSV record: its first line (1-based) and its fields.
+type Record = (usize, Vec<String>);
+
+/// Splits CSV text into records of fields, each with its 1-based starting line; blank
+/// lines are skipped. Quoted fields may hold commas, newlines and `""`.
+fn split_csv(text: &str) -> std::result::Result<Vec<Record>, (usize, String)> {
+    let mut records = Vec::new();
+    let mut fields = Vec::new();
+    let mut field = String::new();
+    let (mut line, mut start) = (1usize, 1usize);
+    let mut quoted = false;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (quoted, c) {
+            (true, '"') if chars.peek() == Some(&'"') => {
+                chars.next();
+                field.push('"');
+            }
+            (true, '"') => quoted = false,
+            (true, c) => {
+                if c == '\n' {
+                    line += 1;
+                }
+                field.push(c);
+            }
+            (false, '"') if field.trim().is_empty() => quoted = true,
+            (false, ',') => fields.push(std::mem::take(&mut field)),
+            (false, '\r') => {}
+            (false, '\n') => {
+                fields.push(std::mem::take(&mut field));
+                if !(fields.len() == 1 && fields[0].is_empty()) {
+                    records.push((start, std::mem::take(&mut fields)));
+                }
+                fields.clear();
+                line += 1;
+                start = line;
+            }
+            (false, c) => field.push(c),
+        }
+    }
+    if quoted {
+        return Err((start, "unterminated quoted field".to_string()));
+    }
+    if !field.is_empty() || !fields.is_empty() {
+        fields.push(field);
+        records.push((start, fields));
+    }
+    Ok(records)
+}
+
+fn read_jsonl(path: &Path, text: &str) -> Result<Table> {
+    let mut columns: Vec<String> = Vec::new();
+    let mut objects = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let value: serde_json::Value = serde_json::from_str(line)
+            .map_err(|e| Error::file(path, format!("line {}: not JSON: {e}", i + 1)))?;
+        let serde_json::Value::Object(map) = value else {
+            return Err(Error::file(
+                path,
+                format!("line {}: not a JSON object", i + 1),
+            ));
+        };
+        for key in map.keys() {
+            if !columns.contains(key) {
+                columns.push(key.clone());
+            }
+        }
+        objects.push(map);
+    }
+    let rows = objects
+        .iter()
+        .map(|map| {
+            columns
+                .iter()
+                .map(|c| match map.get(c) {
+                    None | Some(serde_json::Value::Null) => Cell::Missing,
+                    Some(serde_json::Value::Number(n)) => {
+                        n.as_f64().map_or(Cell::Text(n.to_string()), Cell::Number)
+                    }
+                    Some(serde_json::Value::Bool(b)) => Cell::Number(f64::from(u8::from(*b))),
+                    // JSON has no NaN/Inf literals; "NaN", "inf" strings stand for them.
+                    Some(serde_json::Value::String(s)) => match cell(s) {
+                        Cell::Missing => Cell::Missing,
+                        parsed => parsed,
+                    },
+                    Some(other) => Cell::Text(other.to_string()),
+                })
+                .collect()
+        })
+        .collect();
+    Ok(Table {
+        path: path.to_path_buf(),
+        columns,
+        rows,
+    })
+}
+
+/// One `--map COLUMN=INPUT`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ColumnMap {
+    /// The table's column.
+    pub column: String,
+    /// The model input it feeds.
+    pub input: String,
+}
+
+impl ColumnMap {
+    /// Parses `COLUMN=INPUT` (the flag's value parser).
+    pub fn parse(s: &str) -> std::result::Result<ColumnMap, String> {
+        match s.split_once('=') {
+            Some((c, i)) if !c.is_empty() && !i.is_empty() => Ok(ColumnMap {
+                column: c.to_string(),
+                input: i.to_string(),
+            }),
+            _ => Err(format!("`{s}` is not COLUMN=INPUT")),
+        }
+    }
+}
+
+/// Columns feeding each input, in the order given; without any `--map`, every column
+/// named after an input feeds that input. Errors name the table and the column.
+pub fn columns_by_input(
+    table: &Table,
+    maps: &[ColumnMap],
+    inputs: &[String],
+) -> Result<Vec<(String, Vec<usize>)>> {
+    let mut out: Vec<(String, Vec<usize>)> = Vec::new();
+    let pairs: Vec<(String, String)> = if maps.is_empty() {
+        table
+            .columns
+            .iter()
+            .filter(|c| inputs.contains(c))
+            .map(|c| (c.clone(), c.clone()))
+            .collect()
+    } else {
+        maps.iter()
+            .map(|m| (m.column.clone(), m.input.clone()))
+            .collect()
+    };
+    for (column, input) in pairs {
+        let index = table
+            .columns
+            .iter()
+            .position(|c| *c == column)
+            .ok_or_else(|| Error::file(&table.path, format!("has no column `{column}`")))?;
+        if !inputs.contains(&input) {
+            return Err(Error::Usage(format!(
+                "--map {column}={input}: the model has no input `{input}`"
+            )));
+        }
+        match out.iter_mut().find(|(i, _)| *i == input) {
+            Some((_, cols)) => cols.push(index),
+            None => out.push((input, vec![index])),
+        }
+    }
+    Ok(out)
+}
+
+/// The tensor a table gives an input: `[rows, columns]` (or `[rows]` for one column and
+/// a rank-1 input), cast to `dtype`. Data set through `data validate` first: a cell that
+/// is missing or not a number is an error here.
+pub fn to_tensor(
+    table: &Table,
+    columns: &[usize],
+    dtype: crate::tensor::DType,
+    rank: Option<usize>,
+) -> Result<crate::tensor::Tensor> {
+    use crate::tensor::{DType, Tensor};
+    let mut values = Vec::with_capacity(table.rows.len() * columns.len());
+    for (r, row) in table.rows.iter().enumerate() {
+        for &c in columns {
+            match &row[c] {
+                Cell::Number(v) => values.push(*v),
+                _ => {
+                    return Err(Error::file(
+                        &table.path,
+                        format!(
+                            "row {}, column `{}`: not a number (run `parity data validate`)",
+                            r + 1,
+                            table.columns[c]
+                        ),
+                    ))
+                }
+            }
+        }
+    }
+    let shape = match (columns.len(), rank) {
+        (1, Some(1)) => vec![table.rows.len()],
+        (k, _) => vec![table.rows.len(), k],
+    };
+    let tensor = match dtype {
+        DType::F32 => Tensor::from_vec(shape, values.iter().map(|&v| v as f32).collect()),
+        DType::F64 => Tensor::from_vec(shape, values),
+        DType::I64 => Tensor::from_vec(shape, values.iter().map(|&v| v as i64).collect()),
+        DType::I32 => Tensor::from_vec(shape, values.iter().map(|&v| v as i32).collect()),
+        DType::Bool => {
+            Tensor::from_bools(shape, &values.iter().map(|&v| v != 0.0).collect::<Vec<_>>())
+        }
+        other => {
+            return Err(Error::file(
+                &table.path,
+                format!("tables can feed f32, f64, i64, i32 and bool inputs, not {other}"),
+            ))
+        }
+    };
+    tensor.map_err(|e| Error::file(&table.path, e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_quotes_missing_and_non_numbers() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t.csv");
+        std::fs::write(
+            &p,
+            "a,b,\"c,d\"\n1,,\"x\"\"y\"\nnan,NA,-inf\n\n2.5,3,\"multi\nline\"\n",
+        )
+        .unwrap();
+        let t = read(&p).unwrap();
+        assert_eq!(t.columns, ["a", "b", "c,d"]);
+        assert_eq!(t.rows.len(), 3);
+        assert_eq!(t.rows[0][0], Cell::Number(1.0));
+        assert_eq!(t.rows[0][1], Cell::Missing);
+        assert_eq!(t.rows[0][2], Cell::Text("x\"y".into()));
+        assert!(matches!(t.rows[1][0], Cell::Number(v) if v.is_nan()));
+        assert_eq!(t.rows[1][2], Cell::Number(f64::NEG_INFINITY));
+        assert_eq!(t.rows[2][2], Cell::Text("multi\nline".into()));
+    }
+
+    #[test]
+    fn ragged_csv_and_bad_jsonl_name_the_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t.csv");
+        std::fs::write(&p, "a,b\n1,2\n3\n").unwrap();
+        let e = read(&p).unwrap_err().to_string();
+        assert!(
+            e.contains("t.csv: line 3: 1 fields, the header has 2"),
+            "{e}"
+        );
+        let p = dir.path().join("t.jsonl");
+        std::fs::write(&p, "{\"a\": 1}\n{oops\n").unwrap();
+        let e = read(&p).unwrap_err().to_string();
+        assert!(e.contains("t.jsonl: line 2: not JSON"), "{e}");
+    }
+
+    #[test]
+    fn jsonl_union_of_keys_and_mapping() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t.jsonl");
+        std::fs::write(
+            &p,
+            "{\"a\": 1, \"b\": true}\n{\"c\": \"NaN\", \"a\": null}\n",
+        )
+        .unwrap();
+        let t = read(&p).unwrap();
+        assert_eq!(t.columns, ["a", "b", "c"]);
+        assert_eq!(
+            t.rows[0],
+            [Cell::Number(1.0), Cell::Number(1.0), Cell::Missing]
+        );
+        assert_eq!(t.rows[1][0], Cell::Missing);
+        let inputs = vec!["x".to_string()];
+        let maps = [
+            ColumnMap::parse("a=x").unwrap(),
+            ColumnMap::parse("c=x").unwrap(),
+        ];
+        assert_eq!(
+            columns_by_input(&t, &maps, &inputs).unwrap(),
+            vec![("x".to_string(), vec![0, 2])]
+        );
+        let bad = [ColumnMap::parse("zz=x").unwrap()];
+        assert!(columns_by_input(&t, &bad, &inputs).is_err());
+        assert!(ColumnMap::parse("nocolumn").is_err());
+    }
+}
