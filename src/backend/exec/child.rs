@@ -259,3 +259,74 @@ pub fn fmt_secs(d: Duration) -> String {
         format!("{s}")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HELLO: &str = r#"echo 'parity-exec/1 {"name": "sh", "version": "1", "device": "cpu"}'"#;
+
+    /// A runner written in sh: the handshake, then `script`.
+    fn sh(script: &str) -> Result<(Child, Hello), String> {
+        let argv = ["sh", "-c", &format!("{HELLO}; {script}")].map(String::from);
+        Child::start(&argv, Duration::from_secs(30))
+    }
+
+    #[test]
+    fn replies_keep_the_runner_refusals_too() {
+        let (mut child, hello) =
+            sh("read a; echo ok; read b; echo 'error no kernel'; read c; echo ok").unwrap();
+        assert_eq!(hello.name, "sh");
+        assert_eq!(child.request("load {}\n", "load"), Ok(()));
+        assert_eq!(
+            child.request("run {}\n", "run"),
+            Err(Failure::Refused(
+                "the runner failed `run`: no kernel".into()
+            ))
+        );
+        assert_eq!(child.request("run {}\n", "run"), Ok(()));
+    }
+
+    #[test]
+    fn an_exit_names_the_status_and_the_stderr_tail() {
+        let (mut child, _) = sh("read a; echo first >&2; echo last words >&2; exit 7").unwrap();
+        assert_eq!(
+            child.request("run {}\n", "run"),
+            Err(Failure::Broken(
+                "the runner exited (exit status: 7) before its reply to `run`; stderr: first | last words"
+                    .into()
+            ))
+        );
+        // The pipe is closed now: a second request is refused the same way, not a hang.
+        assert!(matches!(
+            child.request("run {}\n", "run"),
+            Err(Failure::Broken(_))
+        ));
+    }
+
+    #[test]
+    fn garbage_is_broken_and_a_silent_start_says_so() {
+        let (mut child, _) = sh("read a; echo 'Loading weights...'").unwrap();
+        let Err(Failure::Broken(message)) = child.request("load {}\n", "load") else {
+            panic!("garbage must break the runner");
+        };
+        assert!(message.starts_with("the runner answered `load` with `Loading weights...`"));
+        let err = Child::start(&["true".to_string()], Duration::from_secs(30))
+            .err()
+            .unwrap();
+        assert_eq!(
+            err,
+            "the runner exited (exit status: 0) before its handshake"
+        );
+        assert_eq!(
+            Child::start(&[], Duration::from_secs(1)).err().unwrap(),
+            "the runner command is empty"
+        );
+    }
+
+    #[test]
+    fn seconds_print_without_noise() {
+        assert_eq!(fmt_secs(Duration::from_secs(60)), "60");
+        assert_eq!(fmt_secs(Duration::from_millis(2500)), "2.5");
+    }
+}

@@ -225,3 +225,32 @@ impl Session for ExecSession {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_split_like_a_shell_without_one() {
+        assert_eq!(
+            split(r#"python3 'my runner.py' --flag "a b" c\ d $HOME"#).unwrap(),
+            ["python3", "my runner.py", "--flag", "a b", "c d", "$HOME"]
+        );
+        assert_eq!(
+            split("  ").unwrap_err(),
+            "the command after `exec:` is empty"
+        );
+        assert!(split("'open").unwrap_err().contains("unclosed quote"));
+    }
+
+    #[test]
+    fn only_exec_names_are_claimed() {
+        assert!(check_name("ort-cpu").is_ok());
+        assert!(backend("ort-cpu").is_none());
+        assert!(backend("exec:").is_none());
+        let err = check_name("exec:").unwrap_err().to_string();
+        assert_eq!(err, "backend `exec:`: the command after `exec:` is empty");
+        let runner = backend("exec:./run.sh --fast").unwrap();
+        assert_eq!(runner.name(), "exec:./run.sh --fast");
+    }
+}
