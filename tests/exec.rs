@@ -171,51 +171,34 @@ fn each_fault_gets_its_verdict_and_message_and_the_run_goes_on() {
         ),
     ];
     for (fault, message) in errors {
-        let ran = rows(
-            &report,
-            &names[faults.iter().position(|f| *f == fault).unwrap()],
-        );
+        let ran = rows(&report, &faulty(fault));
         assert_eq!(ran.len(), 3, "{fault}: every case is reported");
         for row in ran {
             assert_eq!(row["verdict"], "error", "{fault}: {row}");
             assert_eq!(row["error"], message, "{fault}");
         }
     }
-    // The runner flattens [batch, 10] logits; batches differ between the data sets.
-    let flattened = |shape: &Value| {
-        let dims: Vec<u64> = shape
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|d| d.as_u64().unwrap())
-            .collect();
-        format!(
-            "shape [{},{}] expected, got [{}]",
-            dims[0],
-            dims[1],
-            dims[0] * dims[1]
-        )
-    };
-    let mismatches: [(&str, &str, &dyn Fn(&Value) -> String); 3] = [
-        ("wrong-shape", "logits", &flattened),
-        ("wrong-dtype", "logits", &|_| {
-            "dtype f32 expected, got f64".into()
-        }),
-        ("missing-output", "probs", &|_| {
-            "missing: the candidate did not produce this output".into()
-        }),
-    ];
-    for (fault, bad, problem) in mismatches {
-        let ran = rows(
-            &report,
-            &names[faults.iter().position(|f| *f == fault).unwrap()],
-        );
+    for (fault, bad) in [
+        ("wrong-shape", "logits"),
+        ("wrong-dtype", "logits"),
+        ("missing-output", "probs"),
+    ] {
+        let ran = rows(&report, &faulty(fault));
         assert_eq!(ran.len(), 3, "{fault}");
         for row in ran {
             assert_eq!(row["verdict"], "fail", "{fault}: {row}");
             let out = output(row, bad);
             assert_eq!(out["verdict"], "fail", "{fault}: {row}");
-            assert_eq!(out["problem"], problem(&out["shape"]), "{fault}: {row}");
+            let problem = match fault {
+                // The runner flattens [batch, 10] logits; batches differ between data sets.
+                "wrong-shape" => {
+                    let batch = out["shape"][0].as_u64().unwrap();
+                    format!("shape [{batch},10] expected, got [{}]", batch * 10)
+                }
+                "wrong-dtype" => "dtype f32 expected, got f64".to_string(),
+                _ => "missing: the candidate did not produce this output".to_string(),
+            };
+            assert_eq!(out["problem"], problem.as_str(), "{fault}: {row}");
             let good = if bad == "logits" { "probs" } else { "logits" };
             assert_eq!(output(row, good)["verdict"], "pass", "{fault}: {row}");
         }
