@@ -260,7 +260,8 @@ pub fn fmt_secs(d: Duration) -> String {
     }
 }
 
-#[cfg(test)]
+// The runners of these tests are `sh` scripts.
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
 

@@ -112,8 +112,8 @@ impl Backend for ExecBackend {
             outputs: info.outputs,
             inputs_file: dir.path().join("inputs.npz"),
             outputs_file: dir.path().join("outputs.npz"),
-            _dir: dir,
             child: None,
+            _dir: dir,
         };
         session.child = Some(session.start().map_err(BackendError::new)?);
         Ok(Box::new(session))
@@ -131,10 +131,11 @@ struct ExecSession {
     outputs: Vec<IoSpec>,
     inputs_file: PathBuf,
     outputs_file: PathBuf,
-    /// Holds the exchange files; removed with the session (after the runner stopped).
-    _dir: tempfile::TempDir,
     /// The runner; `None` after it broke, until the next case starts a fresh one.
+    /// Declared before `_dir`, so the runner stops before its files are removed.
     child: Option<Child>,
+    /// Holds the exchange files; removed with the session.
+    _dir: tempfile::TempDir,
 }
 
 impl ExecSession {
