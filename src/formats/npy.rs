@@ -264,8 +264,7 @@ fn py_shape(shape: &[usize]) -> String {
 
 /// The magic, version, length and header dict, padded so the data starts at a multiple
 /// of 64 bytes.
-/// The `.npy` header of `t` (padded so the data starts at a 64-byte boundary); `.npz`
-/// writes it before each member's data.
+/// `.npz` writes it before each member's data.
 pub(super) fn header_bytes(t: &Tensor) -> Result<Vec<u8>, String> {
     let descr =
         descr(t.dtype()).ok_or("bf16 has no .npy dtype; write it as .pb (or convert it to f32)")?;
