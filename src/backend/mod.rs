@@ -10,6 +10,7 @@ use std::path::Path;
 
 #[cfg(feature = "candle-backend")]
 pub mod candle;
+pub mod exec;
 #[cfg(feature = "ort-backend")]
 pub mod ort;
 #[cfg(feature = "tract-backend")]
@@ -344,6 +345,7 @@ pub fn select(names: &[String]) -> Result<Vec<Selected>, crate::Error> {
         if chosen.iter().any(|s: &Selected| s.backend.name() == name) {
             continue;
         }
+        exec::check_name(name)?;
         let backend = find(name).ok_or_else(|| {
             let known: Vec<_> = registry().iter().map(|b| b.name().to_string()).collect();
             crate::Error::Usage(format!(
@@ -370,6 +372,9 @@ pub fn select(names: &[String]) -> Result<Vec<Selected>, crate::Error> {
 
 /// Looks a backend up by name.
 pub fn find(name: &str) -> Option<Box<dyn Backend>> {
+    if let Some(runner) = exec::backend(name) {
+        return Some(runner);
+    }
     registry().into_iter().find(|b| b.name() == name)
 }
 

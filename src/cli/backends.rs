@@ -3,19 +3,28 @@
 use super::output::{Format, OutputArgs};
 use super::Global;
 use crate::backend::{self, Availability};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use serde_json::json;
 
 /// List every backend with its availability, version and device, or why it cannot run here.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Example:\n  parity backends --format json")]
 pub struct BackendsArgs {
+    /// Probe only this backend (repeatable), including one named by its runner command
+    /// (`exec:COMMAND`); default: every built-in backend.
+    #[arg(long = "backend", value_name = "B")]
+    backends: Vec<String>,
     #[command(flatten)]
     output: OutputArgs,
 }
 
 pub fn run(args: BackendsArgs, global: Global) -> Result<u8> {
-    let probes: Vec<_> = backend::registry()
+    let listed = if args.backends.is_empty() {
+        backend::registry()
+    } else {
+        named(&args.backends)?
+    };
+    let probes: Vec<_> = listed
         .into_iter()
         .map(|b| (b.name().to_string(), b.probe()))
         .collect();
@@ -61,4 +70,19 @@ pub fn run(args: BackendsArgs, global: Global) -> Result<u8> {
     };
     args.output.emit(&rendered)?;
     Ok(0)
+}
+
+/// The backends named with `--backend`, each known (a registry name or `exec:COMMAND`).
+fn named(names: &[String]) -> Result<Vec<Box<dyn backend::Backend>>> {
+    names
+        .iter()
+        .map(|name| {
+            backend::exec::check_name(name)?;
+            backend::find(name).ok_or_else(|| {
+                Error::Usage(format!(
+                    "unknown backend `{name}` (`parity backends` lists the known ones)"
+                ))
+            })
+        })
+        .collect()
 }

@@ -264,7 +264,8 @@ fn py_shape(shape: &[usize]) -> String {
 
 /// The magic, version, length and header dict, padded so the data starts at a multiple
 /// of 64 bytes.
-fn header_bytes(t: &Tensor) -> Result<Vec<u8>, String> {
+/// `.npz` writes it before each member's data.
+pub(super) fn header_bytes(t: &Tensor) -> Result<Vec<u8>, String> {
     let descr =
         descr(t.dtype()).ok_or("bf16 has no .npy dtype; write it as .pb (or convert it to f32)")?;
     let dict = format!(

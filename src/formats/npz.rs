@@ -1,6 +1,7 @@
 //! `.npz` archives (what `np.savez` and `np.savez_compressed` write): a zip of `.npy`
 //! members, stored or deflated, each parsed by the `.npy` reader. Names lose their
 //! `.npy` suffix; tensors come in archive order. Errors name the archive and the member.
+//! [`encode`] writes what `np.load` reads: stored (uncompressed) members, in the given order.
 
 use super::{io_problem, npy};
 use crate::error::{Error, Result};
@@ -53,6 +54,30 @@ pub fn read(path: &Path) -> Result<Vec<(String, Tensor)>> {
         tensors.push((name, npy::decode(bytes).map_err(in_member)?));
     }
     Ok(tensors)
+}
+
+/// Encodes named tensors as an uncompressed `.npz` archive in memory (members `NAME.npy`,
+/// in the given order). Errors name the tensor that has no `.npy` form (bf16).
+pub fn encode(tensors: &[(String, Tensor)]) -> Result<Vec<u8>, String> {
+    use std::io::Write;
+    use zip::write::SimpleFileOptions;
+    // Zip64 only where a member could pass 4 GiB: plain archives are what numpy writes.
+    let large = tensors
+        .iter()
+        .any(|(_, t)| t.bytes().len() >= (u32::MAX >> 1) as usize);
+    let options = SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Stored)
+        .large_file(large);
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for (name, t) in tensors {
+        let header = npy::header_bytes(t).map_err(|e| format!("tensor `{name}`: {e}"))?;
+        zip.start_file(format!("{name}.npy"), options)
+            .and_then(|()| Ok(zip.write_all(&header)?))
+            .and_then(|()| Ok(zip.write_all(t.bytes())?))
+            .map_err(|e| format!("tensor `{name}`: {e}"))?;
+    }
+    let cursor = zip.finish().map_err(|e| e.to_string())?;
+    Ok(cursor.into_inner())
 }
 
 #[cfg(test)]
@@ -112,6 +137,30 @@ mod tests {
             );
         }
         assert!(read_bytes(&zip_of(&[])).unwrap().is_empty());
+    }
+
+    #[test]
+    fn encoded_archives_read_back_in_order() {
+        let tensors = vec![
+            ("z".to_string(), sample(DType::F32, vec![2, 3])),
+            ("a".to_string(), sample(DType::Bool, vec![4])),
+            ("s".to_string(), sample(DType::I64, vec![])),
+        ];
+        let back = read_bytes(&encode(&tensors).unwrap()).unwrap();
+        assert_eq!(back.len(), 3);
+        for ((name, want), (got_name, got)) in tensors.iter().zip(&back) {
+            assert_eq!(name, got_name);
+            assert_eq!(
+                (got.dtype(), got.shape(), got.bytes()),
+                (want.dtype(), want.shape(), want.bytes())
+            );
+        }
+        let bf16 = vec![("h".to_string(), sample(DType::BF16, vec![2]))];
+        let err = encode(&bf16).unwrap_err();
+        assert!(
+            err.starts_with("tensor `h`: bf16 has no .npy dtype"),
+            "{err}"
+        );
     }
 
     #[test]
