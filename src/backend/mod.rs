@@ -11,6 +11,7 @@ use std::path::Path;
 #[cfg(feature = "candle-backend")]
 pub mod candle;
 pub mod exec;
+pub mod kserve;
 #[cfg(feature = "ort-backend")]
 pub mod ort;
 #[cfg(feature = "tract-backend")]
@@ -346,6 +347,7 @@ pub fn select(names: &[String]) -> Result<Vec<Selected>, crate::Error> {
             continue;
         }
         exec::check_name(name)?;
+        kserve::check_name(name)?;
         let backend = find(name).ok_or_else(|| {
             let known: Vec<_> = registry().iter().map(|b| b.name().to_string()).collect();
             crate::Error::Usage(format!(
@@ -374,6 +376,9 @@ pub fn select(names: &[String]) -> Result<Vec<Selected>, crate::Error> {
 pub fn find(name: &str) -> Option<Box<dyn Backend>> {
     if let Some(runner) = exec::backend(name) {
         return Some(runner);
+    }
+    if let Some(endpoint) = kserve::backend(name) {
+        return Some(endpoint);
     }
     registry().into_iter().find(|b| b.name() == name)
 }

@@ -1,0 +1,365 @@
+//! A minimal HTTP/1.1 client over `std::net`: one keep-alive connection, one request at
+//! a time, every socket operation bounded by the request's deadline. Enough for the Open
+//! Inference Protocol's REST API (Content-Length and chunked bodies, plain http only),
+//! with no dependency and errors that say what the server did.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::time::{Duration, Instant};
+
+/// A response: status, headers (names lower-cased) and the whole body.
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// The first header called `name` (lower-case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The start of the body as text, for error messages.
+    pub fn excerpt(&self) -> String {
+        excerpt(&self.body)
+    }
+}
+
+/// At most 200 characters of `body` on one line.
+pub fn excerpt(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&body[..body.len().min(400)]);
+    let one: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    match one.char_indices().nth(200) {
+        Some((i, _)) => format!("{}…", &one[..i]),
+        None if one.is_empty() => "(empty body)".to_string(),
+        None => one,
+    }
+}
+
+/// A connection to `host:port`, opened on first use and reopened after the server
+/// closes it.
+pub struct Client {
+    authority: String,
+    timeout: Duration,
+    stream: Option<BufReader<TcpStream>>,
+}
+
+/// Bodies larger than this are refused: no inference response parity checks is near it.
+const MAX_BODY: usize = 1 << 30;
+
+impl Client {
+    /// A client for `authority` (`host:port`); `timeout` bounds each whole request.
+    pub fn new(authority: &str, timeout: Duration) -> Client {
+        Client {
+            authority: authority.to_string(),
+            timeout,
+            stream: None,
+        }
+    }
+
+    /// Sends one request and reads the whole response. A kept-alive connection the
+    /// server closed meanwhile is reopened once; any other failure is an error naming
+    /// the request and what happened (refused, reset, timed out, malformed).
+    pub fn request(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, String)],
+        body: &[u8],
+    ) -> Result<Response, String> {
+        let deadline = Instant::now() + self.timeout;
+        let reused = self.stream.is_some();
+        match self.attempt(method, path, headers, body, deadline) {
+            Err(Failure::Stale) if reused => {
+                self.stream = None;
+                self.attempt(method, path, headers, body, deadline)
+            }
+            other => other,
+        }
+        .map_err(|f| {
+            self.stream = None;
+            let what = match f {
+                Failure::Stale => "the server closed the connection without answering".into(),
+                Failure::Other(m) => m,
+            };
+            format!("{method} http://{}{path}: {what}", self.authority)
+        })
+    }
+
+    fn attempt(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, String)],
+        body: &[u8],
+        deadline: Instant,
+    ) -> Result<Response, Failure> {
+        if self.stream.is_none() {
+            self.stream = Some(BufReader::new(self.connect(deadline)?));
+        }
+        let Some(stream) = self.stream.as_mut() else {
+            return Err(Failure::Other("no connection".into()));
+        };
+        let mut head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\n",
+            self.authority,
+            body.len()
+        );
+        for (name, value) in headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        head.push_str("\r\n");
+        let sock = stream.get_mut();
+        set_deadline(sock, deadline)?;
+        sock.write_all(head.as_bytes())
+            .and_then(|_| sock.write_all(body))
+            .and_then(|_| sock.flush())
+            .map_err(|e| io_failure(&e, true))?;
+        let response = read_response(stream, deadline)?;
+        let closing = response
+            .header("connection")
+            .is_some_and(|v| v.eq_ignore_ascii_case("close"));
+        if closing {
+            self.stream = None;
+        }
+        Ok(response)
+    }
+
+    fn connect(&self, deadline: Instant) -> Result<TcpStream, Failure> {
+        let addrs = self
+            .authority
+            .to_socket_addrs()
+            .map_err(|e| Failure::Other(format!("cannot resolve the address: {e}")))?;
+        let mut last = Failure::Other("the address resolves to nothing".into());
+        for addr in addrs {
+            let left = remaining(deadline)?;
+            match TcpStream::connect_timeout(&addr, left) {
+                Ok(s) => {
+                    // Small requests must not wait for Nagle's delayed ACK.
+                    s.set_nodelay(true)
+                        .map_err(|e| Failure::Other(e.to_string()))?;
+                    return Ok(s);
+                }
+                Err(e) => last = io_failure(&e, false),
+            }
+        }
+        Err(last)
+    }
+}
+
+/// Why an attempt failed: `Stale` when a reused connection turned out closed before
+/// any byte of a response (worth one retry on a fresh connection).
+enum Failure {
+    Stale,
+    Other(String),
+}
+
+fn remaining(deadline: Instant) -> Result<Duration, Failure> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        Err(Failure::Other("timed out".into()))
+    } else {
+        Ok(left)
+    }
+}
+
+fn set_deadline(sock: &TcpStream, deadline: Instant) -> Result<(), Failure> {
+    let left = remaining(deadline)?;
+    sock.set_read_timeout(Some(left))
+        .and_then(|_| sock.set_write_timeout(Some(left)))
+        .map_err(|e| Failure::Other(e.to_string()))
+}
+
+fn io_failure(e: &std::io::Error, before_response: bool) -> Failure {
+    use std::io::ErrorKind::*;
+    match e.kind() {
+        WouldBlock | TimedOut => Failure::Other("timed out".into()),
+        BrokenPipe | ConnectionReset | ConnectionAborted | UnexpectedEof if before_response => {
+            Failure::Stale
+        }
+        ConnectionRefused => Failure::Other("connection refused".into()),
+        ConnectionReset => Failure::Other("connection reset by the server".into()),
+        UnexpectedEof => Failure::Other("the server closed the connection mid-response".into()),
+        _ => Failure::Other(e.to_string()),
+    }
+}
+
+/// Reads a line (without CRLF) within the deadline; `first` marks the status line,
+/// where an immediate end of stream means the server closed an idle connection.
+fn read_line(
+    r: &mut BufReader<TcpStream>,
+    deadline: Instant,
+    first: bool,
+) -> Result<String, Failure> {
+    set_deadline(r.get_ref(), deadline)?;
+    let mut line = Vec::new();
+    let n = r
+        .take(64 * 1024)
+        .read_until(b'\n', &mut line)
+        .map_err(|e| io_failure(&e, first))?;
+    if n == 0 {
+        return Err(if first {
+            Failure::Stale
+        } else {
+            Failure::Other("the server closed the connection mid-response".into())
+        });
+    }
+    while line.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+        line.pop();
+    }
+    Ok(String::from_utf8_lossy(&line).into_owned())
+}
+
+fn read_exact(
+    r: &mut BufReader<TcpStream>,
+    n: usize,
+    deadline: Instant,
+    out: &mut Vec<u8>,
+) -> Result<(), Failure> {
+    let start = out.len();
+    out.resize(start + n, 0);
+    let mut filled = start;
+    while filled < out.len() {
+        set_deadline(r.get_ref(), deadline)?;
+        match r.read(&mut out[filled..]) {
+            Ok(0) => {
+                return Err(Failure::Other(format!(
+                    "the server closed the connection after {} of {n} body bytes",
+                    filled - start
+                )))
+            }
+            Ok(k) => filled += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(io_failure(&e, false)),
+        }
+    }
+    Ok(())
+}
+
+fn read_response(r: &mut BufReader<TcpStream>, deadline: Instant) -> Result<Response, Failure> {
+    let status_line = read_line(r, deadline, true)?;
+    let status = status_line
+        .strip_prefix("HTTP/1.")
+        .and_then(|s| s.get(2..5))
+        .and_then(|s| s.parse::<u16>().ok())
+        .ok_or_else(|| {
+            Failure::Other(format!(
+                "not an HTTP response: {}",
+                excerpt(status_line.as_bytes())
+            ))
+        })?;
+    let mut headers = Vec::new();
+    loop {
+        let line = read_line(r, deadline, false)?;
+        if line.is_empty() {
+            break;
+        }
+        if let Some((n, v)) = line.split_once(':') {
+            headers.push((n.trim().to_ascii_lowercase(), v.trim().to_string()));
+        }
+    }
+    let find = |name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+    };
+    let mut body = Vec::new();
+    let chunked = find("transfer-encoding").is_some_and(|v| v.contains("chunked"));
+    if chunked {
+        loop {
+            let size_line = read_line(r, deadline, false)?;
+            let hex = size_line.split(';').next().unwrap_or("").trim();
+            let size = usize::from_str_radix(hex, 16)
+                .map_err(|_| Failure::Other(format!("bad chunk size `{hex}`")))?;
+            if body.len() + size > MAX_BODY {
+                return Err(Failure::Other("response body over 1 GiB".into()));
+            }
+            if size == 0 {
+                while !read_line(r, deadline, false)?.is_empty() {}
+                break;
+            }
+            read_exact(r, size, deadline, &mut body)?;
+            read_line(r, deadline, false)?;
+        }
+    } else if let Some(len) = find("content-length") {
+        let len: usize = len
+            .parse()
+            .map_err(|_| Failure::Other(format!("bad Content-Length `{len}`")))?;
+        if len > MAX_BODY {
+            return Err(Failure::Other("response body over 1 GiB".into()));
+        }
+        read_exact(r, len, deadline, &mut body)?;
+    } else if status != 204 && status != 304 && !(100..200).contains(&status) {
+        // No length: the body runs to the end of the connection.
+        set_deadline(r.get_ref(), deadline)?;
+        r.take(MAX_BODY as u64)
+            .read_to_end(&mut body)
+            .map_err(|e| io_failure(&e, false))?;
+        headers.push(("connection".into(), "close".into()));
+    }
+    Ok(Response {
+        status,
+        headers,
+        body,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    /// Serves each connection with `answer(request_count)` and returns the address.
+    fn serve(answers: Vec<&'static [u8]>) -> String {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        std::thread::spawn(move || {
+            for (conn, answer) in l.incoming().zip(answers) {
+                let mut conn = conn.unwrap();
+                let mut buf = [0u8; 4096];
+                let _ = conn.read(&mut buf);
+                conn.write_all(answer).unwrap();
+            }
+        });
+        addr
+    }
+
+    #[test]
+    fn reads_content_length_and_chunked_bodies() {
+        let addr = serve(vec![
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello",
+            b"HTTP/1.1 500 Oops\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n",
+        ]);
+        let mut c = Client::new(&addr, Duration::from_secs(5));
+        let r = c.request("GET", "/a", &[], b"").unwrap();
+        assert_eq!((r.status, r.body.as_slice()), (200, &b"hello"[..]));
+        let r = c.request("POST", "/b", &[], b"{}").unwrap();
+        assert_eq!((r.status, r.body.as_slice()), (500, &b"abcde"[..]));
+    }
+
+    #[test]
+    fn refused_and_timed_out_requests_say_so() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        let mut c = Client::new(&addr, Duration::from_millis(200));
+        // Accepted by the kernel, never answered.
+        let e = c.request("GET", "/slow", &[], b"").unwrap_err();
+        assert!(e.ends_with("/slow: timed out"), "{e}");
+        drop(l);
+        let e = c.request("GET", "/gone", &[], b"").unwrap_err();
+        assert!(e.contains("connection refused"), "{e}");
+    }
+
+    #[test]
+    fn excerpts_are_one_short_line() {
+        assert_eq!(excerpt(b"a\n b\tc"), "a b c");
+        assert_eq!(excerpt(b""), "(empty body)");
+        assert_eq!(excerpt(&[b'x'; 500]).chars().count(), 201);
+    }
+}
