@@ -71,6 +71,15 @@ pub fn target(path: &Path, seed: u64, dims: &[DimValue]) -> Result<Target> {
     })
 }
 
+impl Target {
+    /// The directory holding the model: the suite, when the target is one.
+    pub fn model_dir(&self) -> PathBuf {
+        self.model
+            .parent()
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+    }
+}
+
 /// `models/mlp/model.onnx` → `mlp`; `exports/resnet50.onnx` → `resnet50`.
 pub fn model_name(model: &Path) -> String {
     let stem = model

@@ -13,6 +13,7 @@ pub mod report;
 pub mod runner;
 pub mod scenario;
 pub mod stats;
+pub mod verify;
 
 use crate::backend::{BackendError, Session};
 use crate::tensor::Tensor;

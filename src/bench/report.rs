@@ -95,6 +95,9 @@ pub struct BenchResult {
     pub search: Option<Vec<SearchStep>>,
     /// Why this result has no figures (the backend could not load or run the model).
     pub error: Option<String>,
+    /// `--verify`: every response checked against the suite's golden outputs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify: Option<super::verify::VerifyStats>,
 }
 
 /// What only the server scenario measures.
@@ -238,6 +241,20 @@ pub fn render_text(report: &BenchReport) -> String {
                 )
             }
             (None, None) => {}
+        }
+        if let Some(v) = &r.verify {
+            out += &format!(
+                "verify {} on {}: {} responses checked, {} mismatched, {} errors ({} timeouts){}\n",
+                r.model_name,
+                r.backend,
+                v.checked,
+                v.mismatched,
+                v.errors,
+                v.timeouts,
+                v.first_problem
+                    .as_ref()
+                    .map_or(String::new(), |p| format!("; first: {p}"))
+            );
         }
         if let Some(s) = &r.server {
             out += &format!(
@@ -403,6 +420,7 @@ pub(crate) mod tests {
             server: None,
             search: None,
             error: None,
+            verify: None,
         }
     }
 

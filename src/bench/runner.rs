@@ -9,7 +9,9 @@ use super::memory;
 use super::report::{BenchResult, Scenario, SearchStep, ServerStats};
 use super::scenario::{self, Measured, Pool, Settings};
 use super::stats::{Distribution, LatencyStats, Stability};
+use super::verify::Verifier;
 use crate::backend::{LoadOptions, Selected};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Everything the command line decides about a run.
@@ -33,6 +35,8 @@ pub struct Plan {
     /// Stability windows and the spread above which a run is unstable.
     pub windows: usize,
     pub stability_limit: f64,
+    /// `--verify`: check every response against the suite's golden outputs.
+    pub verify: bool,
 }
 
 /// Benches one target on one backend: a result per batch size (one with an `error`
@@ -85,9 +89,23 @@ pub fn bench(
         server: None,
         search: None,
         error: None,
+        verify: None,
+    };
+    let verifier = match plan.verify.then(|| Verifier::open(&target.model_dir())) {
+        Some(Ok(v)) => Some(Arc::new(v)),
+        Some(Err(e)) => {
+            return vec![BenchResult {
+                error: Some(e.to_string()),
+                ..base(batch_of(&target.inputs))
+            }]
+        }
+        None => None,
     };
     let pool = match sessions {
-        Ok(s) => Pool::new(s),
+        Ok(s) => match &verifier {
+            Some(v) => Pool::new(s).verifying(Arc::clone(v)),
+            None => Pool::new(s),
+        },
         Err(e) => {
             if let Some(sampler) = gpu_sampler {
                 let _ = sampler.finish();
@@ -129,6 +147,7 @@ pub fn bench(
     let gpu = gpu_sampler.map(GpuMemorySampler::finish);
     for r in &mut results {
         r.peak_rss_bytes = peak;
+        r.verify = verifier.as_ref().map(|v| v.stats());
         match &gpu {
             Some(Ok(bytes)) => r.gpu_memory_bytes = Some(*bytes),
             Some(Err(why)) => r.gpu_memory_note = Some(why.clone()),

@@ -60,6 +60,9 @@ impl Measured {
 /// Sessions shared by the workers.
 pub struct Pool {
     slots: Vec<Mutex<Slot>>,
+    /// `--verify`: every response is checked and counted; a failed query is counted,
+    /// not fatal.
+    verifier: Option<std::sync::Arc<super::verify::Verifier>>,
 }
 
 /// One session and whether the current query's inputs are bound in it.
@@ -81,6 +84,15 @@ impl Pool {
                     })
                 })
                 .collect(),
+            verifier: None,
+        }
+    }
+
+    /// Checks every response with `verifier` (which then sees every query's outcome).
+    pub fn verifying(self, verifier: std::sync::Arc<super::verify::Verifier>) -> Pool {
+        Pool {
+            verifier: Some(verifier),
+            ..self
         }
     }
 
@@ -94,7 +106,14 @@ impl Pool {
         if slot.bound {
             return guarded(|| slot.session.run_bound());
         }
-        run_guarded(slot.session.as_mut(), inputs).map(|_| ())
+        let outcome = run_guarded(slot.session.as_mut(), inputs);
+        match &self.verifier {
+            Some(v) => {
+                v.record(&outcome);
+                Ok(())
+            }
+            None => outcome.map(|_| ()),
+        }
     }
 
     /// Runs `inputs` once on every session (checking they work before timing starts),
@@ -104,7 +123,8 @@ impl Pool {
             let mut slot = slot.lock().unwrap_or_else(|p| p.into_inner());
             slot.bound = false;
             run_guarded(slot.session.as_mut(), inputs)?;
-            slot.bound = guarded(|| slot.session.bind(inputs))?;
+            // A bound run leaves its outputs in the engine: nothing to verify.
+            slot.bound = self.verifier.is_none() && guarded(|| slot.session.bind(inputs))?;
         }
         Ok(())
     }

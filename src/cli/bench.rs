@@ -42,7 +42,8 @@ parity bench models/mlp --save-baseline base.json   # later: --baseline base.jso
 A measurement runs --warmup queries per worker, then until both --min-queries and\n\
 --min-duration are reached (at most --max-duration). The run is split into --windows\n\
 parts; if their median latencies differ by more than --stability-pct the result is\n\
-marked unstable. Exit codes: 0 done (no regression), 1 regression against --baseline,\n\
+marked unstable. Exit codes: 0 done (no regression), 1 regression against --baseline\n\
+or (--verify) a response that mismatched the golden or failed,\n\
 2 could not run (bad flags, unreadable model, a backend that cannot run it).")]
 pub struct BenchArgs {
     /// ONNX models or suite directories (a suite's first data set is the query).
@@ -111,6 +112,10 @@ pub struct BenchArgs {
     /// A regression must also exceed this multiple of the measured noise (window spread).
     #[arg(long, default_value_t = 3.0, value_name = "K", value_parser = positive_f64)]
     noise_multiple: f64,
+    /// Check every response against the suite's golden outputs (of the data set queried)
+    /// within its tolerances; count mismatches and errors (then not fatal); exit 1 on any.
+    #[arg(long, conflicts_with_all = ["batches", "dims"])]
+    verify: bool,
     /// Report format.
     #[arg(long, value_enum, default_value_t = BenchFormat::Text)]
     format: BenchFormat,
@@ -164,6 +169,14 @@ pub fn run(args: BenchArgs, global: Global) -> Result<u8> {
         Some(path) => Some((path, baseline::read(path)?)),
         None => None,
     };
+    if args.verify {
+        if let Some(m) = args.models.iter().find(|m| !m.is_dir()) {
+            return Err(Error::file(
+                m,
+                "--verify needs a suite (a directory with model.onnx and data sets) to know the expected outputs",
+            ));
+        }
+    }
     let targets = args
         .models
         .iter()
@@ -188,6 +201,7 @@ pub fn run(args: BenchArgs, global: Global) -> Result<u8> {
         seed: args.seed,
         windows: args.windows,
         stability_limit: args.stability_pct / 100.0,
+        verify: args.verify,
     };
     let allowed =
         args.format == BenchFormat::Text && args.out.is_none() && progress_wanted(global.quiet);
@@ -242,8 +256,13 @@ pub fn run(args: BenchArgs, global: Global) -> Result<u8> {
             );
         }
     }
+    let unverified = bench
+        .results
+        .iter()
+        .any(|r| r.verify.as_ref().is_some_and(|v| v.bad() > 0));
     Ok(match (&bench.baseline, failed) {
         (_, true) => 2,
+        _ if unverified => 1,
         (Some(b), _) if b.regression => 1,
         _ => 0,
     })

@@ -190,7 +190,21 @@ fn run_case(
         Ok(a) => a,
         Err(e) => return (CaseReport::errored(id, e.message, e.op), None),
     };
-    let outputs = expected
+    let outputs = compare_outputs(suite, expected, &actual, options);
+    let row = CaseReport::compared(id, Some(latency_ms), Some(device.to_string()), outputs);
+    (row, Some(actual))
+}
+
+/// Compares a case's actual outputs with the expected ones under the suite's rules and
+/// tolerances (and the command line's overrides): what `check` reports for one case,
+/// and what `bench --verify` checks every response with.
+pub fn compare_outputs(
+    suite: &Suite,
+    expected: &[(String, Tensor)],
+    actual: &[(String, Tensor)],
+    options: &RunOptions,
+) -> Vec<OutputReport> {
+    expected
         .iter()
         .filter_map(|(name, want)| {
             let OutputRule::Compare {
@@ -224,9 +238,7 @@ fn run_case(
                     .and_then(|got| compare::error_histogram(want, got, policy.tolerance)),
             })
         })
-        .collect();
-    let row = CaseReport::compared(id, Some(latency_ms), Some(device.to_string()), outputs);
-    (row, Some(actual))
+        .collect()
 }
 
 /// `finite = true`: NaN/±Inf in `actual` fails the output whatever the golden holds.

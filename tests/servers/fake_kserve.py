@@ -18,6 +18,7 @@ Usage: python fake_kserve.py MODEL.onnx [--slow SECONDS]; prints `PORT n` once l
 on 127.0.0.1 (an ephemeral port).
 """
 import json
+import socket
 import sys
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -43,6 +44,12 @@ def datatype_of(array):
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+
+    def setup(self):
+        super().setup()
+        # Headers and body are separate writes: without this, Nagle's algorithm holds
+        # the body until the client's delayed ACK (40 ms a response).
+        self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def log_message(self, *args):
         pass

@@ -114,10 +114,12 @@ impl Client {
             head.push_str(&format!("{name}: {value}\r\n"));
         }
         head.push_str("\r\n");
+        // One write: one segment for a small request.
+        let mut message = head.into_bytes();
+        message.extend_from_slice(body);
         let sock = stream.get_mut();
         set_deadline(sock, deadline)?;
-        sock.write_all(head.as_bytes())
-            .and_then(|_| sock.write_all(body))
+        sock.write_all(&message)
             .and_then(|_| sock.flush())
             .map_err(|e| io_failure(&e, true))?;
         let response = read_response(stream, deadline)?;

@@ -210,10 +210,12 @@ impl Backend for KServe {
             // The server declares nothing (MLServer without a declared signature):
             // the model file's schema names the tensors.
             (Some(info), true) => (info.inputs, info.outputs),
-            (None, true) => return Err(BackendError::new(format!(
+            (None, true) => {
+                return Err(BackendError::new(format!(
                 "GET {} declares no inputs/outputs and there is no model file to learn them from",
                 self.model_path
-            ))),
+            )))
+            }
             (Some(info), false) => {
                 same_names("inputs", &inputs, &info.inputs, model)?;
                 same_names("outputs", &outputs, &info.outputs, model)?;
