@@ -13,8 +13,8 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-/// What `--verify` counted over one result's queries (warm-up and the check before
-/// timing included: every response the backend gave).
+/// What `--verify` counted over one result's queries: warm-up and measured ones (not
+/// the single check before timing, which must succeed for the run to start).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VerifyStats {
     /// Responses compared with the golden outputs.

@@ -13,6 +13,7 @@ what the server does wrong, so tests/kserve.rs can check that parity reports eac
   http-500        HTTP 500 with a JSON error body
   slow            answers after --slow seconds
   drop            closes the connection without answering
+  flaky           every third inference request (server-wide) answered HTTP 503
 
 Usage: python fake_kserve.py MODEL.onnx [--slow SECONDS]; prints `PORT n` once listening
 on 127.0.0.1 (an ephemeral port).
@@ -20,6 +21,7 @@ on 127.0.0.1 (an ephemeral port).
 import json
 import socket
 import sys
+import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -27,7 +29,7 @@ import numpy as np
 import onnxruntime as ort
 
 FAULTS = ["ok", "binary", "wrong-shape", "wrong-dtype", "missing-output", "not-json",
-          "short-data", "http-500", "slow", "drop"]
+          "short-data", "http-500", "slow", "drop", "flaky"]
 DTYPES = {"FP32": np.float32, "FP64": np.float64, "FP16": np.float16, "INT8": np.int8,
           "INT16": np.int16, "INT32": np.int32, "INT64": np.int64, "UINT8": np.uint8,
           "UINT16": np.uint16, "UINT32": np.uint32, "UINT64": np.uint64, "BOOL": np.bool_}
@@ -98,6 +100,12 @@ class Handler(BaseHTTPRequestHandler):
         if name == "drop":
             self.close_connection = True
             return
+        if name == "flaky":
+            with self.server.lock:
+                self.server.count += 1
+                failing = self.server.count % 3 == 0
+            if failing:
+                return self.reply(503, {"error": "overloaded, try again"})
         if name == "http-500":
             return self.reply(500, {"error": "model crashed: out of memory"})
         if name == "slow":
@@ -160,6 +168,8 @@ def main():
     server.daemon_threads = True
     server.session = ort.InferenceSession(args[0], providers=["CPUExecutionProvider"])
     server.slow = slow
+    server.count = 0
+    server.lock = threading.Lock()
     print(f"PORT {server.server_address[1]}", flush=True)
     server.serve_forever()
 
