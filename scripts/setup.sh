@@ -48,3 +48,10 @@ if $tests && ! .venv/bin/python -c 'import sys, importlib.metadata as m; sys.exi
   .venv/bin/pip install --quiet --disable-pip-version-check prometheus-client==0.23.1
   echo "setup: installed prometheus-client 0.23.1 for tests/openmetrics.rs"
 fi
+# tests/kserve.rs starts a real Open Inference Protocol server: MLServer 1.7.1 with
+# onnxruntime 1.31.1, in its own virtualenv .venv-serve (many dependencies, kept out of .venv).
+if $tests && ! .venv-serve/bin/python -c 'import mlserver, onnxruntime, sys; sys.exit(mlserver.__version__ != "1.7.1")' 2>/dev/null; then
+  [ -x .venv-serve/bin/python ] || "$python" -m venv .venv-serve
+  .venv-serve/bin/pip install --quiet --disable-pip-version-check -r requirements-serve.txt
+  echo "setup: installed MLServer 1.7.1 into .venv-serve for tests/kserve.rs"
+fi
