@@ -352,6 +352,31 @@ fn bench_verify_checks_every_response_and_counts_what_went_wrong() {
         (Some(0), Some(0))
     );
     assert!(r["latency_ms"]["p99"].as_f64().unwrap() > 0.0);
+    // The server scenario: Poisson arrivals, queueing counted, every response checked.
+    let (code, report) = bench_verify(
+        &server.url("ok"),
+        &[
+            "--scenario",
+            "server",
+            "--qps",
+            "200",
+            "--min-queries",
+            "100",
+            "--concurrency",
+            "4",
+        ],
+    );
+    assert_eq!(code, 0, "{report}");
+    let r = &report["results"][0];
+    assert_eq!(r["server"]["dropped"], 0);
+    assert_eq!(r["queries"], 100);
+    assert_eq!(
+        (
+            r["verify"]["mismatched"].as_u64(),
+            r["verify"]["errors"].as_u64()
+        ),
+        (Some(0), Some(0))
+    );
     let (code, report) = bench_verify(&server.url("wrong-shape"), &["--min-queries", "20"]);
     assert_eq!(code, 1);
     let v = &report["results"][0]["verify"];
