@@ -151,11 +151,12 @@ pub fn response(body: &[u8], json_len: Option<usize>) -> Result<Vec<(String, Ten
                 }
                 let (mine, rest) = binary.split_at(n);
                 binary = rest;
-                if n != numel * dtype.size() {
+                let want = numel.checked_mul(dtype.size());
+                if want != Some(n) {
                     return Err(format!(
                         "output `{name}`: {n} binary bytes for shape {shape:?} of {} ({} expected)",
                         datatype(dtype),
-                        numel * dtype.size()
+                        want.map_or("more than memory holds".to_string(), |w| w.to_string())
                     ));
                 }
                 mine.to_vec()
@@ -303,6 +304,11 @@ mod tests {
         body.extend_from_slice(x.bytes());
         let got = response(&body, Some(head.len())).unwrap();
         assert_eq!(got[0].1.values::<f32>().unwrap().as_ref(), &[1.0, 2.0]);
+        let huge = br#"{"outputs":[{"name":"y","datatype":"FP64","shape":[4611686018427387904],"parameters":{"binary_data_size":8}}]}"#;
+        let mut body2 = huge.to_vec();
+        body2.extend_from_slice(x.bytes());
+        let e = response(&body2, Some(huge.len())).unwrap_err();
+        assert_eq!(e, "output `y`: 8 binary bytes for shape [4611686018427387904] of FP64 (more than memory holds expected)");
         let e = response(&body[..body.len() - 1], Some(head.len())).unwrap_err();
         assert_eq!(
             e,
