@@ -91,7 +91,8 @@ encoding, the loopback network, MLServer's queue and decoding. Measured {datetim
 Lost queries: {remote['verify']['errors']} remote, {local['verify']['errors']} in-process; mismatched: {remote['verify']['mismatched']} and {local['verify']['mismatched']}.
 The remote p50 is {remote['latency_ms']['p50'] / local['latency_ms']['p50']:.0f}x the in-process one: with {remote['concurrency']} requests in flight
 the time is MLServer's (one Python event loop decoding JSON, running the model and encoding the answer),
-not the model's.
+not the model's. In-process, {local['concurrency']} workers share the machine's cores, so its p99.9 and max
+are workers waiting for a core (preemption), not the model.
 """
 marker = "## Remote endpoint under load"
 text = open(doc).read()
