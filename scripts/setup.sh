@@ -5,7 +5,9 @@
 # With --test, also what only the test suite needs: NVRTC from the CUDA 13 wheel
 # nvidia-cuda-nvrtc==13.0.88 (into .venv, ~60 MB; tests/kernels.rs compiles the CUDA
 # comparison kernels with it, no GPU needed) and headless Chromium (Debian package
-# `chromium`, for tests/html.rs), installed with apt-get as root or through sudo.
+# `chromium`, for tests/html.rs), installed with apt-get as root or through sudo;
+# prometheus-client (tests/openmetrics.rs); MLServer 1.7.1 into a second virtualenv,
+# .venv-serve, from requirements-serve.txt (tests/kserve.rs).
 # Idempotent: re-running only installs what is missing.
 set -euo pipefail
 tests=false
