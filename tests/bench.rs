@@ -33,16 +33,7 @@ fn bench_json(args: &[&str]) -> Value {
 }
 
 fn validate(report: &Value) {
-    let schema: Value = serde_json::from_str(
-        &std::fs::read_to_string(root().join("docs/bench.schema.json")).unwrap(),
-    )
-    .unwrap();
-    let validator = jsonschema::validator_for(&schema).unwrap();
-    let errors: Vec<String> = validator
-        .iter_errors(report)
-        .map(|e| e.to_string())
-        .collect();
-    assert!(errors.is_empty(), "{errors:?}");
+    assert_schema(report, "bench.schema.json");
 }
 
 fn f(v: &Value) -> f64 {

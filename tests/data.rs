@@ -183,16 +183,7 @@ fn unreadable_data_is_a_clean_error() {
 
 /// Checks a drift report against docs/drift.schema.json.
 fn assert_drift_schema(report: &serde_json::Value) {
-    let schema: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(common::root().join("docs/drift.schema.json")).unwrap(),
-    )
-    .unwrap();
-    let validator = jsonschema::validator_for(&schema).unwrap();
-    let errors: Vec<String> = validator
-        .iter_errors(report)
-        .map(|e| e.to_string())
-        .collect();
-    assert!(errors.is_empty(), "{errors:?}");
+    common::assert_schema(report, "drift.schema.json");
 }
 
 fn normals(seed: u64, n: usize, shift: f64) -> Vec<f64> {

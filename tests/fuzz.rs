@@ -36,22 +36,9 @@ onnx.save(m, r"{}")
     path
 }
 
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
 /// Validates a report against docs/fuzz.schema.json.
 fn validate(report: &Value) {
-    let schema: Value = serde_json::from_str(
-        &std::fs::read_to_string(root().join("docs/fuzz.schema.json")).unwrap(),
-    )
-    .unwrap();
-    let validator = jsonschema::validator_for(&schema).unwrap();
-    let errors: Vec<String> = validator
-        .iter_errors(report)
-        .map(|e| e.to_string())
-        .collect();
-    assert!(errors.is_empty(), "{errors:?}");
+    assert_schema(report, "fuzz.schema.json");
 }
 
 fn findings(r: &Value) -> &Vec<Value> {

@@ -320,16 +320,7 @@ fn bench_verify(url: &str, args: &[&str]) -> (i32, Value) {
     let o = parity(&all);
     assert!(o.code == 0 || o.code == 1, "{}{}", o.stdout, o.stderr);
     let report = json(&o);
-    let schema: Value = serde_json::from_str(
-        &std::fs::read_to_string(root().join("docs/bench.schema.json")).unwrap(),
-    )
-    .unwrap();
-    let validator = jsonschema::validator_for(&schema).unwrap();
-    let errors: Vec<String> = validator
-        .iter_errors(&report)
-        .map(|e| e.to_string())
-        .collect();
-    assert!(errors.is_empty(), "{errors:?}");
+    assert_schema(&report, "bench.schema.json");
     (o.code, report)
 }
 

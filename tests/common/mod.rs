@@ -92,3 +92,16 @@ pub fn s(p: &Path) -> &str {
 pub fn manifest(suite: &Path) -> toml::Value {
     toml::from_str(&std::fs::read_to_string(suite.join("parity.toml")).unwrap()).unwrap()
 }
+
+/// Asserts that `report` validates against the JSON schema `docs/SCHEMA`, listing every
+/// violation when it does not.
+pub fn assert_schema(report: &Value, schema: &str) {
+    let path = root().join("docs").join(schema);
+    let parsed: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let validator = jsonschema::validator_for(&parsed).unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(report)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "{schema}: {errors:?}");
+}
