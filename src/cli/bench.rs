@@ -2,6 +2,7 @@
 //! in MLPerf LoadGen's scenarios, with a noise-aware gate against a saved baseline.
 
 use super::output::{emit_to, progress_wanted, Progress};
+use super::seconds;
 use super::Global;
 use crate::backend;
 use crate::bench::baseline::{self, Gate};
@@ -122,13 +123,6 @@ pub struct BenchArgs {
     /// Write the report to FILE (atomically) instead of standard output.
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
-}
-
-fn seconds(s: &str) -> std::result::Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
-        _ => Err(format!("`{s}` is not a number of seconds ≥ 0")),
-    }
 }
 
 fn positive(s: &str) -> std::result::Result<usize, String> {

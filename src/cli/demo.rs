@@ -22,7 +22,7 @@ pub struct DemoArgs {
     #[arg(long = "backend", value_name = "B")]
     backends: Vec<String>,
     /// Minimum timing time per model and backend, in seconds.
-    #[arg(long, default_value_t = 0.5, value_name = "SECONDS")]
+    #[arg(long, default_value_t = 0.5, value_name = "SECONDS", value_parser = super::seconds)]
     min_duration: f64,
 }
 

@@ -44,7 +44,8 @@ impl Failure {
 pub struct Child {
     process: std::process::Child,
     stdin: Option<ChildStdin>,
-    lines: Receiver<String>,
+    /// stdout's lines, or the one overlong line that ended them.
+    lines: Receiver<Result<String, Overlong>>,
     stderr: Arc<StderrTail>,
     timeout: Duration,
 }
@@ -102,7 +103,8 @@ impl Child {
                 self.with_stderr(format!("the runner failed `{verb}` (no message)"), false),
             )),
             Ok(Reply::Error(message)) => Err(Failure::Refused(format!(
-                "the runner failed `{verb}`: {message}"
+                "the runner failed `{verb}`: {}",
+                protocol::message_excerpt(&message)
             ))),
             Err(garbage) => Err(Failure::Broken(self.with_stderr(garbage, false))),
         }
@@ -112,7 +114,17 @@ impl Child {
     /// (`handshake`, ``reply to `run` ``).
     fn read_line(&mut self, awaited: &str) -> Result<String, Failure> {
         match self.lines.recv_timeout(self.timeout) {
-            Ok(line) => Ok(line),
+            Ok(Ok(line)) => Ok(line),
+            Ok(Err(Overlong)) => {
+                // The rest of that line would be read as the next reply: stop the runner.
+                let _ = self.process.kill();
+                let _ = self.process.wait();
+                let message = format!(
+                    "the runner's {awaited} is longer than {} KiB, the limit of a parity-exec/1 line; parity stopped it",
+                    MAX_LINE >> 10
+                );
+                Err(Failure::Broken(self.with_stderr(message, true)))
+            }
             Err(RecvTimeoutError::Timeout) => {
                 // Killing first lets the stderr pipe close, so its tail is complete.
                 let _ = self.process.kill();
@@ -180,18 +192,27 @@ fn wait_for_exit(
     }
 }
 
-/// Sends every stdout line (without its line ending) until the runner closes stdout.
-fn forward_lines(stdout: impl Read, tx: mpsc::Sender<String>) {
+/// A stdout line of [`MAX_LINE`] bytes without its end: the runner broke the protocol.
+#[derive(Debug)]
+struct Overlong;
+
+/// Sends every stdout line (without its line ending) until the runner closes stdout, or
+/// until a line runs past [`MAX_LINE`] (then [`Overlong`], and nothing after it).
+fn forward_lines(stdout: impl Read, tx: mpsc::Sender<Result<String, Overlong>>) {
     let mut reader = BufReader::new(stdout);
     loop {
         let mut buf = Vec::new();
         match (&mut reader).take(MAX_LINE).read_until(b'\n', &mut buf) {
             Ok(0) | Err(_) => return,
+            Ok(n) if n as u64 == MAX_LINE && buf.last() != Some(&b'\n') => {
+                let _ = tx.send(Err(Overlong));
+                return;
+            }
             Ok(_) => {}
         }
         let line = String::from_utf8_lossy(&buf);
         let line = line.trim_end_matches(['\n', '\r']).to_string();
-        if tx.send(line).is_err() {
+        if tx.send(Ok(line)).is_err() {
             return;
         }
     }
@@ -329,5 +350,19 @@ mod tests {
     fn seconds_print_without_noise() {
         assert_eq!(fmt_secs(Duration::from_secs(60)), "60");
         assert_eq!(fmt_secs(Duration::from_millis(2500)), "2.5");
+    }
+
+    #[test]
+    fn an_overlong_line_stops_the_runner_and_does_not_leak_into_the_next_reply() {
+        let script = "read a; head -c 70000 /dev/zero | tr '\\0' z; echo; echo ok; read b; echo ok";
+        let (mut child, _) = sh(script).unwrap();
+        let err = child.request("run {}\n", "run").unwrap_err();
+        let Failure::Broken(message) = err else {
+            panic!("{err:?}")
+        };
+        assert!(
+            message.starts_with("the runner's reply to `run` is longer than 64 KiB"),
+            "{message}"
+        );
     }
 }

@@ -89,9 +89,27 @@ pub fn parse_reply(line: &str, request: &str) -> Result<Reply, String> {
 
 /// A line cut to a readable length, on a character boundary.
 pub fn excerpt(line: &str) -> String {
-    match line.char_indices().nth(EXCERPT) {
-        Some((at, _)) => format!("{}…", &line[..at]),
-        None => line.to_string(),
+    cut(line, EXCERPT)
+}
+
+/// Reports quote at most this many characters of a runner's `error MESSAGE`.
+const MESSAGE_CHARS: usize = 1000;
+
+/// A runner's error message as a report quotes it: control characters (a stray `\r`)
+/// as spaces so it stays one line, cut to [`MESSAGE_CHARS`] characters.
+pub fn message_excerpt(message: &str) -> String {
+    let clean: String = message
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    cut(&clean, MESSAGE_CHARS)
+}
+
+/// `s` cut to `chars` characters on a character boundary, `…` marking a cut.
+fn cut(s: &str, chars: usize) -> String {
+    match s.char_indices().nth(chars) {
+        Some((at, _)) => format!("{}…", &s[..at]),
+        None => s.to_string(),
     }
 }
 
@@ -185,5 +203,9 @@ mod tests {
         assert_eq!(cut.chars().count(), EXCERPT + 1);
         assert!(cut.ends_with('…'));
         assert_eq!(excerpt("short"), "short");
+        assert_eq!(message_excerpt("no kernel\rfor Gemm"), "no kernel for Gemm");
+        let message = message_excerpt(&"z".repeat(70_000));
+        assert_eq!(message.chars().count(), MESSAGE_CHARS + 1);
+        assert!(message.ends_with('…'));
     }
 }

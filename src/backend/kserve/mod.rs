@@ -101,8 +101,8 @@ impl KServe {
                     timeout = s
                         .parse::<f64>()
                         .ok()
-                        .filter(|t| t.is_finite() && *t > 0.0)
-                        .map(Duration::from_secs_f64)
+                        .filter(|t| *t > 0.0)
+                        .and_then(|t| Duration::try_from_secs_f64(t).ok())
                         .ok_or_else(|| {
                             bad(&format!("timeout `{s}` is not a number of seconds > 0"))
                         })?;
