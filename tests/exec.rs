@@ -242,6 +242,44 @@ fn a_hung_runner_is_stopped_and_the_next_case_gets_a_fresh_one() {
 }
 
 #[test]
+fn an_isolated_worker_killed_on_a_timeout_takes_its_runner_with_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let marker = tmp.path().join("hung-once");
+    let runner = format!("{} '{}'", faulty("hang-once"), s(&marker));
+    let suite = models().join("mlp");
+    let o = parity_env(
+        &[
+            "check",
+            s(&suite),
+            "--backend",
+            &runner,
+            "--isolate",
+            "--timeout",
+            "3",
+            "--format",
+            "json",
+        ],
+        &[("PARITY_EXEC_TIMEOUT", "600")],
+    );
+    assert_eq!(o.code, 2, "stderr: {}", o.stderr);
+    let report = json(&o);
+    let ran = rows(&report, &runner);
+    assert_eq!(ran[0]["error"], "timed out after 3 s (worker killed)");
+    for row in &ran[1..] {
+        assert_eq!(row["verdict"], "pass", "{row}");
+    }
+    // No process is left whose command line names this test's marker file.
+    let needle = marker.to_string_lossy().into_owned();
+    let left: Vec<String> = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| std::fs::read(e.ok()?.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains(&needle))
+        .collect();
+    assert!(left.is_empty(), "still running: {left:?}");
+}
+
+#[test]
 fn unusable_runners_are_one_line_errors() {
     let suite = models().join("mlp");
     let check = |backend: &str| parity(&["check", s(&suite), "--backend", backend]);

@@ -77,6 +77,8 @@ struct Worker {
     replies: Receiver<std::io::Result<Reply>>,
     stderr_tail: Arc<Mutex<VecDeque<String>>>,
     stderr_reader: Option<JoinHandle<()>>,
+    /// The process group was killed and the worker reaped: its pid may be reused.
+    ended: bool,
 }
 
 impl Worker {
@@ -115,6 +117,9 @@ impl Worker {
                 // A worker never outlives parity, even a hung one when parity is killed.
                 #[cfg(target_os = "linux")]
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                // Its own process group, so that killing it also kills what it started
+                // (an `exec:` backend's runner) instead of leaving that running.
+                libc::setpgid(0, 0);
                 Ok(())
             });
         }
@@ -159,6 +164,7 @@ impl Worker {
             replies,
             stderr_tail,
             stderr_reader: Some(stderr_reader),
+            ended: false,
         })
     }
 
@@ -169,16 +175,38 @@ impl Worker {
             Ok(Ok(reply)) => Ok(reply),
             Ok(Err(_)) | Err(RecvTimeoutError::Disconnected) => Err(self.died()),
             Err(RecvTimeoutError::Timeout) => {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
+                self.kill_all();
                 Err(RunFailure::TimedOut(timeout))
             }
         }
     }
 
+    /// Kills the worker's whole process group (the worker and any runner it started)
+    /// and reaps the worker.
+    fn kill_all(&mut self) {
+        if self.ended {
+            return;
+        }
+        self.kill_group();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.ended = true;
+    }
+
+    /// SIGKILL to the process group the worker leads (set up in [`Worker::spawn`]).
+    fn kill_group(&self) {
+        if let Ok(pid) = libc::pid_t::try_from(self.child.id()) {
+            // SAFETY: sends a signal; the group is the worker's own.
+            unsafe { libc::kill(-pid, libc::SIGKILL) };
+        }
+    }
+
     /// The worker's stdout closed: reap it and describe how it ended.
     fn died(&mut self) -> RunFailure {
+        // Whatever the dead worker started is still in its process group.
+        self.kill_group();
         let status = self.child.wait();
+        self.ended = true;
         if let Some(reader) = self.stderr_reader.take() {
             let _ = reader.join();
         }
@@ -201,8 +229,7 @@ impl Worker {
 
 impl Drop for Worker {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill_all();
     }
 }
 
