@@ -238,6 +238,29 @@ fn bad_urls_and_unreachable_endpoints_are_usage_errors() {
     ]);
     assert_clean_error(&o, "HOST:PORT with a port number is required");
     let o = parity(&[
+        "backends",
+        "--backend",
+        "kserve+http://127.0.0.1/v2/models/m",
+    ]);
+    assert_clean_error(&o, "HOST:PORT with a port number is required");
+    let o = parity(&[
+        "check",
+        s(&suite),
+        "--backend",
+        "kserve+https://127.0.0.1:1/v2/models/m",
+    ]);
+    assert_clean_error(
+        &o,
+        "only kserve+http://HOST:PORT/v2/models/NAME is supported",
+    );
+    let o = parity(&[
+        "check",
+        s(&suite),
+        "--backend",
+        "kserve+http://127.0.0.1:1/v2/models/m?timeout=1e300",
+    ]);
+    assert_clean_error(&o, "timeout `1e300` is not a number of seconds > 0");
+    let o = parity(&[
         "check",
         s(&suite),
         "--backend",

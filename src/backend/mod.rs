@@ -346,12 +346,11 @@ pub fn select(names: &[String]) -> Result<Vec<Selected>, crate::Error> {
         if chosen.iter().any(|s: &Selected| s.backend.name() == name) {
             continue;
         }
-        exec::check_name(name)?;
-        kserve::check_name(name)?;
+        check_name(name)?;
         let backend = find(name).ok_or_else(|| {
             let known: Vec<_> = registry().iter().map(|b| b.name().to_string()).collect();
             crate::Error::Usage(format!(
-                "unknown backend `{name}` (known: {})",
+                "unknown backend `{name}` (known: {}; or kserve+http://HOST:PORT/v2/models/NAME, exec:COMMAND)",
                 known.join(", ")
             ))
         })?;
@@ -370,6 +369,20 @@ pub fn select(names: &[String]) -> Result<Vec<Selected>, crate::Error> {
         }
     }
     Ok(chosen)
+}
+
+/// Refuses a malformed backend name of the URL or command forms with the reason
+/// (`kserve+http://…` without a port, `exec:` with an unclosed quote, a `kserve+` scheme
+/// other than http); other names pass, to be looked up by [`find`].
+pub fn check_name(name: &str) -> Result<(), crate::Error> {
+    if name.starts_with("kserve+") && !name.starts_with(kserve::SCHEME) {
+        return Err(crate::Error::Usage(format!(
+            "backend `{name}`: only {}HOST:PORT/v2/models/NAME is supported (plain HTTP; no TLS, no gRPC)",
+            kserve::SCHEME
+        )));
+    }
+    exec::check_name(name)?;
+    kserve::check_name(name)
 }
 
 /// Looks a backend up by name.

@@ -77,7 +77,7 @@ fn named(names: &[String]) -> Result<Vec<Box<dyn backend::Backend>>> {
     names
         .iter()
         .map(|name| {
-            backend::exec::check_name(name)?;
+            backend::check_name(name)?;
             backend::find(name).ok_or_else(|| {
                 Error::Usage(format!(
                     "unknown backend `{name}` (`parity backends` lists the known ones)"
