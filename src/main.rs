@@ -6,7 +6,25 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     parity::panic_guard::install_hook();
-    let cli = parity::cli::Cli::parse();
+    let cli = match parity::cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        // --help, --version, and the full help when no verb is given.
+        Err(e)
+            if !e.use_stderr()
+                || e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand =>
+        {
+            e.exit()
+        }
+        Err(e) => {
+            // clap's own message, kept to its first line like every other error.
+            let text = e.render().to_string();
+            eprintln!(
+                "{} (see --help)",
+                text.lines().next().unwrap_or("error: bad arguments")
+            );
+            return ExitCode::from(2);
+        }
+    };
     // PARITY_COMPARE_DEVICE=cuda without a usable GPU (or an unknown value) is refused
     // before any work, like any other unavailable device.
     if let Err(e) = parity::compare::gpu::check_device_setting() {

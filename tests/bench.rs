@@ -255,6 +255,27 @@ fn bad_requests_are_one_line_errors() {
     assert_clean_error(&o, "--sessions 3 is more than --concurrency 2");
     let o = parity(&["bench", "no/such/model.onnx"]);
     assert_clean_error(&o, "no/such/model.onnx");
+    let o = parity(&["bench", s(&mlp), "--min-duration", "1e300"]);
+    assert_clean_error(&o, "`1e300` is not a number of seconds ≥ 0");
+    let o = parity(&[
+        "bench",
+        s(&mlp),
+        "--scenario",
+        "offline",
+        "--batch",
+        "999999999",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(o.code, 2, "{}", o.stderr);
+    let error = json(&o)["results"][0]["error"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        error.contains("would take more than the 2147482624 bytes"),
+        "{error}"
+    );
     // A check report is not a baseline.
     let tmp = tempfile::tempdir().unwrap();
     let report = tmp.path().join("check.json");

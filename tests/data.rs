@@ -179,6 +179,17 @@ fn unreadable_data_is_a_clean_error() {
         &models().join("mlp").display().to_string(),
     ]);
     assert_clean_error(&o, "[inputs.z] names no input");
+    // Nothing to compare is not "no drift".
+    let (a, header_only) = (tmp.path().join("a.csv"), tmp.path().join("h.csv"));
+    std::fs::write(&a, "a,b\n1,2\n3,4\n").unwrap();
+    std::fs::write(&header_only, "a,b\n").unwrap();
+    let o = parity(&[
+        "data",
+        "drift",
+        &a.display().to_string(),
+        &header_only.display().to_string(),
+    ]);
+    assert_clean_error(&o, "no feature has values on both sides to compare");
 }
 
 /// Checks a drift report against docs/drift.schema.json.

@@ -361,6 +361,10 @@ fn bad_input_is_a_clean_error() {
         "--max-bytes 8",
     );
     assert_clean_error(
+        &parity(&["fuzz", s(&model), "--max-bytes", "999999G"]),
+        "is more than the 2147482624 bytes (2 GiB) one input can take",
+    );
+    assert_clean_error(
         &parity(&["fuzz", s(&model), "--backend", "nope"]),
         "unknown backend `nope`",
     );

@@ -129,6 +129,13 @@ pub fn tile(
                 (_, Some(&0)) => Err(format!("input `{}` has no rows to repeat", spec.name)),
                 (_, Some(&rows)) => {
                     let row_bytes = t.bytes().len() / rows;
+                    let limit = crate::suite::record::MAX_TENSOR_BYTES;
+                    if row_bytes.checked_mul(batch).is_none_or(|n| n > limit) {
+                        return Err(format!(
+                            "input `{}` tiled to --batch {batch} would take more than the {limit} bytes (2 GiB) parity builds one input of",
+                            spec.name
+                        ));
+                    }
                     let mut bytes = Vec::with_capacity(row_bytes * batch);
                     for r in 0..batch {
                         let at = (r % rows) * row_bytes;

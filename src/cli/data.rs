@@ -251,22 +251,33 @@ fn run_drift(args: DriftArgs, global: Global) -> Result<u8> {
             .first()
             .ok_or_else(|| Error::Usage("no backend is available".to_string()))?;
         let mut session = chosen.backend.load(path, &LoadOptions::default())?;
-        let mut predict = |src: &Source, from: &Path| -> Result<Vec<Feature>> {
-            let mut by_output: Vec<(String, Vec<Tensor>)> = Vec::new();
-            for feed in model_feeds(src, from, info, &args.maps)? {
-                for (name, t) in session.run(&feed)? {
-                    match by_output.iter_mut().find(|(n, _)| *n == name) {
-                        Some((_, list)) => list.push(t),
-                        None => by_output.push((name, vec![t])),
+        let mut predict =
+            |src: &Source, from: &Path| -> Result<Vec<Feature>> {
+                let mut by_output: Vec<(String, Vec<Tensor>)> = Vec::new();
+                for feed in model_feeds(src, from, info, &args.maps)? {
+                    let outputs = crate::suite::runner::run_guarded(session.as_mut(), &feed)
+                        .map_err(|e| Error::File {
+                            path: from.to_path_buf(),
+                            msg: format!(
+                                "{} on {} could not run these inputs: {}",
+                                path.display(),
+                                chosen.backend.name(),
+                                e.message
+                            ),
+                        })?;
+                    for (name, t) in outputs {
+                        match by_output.iter_mut().find(|(n, _)| *n == name) {
+                            Some((_, list)) => list.push(t),
+                            None => by_output.push((name, vec![t])),
+                        }
                     }
                 }
-            }
-            let mut out = Vec::new();
-            for (name, tensors) in &by_output {
-                out.extend(features::from_tensors(name, tensors, args.axis)?);
-            }
-            Ok(out)
-        };
+                let mut out = Vec::new();
+                for (name, tensors) in &by_output {
+                    out.extend(features::from_tensors(name, tensors, args.axis)?);
+                }
+                Ok(out)
+            };
         let ref_out = predict(&reference, &args.reference)?;
         let cur_out = predict(&current, &args.current)?;
         pairs.extend(pair(&args, "output", ref_out, cur_out)?);
@@ -291,6 +302,24 @@ fn run_drift(args: DriftArgs, global: Global) -> Result<u8> {
                 reason: "no values on one side (all missing)".to_string(),
             }),
         }
+    }
+    if scored.is_empty() {
+        // Nothing was compared: that is not "no drift" (DESIGN.md: nothing evaluated is 2).
+        let why: Vec<String> = skipped
+            .iter()
+            .take(3)
+            .map(|s| format!("`{}`: {}", s.name, s.reason))
+            .collect();
+        return Err(Error::Usage(format!(
+            "{} and {}: no feature has values on both sides to compare{}",
+            args.reference.display(),
+            args.current.display(),
+            if why.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", why.join("; "))
+            }
+        )));
     }
     let report = DriftReport::new(
         (

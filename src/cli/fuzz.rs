@@ -60,9 +60,14 @@ pub struct FuzzArgs {
     output: OutputArgs,
 }
 
+/// `--max-bytes`: at most the 2 GiB one input can take (a saved case is a `.pb` file).
 fn max_bytes(s: &str) -> std::result::Result<usize, String> {
+    let limit = crate::suite::record::MAX_TENSOR_BYTES;
     match crate::isolate::parse_size(s, 1)? {
-        Some(n) => usize::try_from(n).map_err(|_| format!("`{s}` is too large")),
+        Some(n) if usize::try_from(n).is_ok_and(|n| n <= limit) => Ok(n as usize),
+        Some(_) => Err(format!(
+            "`{s}` is more than the {limit} bytes (2 GiB) one input can take"
+        )),
         None => Err("--max-bytes needs a size".to_string()),
     }
 }
@@ -114,6 +119,26 @@ pub fn run(args: FuzzArgs, global: Global) -> Result<u8> {
     )
     .map_err(|m| Error::file(&args.model, m))?;
     progress.finish();
+    let reference_ran = |c: &run::CaseResult| {
+        c.results
+            .first()
+            .is_some_and(|r| r.status == run::Status::Ok)
+    };
+    if outcome.findings.is_empty() && !outcome.cases.iter().any(reference_ran) {
+        // Every input was refused by the reference: nothing was judged, which is not a pass.
+        let first = outcome
+            .cases
+            .iter()
+            .find_map(|c| c.results.first().and_then(|r| r.error.clone()))
+            .unwrap_or_else(|| "no case ran".to_string());
+        return Err(Error::file(
+            &args.model,
+            format!(
+                "the reference backend ran none of the {} cases, so nothing was compared (first error: {first})",
+                outcome.cases.len()
+            ),
+        ));
+    }
     let mut findings = outcome.findings;
     if let Some(dir) = &args.save {
         let ctx = SaveContext {

@@ -35,7 +35,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub const INT_HIGH: u64 = 10;
 
 /// The largest tensor a `.pb` file can hold (protobuf messages stop at 2 GiB).
-const MAX_TENSOR_BYTES: usize = (2 << 30) - 1024;
+pub(crate) const MAX_TENSOR_BYTES: usize = (2 << 30) - 1024;
 
 /// `--dim NAME=VALUE`: the size of a symbolic dimension (`batch=4`), or of an unnamed
 /// dynamic axis given by position (`INPUT:AXIS=VALUE`, e.g. `x:0=4`).
