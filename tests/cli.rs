@@ -257,6 +257,17 @@ fn missing_path_and_empty_directory_are_clean_errors() {
 }
 
 #[test]
+fn an_out_file_in_a_missing_directory_is_refused_before_the_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("no/such/dir/report.json");
+    let o = parity(&["check", models().to_str().unwrap(), "--out", s(&out)]);
+    assert_clean_error(&o, "No such file or directory");
+    assert!(o.stderr.contains("--out"), "{}", o.stderr);
+    let o = parity(&["check", models().to_str().unwrap(), "--out", s(tmp.path())]);
+    assert_clean_error(&o, "is a directory, not a file");
+}
+
+#[test]
 fn unknown_backend_is_a_usage_error() {
     let o = parity(&["check", models().to_str().unwrap(), "--backend", "onnx-gpu"]);
     assert_clean_error(&o, "unknown backend `onnx-gpu`");

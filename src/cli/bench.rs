@@ -102,7 +102,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 10.0, value_name = "PCT", value_parser = positive_f64)]
     stability_pct: f64,
     /// Write this run as a baseline (atomically).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", value_parser = super::output::writable_file)]
     save_baseline: Option<PathBuf>,
     /// Gate against a saved baseline: exit 1 on a regression.
     #[arg(long, value_name = "FILE")]
@@ -121,7 +121,7 @@ pub struct BenchArgs {
     #[arg(long, value_enum, default_value_t = BenchFormat::Text)]
     format: BenchFormat,
     /// Write the report to FILE (atomically) instead of standard output.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", value_parser = super::output::writable_file)]
     out: Option<PathBuf>,
 }
 

@@ -55,8 +55,26 @@ pub struct OutputArgs {
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
     /// Write the report to FILE (atomically) instead of standard output.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", value_parser = writable_file)]
     pub out: Option<PathBuf>,
+}
+
+/// A file to write at the end of a run: its directory must exist now, so a long run
+/// does not end by losing its report to a typo.
+pub fn writable_file(s: &str) -> std::result::Result<PathBuf, String> {
+    let path = PathBuf::from(s);
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    };
+    if path.is_dir() {
+        return Err(format!("`{s}` is a directory, not a file"));
+    }
+    match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() => Ok(path),
+        Ok(_) => Err(format!("`{}` is not a directory", dir.display())),
+        Err(e) => Err(format!("directory `{}`: {e}", dir.display())),
+    }
 }
 
 impl OutputArgs {

@@ -26,7 +26,12 @@ pub fn write_atomic(
     let tmp = tempfile::Builder::new()
         .prefix(".parity-tmp-")
         .tempfile_in(dir)
-        .map_err(fail)?;
+        // tempfile names its own temporary path in the message; the target is what counts.
+        .map_err(|e| {
+            let message = e.to_string();
+            let message = message.split(" at path ").next().unwrap_or(&message);
+            fail(std::io::Error::new(e.kind(), message.to_string()))
+        })?;
     {
         let mut w = std::io::BufWriter::new(tmp.as_file());
         fill(&mut w).map_err(fail)?;
