@@ -16,12 +16,16 @@ fn main() -> ExitCode {
             e.exit()
         }
         Err(e) => {
-            // clap's own message, kept to its first line like every other error.
+            // clap's own message on one line like every other error: what precedes its
+            // usage block, blank lines dropped.
             let text = e.render().to_string();
-            eprintln!(
-                "{} (see --help)",
-                text.lines().next().unwrap_or("error: bad arguments")
-            );
+            let message: Vec<&str> = text
+                .lines()
+                .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect();
+            eprintln!("{} (see --help)", message.join(" "));
             return ExitCode::from(2);
         }
     };

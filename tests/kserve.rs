@@ -321,6 +321,21 @@ fn goldens_recorded_from_an_endpoint_check_on_a_local_backend() {
     );
     let o = parity(&["check", s(&out), "--backend", "ort-cpu"]);
     assert_eq!(o.code, 0, "{}{}", o.stdout, o.stderr);
+    // Outputs the model cannot have never become goldens.
+    let o = parity(&[
+        "record",
+        s(&mlp.join("model.onnx")),
+        "--inputs",
+        s(&mlp),
+        "--backend",
+        &server.url("wrong-shape"),
+        "--out",
+        s(&out.with_extension("wrong")),
+    ]);
+    assert_clean_error(
+        &o,
+        "output `logits` has shape [10], the model declares [batch, 10]",
+    );
 }
 
 /// `parity bench models/mlp --backend URL --verify --format json` with `args`.

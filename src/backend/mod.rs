@@ -113,37 +113,42 @@ pub fn check_inputs(specs: &[IoSpec], inputs: &[Tensor]) -> Result<(), BackendEr
         )));
     }
     for (spec, t) in specs.iter().zip(inputs) {
-        match spec.dtype {
-            Some(d) if d == t.dtype() => {}
-            Some(d) => {
-                return Err(BackendError::new(format!(
-                    "input `{}` has dtype {}, the model declares {d}",
-                    spec.name,
-                    t.dtype()
-                )))
-            }
-            None => {
-                return Err(BackendError::new(format!(
-                    "input `{}` is not a numeric or bool tensor; parity cannot feed it",
-                    spec.name
-                )))
-            }
+        if spec.dtype.is_none() {
+            return Err(BackendError::new(format!(
+                "input `{}` is not a numeric or bool tensor; parity cannot feed it",
+                spec.name
+            )));
         }
-        if let Some(dims) = &spec.dims {
-            let fits = dims.len() == t.shape().len()
-                && dims
-                    .iter()
-                    .zip(t.shape())
-                    .all(|(d, &n)| !matches!(d, Dim::Fixed(f) if *f != n));
-            if !fits {
-                let declared: Vec<String> = dims.iter().map(ToString::to_string).collect();
-                return Err(BackendError::new(format!(
-                    "input `{}` has shape {:?}, the model declares [{}]",
-                    spec.name,
-                    t.shape(),
-                    declared.join(", ")
-                )));
-            }
+        check_tensor("input", spec, t)?;
+    }
+    Ok(())
+}
+
+/// Checks one tensor against its declared dtype (when known), rank and fixed dims;
+/// `what` (`input`, `output`) names it in the message. `record` checks what a backend
+/// produced this way, so a golden never holds a shape the model cannot give.
+pub fn check_tensor(what: &str, spec: &IoSpec, t: &Tensor) -> Result<(), BackendError> {
+    if let Some(d) = spec.dtype.filter(|&d| d != t.dtype()) {
+        return Err(BackendError::new(format!(
+            "{what} `{}` has dtype {}, the model declares {d}",
+            spec.name,
+            t.dtype()
+        )));
+    }
+    if let Some(dims) = &spec.dims {
+        let fits = dims.len() == t.shape().len()
+            && dims
+                .iter()
+                .zip(t.shape())
+                .all(|(d, &n)| !matches!(d, Dim::Fixed(f) if *f != n));
+        if !fits {
+            let declared: Vec<String> = dims.iter().map(ToString::to_string).collect();
+            return Err(BackendError::new(format!(
+                "{what} `{}` has shape {:?}, the model declares [{}]",
+                spec.name,
+                t.shape(),
+                declared.join(", ")
+            )));
         }
     }
     Ok(())

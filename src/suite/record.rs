@@ -327,6 +327,13 @@ pub(super) fn run_all(
                 .find(|(o, _)| *o == spec.name)
                 .map(|(_, t)| t.clone())
                 .ok_or_else(|| on_set(format!("no output `{}`", spec.name)))?;
+            // Rank and fixed dims as declared; not the dtype, which the f64 oracle's run
+            // (calibration) widens on purpose.
+            let shape_only = IoSpec {
+                dtype: None,
+                ..spec.clone()
+            };
+            backend::check_tensor("output", &shape_only, &tensor).map_err(|e| on_set(e.message))?;
             ordered.push((spec.name.clone(), tensor));
         }
         all.push(ordered);
