@@ -423,9 +423,20 @@ fn bench_verify_checks_every_response_and_counts_what_went_wrong() {
         v["checked"].as_u64().unwrap(),
         v["errors"].as_u64().unwrap(),
     );
-    // One in three requests: warm-up and measured ones, plus the check before timing
-    // (the first request, which succeeded and is not counted).
-    assert_eq!((checked + errors + 1) / 3, errors, "{v}");
+    // One in three requests: the check before timing, warm-up and measured ones, all
+    // counted while verifying.
+    assert_eq!((checked + errors) / 3, errors, "{v}");
+    // Four sessions, each with its own check query: one failing check does not end it.
+    let (code, report) = bench_verify(
+        &server.url("flaky"),
+        &["--min-queries", "30", "--concurrency", "4"],
+    );
+    assert_eq!(code, 1, "{report}");
+    let v = &report["results"][0]["verify"];
+    assert!(
+        v["checked"].as_u64() > Some(30) && v["errors"].as_u64() > Some(0),
+        "{v}"
+    );
     assert_eq!(
         (v["mismatched"].as_u64(), v["timeouts"].as_u64()),
         (Some(0), Some(0))

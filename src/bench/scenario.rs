@@ -116,13 +116,21 @@ impl Pool {
         }
     }
 
-    /// Runs `inputs` once on every session (checking they work before timing starts),
-    /// then binds them in every session whose backend can hold them between runs.
+    /// Runs `inputs` once on every session (checking they work before timing starts;
+    /// when verifying, the check is counted like any query and a failure does not stop
+    /// the run), then binds them in every session whose backend can hold them between
+    /// runs.
     pub fn prepare(&self, inputs: &[Tensor]) -> Result<(), BackendError> {
         for slot in &self.slots {
             let mut slot = slot.lock().unwrap_or_else(|p| p.into_inner());
             slot.bound = false;
-            run_guarded(slot.session.as_mut(), inputs)?;
+            let checked = run_guarded(slot.session.as_mut(), inputs);
+            match &self.verifier {
+                // Verifying: the check is one more verified query; a failure is counted
+                // (an endpoint that fails now and then), not the end of the run.
+                Some(v) => v.record(&checked),
+                None => drop(checked?),
+            }
             // A bound run leaves its outputs in the engine: nothing to verify.
             slot.bound = self.verifier.is_none() && guarded(|| slot.session.bind(inputs))?;
         }
