@@ -49,8 +49,12 @@ pub struct Client {
     stream: Option<BufReader<TcpStream>>,
 }
 
-/// Bodies larger than this are refused: no inference response parity checks is near it.
+/// Inference responses larger than this are refused: none parity checks is near it.
 const MAX_BODY: usize = 1 << 30;
+
+/// Other responses (health, metadata) larger than this are refused: a server streaming
+/// without end is stopped long before it has taken much memory.
+const MAX_SMALL_BODY: usize = 16 << 20;
 
 impl Client {
     /// A client for `authority` (`host:port`); `timeout` bounds each whole request.
@@ -122,7 +126,12 @@ impl Client {
         sock.write_all(&message)
             .and_then(|_| sock.flush())
             .map_err(|e| io_failure(&e, true))?;
-        let response = read_response(stream, deadline)?;
+        let limit = if method == "POST" {
+            MAX_BODY
+        } else {
+            MAX_SMALL_BODY
+        };
+        let response = read_response(stream, deadline, limit)?;
         let closing = response
             .header("connection")
             .is_some_and(|v| v.eq_ignore_ascii_case("close"));
@@ -243,7 +252,12 @@ fn read_exact(
     Ok(())
 }
 
-fn read_response(r: &mut BufReader<TcpStream>, deadline: Instant) -> Result<Response, Failure> {
+fn read_response(
+    r: &mut BufReader<TcpStream>,
+    deadline: Instant,
+    limit: usize,
+) -> Result<Response, Failure> {
+    let too_big = || Failure::Other(format!("response body over {} MiB", limit >> 20));
     let status_line = read_line(r, deadline, true)?;
     let status = status_line
         .strip_prefix("HTTP/1.")
@@ -279,8 +293,8 @@ fn read_response(r: &mut BufReader<TcpStream>, deadline: Instant) -> Result<Resp
             let hex = size_line.split(';').next().unwrap_or("").trim();
             let size = usize::from_str_radix(hex, 16)
                 .map_err(|_| Failure::Other(format!("bad chunk size `{hex}`")))?;
-            if body.len() + size > MAX_BODY {
-                return Err(Failure::Other("response body over 1 GiB".into()));
+            if body.len().saturating_add(size) > limit {
+                return Err(too_big());
             }
             if size == 0 {
                 while !read_line(r, deadline, false)?.is_empty() {}
@@ -293,16 +307,19 @@ fn read_response(r: &mut BufReader<TcpStream>, deadline: Instant) -> Result<Resp
         let len: usize = len
             .parse()
             .map_err(|_| Failure::Other(format!("bad Content-Length `{len}`")))?;
-        if len > MAX_BODY {
-            return Err(Failure::Other("response body over 1 GiB".into()));
+        if len > limit {
+            return Err(too_big());
         }
         read_exact(r, len, deadline, &mut body)?;
     } else if status != 204 && status != 304 && !(100..200).contains(&status) {
         // No length: the body runs to the end of the connection.
         set_deadline(r.get_ref(), deadline)?;
-        r.take(MAX_BODY as u64)
+        r.take(limit as u64 + 1)
             .read_to_end(&mut body)
             .map_err(|e| io_failure(&e, false))?;
+        if body.len() > limit {
+            return Err(too_big());
+        }
         headers.push(("connection".into(), "close".into()));
     }
     Ok(Response {
