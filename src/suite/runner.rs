@@ -89,7 +89,15 @@ pub fn run_observed(
         let expected = match reference {
             Reference::Golden => cases
                 .iter()
-                .map(|c| c.as_ref().map(|c| c.expected.clone()).map_err(Clone::clone))
+                .map(|c| match c {
+                    // Nothing to compare is not a pass (DESIGN.md).
+                    Ok(c) if c.expected.is_empty() => Err(
+                        "this data set holds no expected outputs (output_*.pb), so there is nothing to compare; use --reference BACKEND to compare against a backend"
+                            .to_string(),
+                    ),
+                    Ok(c) => Ok(c.expected.clone()),
+                    Err(e) => Err(e.clone()),
+                })
                 .collect(),
             Reference::Backend(name) => {
                 let outputs = reference_outputs(suite, &cases, candidates, name, options);
