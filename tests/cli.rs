@@ -268,6 +268,30 @@ fn an_out_file_in_a_missing_directory_is_refused_before_the_run() {
 }
 
 #[test]
+fn a_data_set_without_expected_outputs_is_an_error_not_a_pass() {
+    let (_tmp, suite) = copy_suite("mlp");
+    for k in 0..2 {
+        std::fs::remove_file(suite.join(format!("test_data_set_1/output_{k}.pb"))).unwrap();
+    }
+    let o = parity(&[
+        "check",
+        s(&suite),
+        "--backend",
+        "tract-cpu",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(o.code, 2, "{}", o.stderr);
+    let r = json(&o);
+    assert_eq!(r["summary"]["errors"], 1, "{r}");
+    let error = r["cases"][1]["error"].as_str().unwrap();
+    assert!(
+        error.starts_with("this data set holds no expected outputs"),
+        "{error}"
+    );
+}
+
+#[test]
 fn unknown_backend_is_a_usage_error() {
     let o = parity(&["check", models().to_str().unwrap(), "--backend", "onnx-gpu"]);
     assert_clean_error(&o, "unknown backend `onnx-gpu`");
