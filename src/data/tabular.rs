@@ -59,6 +59,9 @@ fn cell(field: &str) -> Cell {
 }
 
 fn read_csv(path: &Path, text: &str) -> Result<Table> {
+    // Spreadsheet exports often start with a UTF-8 byte-order mark; it is not part of
+    // the first column's name.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let records =
         split_csv(text).map_err(|(line, msg)| Error::file(path, format!("line {line}: {msg}")))?;
     let mut records = records.into_iter();
@@ -66,6 +69,20 @@ fn read_csv(path: &Path, text: &str) -> Result<Table> {
         .next()
         .ok_or_else(|| Error::file(path, "empty CSV file (expected a header row)"))?;
     let columns: Vec<String> = header.iter().map(|h| h.trim().to_string()).collect();
+    for (k, name) in columns.iter().enumerate() {
+        if name.is_empty() {
+            return Err(Error::file(
+                path,
+                format!("line 1: column {} has no name in the header", k + 1),
+            ));
+        }
+        if columns[..k].contains(name) {
+            return Err(Error::file(
+                path,
+                format!("line 1: column `{name}` appears twice in the header"),
+            ));
+        }
+    }
     let mut rows = Vec::new();
     for (line, fields) in records {
         if fields.len() != columns.len() {
@@ -336,6 +353,23 @@ mod tests {
         std::fs::write(&p, "{\"a\": 1}\n{oops\n").unwrap();
         let e = read(&p).unwrap_err().to_string();
         assert!(e.contains("t.jsonl: line 2: not JSON"), "{e}");
+    }
+
+    #[test]
+    fn csv_headers_lose_a_bom_and_need_unique_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("bom.csv");
+        std::fs::write(&p, "\u{feff}a,b\n1,2\n").unwrap();
+        assert_eq!(read(&p).unwrap().columns, ["a", "b"]);
+        std::fs::write(&p, "x,x\n1,2\n").unwrap();
+        let e = read(&p).unwrap_err().to_string();
+        assert!(
+            e.contains("bom.csv: line 1: column `x` appears twice"),
+            "{e}"
+        );
+        std::fs::write(&p, "a,,c\n1,2,3\n").unwrap();
+        let e = read(&p).unwrap_err().to_string();
+        assert!(e.contains("line 1: column 2 has no name"), "{e}");
     }
 
     #[test]
