@@ -74,9 +74,7 @@ fn max_bytes(s: &str) -> std::result::Result<usize, String> {
 
 pub fn run(args: FuzzArgs, global: Global) -> Result<u8> {
     if !matches!(args.output.format, Format::Text | Format::Json) {
-        return Err(Error::Usage(
-            "--format junit, markdown and html are for check, compare and merge; `parity fuzz` writes text or json".to_string(),
-        ));
+        return Err(args.output.report_only("fuzz"));
     }
     if args.cases == 0 {
         return Err(Error::Usage("--cases must be at least 1".to_string()));
