@@ -198,7 +198,10 @@ pub fn tensor(
 ) -> Result<Tensor, TensorError> {
     let n = checked_numel(&shape).ok_or_else(|| TensorError::Overflow(shape.clone()))?;
     let edges = float_edges(dtype);
-    let mut floats = || -> Vec<f64> { (0..n).map(|_| float_value(fill, &edges, rng)).collect() };
+    let floats = (0..n).map(|_| float_value(fill, &edges, &mut *rng));
+    if let Some(t) = Tensor::from_f64_values(dtype, shape.clone(), floats) {
+        return t;
+    }
     macro_rules! ints {
         ($t:ty) => {{
             let values = (0..n)
@@ -215,10 +218,9 @@ pub fn tensor(
         }};
     }
     match dtype {
-        DType::F32 => Tensor::from_vec(shape, floats().into_iter().map(|v| v as f32).collect()),
-        DType::F64 => Tensor::from_vec(shape, floats()),
-        DType::F16 => Tensor::from_vec(shape, floats().into_iter().map(f16::from_f64).collect()),
-        DType::BF16 => Tensor::from_vec(shape, floats().into_iter().map(bf16::from_f64).collect()),
+        DType::F32 | DType::F64 | DType::F16 | DType::BF16 => {
+            unreachable!("float tensors are built above")
+        }
         DType::I8 => ints!(i8),
         DType::I16 => ints!(i16),
         DType::I32 => ints!(i32),

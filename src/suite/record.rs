@@ -22,7 +22,6 @@ use crate::error::{Error, Result};
 use crate::formats::{self, onnx_model, onnx_model::ModelInfo};
 use crate::report::Environment;
 use crate::tensor::{checked_nbytes, checked_numel, DType, Tensor, TensorError};
-use half::{bf16, f16};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -754,6 +753,11 @@ fn random_tensor(
     rng: &mut SplitMix64,
 ) -> std::result::Result<Tensor, TensorError> {
     let n = checked_numel(&shape).ok_or_else(|| TensorError::Overflow(shape.clone()))?;
+    if dtype.is_float() {
+        if let Some(t) = Tensor::from_f64_values(dtype, shape.clone(), rng.normals(n)) {
+            return t;
+        }
+    }
     macro_rules! ints {
         ($t:ty) => {
             Tensor::from_vec::<$t>(
@@ -763,19 +767,9 @@ fn random_tensor(
         };
     }
     match dtype {
-        DType::F32 => Tensor::from_vec(
-            shape,
-            rng.normals(n).into_iter().map(|v| v as f32).collect(),
-        ),
-        DType::F64 => Tensor::from_vec(shape, rng.normals(n)),
-        DType::F16 => Tensor::from_vec(
-            shape,
-            rng.normals(n).into_iter().map(f16::from_f64).collect(),
-        ),
-        DType::BF16 => Tensor::from_vec(
-            shape,
-            rng.normals(n).into_iter().map(bf16::from_f64).collect(),
-        ),
+        DType::F32 | DType::F64 | DType::F16 | DType::BF16 => {
+            unreachable!("float tensors are built above")
+        }
         DType::I8 => ints!(i8),
         DType::I16 => ints!(i16),
         DType::I32 => ints!(i32),

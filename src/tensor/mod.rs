@@ -113,6 +113,24 @@ impl Tensor {
         Self::from_bytes(T::DTYPE, shape, bytes)
     }
 
+    /// Builds a float tensor of `dtype` from f64 values, each rounded to nearest;
+    /// `None` when `dtype` is not a float type. Input generators and the f64 oracle
+    /// compute in f64 and store in the model's dtype.
+    pub fn from_f64_values(
+        dtype: DType,
+        shape: Vec<usize>,
+        values: impl IntoIterator<Item = f64>,
+    ) -> Option<Result<Self, TensorError>> {
+        let values = values.into_iter();
+        Some(match dtype {
+            DType::F64 => Self::from_vec(shape, values.collect()),
+            DType::F32 => Self::from_vec(shape, values.map(|v| v as f32).collect()),
+            DType::F16 => Self::from_vec(shape, values.map(half::f16::from_f64).collect()),
+            DType::BF16 => Self::from_vec(shape, values.map(half::bf16::from_f64).collect()),
+            _ => return None,
+        })
+    }
+
     /// Builds a bool tensor.
     pub fn from_bools(shape: Vec<usize>, values: &[bool]) -> Result<Self, TensorError> {
         let bytes = values.iter().map(|&b| b as u8).collect();
