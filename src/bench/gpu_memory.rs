@@ -46,16 +46,8 @@ impl GpuMemorySampler {
                 };
                 sample().map(|base| (base, sample))
             });
-            let (base, sample) = match used {
-                Ok(found) => {
-                    let _ = ready.send(());
-                    found
-                }
-                Err(e) => {
-                    let _ = ready.send(());
-                    return Err(e);
-                }
-            };
+            let _ = ready.send(());
+            let (base, sample) = used?;
             let mut peak = base;
             while !flag.load(Ordering::Relaxed) {
                 peak = peak.max(sample()?);
