@@ -1,8 +1,20 @@
 //! parity: end-to-end verification of ML inference across runtimes and machines.
 //!
 //! The library holds everything; `main.rs` only parses arguments and maps errors to
-//! exit codes. Layers depend downwards only: `cli` → `suite`/`report`/`bench` →
-//! `backend`/`compare` → `formats` → `tensor`. Backends never appear in `compare` or `report`.
+//! exit codes. Backends never appear in `compare` or `report`, and no layer reaches up.
+//!
+//! Layers, top to bottom (a module uses only modules on lower lines; modules on one
+//! line do not use each other; `tests/layers.rs` enforces this list):
+//! - `cli`
+//! - `bisect` `data` `fuzz`
+//! - `bench`
+//! - `isolate`
+//! - `suite`
+//! - `report` `backend`
+//! - `compare` `formats`
+//! - `schema`
+//! - `tensor`
+//! - `error` `panic_guard`
 
 pub mod backend;
 pub mod bench;
@@ -16,6 +28,7 @@ pub mod fuzz;
 pub mod isolate;
 pub mod panic_guard;
 pub mod report;
+pub mod schema;
 pub mod suite;
 pub mod tensor;
 

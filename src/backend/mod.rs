@@ -5,8 +5,13 @@
 //! Backends not compiled in still appear in the registry and say which cargo feature
 //! would bring them, so `parity backends` always lists the full set.
 
-use crate::tensor::{DType, Tensor};
+use crate::tensor::Tensor;
 use std::path::Path;
+
+// Defined below the layers that use them without a backend (formats reads a model's
+// schema, error wraps a backend failure); re-exported here where backends use them.
+pub use crate::error::BackendError;
+pub use crate::schema::{Dim, IoSpec};
 
 #[cfg(feature = "candle-backend")]
 pub mod candle;
@@ -20,48 +25,6 @@ pub mod tract;
 #[cfg(test)]
 pub(crate) mod testdata;
 
-/// Why a backend could not load a model or run a case. Becomes a case's `error` verdict,
-/// never a crash of parity. `op` names the unsupported operator when that is the cause,
-/// so conformance reports can rank missing ops.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{message}")]
-pub struct BackendError {
-    /// One-line description, including the op and attribute when known.
-    pub message: String,
-    /// The ONNX op type that could not be executed, when that is the reason.
-    pub op: Option<String>,
-}
-
-impl BackendError {
-    /// A failure not tied to one operator.
-    pub fn new(message: impl Into<String>) -> Self {
-        BackendError {
-            message: first_line(&message.into()),
-            op: None,
-        }
-    }
-
-    /// A node the backend refuses or cannot execute; the message should name the
-    /// attribute or dtype at fault.
-    pub fn unsupported_op(op: impl Into<String>, message: impl Into<String>) -> Self {
-        let op = op.into();
-        BackendError {
-            message: format!("unsupported op {op}: {}", first_line(&message.into())),
-            op: Some(op),
-        }
-    }
-}
-
-/// Engines embed backtraces and multi-line context in their messages; reports keep one line.
-fn first_line(s: &str) -> String {
-    let s = s.split("\n   0: ").next().unwrap_or(s);
-    s.lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect::<Vec<_>>()
-        .join(" | ")
-}
-
 /// What a backend reports about itself on this machine.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Availability {
@@ -69,36 +32,6 @@ pub enum Availability {
     Available { version: String, device: String },
     /// Cannot run here, with the reason and what to install or set.
     Unavailable { reason: String },
-}
-
-/// One dimension of a model input or output as the model declares it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Dim {
-    /// A fixed size.
-    Fixed(usize),
-    /// A named symbolic dimension (e.g. `batch`).
-    Symbolic(String),
-    /// Dynamic without a name.
-    Unknown,
-}
-
-impl std::fmt::Display for Dim {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Dim::Fixed(n) => write!(f, "{n}"),
-            Dim::Symbolic(s) => f.write_str(s),
-            Dim::Unknown => f.write_str("?"),
-        }
-    }
-}
-
-/// A model input or output: name, element type (None for non-tensor types), dims
-/// (None when the rank is unknown).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IoSpec {
-    pub name: String,
-    pub dtype: Option<DType>,
-    pub dims: Option<Vec<Dim>>,
 }
 
 /// Checks a case's inputs against a model's declared inputs before any engine sees them:
@@ -374,6 +307,23 @@ pub fn select(names: &[String]) -> Result<Vec<Selected>, crate::Error> {
         }
     }
     Ok(chosen)
+}
+
+/// The built-in backends a run leaves out, each with why: `unavailable: REASON` (not on
+/// this machine, not compiled in) or `not requested` (the user chose others). Reports
+/// name them so that a backend that silently stopped running is seen.
+pub fn skipped(chosen: &[Selected]) -> Vec<(String, String)> {
+    registry()
+        .into_iter()
+        .filter(|b| !chosen.iter().any(|s| s.backend.name() == b.name()))
+        .map(|b| {
+            let reason = match b.probe() {
+                Availability::Available { .. } => "not requested (--backend)".to_string(),
+                Availability::Unavailable { reason } => format!("unavailable: {reason}"),
+            };
+            (b.name().to_string(), reason)
+        })
+        .collect()
 }
 
 /// Refuses a malformed backend name of the URL or command forms with the reason

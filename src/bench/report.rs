@@ -1,4 +1,4 @@
-//! The bench report model (`parity.bench/v1`, DESIGN.md: fields may be added, never
+//! The bench report model (`parity.bench/v1`, docs/design.md: fields may be added, never
 //! removed or renamed) and its text and CSV renderings. A saved report is also a
 //! baseline (`--save-baseline`), read back by [`super::baseline`].
 

@@ -9,9 +9,7 @@ use super::Global;
 use crate::backend::{self, LoadOptions};
 use crate::error::{Error, Result};
 use crate::formats::onnx_model::sha256_hex;
-use crate::report::{
-    BackendInfo, CaseId, CaseReport, CaseVerdict, Environment, Report, SuiteAudit,
-};
+use crate::report::{CaseId, CaseReport, CaseVerdict, Report, SuiteAudit};
 use crate::suite::integrity::{self, Finding};
 use crate::suite::matrix::SuiteMatrix;
 use crate::suite::runner::{self, Reference, RunOptions};
@@ -33,6 +31,15 @@ pub struct CheckArgs {
     /// Backend to run (repeatable); default: every available backend.
     #[arg(long = "backend", value_name = "B")]
     backends: Vec<String>,
+    /// A backend that must run (repeatable): the run fails with exit 2 when it is
+    /// unavailable, whatever else is selected. For pipelines that must test a given set.
+    #[arg(long = "require-backend", value_name = "B")]
+    require_backends: Vec<String>,
+    /// Check a suite even when the backend its goldens were recorded on
+    /// (`[provenance] backend`) is not available here; without it, and without
+    /// --backend, such a run is an error (exit 2) rather than a pass on other runtimes.
+    #[arg(long)]
+    allow_missing_backend: bool,
     /// Compare against the suite's expected outputs (`golden`) or another backend's.
     #[arg(long, default_value = "golden", value_name = "golden|BACKEND")]
     reference: String,
@@ -88,6 +95,17 @@ pub fn run(args: CheckArgs, global: Global) -> Result<u8> {
             names.push(r.clone());
         }
     }
+    // Required backends must be available (select says why not) and join the run.
+    if !args.require_backends.is_empty() {
+        backend::select(&args.require_backends)?;
+    }
+    if !names.is_empty() {
+        for r in &args.require_backends {
+            if !names.contains(r) {
+                names.push(r.clone());
+            }
+        }
+    }
     let mut selected = backend::select(&names)?;
     if args.isolate {
         let load = LoadOptions {
@@ -119,6 +137,9 @@ pub fn run(args: CheckArgs, global: Global) -> Result<u8> {
             found.retain(|s| !s.cases.is_empty());
         }
         suites.extend(found);
+    }
+    if reference == Reference::Golden && args.backends.is_empty() && !args.allow_missing_backend {
+        require_recorded_backends(&suites, &selected)?;
     }
     let findings: Vec<Vec<Finding>> = suites.iter().map(integrity::audit).collect();
     if !args.strict {
@@ -205,8 +226,7 @@ pub fn run(args: CheckArgs, global: Global) -> Result<u8> {
         }
     }
     progress.finish();
-    let infos = selected.iter().map(BackendInfo::from).collect();
-    let mut report = Report::new(Environment::detect(infos), rows);
+    let mut report = Report::new(super::run_environment(&selected), rows);
     report.suites = suites.iter().map(audit).collect::<Result<_>>()?;
     if args.matrix {
         report.matrix = Some(matrix);
@@ -221,6 +241,42 @@ pub fn run(args: CheckArgs, global: Global) -> Result<u8> {
         }
     }
     args.output.emit_report(&report, global)
+}
+
+/// A run that chose its backends by availability must include the backend each suite's
+/// goldens were recorded on (`[provenance] backend`, when it is a built-in backend):
+/// otherwise a gate that lost its production runtime (a missing library) would pass on
+/// the others without a word. `--backend` or `--allow-missing-backend` lift this.
+fn require_recorded_backends(
+    suites: &[crate::suite::Suite],
+    selected: &[backend::Selected],
+) -> Result<()> {
+    let skipped = backend::skipped(selected);
+    for suite in suites {
+        let Some(recorded) = suite
+            .manifest
+            .provenance
+            .as_ref()
+            .and_then(|p| p.backend.as_deref())
+        else {
+            continue;
+        };
+        if selected.iter().any(|s| s.backend.name() == recorded) {
+            continue;
+        }
+        // Only built-in backends are expected on every machine; goldens from an
+        // endpoint or an exec runner are checked on whatever runs here.
+        let Some((_, reason)) = skipped.iter().find(|(name, _)| name == recorded) else {
+            continue;
+        };
+        return Err(Error::file(
+            suite.dir.join(crate::suite::manifest::MANIFEST_FILE),
+            format!(
+                "goldens recorded on {recorded}, which will not run ({reason}); pass --allow-missing-backend to check on the other backends, or choose them with --backend"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// The hashes that tie a suite's verdicts to the exact model and manifest checked.

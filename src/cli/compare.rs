@@ -41,32 +41,41 @@ pub fn run(args: CompareArgs, global: Global) -> Result<u8> {
             backend: args.candidate.display().to_string(),
             reference: args.reference.display().to_string(),
         };
-        let Some(candidate) = candidate else {
-            rows.push(CaseReport::errored(
-                id,
-                format!("{}: no such file in the candidate", reference.display()),
-                None,
-            ));
-            continue;
+        let outputs = match (reference, candidate) {
+            (Some(reference), Some(candidate)) => compare_files(&reference, &candidate, &args)?,
+            (Some(reference), None) => {
+                rows.push(CaseReport::errored(
+                    id,
+                    format!("{}: no such file in the candidate", reference.display()),
+                    None,
+                ));
+                continue;
+            }
+            // A candidate file with no reference: every tensor in it lacks a golden.
+            (None, Some(candidate)) => read_named(&candidate)?
+                .iter()
+                .map(|(name, got)| missing_golden(name, got, &args))
+                .collect(),
+            (None, None) => continue,
         };
-        let outputs = compare_files(&reference, &candidate, &args)?;
         rows.push(CaseReport::compared(id, None, None, outputs));
     }
     let report = Report::new(Environment::detect(Vec::new()), rows);
     args.output.emit_report(&report, global)
 }
 
-/// Pairs reference files with candidate files: (relative name, reference, candidate if present).
-fn pair_files(
-    reference: &Path,
-    candidate: &Path,
-) -> Result<Vec<(String, PathBuf, Option<PathBuf>)>> {
+/// A reference file and a candidate file under one relative name; either may be absent.
+type Pair = (String, Option<PathBuf>, Option<PathBuf>);
+
+/// Pairs reference files with candidate files by relative path, in path order; a file
+/// present on one side only is paired with `None`.
+fn pair_files(reference: &Path, candidate: &Path) -> Result<Vec<Pair>> {
     let meta = |p: &Path| std::fs::metadata(p).map_err(|e| Error::file(p, formats::io_problem(&e)));
     let (a, b) = (meta(reference)?, meta(candidate)?);
     match (a.is_dir(), b.is_dir()) {
         (false, false) => Ok(vec![(
             file_name(reference),
-            reference.to_path_buf(),
+            Some(reference.to_path_buf()),
             Some(candidate.to_path_buf()),
         )]),
         (true, true) => {
@@ -78,13 +87,18 @@ fn pair_files(
                     "holds no tensor files (.pb .npy .npz .safetensors)",
                 ));
             }
-            files.sort();
-            Ok(files
+            let mut extra = Vec::new();
+            tensor_files(candidate, candidate, &mut extra)?;
+            let mut all: std::collections::BTreeSet<PathBuf> = files.into_iter().collect();
+            let reference_files = all.clone();
+            all.extend(extra.iter().cloned());
+            let extra: std::collections::BTreeSet<PathBuf> = extra.into_iter().collect();
+            Ok(all
                 .into_iter()
                 .map(|rel| {
-                    let c = candidate.join(&rel);
-                    let c = c.exists().then_some(c);
-                    (rel.display().to_string(), reference.join(&rel), c)
+                    let r = reference_files.contains(&rel).then(|| reference.join(&rel));
+                    let c = extra.contains(&rel).then(|| candidate.join(&rel));
+                    (rel.display().to_string(), r, c)
                 })
                 .collect())
         }
@@ -144,14 +158,10 @@ fn compare_files(
     let expected = read_named(reference)?;
     let actual = read_named(candidate)?;
     let single = expected.len() == 1 && actual.len() == 1;
-    Ok(expected
+    let mut outputs: Vec<OutputReport> = expected
         .iter()
         .map(|(name, want)| {
-            let default = Tolerance::default_for(want.dtype());
-            let tol = Tolerance {
-                atol: args.atol.unwrap_or(default.atol),
-                rtol: args.rtol.unwrap_or(default.rtol),
-            };
+            let tol = tolerance(want.dtype(), args);
             // Two single-tensor files are compared whatever their stored names.
             let got = if single {
                 actual.first()
@@ -170,5 +180,33 @@ fn compare_files(
                     .and_then(|(_, got)| compare::error_histogram(want, got, tol)),
             }
         })
-        .collect())
+        .collect();
+    // Tensors of a candidate archive that the reference lacks are not passed over.
+    if !single {
+        for (name, got) in &actual {
+            if !expected.iter().any(|(n, _)| n == name) {
+                outputs.push(missing_golden(name, got, args));
+            }
+        }
+    }
+    Ok(outputs)
+}
+
+/// `--atol`/`--rtol` over the dtype's defaults.
+fn tolerance(dtype: crate::tensor::DType, args: &CompareArgs) -> Tolerance {
+    let default = Tolerance::default_for(dtype);
+    Tolerance {
+        atol: args.atol.unwrap_or(default.atol),
+        rtol: args.rtol.unwrap_or(default.rtol),
+    }
+}
+
+/// A candidate tensor with no reference tensor of its name: a failure.
+fn missing_golden(name: &str, got: &Tensor, args: &CompareArgs) -> OutputReport {
+    let tol = tolerance(got.dtype(), args);
+    OutputReport {
+        name: name.to_string(),
+        comparison: compare::OutputComparison::missing_golden(name, got.dtype(), Some(got), tol),
+        error_histogram: None,
+    }
 }

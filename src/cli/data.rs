@@ -304,7 +304,7 @@ fn run_drift(args: DriftArgs, global: Global) -> Result<u8> {
         }
     }
     if scored.is_empty() {
-        // Nothing was compared: that is not "no drift" (DESIGN.md: nothing evaluated is 2).
+        // Nothing was compared: that is not "no drift" (docs/design.md: nothing evaluated is 2).
         let why: Vec<String> = skipped
             .iter()
             .take(3)

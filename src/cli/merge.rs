@@ -80,6 +80,7 @@ pub fn merge(inputs: &[(&PathBuf, ReportFile)]) -> Result<Report> {
     let mut seen = HashSet::new();
     let mut cases = Vec::new();
     let mut backends: Vec<BackendInfo> = Vec::new();
+    let mut skipped: Vec<crate::report::SkippedBackend> = Vec::new();
     let mut sources = Vec::new();
     for (path, report) in inputs {
         for case in &report.cases {
@@ -103,6 +104,12 @@ pub fn merge(inputs: &[(&PathBuf, ReportFile)]) -> Result<Report> {
         for b in &report.environment.backends {
             if !backends.contains(b) {
                 backends.push(b.clone());
+            }
+        }
+        // A backend skipped by any shard left that shard's cases untested on it.
+        for b in &report.environment.skipped_backends {
+            if !skipped.contains(b) {
+                skipped.push(b.clone());
             }
         }
         if !report.merged.is_empty() {
@@ -131,6 +138,7 @@ pub fn merge(inputs: &[(&PathBuf, ReportFile)]) -> Result<Report> {
     };
     let mut environment = first.environment.clone();
     environment.backends = backends;
+    environment.skipped_backends = skipped;
     let mut merged = Report::new(environment, cases);
     merged.merged = sources;
     merged.suites = merge_suites(inputs)?;

@@ -101,3 +101,28 @@ fn seconds(s: &str) -> std::result::Result<f64, String> {
         _ => Err(format!("`{s}` is not a number of seconds ≥ 0")),
     }
 }
+
+// Reports never see backend types (src/lib.rs, layers): the CLI, which knows both,
+// turns a chosen backend into the report's description of it.
+impl From<&crate::backend::Selected> for crate::report::BackendInfo {
+    /// A backend chosen for a run, as reports name it.
+    fn from(s: &crate::backend::Selected) -> crate::report::BackendInfo {
+        crate::report::BackendInfo {
+            name: s.backend.name().to_string(),
+            version: s.version.clone(),
+            device: s.device.clone(),
+        }
+    }
+}
+
+/// The environment of a run over `selected`: the machine, the backends that ran, and
+/// every built-in backend that did not, with why (reports always name what they skipped).
+pub fn run_environment(selected: &[crate::backend::Selected]) -> crate::report::Environment {
+    let mut environment =
+        crate::report::Environment::detect(selected.iter().map(Into::into).collect());
+    environment.skipped_backends = crate::backend::skipped(selected)
+        .into_iter()
+        .map(|(name, reason)| crate::report::SkippedBackend { name, reason })
+        .collect();
+    environment
+}

@@ -35,8 +35,9 @@ pub struct RecordArgs {
     /// Seed of the generated inputs (default 0).
     #[arg(long, value_name = "S", requires = "random")]
     seed: Option<u64>,
-    /// Size of a symbolic dim for generated inputs (repeatable): NAME=VALUE, or
-    /// INPUT:AXIS=VALUE for a dynamic axis without a name.
+    /// Size of a dynamic dim for generated inputs (repeatable): NAME=VALUE sets every
+    /// axis with that dim_param; INPUT:AXIS=VALUE sets one axis, named or not (it wins
+    /// over NAME=VALUE).
     #[arg(long = "dim", value_name = "NAME=VALUE", requires = "random")]
     dims: Vec<DimValue>,
     /// Backend whose outputs become the expected outputs.

@@ -1,6 +1,6 @@
 //! Comparison of an actual output tensor against its expected (reference) tensor.
 //!
-//! Contract (DESIGN.md, "Comparison semantics"):
+//! Contract (docs/design.md, "Comparison semantics"):
 //! - Shape and dtype must match exactly; otherwise the output fails with a one-line
 //!   `problem` and no element is compared (`mismatched == total == expected numel`,
 //!   error maxima +inf).
@@ -385,6 +385,48 @@ impl OutputComparison {
         OutputComparison {
             actual_shape: Vec::new(),
             ..not_compared(expected, expected, tol, problem)
+        }
+    }
+
+    /// A model output with nothing to compare it with (a partial golden, or a
+    /// reference backend that did not produce it): a failure, never a silent pass.
+    /// `dtype` is the model's declared one; the expected shape stays empty, the actual
+    /// columns describe what the candidate produced, if anything.
+    pub fn missing_golden(
+        name: &str,
+        dtype: DType,
+        actual: Option<&Tensor>,
+        tol: Tolerance,
+    ) -> Self {
+        let problem = match actual {
+            Some(_) => format!("missing golden for output {name}"),
+            None => format!(
+                "missing golden for output {name}, and the candidate did not produce it either"
+            ),
+        };
+        let total = actual.map_or(0, |a| a.numel() as u64);
+        OutputComparison {
+            verdict: Verdict::Fail,
+            dtype,
+            shape: Vec::new(),
+            actual_dtype: actual.map_or(dtype, Tensor::dtype),
+            actual_shape: actual.map_or(Vec::new(), |a| a.shape().to_vec()),
+            atol: tol.atol,
+            rtol: tol.rtol,
+            mode: Mode::AllClose,
+            outlier_fraction: 0.0,
+            max_abs_err: f64::INFINITY,
+            max_rel_err: f64::INFINITY,
+            mismatched: total,
+            total,
+            worst_index: None,
+            expected: None,
+            actual: None,
+            mean_abs_err: None,
+            cosine: None,
+            problem: Some(problem),
+            max_ulp: None,
+            topk_agreement: None,
         }
     }
 

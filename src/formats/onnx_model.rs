@@ -3,8 +3,8 @@
 //! suite loading (to order and name tensors) and by backends that interpret the graph.
 
 use super::onnx_pb::{tensor_shape_proto::dimension, type_proto, GraphProto, ModelProto};
-use crate::backend::{Dim, IoSpec};
 use crate::error::{Error, Result};
+use crate::schema::{Dim, IoSpec};
 use crate::tensor::DType;
 use prost::Message;
 use sha2::{Digest, Sha256};

@@ -12,6 +12,19 @@ pub struct Environment {
     pub gpu: Option<String>,
     pub os: String,
     pub backends: Vec<BackendInfo>,
+    /// Backends that did not run and why (unavailable here, not compiled in, not
+    /// requested): a report always says what it did not test. Empty in reports written
+    /// before this field existed.
+    #[serde(default)]
+    pub skipped_backends: Vec<SkippedBackend>,
+}
+
+/// A backend left out of a run.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SkippedBackend {
+    pub name: String,
+    /// `unavailable: REASON` or `not requested (--backend)`.
+    pub reason: String,
 }
 
 /// A backend as it reported itself for this run.
@@ -20,17 +33,6 @@ pub struct BackendInfo {
     pub name: String,
     pub version: String,
     pub device: String,
-}
-
-impl From<&crate::backend::Selected> for BackendInfo {
-    /// A backend chosen for a run, as reports name it.
-    fn from(s: &crate::backend::Selected) -> BackendInfo {
-        BackendInfo {
-            name: s.backend.name().to_string(),
-            version: s.version.clone(),
-            device: s.device.clone(),
-        }
-    }
 }
 
 impl Environment {
@@ -43,6 +45,7 @@ impl Environment {
             gpu: None,
             os: os_name(),
             backends,
+            skipped_backends: Vec::new(),
         }
     }
 }

@@ -15,7 +15,7 @@
 
 use super::junit::{groups, tolerance, Group};
 use super::markdown::html;
-use super::text::{index, num};
+use super::style::{index, num};
 use super::{CaseReport, CaseVerdict, Environment, Report};
 use crate::compare::{ErrorHistogram, Verdict};
 use std::fmt::Write as _;
@@ -62,6 +62,7 @@ pub fn render(report: &Report) -> String {
     cases(&mut out, report);
     matrix(&mut out, report);
     suites(&mut out, report);
+    not_compared(&mut out, report);
     environment(&mut out, &report.environment);
     out.push_str("</body>\n</html>\n");
     out
@@ -500,6 +501,26 @@ fn suites(out: &mut String, report: &Report) {
     out.push_str("</table>\n");
 }
 
+/// The outputs some cases skipped (`parity.toml`), so they never read as passed.
+fn not_compared(out: &mut String, report: &Report) {
+    let skipped = report.skipped_outputs();
+    if skipped.is_empty() {
+        return;
+    }
+    out.push_str("<h2>Not compared</h2>\n<ul>\n");
+    for s in skipped {
+        let _ = writeln!(
+            out,
+            "<li>output <code>{}</code> of <code>{}</code> in {} case(s): {}</li>",
+            html(&s.output.name),
+            html(s.suite),
+            s.cases,
+            html(&s.output.reason)
+        );
+    }
+    out.push_str("</ul>\n");
+}
+
 /// The environment table: parity version, host, cpu, os, gpu, backends.
 pub(crate) fn environment(out: &mut String, env: &Environment) {
     out.push_str("<h2>Environment</h2>\n<table>\n");
@@ -526,21 +547,34 @@ pub(crate) fn environment(out: &mut String, env: &Environment) {
         .collect();
     let _ = writeln!(
         out,
-        "<tr><th>backends</th><td>{}</td></tr>\n</table>",
+        "<tr><th>backends</th><td>{}</td></tr>",
         if backends.is_empty() {
             "none".to_string()
         } else {
             backends.join("<br>")
         }
     );
+    let skipped: Vec<String> = env
+        .skipped_backends
+        .iter()
+        .map(|b| format!("<code>{}</code> ({})", html(&b.name), html(&b.reason)))
+        .collect();
+    if !skipped.is_empty() {
+        let _ = writeln!(
+            out,
+            "<tr><th>not run</th><td>{}</td></tr>",
+            skipped.join("<br>")
+        );
+    }
+    out.push_str("</table>\n");
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::report::junit::tests::{sample, ODD_SUITE};
+    use crate::report::Provenance;
     use crate::report::{MatrixEntry, SuiteAudit};
-    use crate::suite::manifest::Provenance;
 
     #[test]
     fn banner_and_summary_line() {

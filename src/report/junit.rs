@@ -18,7 +18,7 @@
 //! Surefire time pattern requires. Every attribute and text node is XML-escaped; a
 //! character XML 1.0 cannot carry at all (most C0 controls) becomes U+FFFD.
 
-use super::text::{index, num};
+use super::style::{index, num};
 use super::{CaseReport, CaseVerdict, OutputReport, Report};
 use crate::compare::Verdict;
 use std::fmt::Write as _;
@@ -199,6 +199,17 @@ fn properties(x: &mut String, report: &Report, g: &Group<'_>) {
     for b in &env.backends {
         props.push((format!("backend.{}.version", b.name), b.version.clone()));
         props.push((format!("backend.{}.device", b.name), b.device.clone()));
+    }
+    for b in &env.skipped_backends {
+        props.push((format!("skipped_backend.{}", b.name), b.reason.clone()));
+    }
+    for c in &g.cases {
+        for o in &c.skipped_outputs {
+            let name = format!("skipped_output.{}", o.name);
+            if !props.iter().any(|(n, _)| *n == name) {
+                props.push((name, o.reason.clone()));
+            }
+        }
     }
     props.push(("suite".into(), g.suite.to_string()));
     props.push(("backend".into(), g.backend.to_string()));
@@ -495,6 +506,10 @@ pub(crate) mod tests {
                 version: "1.31.1".into(),
                 device: "cpu".into(),
             }],
+            skipped_backends: vec![crate::report::SkippedBackend {
+                name: "tract-cpu".into(),
+                reason: "not requested (--backend)".into(),
+            }],
         };
         Report::new(env, cases)
     }
@@ -599,6 +614,7 @@ pub(crate) mod tests {
             "<property name=\"gpu\" value=\"none\"/>",
             "<property name=\"backend.ort-cpu.version\" value=\"1.31.1\"/>",
             "<property name=\"backend.ort-cpu.device\" value=\"cpu\"/>",
+            "<property name=\"skipped_backend.tract-cpu\" value=\"not requested (--backend)\"/>",
             "<property name=\"reference\" value=\"golden\"/>",
             "<property name=\"suite\" value=\"suites/a&lt;&amp;&quot;&gt;|b\"/>",
         ] {

@@ -15,7 +15,7 @@
 //! is limited in size); a line says how many more there are.
 
 use super::junit::{failing_outputs, failure_message, groups, tolerance, Group};
-use super::text::{index, num};
+use super::style::{index, num};
 use super::{CaseReport, CaseVerdict, Report};
 use std::fmt::Write as _;
 
@@ -68,6 +68,21 @@ pub fn render(report: &Report) -> String {
             error_details(&mut md, case);
         }
         more(&mut md, errored.len(), "errored");
+    }
+    let skipped = report.skipped_outputs();
+    if !skipped.is_empty() {
+        let _ = writeln!(md, "### Not compared ({})\n", skipped.len());
+        for s in skipped {
+            let _ = writeln!(
+                md,
+                "- output {} of {} in {} case(s): {}",
+                code(&s.output.name, false),
+                code(s.suite, false),
+                s.cases,
+                escape(&s.output.reason)
+            );
+        }
+        md.push('\n');
     }
     environment(&mut md, report);
     md
@@ -207,6 +222,14 @@ fn environment(md: &mut String, report: &Report) {
             .collect();
         let _ = writeln!(md, "- backends: {}", list.join(", "));
     }
+    if !env.skipped_backends.is_empty() {
+        let list: Vec<String> = env
+            .skipped_backends
+            .iter()
+            .map(|b| format!("{} ({})", code(&b.name, false), escape(&b.reason)))
+            .collect();
+        let _ = writeln!(md, "- not run: {}", list.join(", "));
+    }
 }
 
 /// A Markdown code span holding `s` literally; in a table cell `|` becomes `\|`.
@@ -333,7 +356,7 @@ mod tests {
         let env = md.split("### Environment\n").nth(1).unwrap();
         assert_eq!(
             env,
-            "\n- parity 0.1.0\n- host: ci-runner-1\n- cpu: AMD EPYC (2 cores)\n- os: Debian 12 (x86\\_64)\n- gpu: none\n- backends: `ort-cpu` 1.31.1 (cpu)\n"
+            "\n- parity 0.1.0\n- host: ci-runner-1\n- cpu: AMD EPYC (2 cores)\n- os: Debian 12 (x86\\_64)\n- gpu: none\n- backends: `ort-cpu` 1.31.1 (cpu)\n- not run: `tract-cpu` (not requested (--backend))\n"
         );
     }
 

@@ -4,7 +4,7 @@
 //! error divides by the row's values). This module holds the report model and its text
 //! rendering; `suite::matrix` fills it from the runs of `check`.
 
-use super::text::{num, Style};
+use super::style::{num, Style};
 use serde::{Deserialize, Serialize};
 
 /// One suite × output: the backends in order and two N×N tables indexed

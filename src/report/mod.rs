@@ -1,5 +1,5 @@
 //! One report model for `check` and `compare`, rendered as text, JSON (schema
-//! `parity.report/v1`, see DESIGN.md: fields may be added, never removed or renamed),
+//! `parity.report/v1`, see docs/design.md: fields may be added, never removed or renamed),
 //! JUnit XML, Markdown or HTML.
 //! Renderers never know which backend produced a tensor; they only see this model.
 
@@ -9,14 +9,16 @@ pub mod junit;
 pub mod markdown;
 pub mod matrix;
 pub mod openmetrics;
+pub mod provenance;
+pub mod style;
 pub mod text;
 
 use crate::compare::{ErrorHistogram, OutputComparison, Verdict};
-use crate::suite::manifest::Provenance;
 use serde::{Deserialize, Serialize};
 
-pub use environment::{BackendInfo, Environment};
+pub use environment::{BackendInfo, Environment, SkippedBackend};
 pub use matrix::MatrixEntry;
+pub use provenance::Provenance;
 
 /// Schema identifier written into every JSON report.
 pub const SCHEMA: &str = "parity.report/v1";
@@ -32,7 +34,7 @@ pub enum CaseVerdict {
 }
 
 impl CaseVerdict {
-    /// Exit code contract of DESIGN.md: 0 pass, 1 mismatch, 2 could not evaluate.
+    /// Exit code contract of docs/design.md: 0 pass, 1 mismatch, 2 could not evaluate.
     pub fn exit_code(self) -> u8 {
         match self {
             CaseVerdict::Pass => 0,
@@ -131,6 +133,27 @@ pub struct CaseReport {
     /// The device that actually ran the case (`cpu`, `cuda:0`).
     pub device: Option<String>,
     pub outputs: Vec<OutputReport>,
+    /// Model outputs this case did not compare, and why (`parity.toml` skips them):
+    /// named so that a skipped output never reads as a passed one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped_outputs: Vec<SkippedOutput>,
+}
+
+/// A model output left out of a case's comparison.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SkippedOutput {
+    pub name: String,
+    /// Why it was not compared (`parity.toml: mode = "skip"`).
+    pub reason: String,
+}
+
+/// One skipped output of one suite, over the cases of a report.
+#[derive(Debug, Clone, Copy)]
+pub struct SkippedSummary<'a> {
+    pub suite: &'a str,
+    pub output: &'a SkippedOutput,
+    /// How many case rows skipped it.
+    pub cases: usize,
 }
 
 /// One compared output.
@@ -146,13 +169,24 @@ pub struct OutputReport {
 }
 
 impl CaseReport {
-    /// A case whose outputs were compared: fail when any output fails.
+    /// A case whose outputs were compared: fail when any output fails, error when
+    /// nothing was compared at all (never a pass).
     pub fn compared(
         id: CaseId,
         latency_ms: Option<f64>,
         device: Option<String>,
         outputs: Vec<OutputReport>,
     ) -> Self {
+        if outputs.is_empty() {
+            let mut row = Self::errored(
+                id,
+                "nothing compared: no output of this case was compared".to_string(),
+                None,
+            );
+            row.latency_ms = latency_ms;
+            row.device = device;
+            return row;
+        }
         let verdict = if outputs
             .iter()
             .all(|o| o.comparison.verdict == Verdict::Pass)
@@ -172,6 +206,7 @@ impl CaseReport {
             latency_ms,
             device,
             outputs,
+            skipped_outputs: Vec::new(),
         }
     }
 
@@ -188,6 +223,7 @@ impl CaseReport {
             latency_ms: None,
             device: None,
             outputs: Vec::new(),
+            skipped_outputs: Vec::new(),
         }
     }
 }
@@ -227,6 +263,29 @@ impl Report {
             shard: None,
             merged: Vec::new(),
         }
+    }
+
+    /// Every output skipped by some case, once per suite × output, with its reason and
+    /// the number of cases that skipped it, in first-seen order: what renderers list
+    /// so a skipped output is never mistaken for a compared one.
+    pub fn skipped_outputs(&self) -> Vec<SkippedSummary<'_>> {
+        let mut found: Vec<SkippedSummary> = Vec::new();
+        for case in &self.cases {
+            for s in &case.skipped_outputs {
+                match found
+                    .iter_mut()
+                    .find(|f| f.suite == case.suite && f.output.name == s.name)
+                {
+                    Some(f) => f.cases += 1,
+                    None => found.push(SkippedSummary {
+                        suite: &case.suite,
+                        output: s,
+                        cases: 1,
+                    }),
+                }
+            }
+        }
+        found
     }
 
     /// JSON text of the report (`--format json`). Non-finite numbers become `null`.

@@ -3,65 +3,10 @@
 //! summary line. Colour only when asked for (the CLI decides from the TTY).
 
 use super::{CaseReport, CaseVerdict, Report};
+// Cell formatting lives in `style` (the matrix and the other renderers share it);
+// re-exported so `text::num` and `text::Style` stay where callers look for them.
+pub use super::style::{index, num, Style};
 use crate::compare::{OutputComparison, Verdict};
-
-/// ANSI styling that is a no-op when colour is off.
-#[derive(Debug, Clone, Copy)]
-pub struct Style {
-    pub color: bool,
-}
-
-impl Style {
-    fn paint(self, code: &str, s: &str) -> String {
-        if self.color {
-            format!("\x1b[{code}m{s}\x1b[0m")
-        } else {
-            s.to_string()
-        }
-    }
-
-    /// A verdict word, green/red/yellow, padded to `width`.
-    pub fn verdict(self, v: CaseVerdict, width: usize) -> String {
-        self.verdict_text(v, &format!("{:<width$}", v.name()))
-    }
-
-    /// Any text coloured like verdict `v`.
-    pub fn verdict_text(self, v: CaseVerdict, padded: &str) -> String {
-        match v {
-            CaseVerdict::Pass => self.paint("32", padded),
-            CaseVerdict::Fail => self.paint("31;1", padded),
-            CaseVerdict::Error => self.paint("33;1", padded),
-        }
-    }
-
-    /// Dimmed secondary text.
-    pub fn dim(self, s: &str) -> String {
-        self.paint("2", s)
-    }
-}
-
-/// A number in reports: compact scientific notation, `-` when absent.
-pub fn num(v: Option<f64>) -> String {
-    match v {
-        None => "-".to_string(),
-        Some(0.0) => "0".to_string(),
-        Some(v) if v.is_nan() => "NaN".to_string(),
-        Some(v) if v.is_infinite() => if v > 0.0 { "inf" } else { "-inf" }.to_string(),
-        Some(v) if (1e-3..1e4).contains(&v.abs()) => format!("{v:.4}")
-            .trim_end_matches('0')
-            .trim_end_matches('.')
-            .to_string(),
-        Some(v) => format!("{v:.2e}"),
-    }
-}
-
-/// A multi-dimensional index as `[0, 3]`.
-pub fn index(ix: &Option<Vec<usize>>) -> String {
-    match ix {
-        None => "-".to_string(),
-        Some(ix) => format!("{ix:?}"),
-    }
-}
 
 /// Renders the whole report.
 pub fn render(report: &Report, style: Style, verbose: bool) -> String {
@@ -115,7 +60,31 @@ pub fn render(report: &Report, style: Style, verbose: bool) -> String {
         out.push_str(&super::matrix::render(entries, style));
         out.push('\n');
     }
+    out.push_str(&not_tested(report));
     out.push_str(&summary(report, style));
+    out
+}
+
+/// Lines naming what the run did not test: skipped backends grouped by reason, and
+/// skipped outputs per suite.
+pub fn not_tested(report: &Report) -> String {
+    let mut out = String::new();
+    let mut reasons: Vec<(&str, Vec<&str>)> = Vec::new();
+    for b in &report.environment.skipped_backends {
+        match reasons.iter_mut().find(|(r, _)| *r == b.reason) {
+            Some((_, names)) => names.push(&b.name),
+            None => reasons.push((&b.reason, vec![&b.name])),
+        }
+    }
+    for (reason, names) in reasons {
+        out.push_str(&format!("not run: {} ({reason})\n", names.join(", ")));
+    }
+    for s in report.skipped_outputs() {
+        out.push_str(&format!(
+            "not compared: output `{}` of {} in {} case(s) ({})\n",
+            s.output.name, s.suite, s.cases, s.output.reason
+        ));
+    }
     out
 }
 

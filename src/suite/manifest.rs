@@ -38,7 +38,10 @@
 //! ```
 
 use crate::compare::Mode;
+// The `[provenance]` table is carried into reports (`suites[].provenance`), so its type
+// lives in `report`, below this module.
 use crate::error::{Error, Result};
+pub use crate::report::Provenance;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -75,46 +78,6 @@ pub struct Manifest {
     /// How each output in `outputs` is compared, resolved and validated on reading.
     #[serde(skip)]
     rules: BTreeMap<String, OutputRule>,
-}
-
-/// The `[provenance]` table: what recorded the goldens, where and when. Every key is
-/// optional so that a hand-written manifest may state only some of them.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct Provenance {
-    /// parity's version (`0.1.0`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub parity_version: Option<String>,
-    /// The backend whose outputs became the goldens (`ort-cpu`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub backend: Option<String>,
-    /// That backend's engine version (`1.31.1`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub backend_version: Option<String>,
-    /// The device that ran it (`cpu`, `cuda:0`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub device: Option<String>,
-    /// Host name of the recording machine.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub host: Option<String>,
-    /// CPU model and core count.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cpu: Option<String>,
-    /// GPU model, when one was detected.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub gpu: Option<String>,
-    /// Operating system and architecture.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub os: Option<String>,
-    /// When the suite was recorded, UTC ISO 8601 (`2026-11-25T18:33:07Z`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub date: Option<String>,
-    /// Hex sha256 of the model the goldens were recorded with.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub model_sha256: Option<String>,
-    /// Where the inputs came from (`random (seed 1, dims batch=2)`, `reused from PATH`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub inputs: Option<String>,
 }
 
 /// The `[calibration]` table written by `parity record --calibrate`: the evidence behind
@@ -420,6 +383,33 @@ impl Manifest {
     /// Whether an output is excluded from comparison.
     pub fn skips(&self, output: &str) -> bool {
         self.rule_for(output) == OutputRule::Skip
+    }
+
+    /// Refuses `[outputs.NAME]` and `[inputs.NAME]` tables that name no output or input
+    /// of the model: a typo (`logit` for `logits`) would otherwise leave the real output
+    /// on default settings without a word. `dir` is the suite, for the message.
+    pub fn check_names(&self, dir: &Path, inputs: &[String], outputs: &[String]) -> Result<()> {
+        let tables: [(&str, &[String], Vec<&String>); 2] = [
+            ("outputs", outputs, self.outputs.keys().collect()),
+            ("inputs", inputs, self.inputs.keys().collect()),
+        ];
+        for (table, names, keys) in tables {
+            for key in keys {
+                if names.contains(key) {
+                    continue;
+                }
+                let kind = &table[..table.len() - 1];
+                let known = match names {
+                    [] => format!("the model has no {table}"),
+                    _ => format!("the model's {table}: {}", names.join(", ")),
+                };
+                return Err(Error::file(
+                    dir.join(MANIFEST_FILE),
+                    format!("[{table}.{key}]: the model has no {kind} `{key}` ({known})"),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// How an output is compared: its `[outputs.NAME]` mode, allclose by default.

@@ -104,9 +104,21 @@ pub fn discover(paths: &[PathBuf]) -> Result<Vec<Suite>> {
 }
 
 fn find_suite_dirs(dir: &Path, found: &mut Vec<PathBuf>) -> Result<()> {
-    if dir.join(MODEL_FILE).is_file() {
-        found.push(dir.to_path_buf());
-        return Ok(());
+    let model = dir.join(MODEL_FILE);
+    match std::fs::metadata(&model) {
+        Ok(meta) if meta.is_file() => {
+            found.push(dir.to_path_buf());
+            return Ok(());
+        }
+        // A `model.onnx` that is a directory, FIFO or device is a broken suite, not
+        // a parent directory to search.
+        Ok(meta) => {
+            return Err(Error::file(
+                &model,
+                format!("not a regular file ({})", kind_of(&meta)),
+            ))
+        }
+        Err(_) => {}
     }
     let mut children: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| Error::file(dir, formats::io_problem(&e)))?
@@ -133,6 +145,9 @@ pub fn open(dir: &Path) -> Result<Suite> {
     let model = dir.join(MODEL_FILE);
     let info = formats::onnx_model::inspect(&model)?;
     let manifest = Manifest::read_or_default(dir)?;
+    let names = |specs: &[IoSpec]| specs.iter().map(|s| s.name.clone()).collect::<Vec<_>>();
+    let (inputs, outputs) = (names(&info.inputs), names(&info.outputs));
+    manifest.check_names(dir, &inputs, &outputs)?;
     let cases = list_cases(dir)?;
     if cases.is_empty() {
         return Err(Error::file(dir, "suite has no data sets (expected test_data_set_N directories or .npz/.safetensors files)"));
@@ -148,7 +163,9 @@ pub fn open(dir: &Path) -> Result<Suite> {
 }
 
 fn list_cases(dir: &Path) -> Result<Vec<CaseSource>> {
-    let mut cases = Vec::new();
+    let mut cases: Vec<CaseSource> = Vec::new();
+    // Where each data-set name came from, so two sources of one name are refused.
+    let mut seen: std::collections::BTreeMap<String, PathBuf> = std::collections::BTreeMap::new();
     for entry in std::fs::read_dir(dir).map_err(|e| Error::file(dir, formats::io_problem(&e)))? {
         let path = entry
             .map_err(|e| Error::file(dir, formats::io_problem(&e)))?
@@ -160,7 +177,12 @@ fn list_cases(dir: &Path) -> Result<Vec<CaseSource>> {
             continue;
         }
         let source = if path.is_dir() {
-            data_set_dir(&path)?
+            // An empty data-set directory is a case that cannot be evaluated, reported
+            // as such (see `Suite::load_case`), never silently dropped.
+            Some(data_set_dir(&path)?.unwrap_or(CaseFiles::Numbered {
+                inputs: Vec::new(),
+                outputs: Vec::new(),
+            }))
         } else if matches!(
             formats::extension(&path).as_deref(),
             Some("npz" | "safetensors")
@@ -171,11 +193,56 @@ fn list_cases(dir: &Path) -> Result<Vec<CaseSource>> {
         };
         if let Some(files) = source {
             let stem = file_name.split('.').next().unwrap_or(file_name).to_string();
+            if let Some(other) = seen.insert(stem.clone(), path.clone()) {
+                let (a, b) = if other < path {
+                    (&other, &path)
+                } else {
+                    (&path, &other)
+                };
+                return Err(Error::file(
+                    dir,
+                    format!(
+                        "data set `{stem}` is stored twice ({} and {}); keep one",
+                        name_of(a),
+                        name_of(b)
+                    ),
+                ));
+            }
             cases.push(CaseSource { name: stem, files });
         }
     }
     cases.sort_by_key(|c| (numeric_suffix(&c.name), c.name.clone()));
     Ok(cases)
+}
+
+/// What a non-regular file is, for messages.
+fn kind_of(meta: &std::fs::Metadata) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    let t = meta.file_type();
+    if t.is_dir() {
+        "a directory"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_char_device() || t.is_block_device() {
+        "a device"
+    } else if t.is_socket() {
+        "a socket"
+    } else {
+        "not a plain file"
+    }
+}
+
+/// The last component of a path, for messages (`test_data_set_0.npz`, `test_data_set_0/`).
+fn name_of(path: &Path) -> String {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if path.is_dir() {
+        format!("{name}/")
+    } else {
+        name
+    }
 }
 
 fn numeric_suffix(name: &str) -> u64 {
@@ -250,6 +317,12 @@ impl Suite {
     pub fn load_case(&self, source: &CaseSource) -> Result<Case> {
         integrity::verify_case(self, source)?;
         let (inputs, expected) = match &source.files {
+            CaseFiles::Numbered { inputs, outputs } if inputs.is_empty() && outputs.is_empty() => {
+                return Err(Error::file(
+                    self.dir.join(&source.name),
+                    "empty data set: no input_K/output_K files and no .npz/.safetensors",
+                ))
+            }
             CaseFiles::Numbered { inputs, outputs } => (
                 read_numbered(inputs, &self.info.inputs, "input")?,
                 read_numbered(outputs, &self.info.outputs, "output")?,

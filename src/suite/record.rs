@@ -613,14 +613,10 @@ fn resolve_shapes(
             Some((spec, axis))
         });
         match positional {
+            // Any dynamic axis may be sized by position, whatever its dim_param (two
+            // axes both named `?` are two different sizes).
             Some((spec, axis)) => match spec.dims.as_ref().and_then(|d| d.get(axis)) {
-                Some(Dim::Unknown) => {}
-                Some(Dim::Symbolic(s)) => {
-                    return Err(format!(
-                        "--dim {name}: axis {axis} of input `{}` is the symbolic dim `{s}`; give --dim {s}=N",
-                        spec.name
-                    ))
-                }
+                Some(Dim::Unknown | Dim::Symbolic(_)) => {}
                 Some(Dim::Fixed(f)) => {
                     return Err(format!(
                         "--dim {name}: axis {axis} of input `{}` is fixed at {f}",
@@ -664,23 +660,25 @@ fn resolve_shapes(
             })?;
             let mut shape = Vec::with_capacity(declared.len());
             for (axis, d) in declared.iter().enumerate() {
+                let key = format!("{}:{axis}", spec.name);
+                // By position first: it names exactly this axis.
+                let by_position = given.get(key.as_str()).copied();
                 shape.push(match d {
                     Dim::Fixed(n) => *n,
-                    Dim::Symbolic(s) => *given.get(s.as_str()).ok_or_else(|| {
+                    Dim::Symbolic(s) => by_position
+                        .or_else(|| given.get(s.as_str()).copied())
+                        .ok_or_else(|| {
+                            format!(
+                                "input `{}` axis {axis} is the symbolic dim `{s}`; give --dim {s}=N (every axis named `{s}`) or --dim {key}=N (this axis)",
+                                spec.name
+                            )
+                        })?,
+                    Dim::Unknown => by_position.ok_or_else(|| {
                         format!(
-                            "input `{}` axis {axis} is the symbolic dim `{s}`; give --dim {s}=N",
+                            "input `{}` axis {axis} is dynamic without a name; give --dim {key}=N",
                             spec.name
                         )
                     })?,
-                    Dim::Unknown => {
-                        let key = format!("{}:{axis}", spec.name);
-                        *given.get(key.as_str()).ok_or_else(|| {
-                            format!(
-                                "input `{}` axis {axis} is dynamic without a name; give --dim {key}=N",
-                                spec.name
-                            )
-                        })?
-                    }
                 });
             }
             match checked_nbytes(dtype, &shape) {
@@ -1205,6 +1203,28 @@ mod tests {
     }
 
     #[test]
+    fn every_dynamic_axis_can_be_sized_by_position() {
+        // Two spatial axes whose dim_param is `?` in both: `--dim ?=N` would set both;
+        // INPUT:AXIS sets each one, and takes precedence over the name.
+        let m = info(vec![spec(
+            "img",
+            Some(DType::F32),
+            Some(vec![sym("batch"), Dim::Fixed(3), sym("?"), sym("?")]),
+        )]);
+        let sets = generate(&m, 1, 0, &dims(&["batch=2", "img:2=5", "img:3=7"])).unwrap();
+        assert_eq!(sets[0].tensors[0].shape(), &[2, 3, 5, 7]);
+        let sets = generate(&m, 1, 0, &dims(&["img:0=1", "?=4", "img:3=6"])).unwrap();
+        assert_eq!(sets[0].tensors[0].shape(), &[1, 3, 4, 6]);
+        let e = generate(&m, 1, 0, &dims(&["batch=2", "img:2=5"])).unwrap_err();
+        assert!(
+            e.contains("axis 3") && e.contains("--dim ?=N") && e.contains("--dim img:3=N"),
+            "{e}"
+        );
+        let e = generate(&m, 1, 0, &dims(&["batch=2", "?=4", "img:1=5"])).unwrap_err();
+        assert!(e.contains("axis 1 of input `img` is fixed at 3"), "{e}");
+    }
+
+    #[test]
     fn dims_that_cannot_be_resolved_are_named() {
         let m = info(vec![spec(
             "x",
@@ -1224,8 +1244,8 @@ mod tests {
             e.contains("--dim seq") && e.contains("symbolic dims: batch"),
             "{e}"
         );
-        let e = err(&["batch=2", "x:0=3"]);
-        assert!(e.contains("symbolic dim `batch`"), "{e}");
+        let e = err(&["x:0=3"]);
+        assert!(e.contains("axis 1") && e.contains("--dim x:1=N"), "{e}");
         let e = err(&["batch=2", "batch=3", "x:1=3"]);
         assert!(e.contains("twice"), "{e}");
         let e = err(&["batch=2", "x:7=3"]);

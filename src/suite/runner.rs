@@ -4,10 +4,11 @@
 
 use super::manifest::OutputRule;
 use super::{Case, NamedTensors, Suite};
+use crate::backend::IoSpec;
 use crate::backend::{BackendError, LoadOptions, Selected, Session};
 use crate::compare::{self, OutputComparison, Policy, Tolerance};
-use crate::report::{CaseId, CaseReport, OutputReport};
-use crate::tensor::Tensor;
+use crate::report::{CaseId, CaseReport, OutputReport, SkippedOutput};
+use crate::tensor::{DType, Tensor};
 use std::time::Instant;
 
 /// What outputs are compared against.
@@ -90,7 +91,7 @@ pub fn run_observed(
             Reference::Golden => cases
                 .iter()
                 .map(|c| match c {
-                    // Nothing to compare is not a pass (DESIGN.md).
+                    // Nothing to compare is not a pass (docs/design.md).
                     Ok(c) if c.expected.is_empty() => Err(
                         "this data set holds no expected outputs (output_*.pb), so there is nothing to compare; use --reference BACKEND to compare against a backend"
                             .to_string(),
@@ -199,22 +200,46 @@ fn run_case(
         Err(e) => return (CaseReport::errored(id, e.message, e.op), None),
     };
     let outputs = compare_outputs(suite, expected, &actual, options);
-    let row = CaseReport::compared(id, Some(latency_ms), Some(device.to_string()), outputs);
+    let skipped = skipped_outputs(suite);
+    let mut row = if outputs.is_empty() {
+        let names: Vec<&str> = skipped.iter().map(|s| s.name.as_str()).collect();
+        let mut row = CaseReport::errored(
+            id,
+            format!(
+                "nothing compared: parity.toml skips every output of the model ({})",
+                names.join(", ")
+            ),
+            None,
+        );
+        row.latency_ms = Some(latency_ms);
+        row.device = Some(device.to_string());
+        row
+    } else {
+        CaseReport::compared(id, Some(latency_ms), Some(device.to_string()), outputs)
+    };
+    row.skipped_outputs = skipped;
     (row, Some(actual))
 }
 
 /// Compares a case's actual outputs with the expected ones under the suite's rules and
 /// tolerances (and the command line's overrides): what `check` reports for one case,
 /// and what `bench --verify` checks every response with.
+///
+/// Every output the model declares is accounted for: compared, skipped by
+/// `parity.toml` (see [`skipped_outputs`]), or failed as `missing golden` when the
+/// expected outputs lack it, so a partial golden never passes silently.
 pub fn compare_outputs(
     suite: &Suite,
     expected: &[(String, Tensor)],
     actual: &[(String, Tensor)],
     options: &RunOptions,
 ) -> Vec<OutputReport> {
-    expected
+    suite
+        .info
+        .outputs
         .iter()
-        .filter_map(|(name, want)| {
+        .filter_map(|spec| {
+            let name = &spec.name;
             let OutputRule::Compare {
                 mode,
                 outlier_fraction,
@@ -222,12 +247,15 @@ pub fn compare_outputs(
             else {
                 return None;
             };
+            let got = actual.iter().find(|(n, _)| n == name).map(|(_, t)| t);
+            let Some(want) = expected.iter().find(|(n, _)| n == name).map(|(_, t)| t) else {
+                return Some(missing_golden(suite, spec, got, options));
+            };
             let policy = Policy {
-                tolerance: tolerance(suite, name, want, options),
+                tolerance: tolerance(suite, name, want.dtype(), options),
                 mode,
                 outlier_fraction,
             };
-            let got = actual.iter().find(|(n, _)| n == name).map(|(_, t)| t);
             let comparison = match got {
                 Some(got) => compare::compare_with(want, got, &policy),
                 None => OutputComparison::missing_with(want, &policy),
@@ -247,6 +275,39 @@ pub fn compare_outputs(
             })
         })
         .collect()
+}
+
+/// The model outputs `parity.toml` leaves out of every comparison, in model order.
+pub fn skipped_outputs(suite: &Suite) -> Vec<SkippedOutput> {
+    suite
+        .info
+        .outputs
+        .iter()
+        .filter(|spec| suite.manifest.skips(&spec.name))
+        .map(|spec| SkippedOutput {
+            name: spec.name.clone(),
+            reason: "parity.toml: mode = \"skip\"".to_string(),
+        })
+        .collect()
+}
+
+/// The report of a model output that has no expected value: a failure naming it.
+fn missing_golden(
+    suite: &Suite,
+    spec: &IoSpec,
+    actual: Option<&Tensor>,
+    options: &RunOptions,
+) -> OutputReport {
+    let dtype = spec
+        .dtype
+        .or(actual.map(Tensor::dtype))
+        .unwrap_or(DType::F32);
+    let tolerance = tolerance(suite, &spec.name, dtype, options);
+    OutputReport {
+        name: spec.name.clone(),
+        comparison: OutputComparison::missing_golden(&spec.name, dtype, actual, tolerance),
+        error_histogram: None,
+    }
 }
 
 /// `finite = true`: NaN/±Inf in `actual` fails the output whatever the golden holds.
@@ -285,8 +346,8 @@ pub fn guarded<R>(call: impl FnOnce() -> Result<R, BackendError>) -> Result<R, B
 /// suite-wide manifest entry, then the per-dtype default. The output's comparison mode
 /// (`parity.toml`) decides whether atol/rtol decide its verdict; the command line
 /// never changes the mode.
-fn tolerance(suite: &Suite, output: &str, expected: &Tensor, options: &RunOptions) -> Tolerance {
-    let default = Tolerance::default_for(expected.dtype());
+fn tolerance(suite: &Suite, output: &str, dtype: DType, options: &RunOptions) -> Tolerance {
+    let default = Tolerance::default_for(dtype);
     let manifest = suite.manifest.tolerance_for(output);
     Tolerance {
         atol: options.atol.or(manifest.atol).unwrap_or(default.atol),
