@@ -14,7 +14,7 @@
 //! - `compare` `formats`
 //! - `schema`
 //! - `tensor`
-//! - `error` `panic_guard`
+//! - `error` `panic_guard` `quantile`
 
 pub mod backend;
 pub mod bench;
@@ -27,6 +27,7 @@ pub mod formats;
 pub mod fuzz;
 pub mod isolate;
 pub mod panic_guard;
+pub mod quantile;
 pub mod report;
 pub mod schema;
 pub mod suite;

@@ -12,7 +12,7 @@
 //!
 //! Every piece of report text goes through [`html`].
 
-use super::baseline::BaselineCheck;
+use super::gate::BaselineCheck;
 use super::report::{mib, BenchReport, BenchResult, Scenario};
 use crate::report::html::{cell, environment, head, header, label};
 use crate::report::markdown::html;
@@ -883,7 +883,7 @@ fn gate(out: &mut String, b: &BaselineCheck) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bench::baseline::GateEntry;
+    use crate::bench::gate::GateEntry;
     use crate::bench::report::tests::result;
     use crate::bench::report::{SearchStep, ServerStats, BENCH_SCHEMA};
     use crate::report::Environment;

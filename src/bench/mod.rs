@@ -4,6 +4,7 @@
 //! statistics in [`stats`]) and gates them against a saved baseline ([`baseline`]).
 
 pub mod baseline;
+pub mod gate;
 pub mod gpu_memory;
 pub mod html;
 pub mod inputs;
@@ -63,38 +64,11 @@ pub fn time_runs(
 impl Timing {
     /// The q-quantile (0..=1) of latency, nearest-rank on the sorted sample.
     pub fn percentile(&self, q: f64) -> f64 {
-        percentile(&self.latencies_ms, q)
+        crate::quantile::percentile(&self.latencies_ms, q)
     }
 
     /// Completed runs per second of wall time.
     pub fn throughput_per_s(&self) -> f64 {
         self.latencies_ms.len() as f64 / self.wall.as_secs_f64().max(f64::MIN_POSITIVE)
-    }
-}
-
-/// Nearest-rank percentile of a sample (NaN for an empty one).
-pub fn percentile(sample: &[f64], q: f64) -> f64 {
-    if sample.is_empty() {
-        return f64::NAN;
-    }
-    let mut sorted = sample.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    let rank = (q.clamp(0.0, 1.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-#[cfg(test)]
-mod tests {
-    use super::percentile;
-
-    #[test]
-    fn nearest_rank_percentiles() {
-        let s: Vec<f64> = (1..=100).map(f64::from).collect();
-        assert_eq!(percentile(&s, 0.5), 50.0);
-        assert_eq!(percentile(&s, 0.99), 99.0);
-        assert_eq!(percentile(&s, 1.0), 100.0);
-        assert_eq!(percentile(&s, 0.0), 1.0);
-        assert_eq!(percentile(&[3.0, 1.0, 2.0], 0.5), 2.0);
-        assert!(percentile(&[], 0.5).is_nan());
     }
 }

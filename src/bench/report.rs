@@ -2,7 +2,7 @@
 //! removed or renamed) and its text and CSV renderings. A saved report is also a
 //! baseline (`--save-baseline`), read back by [`super::baseline`].
 
-use super::baseline::BaselineCheck;
+use super::gate::BaselineCheck;
 use super::stats::{Distribution, LatencyStats, Stability};
 use crate::report::Environment;
 use serde::{Deserialize, Serialize};
@@ -292,7 +292,7 @@ pub fn render_text(report: &BenchReport) -> String {
         }
     }
     if let Some(b) = &report.baseline {
-        out += &super::baseline::render_text(b);
+        out += &super::gate::render_text(b);
     }
     out
 }

@@ -1,7 +1,7 @@
 //! Latency statistics of a bench run, the stability check that tells a trustworthy run
 //! from a noisy one, and the shape of the latency distribution for reports.
 //!
-//! Percentiles are nearest-rank on the sorted sample ([`super::percentile`]), the
+//! Percentiles are nearest-rank on the sorted sample ([`crate::quantile::percentile`]), the
 //! definition MLPerf LoadGen uses: every reported value is a latency that was measured.
 
 use serde::{Deserialize, Serialize};

@@ -189,7 +189,7 @@ fn summary_table(out: &mut String, groups: &[Group<'_>]) {
         }
         cell(out, &num(g.worst_rel_err()), true);
         let latencies: Vec<f64> = g.cases.iter().filter_map(|c| c.latency_ms).collect();
-        let p50 = (!latencies.is_empty()).then(|| crate::bench::percentile(&latencies, 0.5));
+        let p50 = (!latencies.is_empty()).then(|| crate::quantile::percentile(&latencies, 0.5));
         cell(out, &num(p50), true);
         out.push_str("</tr>\n");
     }
