@@ -11,7 +11,6 @@ use crate::bisect::run::{ChunkPlan, Side};
 use crate::bisect::{bisect, Request};
 use crate::error::{Error, Result};
 use crate::formats::onnx_model::inspect;
-use crate::report::{BackendInfo, Environment};
 use crate::suite::record::{self, DimValue};
 use crate::suite::MODEL_FILE;
 use std::path::PathBuf;
@@ -143,7 +142,7 @@ pub fn run(args: BisectArgs, global: Global) -> Result<u8> {
         rtol: args.rtol,
         mode,
         top: args.top,
-        environment: Environment::detect(selected.iter().map(BackendInfo::from).collect()),
+        environment: super::run_environment(&selected),
     };
     let report = BisectReport::new(ctx, &outcome);
     let text = match args.output.format {

@@ -11,7 +11,6 @@ use crate::fuzz::plan;
 use crate::fuzz::report::{FuzzReport, FuzzSummary, IsolationInfo, SCHEMA};
 use crate::fuzz::run::{self, FuzzOptions};
 use crate::fuzz::save::{self, SaveContext};
-use crate::report::{BackendInfo, Environment};
 use std::path::PathBuf;
 
 /// Generate edge-case inputs from the model's schema and run them on every backend.
@@ -169,11 +168,10 @@ pub fn run(args: FuzzArgs, global: Global) -> Result<u8> {
             }
         }
     }
-    let infos = selected.iter().map(BackendInfo::from).collect();
     let report = FuzzReport {
         schema: SCHEMA,
         verdict: if findings.is_empty() { "pass" } else { "fail" },
-        environment: Environment::detect(infos),
+        environment: super::run_environment(&selected),
         model: args.model.display().to_string(),
         model_sha256: onnx_model::sha256_hex(&model_bytes),
         seed: args.seed,
