@@ -31,12 +31,19 @@ const DEADLINE: Duration = Duration::from_secs(30);
 /// The peak RSS a refusal may reach.
 const MAX_PEAK_MIB: u64 = 500;
 
-/// Runs `parity ARGS` under [`DEADLINE`] and a 4 GiB address-space cap.
+/// Runs `parity ARGS` under [`DEADLINE`] and a 4 GiB address-space cap, with the
+/// default read limit.
 fn run(args: &[&str]) -> Bounded {
+    run_limited(args, None)
+}
+
+/// [`run`] with `PARITY_MAX_READ_BYTES` set to `limit`.
+fn run_limited(args: &[&str], limit: Option<&str>) -> Bounded {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_parity"));
     cmd.args(args)
         .env_remove("RUST_BACKTRACE")
         .env_remove("PARITY_MAX_READ_BYTES")
+        .envs(limit.map(|v| ("PARITY_MAX_READ_BYTES", v)))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -395,4 +402,28 @@ fn a_sparse_64_gib_npy_is_refused_in_bounded_memory() {
     assert_case_error(&o, &refusal);
     let o = run(&["compare", s(&big), s(&big)]);
     assert_refused(&o, &refusal);
+}
+
+#[test]
+fn the_read_limit_is_set_by_parity_max_read_bytes() {
+    let model = common::models().join("mlp/model.onnx");
+    let size = std::fs::metadata(&model).unwrap().len();
+    assert!(size > 64 << 10 && size < 1 << 20, "{size}");
+    let o = run_limited(&["inspect", s(&model)], Some("64K"));
+    assert_refused(
+        &o,
+        &format!(
+            "{}: {size} bytes, more than the read limit of 64 KiB (set PARITY_MAX_READ_BYTES to raise it)",
+            model.display()
+        ),
+    );
+    for enough in ["1M", "none", &size.to_string()] {
+        let o = run_limited(&["inspect", s(&model)], Some(enough));
+        assert_eq!(o.code, Some(0), "{enough}: {}", o.stderr);
+    }
+    let o = run_limited(&["inspect", s(&model)], Some("lots"));
+    assert_refused(
+        &o,
+        "PARITY_MAX_READ_BYTES: `lots` is not a size (a number, or with K/M/G, e.g. 512M or 8G; or `none`)",
+    );
 }

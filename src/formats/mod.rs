@@ -1,6 +1,8 @@
 //! Tensor file formats (ONNX `TensorProto` `.pb`, `.npy`, `.npz`, `.safetensors`) and
 //! the ONNX model schema. Readers validate strictly and name the file in every error;
-//! writers are atomic (temporary file + rename).
+//! writers are atomic (temporary file + rename). Every file a user names is opened
+//! through [`open`]: regular files only, within the read limit of [`limit`]
+//! (docs/limits.md).
 
 pub mod atomic;
 pub mod limit;

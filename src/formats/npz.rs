@@ -1,6 +1,8 @@
 //! `.npz` archives (what `np.savez` and `np.savez_compressed` write): a zip of `.npy`
-//! members, stored or deflated, each parsed by the `.npy` reader. Names lose their
-//! `.npy` suffix; tensors come in archive order. Errors name the archive and the member.
+//! members, stored or deflated, each parsed by the `.npy` reader as it is inflated, never
+//! past what its header declares, all within the read limit. Names lose their `.npy`
+//! suffix; tensors come in archive order; a name twice is an error. Errors name the
+//! archive and the member.
 //! [`encode`] writes what `np.load` reads: stored (uncompressed) members, in the given order.
 
 use super::limit::{max_read_bytes, over_limit};
