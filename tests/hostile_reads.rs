@@ -38,6 +38,7 @@ fn run(args: &[&str]) -> Bounded {
 }
 
 /// [`run`] with `PARITY_MAX_READ_BYTES` set to `limit`.
+#[allow(clippy::zombie_processes)] // reaped by `wait4`, which also gives its rusage
 fn run_limited(args: &[&str], limit: Option<&str>) -> Bounded {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_parity"));
     cmd.args(args)

@@ -38,7 +38,7 @@ pub(crate) fn over_limit(limit: u64) -> String {
 /// `4 GiB`, `512 MiB`, `1000 bytes`: a size as a user would write it back.
 fn show_size(bytes: u64) -> String {
     for (shift, unit) in [(30, "GiB"), (20, "MiB"), (10, "KiB")] {
-        if bytes >= 1 << shift && bytes % (1 << shift) == 0 {
+        if bytes >= 1 << shift && bytes.is_multiple_of(1 << shift) {
             return format!("{} {unit}", bytes >> shift);
         }
     }
