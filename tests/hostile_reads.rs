@@ -194,7 +194,7 @@ fn a_fifo_input_is_refused_by_check_without_hanging() {
 }
 
 #[test]
-fn inspect_compare_and_merge_refuse_dev_zero() {
+fn inspect_compare_merge_and_data_refuse_dev_zero() {
     let tmp = tempfile::tempdir().unwrap();
     let link = |name: &str| {
         let p = tmp.path().join(name);
@@ -208,6 +208,7 @@ fn inspect_compare_and_merge_refuse_dev_zero() {
         link("a.json"),
         link("b.json"),
     );
+    let table = link("t.csv");
     let o = run(&["inspect", s(&model)]);
     assert_refused(&o, &format!("{}: {DEVICE}", model.display()));
     let o = run(&["compare", s(&a), s(&a)]);
@@ -216,6 +217,8 @@ fn inspect_compare_and_merge_refuse_dev_zero() {
     assert_refused(&o, &format!("{}: {DEVICE}", b.display()));
     let o = run(&["merge", s(&ra), s(&rb)]);
     assert_refused(&o, &format!("{}: {DEVICE}", ra.display()));
+    let o = run(&["data", "drift", s(&table), s(&table)]);
+    assert_refused(&o, &format!("{}: {DEVICE}", table.display()));
 }
 
 /// An `.npy` header for `len` bytes of u8.
