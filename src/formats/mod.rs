@@ -1,21 +1,26 @@
 //! Tensor file formats (ONNX `TensorProto` `.pb`, `.npy`, `.npz`, `.safetensors`) and
 //! the ONNX model schema. Readers validate strictly and name the file in every error;
-//! writers are atomic (temporary file + rename).
+//! writers are atomic (temporary file + rename). Every file a user names is opened
+//! through [`open`]: regular files only, within the read limit of [`limit`]
+//! (docs/limits.md).
 
 pub mod atomic;
+pub mod limit;
 pub mod npy;
 pub mod npz;
 pub mod onnx_f64;
 pub mod onnx_model;
 pub mod onnx_pb;
+pub mod open;
 pub mod pb;
 pub mod safetensors;
 
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
-use std::io::Read;
 use std::path::Path;
-use std::sync::Arc;
+
+pub(crate) use open::{load, Contents};
+pub use open::{read_file, read_text};
 
 /// How [`read_schema_json`] words its refusals.
 pub struct SchemaWords<'a> {
@@ -36,7 +41,7 @@ pub fn read_schema_json<T: serde::de::DeserializeOwned>(
     path: &Path,
     words: &SchemaWords,
 ) -> Result<T> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::file(path, io_problem(&e)))?;
+    let text = read_text(path)?;
     let value: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| Error::file(path, format!("not JSON: {e}")))?;
     match value.get("schema").and_then(|s| s.as_str()) {
@@ -95,50 +100,11 @@ pub fn write_tensor(path: &Path, name: &str, tensor: &Tensor) -> Result<()> {
 /// large tensor does not copy it.
 pub const MMAP_THRESHOLD: u64 = 16 << 20;
 
-/// A file's bytes: read into memory when small, memory-mapped when large.
-pub(crate) enum Contents {
-    Owned(Vec<u8>),
-    Mapped(Arc<memmap2::Mmap>),
-}
-
-impl std::ops::Deref for Contents {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
-        match self {
-            Contents::Owned(v) => v,
-            Contents::Mapped(m) => m,
-        }
-    }
-}
-
-/// Opens `path` and reads it, or maps it when it has at least `mmap_from` bytes.
-pub(crate) fn load(path: &Path, mmap_from: u64) -> Result<Contents> {
-    let problem = |e: std::io::Error| Error::file(path, io_problem(&e));
-    let mut file = std::fs::File::open(path).map_err(problem)?;
-    let meta = file.metadata().map_err(problem)?;
-    let len = meta.len();
-    if len < mmap_from || !meta.is_file() {
-        // A directory or device falls through to `read_to_end`, which names the problem.
-        let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
-        file.read_to_end(&mut bytes).map_err(problem)?;
-        return Ok(Contents::Owned(bytes));
-    }
-    // SAFETY: the map is read-only. Like every reader of memory-mapped files, parity
-    // assumes the file is not truncated or rewritten while it is being compared.
-    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(problem)?;
-    Ok(Contents::Mapped(Arc::new(map)))
-}
-
 /// Lower-cased file extension.
 pub fn extension(path: &Path) -> Option<String> {
     path.extension()
         .and_then(|e| e.to_str())
         .map(|e| e.to_ascii_lowercase())
-}
-
-/// Reads a whole file, naming it in the error.
-pub fn read_file(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|e| Error::file(path, io_problem(&e)))
 }
 
 /// A short, lower-case description of an I/O error ("no such file", "permission denied").

@@ -15,6 +15,7 @@ use super::atomic::write_atomic;
 use super::{load, Contents, MMAP_THRESHOLD};
 use crate::error::{Error, Result};
 use crate::tensor::{checked_nbytes, DType, Tensor};
+use std::io::Read;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -61,6 +62,53 @@ pub(super) fn decode(mut bytes: Vec<u8>) -> Result<Tensor, String> {
     Tensor::from_bytes(h.dtype, h.shape, bytes).map_err(|e| e.to_string())
 }
 
+/// The most bytes [`Header::prelude`] needs.
+const PRELUDE_MAX: usize = 12;
+
+/// Reads one `.npy` stream (an `.npz` member) that may take at most `room` bytes: the
+/// header first, then exactly the data it declares, so a stream that inflates past its
+/// header is refused one byte later, whatever its container claims, and memory never
+/// exceeds what the header declares. `over(total)` words the refusal of a header that
+/// declares `total` bytes, more than `room`. Returns the tensor and the stream's length.
+pub(super) fn read_stream(
+    r: &mut impl Read,
+    room: u64,
+    over: impl Fn(u64) -> String,
+) -> Result<(Tensor, u64), String> {
+    let mut bytes = Vec::new();
+    let mut take = |bytes: &mut Vec<u8>, n: u64| {
+        (&mut *r)
+            .take(n)
+            .read_to_end(bytes)
+            .map_err(|e| super::io_problem(&e))
+    };
+    take(&mut bytes, PRELUDE_MAX as u64)?;
+    let (prelude, len) = Header::prelude(&bytes)?;
+    let header_end = prelude.saturating_add(len) as u64;
+    if header_end > room {
+        return Err(over(header_end));
+    }
+    let rest = header_end.saturating_sub(bytes.len() as u64);
+    take(&mut bytes, rest)?;
+    let h = Header::parse(&bytes)?;
+    let total = header_end.saturating_add(h.data_len()? as u64);
+    if total > room {
+        return Err(over(total));
+    }
+    bytes.reserve_exact(usize::try_from(total).unwrap_or(usize::MAX) - bytes.len());
+    let wanted = total - bytes.len() as u64;
+    take(&mut bytes, wanted.saturating_add(1))?;
+    if bytes.len() as u64 > total {
+        let shape = py_shape(&h.shape);
+        return Err(format!(
+            "holds more data than its .npy header declares (shape {shape} of {} needs {} bytes)",
+            h.dtype,
+            total - header_end
+        ));
+    }
+    Ok((decode(bytes)?, total))
+}
+
 fn decode_mapped(map: Arc<memmap2::Mmap>) -> Result<Tensor, String> {
     let h = Header::parse(&map)?;
     let data = map.get(h.data_offset..).unwrap_or_default();
@@ -81,25 +129,31 @@ struct Header {
 }
 
 impl Header {
-    fn parse(bytes: &[u8]) -> Result<Header, String> {
+    /// The fixed part of a header (magic, version, header length), which its first
+    /// [`PRELUDE_MAX`] bytes hold: where the header text starts, and how long it is.
+    fn prelude(bytes: &[u8]) -> Result<(usize, usize), String> {
         let rest = bytes
             .strip_prefix(MAGIC)
             .ok_or("not an .npy file (no \\x93NUMPY magic)")?;
         let truncated = || "truncated .npy header".to_string();
         let (&[major, minor], rest) = rest.split_first_chunk::<2>().ok_or_else(truncated)?;
-        let (len, prelude) = match major {
+        match major {
             1 => {
                 let (len, _) = rest.split_first_chunk::<2>().ok_or_else(truncated)?;
-                (usize::from(u16::from_le_bytes(*len)), 10)
+                Ok((10, usize::from(u16::from_le_bytes(*len))))
             }
             2 | 3 => {
                 let (len, _) = rest.split_first_chunk::<4>().ok_or_else(truncated)?;
                 let len = usize::try_from(u32::from_le_bytes(*len)).unwrap_or(usize::MAX);
-                (len, 12)
+                Ok((12, len))
             }
-            _ => return Err(format!("unsupported .npy format version {major}.{minor}")),
-        };
-        let data_offset = prelude + len;
+            _ => Err(format!("unsupported .npy format version {major}.{minor}")),
+        }
+    }
+
+    fn parse(bytes: &[u8]) -> Result<Header, String> {
+        let (prelude, len) = Header::prelude(bytes)?;
+        let data_offset = prelude.saturating_add(len);
         let text = bytes.get(prelude..data_offset).ok_or_else(|| {
             format!(
                 "truncated .npy header: it declares {len} bytes, the file has {}",
@@ -135,11 +189,18 @@ impl Header {
         })
     }
 
+    /// How many data bytes the shape and dtype need.
+    fn data_len(&self) -> Result<usize, String> {
+        checked_nbytes(self.dtype, &self.shape).ok_or_else(|| {
+            let shape = py_shape(&self.shape);
+            format!("shape {shape} has more elements than can be addressed")
+        })
+    }
+
     /// The data must be exactly as long as the shape says.
     fn check_len(&self, found: usize) -> Result<(), String> {
         let (shape, dtype) = (py_shape(&self.shape), self.dtype);
-        let need = checked_nbytes(dtype, &self.shape)
-            .ok_or_else(|| format!("shape {shape} has more elements than can be addressed"))?;
+        let need = self.data_len()?;
         if found < need {
             return Err(format!(
                 "truncated: shape {shape} of {dtype} needs {need} data bytes, the file has {found}"
@@ -724,5 +785,29 @@ mod tests {
             back.values::<f32>().unwrap(),
             std::borrow::Cow::Borrowed(_)
         ));
+    }
+
+    #[test]
+    fn a_sparse_file_over_the_read_limit_is_refused_not_mapped() {
+        // 64 GiB of f32 that the header honestly declares, as `truncate -s` leaves it.
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("big.npy");
+        let header = npy(1, &dict("<f4", false, "(17179869184,)"), &[]);
+        std::fs::write(&p, &header).unwrap();
+        let size = header.len() as u64 + (64 << 30);
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&p)
+            .unwrap()
+            .set_len(size)
+            .unwrap();
+        let msg = read(&p).unwrap_err().to_string();
+        assert_eq!(
+            msg,
+            format!(
+                "{}: {size} bytes, more than the read limit of 4 GiB (set PARITY_MAX_READ_BYTES to raise it)",
+                p.display()
+            )
+        );
     }
 }

@@ -1,21 +1,42 @@
 //! `.npz` archives (what `np.savez` and `np.savez_compressed` write): a zip of `.npy`
-//! members, stored or deflated, each parsed by the `.npy` reader. Names lose their
-//! `.npy` suffix; tensors come in archive order. Errors name the archive and the member.
+//! members, stored or deflated, each parsed by the `.npy` reader as it is inflated, never
+//! past what its header declares, all within the read limit. Names lose their `.npy`
+//! suffix; tensors come in archive order; a name twice is an error. Errors name the
+//! archive and the member.
 //! [`encode`] writes what `np.load` reads: stored (uncompressed) members, in the given order.
 
-use super::{io_problem, npy};
+use super::limit::{max_read_bytes, over_limit};
+use super::npy;
+use super::open::open_within;
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 use std::collections::HashSet;
-use std::io::Read;
+use std::fs::File;
 use std::path::Path;
 
-/// Reads every member of an `.npz` archive, in archive order.
+/// Reads every member of an `.npz` archive, in archive order, under the read limit
+/// (which counts the bytes the members inflate to, not the archive's size).
 pub fn read(path: &Path) -> Result<Vec<(String, Tensor)>> {
+    read_within(path, max_read_bytes()?)
+}
+
+/// [`read`] with an explicit limit (`None`: none). Each member is read as its `.npy`
+/// header says, never further: neither the zip's declared sizes nor the compressed
+/// stream decide how much is inflated.
+pub(crate) fn read_within(path: &Path, limit: Option<u64>) -> Result<Vec<(String, Tensor)>> {
     let fail = |msg: String| Error::file(path, msg);
-    let file = std::fs::File::open(path).map_err(|e| fail(io_problem(&e)))?;
-    let mut zip = zip::ZipArchive::new(file)
+    let (file, _) = open_within(path, limit)?;
+    let mut zip = zip::ZipArchive::new(&file)
         .map_err(|e| fail(format!("not a valid .npz (zip) archive: {e}")))?;
+    if zip.has_duplicate_names() {
+        let name = duplicate_name(&file).unwrap_or_default();
+        return Err(fail(format!(
+            "member '{}' appears twice in the archive",
+            name.escape_debug()
+        )));
+    }
+    let room = limit.unwrap_or(u64::MAX);
+    let mut used = 0u64;
     let mut tensors = Vec::with_capacity(zip.len());
     let mut seen = HashSet::new();
     for i in 0..zip.len() {
@@ -37,23 +58,36 @@ pub fn read(path: &Path) -> Result<Vec<(String, Tensor)>> {
         if !seen.insert(name.clone()) {
             return Err(in_member("appears twice in the archive".into()));
         }
-        // The declared size only bounds the read; the allocation grows with real data.
-        let declared = member.size();
-        let mut bytes = Vec::with_capacity(declared.min(64 << 20) as usize);
-        member
-            .by_ref()
-            .take(declared.saturating_add(1))
-            .read_to_end(&mut bytes)
-            .map_err(|e| in_member(io_problem(&e)))?;
-        if bytes.len() as u64 != declared {
+        let over = |declared: u64| {
+            let total = used.saturating_add(declared);
+            format!("its .npy header declares {declared} bytes: the archive would inflate to {total} bytes or more, {}", over_limit(room))
+        };
+        let (tensor, len) = npy::read_stream(&mut member, room - used, over).map_err(in_member)?;
+        if len != member.size() {
             return Err(in_member(format!(
-                "holds {} bytes or more, but its zip entry declares {declared}",
-                bytes.len()
+                "holds {len} bytes, but its zip entry declares {}",
+                member.size()
             )));
         }
-        tensors.push((name, npy::decode(bytes).map_err(in_member)?));
+        used += len;
+        tensors.push((name, tensor));
     }
     Ok(tensors)
+}
+
+/// The first name the central directory of an archive lists twice (the zip reader keeps
+/// only one entry per name, so it cannot say which).
+fn duplicate_name(file: &File) -> Option<String> {
+    let mut entries =
+        zip::unstable::read::ZipIterable::try_new(file, zip::read::Config::default()).ok()?;
+    let mut seen = HashSet::new();
+    for entry in entries.files().ok()? {
+        let name = String::from_utf8_lossy(entry.ok()?.name_raw()).into_owned();
+        if !seen.insert(name.clone()) {
+            return Some(name);
+        }
+    }
+    None
 }
 
 /// Encodes named tensors as an uncompressed `.npz` archive in memory (members `NAME.npy`,
@@ -184,6 +218,116 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert_eq!(err, "/nonexistent/d.npz: no such file or directory");
+    }
+
+    /// `.npy` bytes whose header declares `shape` of u8 but whose data is `data_len` zeros.
+    fn npy_claiming(shape: usize, data_len: usize) -> Vec<u8> {
+        let mut bytes = npy_bytes(&sample(DType::U8, vec![shape]));
+        bytes.truncate(bytes.len() - shape);
+        bytes.resize(bytes.len() + data_len, 0);
+        bytes
+    }
+
+    /// Sets the uncompressed size that the local and central headers of every member
+    /// declare to `size` (a zip that lies about its sizes).
+    fn declare_size(mut zip: Vec<u8>, size: u32) -> Vec<u8> {
+        for (magic, at) in [(b"PK\x03\x04", 22), (b"PK\x01\x02", 24)] {
+            let starts: Vec<usize> = zip
+                .windows(4)
+                .enumerate()
+                .filter(|(_, w)| w == magic)
+                .map(|(i, _)| i)
+                .collect();
+            for i in starts {
+                zip[i + at..i + at + 4].copy_from_slice(&size.to_le_bytes());
+            }
+        }
+        zip
+    }
+
+    #[test]
+    fn a_member_is_never_inflated_past_its_npy_header() {
+        // The header says 4 bytes; the member inflates to 32 MiB of zeros.
+        let header_len = npy_claiming(4, 0).len();
+        let bomb = npy_claiming(4, 32 << 20);
+        let zip = zip_of(&[("x.npy", bomb, CompressionMethod::Deflated)]);
+        assert!(zip.len() < 100_000, "{}", zip.len());
+        let lie = "member 'x.npy': holds more data than its .npy header declares (shape (4,) of u8 needs 4 bytes)";
+        assert_err(read_bytes(&zip), lie);
+        // A zip that declares the same small size stops there too (the zip reader's check).
+        assert_err(
+            read_bytes(&declare_size(zip, (header_len + 4) as u32)),
+            "member 'x.npy': file is larger than its declared uncompressed size",
+        );
+    }
+
+    #[test]
+    fn members_are_refused_by_what_their_headers_declare_before_inflating() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("d.npz");
+        // Two honest members of 1000 and 3000 bytes (plus headers) under a 2000-byte limit.
+        let a = npy_claiming(1000, 1000);
+        let b = npy_claiming(3000, 3000);
+        let (la, lb) = (a.len() as u64, b.len() as u64);
+        let deflated = CompressionMethod::Deflated;
+        std::fs::write(
+            &p,
+            zip_of(&[("a.npy", a, deflated), ("b.npy", b, deflated)]),
+        )
+        .unwrap();
+        let err = read_within(&p, Some(2000)).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!(
+                "{}: member 'b.npy': its .npy header declares {lb} bytes: the archive would inflate to {} bytes or more, more than the read limit of 2000 bytes (set PARITY_MAX_READ_BYTES to raise it)",
+                p.display(),
+                la + lb
+            )
+        );
+        assert_eq!(read_within(&p, Some(la + lb)).unwrap().len(), 2);
+        assert_eq!(read_within(&p, None).unwrap().len(), 2);
+        // A header alone over the room left is refused before its text is read.
+        let over = |total: u64| format!("declares {total}");
+        let member = npy_claiming(1000, 1000);
+        let got = npy::read_stream(&mut member.as_slice(), 20, over).unwrap_err();
+        assert_eq!(got, "declares 128");
+        let got = npy::read_stream(&mut member.as_slice(), 1127, over).unwrap_err();
+        assert_eq!(got, "declares 1128");
+        let (t, len) = npy::read_stream(&mut member.as_slice(), 1128, over).unwrap();
+        assert_eq!((t.shape(), len), (&[1000][..], 1128));
+    }
+
+    #[test]
+    fn duplicate_member_names_are_refused_by_name() {
+        let stored = CompressionMethod::Stored;
+        let one = npy_bytes(&sample(DType::U8, vec![2]));
+        let two = npy_bytes(&sample(DType::U8, vec![3]));
+        let mut zip = zip_of(&[("a.npy", one, stored), ("b.npy", two, stored)]);
+        let at: Vec<usize> = zip
+            .windows(5)
+            .enumerate()
+            .filter(|(_, w)| w == b"b.npy")
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(at.len(), 2);
+        for i in at {
+            zip[i..i + 5].copy_from_slice(b"a.npy");
+        }
+        assert_err(
+            read_bytes(&zip),
+            "/d.npz: member 'a.npy' appears twice in the archive",
+        );
+    }
+
+    #[test]
+    fn a_fifo_or_device_is_refused_before_opening() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("d.npz");
+        std::os::unix::fs::symlink("/dev/zero", &p).unwrap();
+        assert_err(
+            read(&p),
+            "not a regular file (a character device, through a symlink to /dev/zero)",
+        );
     }
 
     #[test]

@@ -504,6 +504,19 @@ mod tests {
     }
 
     #[test]
+    fn a_length_past_the_file_is_refused_before_allocating() {
+        // raw_data (field 9, length-delimited) declaring 2 GiB, followed by 3 bytes.
+        let mut bytes = vec![9 << 3 | 2];
+        encode_varint((2 << 30) - 1, &mut bytes);
+        bytes.extend([1, 2, 3]);
+        let err = decode(&bytes, Path::new("x.pb")).unwrap_err().to_string();
+        assert!(
+            err.starts_with("x.pb: not a valid TensorProto (truncated or corrupt)"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn narrow_values_out_of_range() {
         for (dtype, bad, range) in [
             (DType::U8, 300, "UINT8 (0..=255)"),

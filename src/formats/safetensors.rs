@@ -166,6 +166,19 @@ mod tests {
     }
 
     #[test]
+    fn sizes_a_header_declares_past_the_file_are_refused_before_allocating() {
+        // A header length of 1 TiB, and a 1 TiB tensor, in files of a few bytes.
+        let mut huge_header = (1u64 << 40).to_le_bytes().to_vec();
+        huge_header.extend(b"{}");
+        assert_err(read_bytes(&huge_header), "not a valid .safetensors file");
+        let h = r#"{"w":{"dtype":"U8","shape":[1099511627776],"data_offsets":[0,1099511627776]}}"#;
+        assert_err(
+            read_bytes(&file(h, &[0; 8])),
+            "not a valid .safetensors file",
+        );
+    }
+
+    #[test]
     fn truncated_and_garbage_files_are_errors_not_panics() {
         let h = r#"{"w":{"dtype":"F16","shape":[2,2],"data_offsets":[0,8]}}"#;
         let good = file(h, &[0; 8]);

@@ -396,29 +396,8 @@ pub fn parse_memory_limit(s: &str) -> Result<MemoryLimit, String> {
     parse_size(s, 1 << 20).map(MemoryLimit)
 }
 
-/// Parses a size: a number in units of `unit` bytes, or with an `M`/`G` suffix, or
-/// `none` (no limit).
-pub fn parse_size(s: &str, unit: u64) -> Result<Option<u64>, String> {
-    let t = s.trim();
-    if t.eq_ignore_ascii_case("none") {
-        return Ok(None);
-    }
-    let (num, mult) = match t.char_indices().last() {
-        Some((i, 'G' | 'g')) => (&t[..i], 1u64 << 30),
-        Some((i, 'M' | 'm')) => (&t[..i], 1u64 << 20),
-        Some((i, 'K' | 'k')) => (&t[..i], 1u64 << 10),
-        _ => (t, unit),
-    };
-    match num.trim().parse::<u64>() {
-        Ok(n) if n >= 1 => n
-            .checked_mul(mult)
-            .map(Some)
-            .ok_or_else(|| format!("`{s}` is too large")),
-        _ => Err(format!(
-            "`{s}` is not a size (a number, or with K/M/G, e.g. 512M or 8G; or `none`)"
-        )),
-    }
-}
+/// Parses a size (one parser for `--memory-limit`, `fuzz --max-bytes` and the read limit).
+pub use crate::formats::limit::parse_size;
 
 /// Parses `--timeout`: seconds, > 0.
 pub fn parse_timeout(s: &str) -> Result<Duration, String> {

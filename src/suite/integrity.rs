@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 /// Hex sha256 of a file, streamed (large goldens are not read into memory at once).
 pub fn sha256_file(path: &Path) -> Result<String> {
     let problem = |e: std::io::Error| Error::file(path, formats::io_problem(&e));
-    let mut file = std::fs::File::open(path).map_err(problem)?;
+    let (mut file, _) = formats::open::open(path)?;
     let mut hasher = Sha256::new();
     std::io::copy(&mut file, &mut hasher).map_err(problem)?;
     Ok(hasher

@@ -254,11 +254,11 @@ impl Manifest {
     /// Reads `dir/parity.toml` when it exists; defaults otherwise.
     pub fn read_or_default(dir: &Path) -> Result<Manifest> {
         let path = dir.join(MANIFEST_FILE);
-        if !path.exists() {
+        // A dangling symlink is not "no manifest": reading it names the problem.
+        if std::fs::symlink_metadata(&path).is_err() {
             return Ok(Manifest::default());
         }
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| Error::file(&path, crate::formats::io_problem(&e)))?;
+        let text = crate::formats::read_text(&path)?;
         let mut manifest: Manifest = toml::from_str(&text).map_err(|e| {
             let msg = e.message();
             let line = e.span().map_or(String::new(), |span| {
