@@ -35,6 +35,16 @@ pub(crate) fn open_within(path: &Path, limit: Option<u64>) -> Result<(File, u64)
 
 /// Refuses what is not a regular file, or is larger than `limit`.
 fn check(path: &Path, meta: &Metadata, limit: Option<u64>) -> Result<()> {
+    require_regular(path, meta)?;
+    match limit {
+        Some(limit) if meta.len() > limit => Err(Error::file(path, too_large(meta.len(), limit))),
+        _ => Ok(()),
+    }
+}
+
+/// Refuses a path whose metadata is not a regular file's (a directory, FIFO, device,
+/// socket), naming the kind and any symlink: one wording for every file parity needs.
+pub fn require_regular(path: &Path, meta: &Metadata) -> Result<()> {
     let kind = meta.file_type();
     if !kind.is_file() {
         let what = if kind.is_dir() {
@@ -59,10 +69,7 @@ fn check(path: &Path, meta: &Metadata, limit: Option<u64>) -> Result<()> {
             format!("not a regular file ({what}{via})"),
         ));
     }
-    match limit {
-        Some(limit) if meta.len() > limit => Err(Error::file(path, too_large(meta.len(), limit))),
-        _ => Ok(()),
-    }
+    Ok(())
 }
 
 /// Reads a whole file, naming it in errors: a regular file within the read limit.

@@ -112,12 +112,7 @@ fn find_suite_dirs(dir: &Path, found: &mut Vec<PathBuf>) -> Result<()> {
         }
         // A `model.onnx` that is a directory, FIFO or device is a broken suite, not
         // a parent directory to search.
-        Ok(meta) => {
-            return Err(Error::file(
-                &model,
-                format!("not a regular file ({})", kind_of(&meta)),
-            ))
-        }
+        Ok(meta) => return formats::open::require_regular(&model, &meta),
         Err(_) => {}
     }
     let mut children: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -213,23 +208,6 @@ fn list_cases(dir: &Path) -> Result<Vec<CaseSource>> {
     }
     cases.sort_by_key(|c| (numeric_suffix(&c.name), c.name.clone()));
     Ok(cases)
-}
-
-/// What a non-regular file is, for messages.
-fn kind_of(meta: &std::fs::Metadata) -> &'static str {
-    use std::os::unix::fs::FileTypeExt;
-    let t = meta.file_type();
-    if t.is_dir() {
-        "a directory"
-    } else if t.is_fifo() {
-        "a FIFO"
-    } else if t.is_char_device() || t.is_block_device() {
-        "a device"
-    } else if t.is_socket() {
-        "a socket"
-    } else {
-        "not a plain file"
-    }
 }
 
 /// The last component of a path, for messages (`test_data_set_0.npz`, `test_data_set_0/`).
