@@ -75,10 +75,7 @@ fn an_out_path_that_is_an_input_is_refused_before_the_run() {
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (vec!["check", s(&suite), "--out", s(&golden)], "--out"),
         (vec!["check", s(&suite), "--out", s(&model)], "--out"),
-        (
-            vec!["check", s(&suite), "--out", s(&inside)],
-            "--out",
-        ),
+        (vec!["check", s(&suite), "--out", s(&inside)], "--out"),
         (vec!["compare", s(&a), s(&b), "--out", s(&a)], "--out"),
         (vec!["compare", s(&a), s(&b), "--out", s(&b)], "--out"),
         (vec!["merge", s(&report), "--out", s(&report)], "--out"),
@@ -103,10 +100,7 @@ fn an_out_path_that_is_an_input_is_refused_before_the_run() {
             vec!["data", "validate", s(&suite), s(&a), "--out", s(&a)],
             "--out",
         ),
-        (
-            vec!["data", "drift", s(&a), s(&b), "--out", s(&b)],
-            "--out",
-        ),
+        (vec!["data", "drift", s(&a), s(&b), "--out", s(&b)], "--out"),
     ];
     for (args, flag) in cases {
         let o = parity(&args);
@@ -117,7 +111,15 @@ fn an_out_path_that_is_an_input_is_refused_before_the_run() {
     assert_eq!(std::fs::read_to_string(&report).unwrap(), "{}");
     assert_eq!(std::fs::read_to_string(&base).unwrap(), "{}");
     // Next to the inputs is fine.
-    let o = parity(&["compare", s(&a), s(&a), "--format", "json", "--out", s(&report)]);
+    let o = parity(&[
+        "compare",
+        s(&a),
+        s(&a),
+        "--format",
+        "json",
+        "--out",
+        s(&report),
+    ]);
     assert_eq!(o.code, 0, "{}", o.stderr);
 }
 
@@ -247,14 +249,7 @@ fn a_signal_during_check_writes_an_incomplete_report_and_exits_128_plus_n() {
         assert!(listing(tmp.path()) == ["report.json"]);
         // merge carries the mark.
         let merged = tmp.path().join("merged.json");
-        let o = parity(&[
-            "merge",
-            s(&out),
-            "--format",
-            "json",
-            "--out",
-            s(&merged),
-        ]);
+        let o = parity(&["merge", s(&out), "--format", "json", "--out", s(&merged)]);
         assert_eq!(o.code, 2, "{}", o.stderr);
         let m: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(&merged).unwrap()).unwrap();
@@ -318,7 +313,11 @@ fn a_signal_during_bench_stops_it_at_once_and_saves_no_baseline() {
         unsafe { libc::kill(child.id() as i32, signal) };
         let status = child.wait().unwrap();
         assert_eq!(status.code(), Some(code), "{status:?}");
-        assert!(sent.elapsed() < Duration::from_secs(10), "{:?}", sent.elapsed());
+        assert!(
+            sent.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            sent.elapsed()
+        );
         assert!(listing(tmp.path()).is_empty(), "{:?}", listing(tmp.path()));
     }
 }
@@ -443,7 +442,10 @@ fn kill_test(rounds: usize, signal: i32) -> Tally {
     // One complete run: the old suite of the --force rounds, and the duration to spread
     // the kill points over.
     let start = Instant::now();
-    assert!(record(&forced_suite, 1_000_000, false).status().unwrap().success());
+    assert!(record(&forced_suite, 1_000_000, false)
+        .status()
+        .unwrap()
+        .success());
     let duration = start.elapsed();
     eprintln!("one record: {duration:?}");
     let mut tally = Tally::default();
@@ -482,7 +484,14 @@ fn kill_test(rounds: usize, signal: i32) -> Tally {
         if fallback && !suite.exists() {
             // Killed between the two renames: the next record puts the old suite back
             // (here one that stops right after, at the existing destination).
-            let o = parity(&["record", s(&models().join("mlp")), "--out", s(suite), "--random", "1"]);
+            let o = parity(&[
+                "record",
+                s(&models().join("mlp")),
+                "--out",
+                s(suite),
+                "--random",
+                "1",
+            ]);
             assert_eq!(o.code, 2, "{}", o.stderr);
             assert!(o.stderr.contains("restored"), "{}", o.stderr);
             tally.restored_by_rerun += 1;
@@ -493,7 +502,10 @@ fn kill_test(rounds: usize, signal: i32) -> Tally {
             (Some(old), true) if *old == tree(suite) => tally.old += 1,
             (_, true) => {
                 assert_eq!(recorded_seed(suite), round, "round {round}: a mix");
-                assert!(passes_check(suite), "round {round}: the new suite fails check");
+                assert!(
+                    passes_check(suite),
+                    "round {round}: the new suite fails check"
+                );
                 tally.new += 1;
             }
         }
@@ -556,7 +568,11 @@ fn kill_9_during_save_baseline_leaves_the_old_baseline_or_the_new_one() {
     let duration = start.elapsed();
     let mut old = std::fs::read(&base).unwrap();
     for _ in 0..10 {
-        kill_after(bench(&base), duration.mul_f64(rng.unit() * 1.1), libc::SIGKILL);
+        kill_after(
+            bench(&base),
+            duration.mul_f64(rng.unit() * 1.1),
+            libc::SIGKILL,
+        );
         let now = std::fs::read(&base).unwrap();
         if now != old {
             // Killed after the rename or not killed at all: the complete new baseline.

@@ -159,8 +159,17 @@ pub fn run(args: BenchArgs, global: Global) -> Result<u8> {
             args.concurrency
         )));
     }
-    let outputs = [("--out", args.out.as_deref()), ("--save-baseline", args.save_baseline.as_deref())];
-    refuse_inputs_as_outputs(&outputs, args.models.iter().map(PathBuf::as_path).chain(args.baseline.as_deref()))?;
+    let outputs = [
+        ("--out", args.out.as_deref()),
+        ("--save-baseline", args.save_baseline.as_deref()),
+    ];
+    refuse_inputs_as_outputs(
+        &outputs,
+        args.models
+            .iter()
+            .map(PathBuf::as_path)
+            .chain(args.baseline.as_deref()),
+    )?;
     // Read the baseline before spending minutes measuring.
     let baseline = match &args.baseline {
         Some(path) => Some((path, baseline::read(path)?)),
@@ -263,10 +272,11 @@ pub fn run(args: BenchArgs, global: Global) -> Result<u8> {
         .results
         .iter()
         .any(|r| r.verify.as_ref().is_some_and(|v| v.bad() > 0));
-    Ok(crate::interrupt::exit_code(match (&bench.baseline, failed) {
+    let code = match (&bench.baseline, failed) {
         (_, true) => 2,
         _ if unverified => 1,
         (Some(b), _) if b.regression => 1,
         _ => 0,
-    }))
+    };
+    Ok(crate::interrupt::exit_code(code))
 }

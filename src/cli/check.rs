@@ -124,7 +124,8 @@ pub fn run(args: CheckArgs, global: Global) -> Result<u8> {
         }
         suites.extend(found);
     }
-    args.output.refuse_inputs(suites.iter().map(|s| s.dir.as_path()))?;
+    args.output
+        .refuse_inputs(suites.iter().map(|s| s.dir.as_path()))?;
     let findings: Vec<Vec<Finding>> = suites.iter().map(integrity::audit).collect();
     if !args.strict {
         for suite_findings in &findings {

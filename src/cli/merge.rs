@@ -31,7 +31,8 @@ pub struct MergeArgs {
 }
 
 pub fn run(args: MergeArgs, global: Global) -> Result<u8> {
-    args.output.refuse_inputs(args.reports.iter().map(PathBuf::as_path))?;
+    args.output
+        .refuse_inputs(args.reports.iter().map(PathBuf::as_path))?;
     let inputs = args
         .reports
         .iter()

@@ -365,9 +365,18 @@ mod tests {
         assert!(refused(&hard, &[&golden]).is_some());
         // Next to the inputs, not inside them: fine; so is a missing input (the verb
         // reports it) and a device.
-        assert_eq!(refused(&dir.path().join("report.json"), &[&suite, &golden]), None);
-        assert_eq!(refused(&dir.path().join("r.json"), &[&dir.path().join("nope")]), None);
-        assert_eq!(refused(Path::new("/dev/null"), &[Path::new("/dev/null")]), None);
+        assert_eq!(
+            refused(&dir.path().join("report.json"), &[&suite, &golden]),
+            None
+        );
+        assert_eq!(
+            refused(&dir.path().join("r.json"), &[&dir.path().join("nope")]),
+            None
+        );
+        assert_eq!(
+            refused(Path::new("/dev/null"), &[Path::new("/dev/null")]),
+            None
+        );
         // Nothing was written or removed.
         assert_eq!(std::fs::read(&golden).unwrap(), b"golden");
     }
@@ -382,7 +391,14 @@ mod tests {
             std::iter::empty(),
         )
         .unwrap_err();
-        assert!(err.to_string().contains("is also the file of --out"), "{err}");
-        refuse_inputs_as_outputs(&[("--out", Some(&a)), ("--save-baseline", None)], std::iter::empty()).unwrap();
+        assert!(
+            err.to_string().contains("is also the file of --out"),
+            "{err}"
+        );
+        refuse_inputs_as_outputs(
+            &[("--out", Some(&a)), ("--save-baseline", None)],
+            std::iter::empty(),
+        )
+        .unwrap();
     }
 }

@@ -145,7 +145,9 @@ mod tests {
         let observed = observe_flag(selected, flag);
         let backend = &observed[0].backend;
         assert_eq!(backend.name(), "fixed");
-        let mut session = backend.load(Path::new("m.onnx"), &LoadOptions::default()).unwrap();
+        let mut session = backend
+            .load(Path::new("m.onnx"), &LoadOptions::default())
+            .unwrap();
         assert_eq!(session.run(&[]).unwrap()[0].0, "y");
         flag.raise(libc::SIGINT);
         let err = session.run(&[]).unwrap_err();

@@ -13,8 +13,8 @@
 //! give the same bytes on every machine.
 
 use super::integrity;
-use super::staging::{self, Staging};
 use super::manifest::{Calibration, Provenance, MANIFEST_FILE};
+use super::staging::{self, Staging};
 use super::{CaseFiles, DATA_SET_PREFIX, MODEL_FILE};
 use crate::backend::{self, Dim, IoSpec, LoadOptions};
 use crate::compare::Tolerance;

@@ -231,8 +231,7 @@ fn sweep(parent: &Path) {
         let Some((name, tag, rest)) = file_name.to_str().and_then(parse_hidden) else {
             continue;
         };
-        if !entry.file_type().is_ok_and(|t| t.is_dir()) || !atomic::left_by_dead_process(rest)
-        {
+        if !entry.file_type().is_ok_and(|t| t.is_dir()) || !atomic::left_by_dead_process(rest) {
             continue;
         }
         let path = entry.path();
@@ -337,11 +336,7 @@ mod tests {
         assert!(name.starts_with(".suite.parity-record-"), "{name}");
         assert_eq!(
             parse_hidden(&name),
-            Some((
-                "suite",
-                BUILD_TAG,
-                &name[".suite.parity-record-".len()..]
-            ))
+            Some(("suite", BUILD_TAG, &name[".suite.parity-record-".len()..]))
         );
         drop(staging);
         assert!(!path.exists());
