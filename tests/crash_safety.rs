@@ -349,7 +349,7 @@ impl Rng {
 
 /// Data sets of the recorded suites: enough that writing takes a visible share of
 /// the run (every file is synced), few enough for a quick test.
-const DATA_SETS: &str = "20";
+const DATA_SETS: &str = "10";
 
 /// `record models/mlp --out OUT --random DATA_SETS --seed SEED` on tract-cpu.
 fn record(out: &Path, seed: u64, force: bool) -> Command {
@@ -397,24 +397,37 @@ fn passes_check(suite: &Path) -> bool {
     o.code == 0
 }
 
-/// What one kill left.
+/// What the kills left.
 #[derive(Debug, Default)]
 struct Tally {
+    /// Runs the signal reached while they ran.
+    landed: usize,
+    /// ...that left no suite (new-suite rounds), the old one, or the new one.
     absent: usize,
     old: usize,
     new: usize,
-    finished_before_kill: usize,
+    /// ...that left a hidden staging directory for the next run to sweep.
+    staging_left: usize,
+    /// ...that left the suite aside for the next run to put back (two-rename fallback).
     restored_by_rerun: usize,
+    /// Runs that ended before their kill point, or were not to be killed (every fifth,
+    /// to time a complete run); not counted above.
+    finished_first: usize,
 }
 
 /// Starts `cmd` and sends it `signal` after `delay`, unless it ended before; returns its
-/// exit status (a child that ended is never signalled: its pid may be another's now).
-fn kill_after(mut cmd: Command, delay: Duration, signal: i32) -> std::process::ExitStatus {
+/// exit status and, when it ended first, how long it ran (a child that ended is never
+/// signalled: its pid may be another's now).
+fn kill_after(
+    mut cmd: Command,
+    delay: Duration,
+    signal: i32,
+) -> (std::process::ExitStatus, Option<Duration>) {
     let mut child: Child = cmd.spawn().unwrap();
     let start = Instant::now();
     loop {
         if let Some(status) = child.try_wait().unwrap() {
-            return status;
+            return (status, Some(start.elapsed()));
         }
         let elapsed = start.elapsed();
         if elapsed >= delay {
@@ -423,34 +436,51 @@ fn kill_after(mut cmd: Command, delay: Duration, signal: i32) -> std::process::E
         std::thread::sleep((delay - elapsed).min(Duration::from_micros(500)));
     }
     unsafe { libc::kill(child.id() as i32, signal) };
-    child.wait().unwrap()
+    (child.wait().unwrap(), None)
 }
 
-/// `rounds` kills at uniform random points over a record's duration, alternating a new
-/// suite and `--force` over an old one (exchange and two-rename fallback), with
-/// `signal` (SIGKILL, or SIGINT for the graceful path). Asserts after every kill that
-/// the suite is absent (new-suite rounds only), the old one byte for byte, or the new
-/// one passing `parity check --strict`; and at the end that a re-run sweeps everything
-/// the killed runs left.
-fn kill_test(rounds: usize, signal: i32) -> Tally {
+/// Sends `signal` (SIGKILL, or SIGINT for the graceful path) to `record` at uniformly
+/// random points of its duration until `kills` signals reached a running record,
+/// alternating a new suite and `--force` over an old one (every other `--force` round
+/// through the two-rename fallback). Asserts after every kill that the suite is absent
+/// (new-suite rounds only), the old one byte for byte, or the new one passing
+/// `parity check --strict`; and at the end that a re-run sweeps everything the killed
+/// runs left.
+fn kill_test(kills: usize, signal: i32) -> Tally {
     let mut rng = Rng::from_env();
     let tmp = tempfile::tempdir().unwrap();
     let (fresh, forced) = (tmp.path().join("fresh"), tmp.path().join("forced"));
     std::fs::create_dir(&fresh).unwrap();
     std::fs::create_dir(&forced).unwrap();
     let (fresh_suite, forced_suite) = (fresh.join("suite"), forced.join("suite"));
-    // One complete run: the old suite of the --force rounds, and the duration to spread
-    // the kill points over.
-    let start = Instant::now();
-    assert!(record(&forced_suite, 1_000_000, false)
-        .status()
-        .unwrap()
-        .success());
-    let duration = start.elapsed();
-    eprintln!("one record: {duration:?}");
+    // Three complete runs: the old suite of the --force rounds, and the first samples of
+    // the duration to spread the kill points over: the median of the last timed runs
+    // (every fifth round runs to its end, since the machine's load varies).
+    let mut runs: Vec<Duration> = (0..3)
+        .map(|_| {
+            let start = Instant::now();
+            assert!(record(&forced_suite, 1_000_000, true)
+                .status()
+                .unwrap()
+                .success());
+            start.elapsed()
+        })
+        .collect();
+    let median = |runs: &[Duration]| {
+        let mut last: Vec<Duration> = runs[runs.len().saturating_sub(7)..].to_vec();
+        last.sort();
+        last[last.len() / 2]
+    };
+    eprintln!("first estimate of one record: {:?}", median(&runs));
     let mut tally = Tally::default();
-    for round in 0..rounds as u64 {
-        let delay = duration.mul_f64(rng.unit() * 1.1);
+    let mut round = 0u64;
+    while tally.landed < kills {
+        assert!(round < 4 * kills as u64, "too few kills landed: {tally:?}");
+        let timed = round % 5 == 4;
+        let delay = match timed {
+            true => Duration::from_secs(600),
+            false => median(&runs).mul_f64(rng.unit()),
+        };
         let force = round % 2 == 1;
         let fallback = round % 4 == 3;
         let (suite, parent) = if force {
@@ -466,11 +496,8 @@ fn kill_test(rounds: usize, signal: i32) -> Tally {
         if fallback {
             cmd.env("PARITY_NO_RENAME_EXCHANGE", "1");
         }
-        let status = kill_after(cmd, delay, signal);
-        let finished = status.signal().is_none() && status.code() == Some(0);
-        if finished {
-            tally.finished_before_kill += 1;
-        }
+        let (status, ran) = kill_after(cmd, delay, signal);
+        let landed = ran.is_none();
         if signal == libc::SIGINT {
             // The graceful path: 130, or 0 when the run had ended; a signal before the
             // handler is installed (process start) ends it with nothing begun. Either
@@ -480,6 +507,18 @@ fn kill_test(rounds: usize, signal: i32) -> Tally {
                 "round {round}: {status:?}"
             );
             assert_eq!(listing(parent), ["suite"].repeat(suite.exists() as usize));
+        }
+        if landed {
+            tally.landed += 1;
+            if listing(parent).iter().any(|n| n.starts_with('.')) {
+                tally.staging_left += 1;
+            }
+        } else {
+            assert!(status.success(), "round {round}: {status:?}");
+            tally.finished_first += 1;
+            if timed {
+                runs.extend(ran);
+            }
         }
         if fallback && !suite.exists() {
             // Killed between the two renames: the next record puts the old suite back
@@ -496,19 +535,23 @@ fn kill_test(rounds: usize, signal: i32) -> Tally {
             assert!(o.stderr.contains("restored"), "{}", o.stderr);
             tally.restored_by_rerun += 1;
         }
-        match (&old, suite.exists()) {
-            (None, false) => tally.absent += 1,
+        let outcome = match (&old, suite.exists()) {
+            (None, false) => &mut tally.absent,
             (Some(_), false) => panic!("round {round}: the old suite is gone ({status:?})"),
-            (Some(old), true) if *old == tree(suite) => tally.old += 1,
+            (Some(old), true) if *old == tree(suite) => &mut tally.old,
             (_, true) => {
                 assert_eq!(recorded_seed(suite), round, "round {round}: a mix");
                 assert!(
                     passes_check(suite),
                     "round {round}: the new suite fails check"
                 );
-                tally.new += 1;
+                &mut tally.new
             }
+        };
+        if landed {
+            *outcome += 1;
         }
+        round += 1;
     }
     // A re-run works and sweeps what the killed runs left behind.
     for (suite, parent) in [(&fresh_suite, &fresh), (&forced_suite, &forced)] {
@@ -516,21 +559,24 @@ fn kill_test(rounds: usize, signal: i32) -> Tally {
         assert!(passes_check(suite));
         assert_eq!(listing(parent), ["suite"], "{}", parent.display());
     }
-    eprintln!("{rounds} kills: {tally:?}");
+    eprintln!(
+        "{kills} kills (signal {signal}), last estimate of one record {:?}: {tally:?}",
+        median(&runs)
+    );
     tally
 }
 
 #[test]
 fn kill_9_during_record_leaves_the_old_suite_or_the_new_one() {
     let tally = kill_test(50, libc::SIGKILL);
-    // The kill points covered the run: some before the suite was complete, some after.
+    // The kill points covered the run: most while the suite was being written.
     assert!(tally.absent + tally.old > 0, "{tally:?}");
-    assert!(tally.new > 0, "{tally:?}");
+    assert!(tally.staging_left > 0, "{tally:?}");
 }
 
 #[test]
 fn ctrl_c_during_record_leaves_no_staging_directory() {
-    kill_test(12, libc::SIGINT);
+    kill_test(10, libc::SIGINT);
 }
 
 /// The long version, for the figures of docs/crash-safety.md:
@@ -568,7 +614,7 @@ fn kill_9_during_save_baseline_leaves_the_old_baseline_or_the_new_one() {
     let duration = start.elapsed();
     let mut old = std::fs::read(&base).unwrap();
     for _ in 0..10 {
-        kill_after(
+        let _ = kill_after(
             bench(&base),
             duration.mul_f64(rng.unit() * 1.1),
             libc::SIGKILL,
