@@ -114,11 +114,14 @@ pub fn refuse_inputs_as_outputs<'a>(
                 );
             }
             if !resolved.dir && r.same_file(&resolved) {
-                return refuse(
-                    flag,
-                    out,
-                    format!("is {}, an input of this run", input.display()),
-                );
+                let what = match *out == input {
+                    true => "is an input of this run".to_string(),
+                    false => format!(
+                        "is the same file as {}, an input of this run",
+                        input.display()
+                    ),
+                };
+                return refuse(flag, out, what);
             }
         }
     }
