@@ -25,6 +25,7 @@ pub mod data;
 pub mod error;
 pub mod formats;
 pub mod fuzz;
+pub mod interrupt;
 pub mod isolate;
 pub mod panic_guard;
 pub mod quantile;

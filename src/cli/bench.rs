@@ -1,7 +1,7 @@
 //! `parity bench MODEL|SUITE... --backend B...`: latency and throughput on this machine,
 //! in MLPerf LoadGen's scenarios, with a noise-aware gate against a saved baseline.
 
-use super::output::{emit_to, progress_wanted, Progress};
+use super::output::{emit_to, progress_wanted, refuse_inputs_as_outputs, Progress};
 use super::seconds;
 use super::Global;
 use crate::backend;
@@ -141,6 +141,7 @@ fn positive_f64(s: &str) -> std::result::Result<f64, String> {
 
 /// Runs the benchmark, prints the report, saves/gates the baseline; exit 1 on a regression.
 pub fn run(args: BenchArgs, global: Global) -> Result<u8> {
+    crate::interrupt::install();
     if args.scenario == Scenario::Server && args.qps.is_none() && !args.find_max_qps {
         return Err(Error::Usage(
             "--scenario server needs --qps Q or --find-max-qps --p99-ms MS".to_string(),
@@ -158,6 +159,17 @@ pub fn run(args: BenchArgs, global: Global) -> Result<u8> {
             args.concurrency
         )));
     }
+    let outputs = [
+        ("--out", args.out.as_deref()),
+        ("--save-baseline", args.save_baseline.as_deref()),
+    ];
+    refuse_inputs_as_outputs(
+        &outputs,
+        args.models
+            .iter()
+            .map(PathBuf::as_path)
+            .chain(args.baseline.as_deref()),
+    )?;
     // Read the baseline before spending minutes measuring.
     let baseline = match &args.baseline {
         Some(path) => Some((path, baseline::read(path)?)),
@@ -176,7 +188,8 @@ pub fn run(args: BenchArgs, global: Global) -> Result<u8> {
         .iter()
         .map(|m| inputs::target(m, args.seed, &args.dims))
         .collect::<Result<Vec<_>>>()?;
-    let selected = backend::select(&args.backends)?;
+    // After Ctrl-C or SIGTERM, measurements stop and nothing more is loaded.
+    let selected = crate::interrupt::observe(backend::select(&args.backends)?);
     let plan = Plan {
         scenario: args.scenario,
         settings: Settings {
@@ -210,6 +223,11 @@ pub fn run(args: BenchArgs, global: Global) -> Result<u8> {
         }
     }
     progress.finish();
+    if let Some(signal) = crate::interrupt::pending() {
+        // A partial benchmark is no result: no report, and above all no baseline.
+        eprintln!("parity: interrupted by {signal}; no report or baseline written");
+        return Ok(signal.exit_code());
+    }
     if let Some(first) = selected.first() {
         runner::relate_to_first(&mut results, first.backend.name());
     }
@@ -254,10 +272,11 @@ pub fn run(args: BenchArgs, global: Global) -> Result<u8> {
         .results
         .iter()
         .any(|r| r.verify.as_ref().is_some_and(|v| v.bad() > 0));
-    Ok(match (&bench.baseline, failed) {
+    let code = match (&bench.baseline, failed) {
         (_, true) => 2,
         _ if unverified => 1,
         (Some(b), _) if b.regression => 1,
         _ => 0,
-    })
+    };
+    Ok(crate::interrupt::exit_code(code))
 }

@@ -9,7 +9,8 @@ use super::Global;
 use crate::backend::{self, LoadOptions};
 use crate::error::{Error, Result};
 use crate::formats::onnx_model::sha256_hex;
-use crate::report::{CaseId, CaseReport, CaseVerdict, Report, SuiteAudit};
+use crate::interrupt;
+use crate::report::{CaseId, CaseReport, CaseVerdict, Incomplete, Report, SuiteAudit};
 use crate::suite::integrity::{self, Finding};
 use crate::suite::matrix::SuiteMatrix;
 use crate::suite::runner::{self, Reference, RunOptions};
@@ -85,6 +86,7 @@ pub fn non_negative(s: &str) -> std::result::Result<f64, String> {
 }
 
 pub fn run(args: CheckArgs, global: Global) -> Result<u8> {
+    interrupt::install();
     let reference = match args.reference.as_str() {
         "golden" => Reference::Golden,
         name => Reference::Backend(name.to_string()),
@@ -113,6 +115,8 @@ pub fn run(args: CheckArgs, global: Global) -> Result<u8> {
         };
         selected = crate::isolate::isolate(selected, &args.limits.options(&load));
     }
+    // After Ctrl-C or SIGTERM, the remaining cases are refused instead of run.
+    let selected = interrupt::observe(selected);
     if let Reference::Backend(r) = &reference {
         if !selected.iter().any(|s| s.backend.name() == r) {
             // Not among the available ones: say why (unknown or unavailable).
@@ -141,6 +145,8 @@ pub fn run(args: CheckArgs, global: Global) -> Result<u8> {
     if reference == Reference::Golden && args.backends.is_empty() && !args.allow_missing_backend {
         require_recorded_backends(&suites, &selected)?;
     }
+    args.output
+        .refuse_inputs(suites.iter().map(|s| s.dir.as_path()))?;
     let findings: Vec<Vec<Finding>> = suites.iter().map(integrity::audit).collect();
     if !args.strict {
         for suite_findings in &findings {
@@ -240,7 +246,14 @@ pub fn run(args: CheckArgs, global: Global) -> Result<u8> {
             report.verdict = CaseVerdict::Pass;
         }
     }
-    args.output.emit_report(&report, global)
+    if let Some(signal) = interrupt::pending() {
+        eprintln!("parity: interrupted by {signal}; the cases not run are errors and the report is marked incomplete");
+        report.incomplete = Some(Incomplete {
+            signal: signal.name(),
+        });
+    }
+    let code = args.output.emit_report(&report, global)?;
+    Ok(interrupt::exit_code(code))
 }
 
 /// A run that chose its backends by availability must include the backend each suite's

@@ -32,6 +32,8 @@ pub struct CompareArgs {
 }
 
 pub fn run(args: CompareArgs, global: Global) -> Result<u8> {
+    args.output
+        .refuse_inputs([args.reference.as_path(), args.candidate.as_path()])?;
     let pairs = pair_files(&args.reference, &args.candidate)?;
     let mut rows = Vec::new();
     for (rel, reference, candidate) in pairs {

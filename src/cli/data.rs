@@ -145,6 +145,12 @@ fn names(specs: &[IoSpec]) -> Vec<String> {
 }
 
 fn run_validate(args: ValidateArgs, global: Global) -> Result<u8> {
+    args.output.refuse_inputs(
+        [&args.model]
+            .into_iter()
+            .chain(&args.inputs)
+            .map(PathBuf::as_path),
+    )?;
     if !matches!(args.output.format, Format::Text | Format::Json) {
         return Err(args.output.report_only("data validate"));
     }
@@ -213,6 +219,12 @@ fn run_validate(args: ValidateArgs, global: Global) -> Result<u8> {
 }
 
 fn run_drift(args: DriftArgs, global: Global) -> Result<u8> {
+    args.output.refuse_inputs(
+        [&args.reference, &args.current]
+            .into_iter()
+            .chain(&args.model)
+            .map(PathBuf::as_path),
+    )?;
     if matches!(
         args.output.format,
         Format::Junit | Format::Markdown | Format::Html

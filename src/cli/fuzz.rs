@@ -72,6 +72,7 @@ fn max_bytes(s: &str) -> std::result::Result<usize, String> {
 }
 
 pub fn run(args: FuzzArgs, global: Global) -> Result<u8> {
+    args.output.refuse_inputs([args.model.as_path()])?;
     if !matches!(args.output.format, Format::Text | Format::Json) {
         return Err(args.output.report_only("fuzz"));
     }

@@ -11,8 +11,8 @@ use super::output::OutputArgs;
 use super::Global;
 use crate::error::{Error, Result};
 use crate::report::{
-    BackendInfo, CaseReport, CaseVerdict, Environment, MatrixEntry, MergedReport, Report,
-    SuiteAudit, Summary, SCHEMA,
+    BackendInfo, CaseReport, CaseVerdict, Environment, Incomplete, MatrixEntry, MergedReport,
+    Report, SuiteAudit, Summary, SCHEMA,
 };
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -31,6 +31,8 @@ pub struct MergeArgs {
 }
 
 pub fn run(args: MergeArgs, global: Global) -> Result<u8> {
+    args.output
+        .refuse_inputs(args.reports.iter().map(PathBuf::as_path))?;
     let inputs = args
         .reports
         .iter()
@@ -56,6 +58,9 @@ pub struct ReportFile {
     pub merged: Vec<MergedReport>,
     #[serde(default)]
     pub matrix: Option<Vec<MatrixEntry>>,
+    /// Set when the run was interrupted; carried into the merged report.
+    #[serde(default)]
+    pub incomplete: Option<Incomplete>,
 }
 
 /// Reads one JSON report, checking its schema identifier first.
@@ -142,6 +147,7 @@ pub fn merge(inputs: &[(&PathBuf, ReportFile)]) -> Result<Report> {
     let mut merged = Report::new(environment, cases);
     merged.merged = sources;
     merged.suites = merge_suites(inputs)?;
+    merged.incomplete = inputs.iter().find_map(|(_, r)| r.incomplete.clone());
     merged.matrix = merge_matrices(inputs).map(|mut entries| {
         // Suites in the order of the run (as `suites`), outputs as first seen.
         let rank = |e: &MatrixEntry| merged.suites.iter().position(|s| s.suite == e.suite);

@@ -6,7 +6,7 @@ use crate::error::Result;
 use crate::formats::atomic::write_atomic;
 use crate::report::{html, junit, markdown, text, Report};
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// `--color`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -77,7 +77,129 @@ pub fn writable_file(s: &str) -> std::result::Result<PathBuf, String> {
     }
 }
 
+/// Refuses, before a run starts, an output path that would replace or add to one of the
+/// run's inputs: an existing input file (the same path, or the same file through a link),
+/// or any path inside an input directory (a suite or a directory of tensors, where a new
+/// file can become a data set). Also refuses two outputs naming one file. `outputs` are
+/// (flag, path) pairs; special files (`/dev/stdout`, a FIFO) are never refused, since
+/// they are written, not replaced.
+pub fn refuse_inputs_as_outputs<'a>(
+    outputs: &[(&str, Option<&Path>)],
+    inputs: impl IntoIterator<Item = &'a Path>,
+) -> Result<()> {
+    let outputs: Vec<(&str, &Path, Resolved)> = outputs
+        .iter()
+        .filter_map(|&(flag, path)| path.map(|p| (flag, p)))
+        .filter_map(|(flag, path)| Resolved::of_output(path).map(|r| (flag, path, r)))
+        .collect();
+    if outputs.is_empty() {
+        return Ok(());
+    }
+    let refuse = |flag: &str, out: &Path, what: String| {
+        Err(crate::Error::Usage(format!(
+            "{flag} {} {what}; write it elsewhere",
+            out.display()
+        )))
+    };
+    for input in inputs {
+        let Some(resolved) = Resolved::of_input(input) else {
+            continue;
+        };
+        for (flag, out, r) in &outputs {
+            if resolved.dir && r.path.starts_with(&resolved.path) {
+                return refuse(
+                    flag,
+                    out,
+                    format!("is inside {}, an input of this run", input.display()),
+                );
+            }
+            if !resolved.dir && r.same_file(&resolved) {
+                let what = match *out == input {
+                    true => "is an input of this run".to_string(),
+                    false => format!(
+                        "is the same file as {}, an input of this run",
+                        input.display()
+                    ),
+                };
+                return refuse(flag, out, what);
+            }
+        }
+    }
+    for (i, (flag, out, r)) in outputs.iter().enumerate() {
+        if let Some((other, _, _)) = outputs[..i].iter().find(|(_, _, o)| o.path == r.path) {
+            return refuse(flag, out, format!("is also the file of {other}"));
+        }
+    }
+    Ok(())
+}
+
+/// A path resolved for [`refuse_inputs_as_outputs`]: absolute with links followed, and
+/// the file's identity when it exists.
+struct Resolved {
+    path: PathBuf,
+    /// (device, inode) of an existing file.
+    id: Option<(u64, u64)>,
+    dir: bool,
+}
+
+impl Resolved {
+    /// An output: the file itself when it exists (`None` for a special file, which is
+    /// written in place), else its canonical directory joined with its name.
+    fn of_output(path: &Path) -> Option<Resolved> {
+        match std::fs::metadata(path) {
+            Ok(m) if !m.is_file() => None,
+            Ok(m) => Some(Resolved {
+                path: path.canonicalize().ok()?,
+                id: file_id(&m),
+                dir: false,
+            }),
+            Err(_) => {
+                let name = path.file_name()?;
+                let dir = match path.parent() {
+                    Some(d) if !d.as_os_str().is_empty() => d,
+                    _ => Path::new("."),
+                };
+                Some(Resolved {
+                    path: dir.canonicalize().ok()?.join(name),
+                    id: None,
+                    dir: false,
+                })
+            }
+        }
+    }
+
+    /// An input that exists (a missing one is reported by the verb itself).
+    fn of_input(path: &Path) -> Option<Resolved> {
+        let m = std::fs::metadata(path).ok()?;
+        Some(Resolved {
+            path: path.canonicalize().ok()?,
+            id: file_id(&m),
+            dir: m.is_dir(),
+        })
+    }
+
+    fn same_file(&self, other: &Resolved) -> bool {
+        self.path == other.path || (self.id.is_some() && self.id == other.id)
+    }
+}
+
+#[cfg(unix)]
+fn file_id(m: &std::fs::Metadata) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    Some((m.dev(), m.ino()))
+}
+
+#[cfg(not(unix))]
+fn file_id(_: &std::fs::Metadata) -> Option<(u64, u64)> {
+    None
+}
+
 impl OutputArgs {
+    /// [`refuse_inputs_as_outputs`] for `--out`.
+    pub fn refuse_inputs<'a>(&self, inputs: impl IntoIterator<Item = &'a Path>) -> Result<()> {
+        refuse_inputs_as_outputs(&[("--out", self.out.as_deref())], inputs)
+    }
+
     /// Writes `text` to `--out` or stdout.
     pub fn emit(&self, text: &str) -> Result<()> {
         emit_to(self.out.as_deref(), text)
@@ -207,5 +329,79 @@ pub fn emit_to(out: Option<&std::path::Path>, text: &str) -> Result<()> {
                 _ => Ok(()),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(out: &Path, inputs: &[&Path]) -> Option<String> {
+        refuse_inputs_as_outputs(&[("--out", Some(out))], inputs.iter().copied())
+            .err()
+            .map(|e| e.to_string())
+    }
+
+    #[test]
+    fn an_output_that_is_an_input_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let suite = dir.path().join("s");
+        std::fs::create_dir_all(suite.join("test_data_set_0")).unwrap();
+        let golden = suite.join("test_data_set_0/output_0.pb");
+        std::fs::write(&golden, b"golden").unwrap();
+        let model = suite.join("model.onnx");
+        std::fs::write(&model, b"model").unwrap();
+        // Inside a suite directory: an existing file or a new one.
+        for out in [&golden, &model, &suite.join("report.json")] {
+            let msg = refused(out, &[&suite]).unwrap();
+            assert!(msg.contains("an input of this run"), "{msg}");
+            assert!(msg.starts_with("--out "), "{msg}");
+        }
+        // The same file by another path: `.` components, a symlink, a hard link.
+        let dotted = suite.join("test_data_set_0/../model.onnx");
+        assert!(refused(&dotted, &[&model]).is_some());
+        let link = dir.path().join("link.pb");
+        std::os::unix::fs::symlink(&golden, &link).unwrap();
+        assert!(refused(&link, &[&golden]).is_some());
+        let hard = dir.path().join("hard.pb");
+        std::fs::hard_link(&golden, &hard).unwrap();
+        assert!(refused(&hard, &[&golden]).is_some());
+        // Next to the inputs, not inside them: fine; so is a missing input (the verb
+        // reports it) and a device.
+        assert_eq!(
+            refused(&dir.path().join("report.json"), &[&suite, &golden]),
+            None
+        );
+        assert_eq!(
+            refused(&dir.path().join("r.json"), &[&dir.path().join("nope")]),
+            None
+        );
+        assert_eq!(
+            refused(Path::new("/dev/null"), &[Path::new("/dev/null")]),
+            None
+        );
+        // Nothing was written or removed.
+        assert_eq!(std::fs::read(&golden).unwrap(), b"golden");
+    }
+
+    #[test]
+    fn two_outputs_naming_one_file_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a.json");
+        let same = dir.path().join("./a.json");
+        let err = refuse_inputs_as_outputs(
+            &[("--out", Some(&a)), ("--save-baseline", Some(&same))],
+            std::iter::empty(),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("is also the file of --out"),
+            "{err}"
+        );
+        refuse_inputs_as_outputs(
+            &[("--out", Some(&a)), ("--save-baseline", None)],
+            std::iter::empty(),
+        )
+        .unwrap();
     }
 }

@@ -4,6 +4,7 @@
 use super::Global;
 use crate::backend::LoadOptions;
 use crate::error::Result;
+use crate::interrupt;
 use crate::suite::record::{self, DimValue, InputPlan, RecordOptions};
 use crate::suite::MODEL_FILE;
 use std::path::PathBuf;
@@ -82,6 +83,7 @@ fn at_least_one_f64(s: &str) -> std::result::Result<f64, String> {
 
 /// Records the suite, prints one line saying what was written, and returns 0.
 pub fn run(args: RecordArgs, global: Global) -> Result<u8> {
+    interrupt::install();
     let model = if args.model.is_dir() {
         args.model.join(MODEL_FILE)
     } else {
@@ -105,7 +107,16 @@ pub fn run(args: RecordArgs, global: Global) -> Result<u8> {
         force: args.force,
         calibrate: args.calibrate.then_some(args.margin),
     };
-    let recorded = record::record(&model, &args.out, &plan, &options)?;
+    let recorded = record::record(&model, &args.out, &plan, &options);
+    if let (Err(_), Some(signal)) = (&recorded, interrupt::pending()) {
+        // The staging directory is gone with the error; the destination is as it was.
+        eprintln!(
+            "parity: interrupted by {signal}; {} was not written",
+            args.out.display()
+        );
+        return Ok(signal.exit_code());
+    }
+    let recorded = recorded?;
     for w in &recorded.warnings {
         eprintln!("warning: {w}");
     }
@@ -141,5 +152,7 @@ pub fn run(args: RecordArgs, global: Global) -> Result<u8> {
             }
         }
     }
-    Ok(0)
+    // A signal after the suite was moved into place: the suite is complete, the exit
+    // code still says the run was interrupted.
+    Ok(interrupt::exit_code(0))
 }

@@ -76,6 +76,18 @@ pub struct Report {
     /// `parity merge`: the reports merged into this one, in the order given.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub merged: Vec<MergedReport>,
+    /// A run stopped by Ctrl-C or SIGTERM (docs/crash-safety.md): which signal. The cases
+    /// it did not run are errors `not run: interrupted by SIGNAL`. Absent from a run
+    /// that went to its end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incomplete: Option<Incomplete>,
+}
+
+/// Why a report is incomplete: the signal that stopped its run.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Incomplete {
+    /// `SIGINT` or `SIGTERM`.
+    pub signal: String,
 }
 
 /// The identity of a checked suite, so a report can be tied to exact files later.
@@ -262,6 +274,7 @@ impl Report {
             matrix: None,
             shard: None,
             merged: Vec::new(),
+            incomplete: None,
         }
     }
 

@@ -15,6 +15,7 @@ pub mod matrix;
 pub mod record;
 pub mod runner;
 pub mod shard;
+pub mod staging;
 
 use crate::backend::IoSpec;
 use crate::error::{Error, Result};

@@ -5,9 +5,8 @@
 //! provenance and the sha256 of every file.
 //!
 //! Writing is atomic: the suite is built in a hidden directory next to `--out` and
-//! renamed into place only when complete. An existing suite is replaced only with
-//! `force`, and only after the new one is complete (old renamed aside, new renamed in,
-//! old deleted).
+//! moved into place only when complete; an existing suite is replaced only with
+//! `force`, in one atomic exchange (see `super::staging`).
 //!
 //! Generated inputs are deterministic: each (data set, input) pair draws from its own
 //! SplitMix64 stream derived from the seed, so the same seed, shapes and parity version
@@ -15,6 +14,7 @@
 
 use super::integrity;
 use super::manifest::{Calibration, Provenance, MANIFEST_FILE};
+use super::staging::{self, Staging};
 use super::{CaseFiles, DATA_SET_PREFIX, MODEL_FILE};
 use crate::backend::{self, Dim, IoSpec, LoadOptions};
 use crate::compare::Tolerance;
@@ -162,7 +162,7 @@ pub fn record(
     plan: &InputPlan,
     options: &RecordOptions,
 ) -> Result<Recorded> {
-    check_destination(out, options.force)?;
+    staging::prepare_destination(out, options.force)?;
     let info = onnx_model::inspect(model)?;
     let sets = match plan {
         InputPlan::Reuse(paths) => load_inputs(&info, paths)?,
@@ -217,7 +217,7 @@ pub fn write_suite(
     source: &GoldenSource,
     options: &RecordOptions,
 ) -> Result<Recorded> {
-    check_destination(out, options.force)?;
+    staging::prepare_destination(out, options.force)?;
     let model_bytes = formats::read_file(model)?;
     let mut warnings = non_finite_warnings(out, outputs);
 
@@ -283,7 +283,8 @@ fn run_backend(
     sets: &[InputSet],
     options: &RecordOptions,
 ) -> Result<(Outputs, String, String)> {
-    let mut selected = backend::select(std::slice::from_ref(&options.backend))?;
+    let mut selected =
+        crate::interrupt::observe(backend::select(std::slice::from_ref(&options.backend))?);
     let selected = selected
         .pop()
         .ok_or_else(|| Error::Usage(format!("backend {} was not selected", options.backend)))?;
@@ -903,149 +904,6 @@ fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
     file.sync_all().map_err(fail)
 }
 
-/// Refuses a destination that `record` must not replace: anything but a directory; a
-/// non-empty directory without `force`; with `force`, a directory that is not a suite
-/// (no `model.onnx`, no `parity.toml`), so a mistyped `--out` never deletes unrelated files.
-fn check_destination(out: &Path, force: bool) -> Result<()> {
-    if out.file_name().is_none() {
-        return Err(Error::file(
-            out,
-            "--out must name a directory to create (not `.`, `..` or `/`)",
-        ));
-    }
-    let Ok(meta) = std::fs::symlink_metadata(out) else {
-        return Ok(());
-    };
-    if !meta.is_dir() {
-        return Err(Error::file(
-            out,
-            "exists and is not a directory (parity record writes a suite directory and follows no symlink)",
-        ));
-    }
-    let empty = std::fs::read_dir(out)
-        .map_err(|e| Error::file(out, formats::io_problem(&e)))?
-        .next()
-        .is_none();
-    if empty {
-        return Ok(());
-    }
-    if !force {
-        return Err(Error::file(out, "exists; use --force to replace it"));
-    }
-    if !out.join(MODEL_FILE).exists() && !out.join(MANIFEST_FILE).exists() {
-        return Err(Error::file(
-            out,
-            "exists and is not a suite (no model.onnx or parity.toml); refusing to replace it, even with --force",
-        ));
-    }
-    Ok(())
-}
-
-/// The hidden directory a suite is built in, next to its destination; removed on drop
-/// unless committed.
-struct Staging {
-    path: PathBuf,
-    committed: bool,
-}
-
-impl Staging {
-    fn create(out: &Path) -> Result<Staging> {
-        let parent = parent_dir(out);
-        std::fs::create_dir_all(&parent)
-            .map_err(|e| Error::file(&parent, formats::io_problem(&e)))?;
-        let path = sibling(out, "parity-record");
-        // `create_dir` (not a tempdir) so the suite gets the umask's mode, not 0700.
-        std::fs::create_dir(&path).map_err(|e| Error::file(&path, formats::io_problem(&e)))?;
-        Ok(Staging {
-            path,
-            committed: false,
-        })
-    }
-
-    fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// Renames the finished suite into place; returns warnings (an old suite that could
-    /// not be deleted).
-    fn commit(mut self, out: &Path, force: bool) -> Result<Vec<String>> {
-        sync_dir(&self.path);
-        // Decided again now: the destination may have appeared while recording.
-        check_destination(out, force)?;
-        let rename = |from: &Path, to: &Path| {
-            std::fs::rename(from, to).map_err(|e| Error::Write {
-                path: to.to_path_buf(),
-                source: e,
-            })
-        };
-        let mut warnings = Vec::new();
-        match std::fs::symlink_metadata(out) {
-            Err(_) => rename(&self.path, out)?,
-            Ok(_) if dir_is_empty(out) => {
-                std::fs::remove_dir(out).map_err(|e| Error::file(out, formats::io_problem(&e)))?;
-                rename(&self.path, out)?;
-            }
-            Ok(_) => {
-                let aside = sibling(out, "parity-old");
-                rename(out, &aside)?;
-                if let Err(e) = rename(&self.path, out) {
-                    // Put the old suite back; the new one is dropped with the staging dir.
-                    let _ = std::fs::rename(&aside, out);
-                    return Err(e);
-                }
-                if let Err(e) = std::fs::remove_dir_all(&aside) {
-                    warnings.push(format!(
-                        "{}: the replaced suite could not be deleted: {}",
-                        aside.display(),
-                        formats::io_problem(&e)
-                    ));
-                }
-            }
-        }
-        self.committed = true;
-        sync_dir(&parent_dir(out));
-        Ok(warnings)
-    }
-}
-
-impl Drop for Staging {
-    fn drop(&mut self) {
-        if !self.committed {
-            let _ = std::fs::remove_dir_all(&self.path);
-        }
-    }
-}
-
-fn parent_dir(p: &Path) -> PathBuf {
-    match p.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    }
-}
-
-/// A hidden, unique name next to `out`: `.NAME.TAG-PID-NANOS`.
-fn sibling(out: &Path, tag: &str) -> PathBuf {
-    let name = out
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    parent_dir(out).join(format!(".{name}.{tag}-{}-{nanos}", std::process::id()))
-}
-
-fn dir_is_empty(p: &Path) -> bool {
-    std::fs::read_dir(p).is_ok_and(|mut d| d.next().is_none())
-}
-
-/// Flushes a directory's entries to disk (best effort: not every platform allows it).
-fn sync_dir(p: &Path) {
-    if let Ok(f) = std::fs::File::open(p) {
-        let _ = f.sync_all();
-    }
-}
-
 /// `t` as UTC ISO 8601 with seconds (`2026-11-25T18:33:07Z`); times before 1970 print
 /// as the epoch.
 pub fn iso8601_utc(t: SystemTime) -> String {
@@ -1329,71 +1187,5 @@ mod tests {
             assert_eq!(m.files, files);
             assert_eq!(m.calibration.as_ref(), calibrated);
         }
-    }
-
-    #[test]
-    fn destinations_that_must_not_be_replaced() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("f");
-        std::fs::write(&file, b"x").unwrap();
-        assert!(check_destination(&file, true)
-            .unwrap_err()
-            .to_string()
-            .contains("not a directory"));
-        let other = dir.path().join("home");
-        std::fs::create_dir(&other).unwrap();
-        std::fs::write(other.join("notes.txt"), b"x").unwrap();
-        assert!(check_destination(&other, false)
-            .unwrap_err()
-            .to_string()
-            .contains("--force"));
-        assert!(check_destination(&other, true)
-            .unwrap_err()
-            .to_string()
-            .contains("not a suite"));
-        std::fs::write(other.join(MODEL_FILE), b"x").unwrap();
-        check_destination(&other, true).unwrap();
-        let empty = dir.path().join("empty");
-        std::fs::create_dir(&empty).unwrap();
-        check_destination(&empty, false).unwrap();
-        check_destination(&dir.path().join("new"), false).unwrap();
-        assert!(check_destination(Path::new("/"), true).is_err());
-    }
-
-    #[test]
-    fn an_abandoned_staging_directory_is_removed() {
-        let dir = tempfile::tempdir().unwrap();
-        let out = dir.path().join("nested/suite");
-        let staging = Staging::create(&out).unwrap();
-        let path = staging.path().to_path_buf();
-        assert!(path.is_dir());
-        assert!(path
-            .file_name()
-            .unwrap()
-            .to_str()
-            .unwrap()
-            .starts_with(".suite.parity-record-"));
-        drop(staging);
-        assert!(!path.exists());
-        assert!(!out.exists());
-    }
-
-    #[test]
-    fn a_forced_commit_replaces_the_old_suite_and_leaves_nothing_behind() {
-        let dir = tempfile::tempdir().unwrap();
-        let out = dir.path().join("suite");
-        std::fs::create_dir(&out).unwrap();
-        std::fs::write(out.join(MODEL_FILE), b"old").unwrap();
-        let staging = Staging::create(&out).unwrap();
-        std::fs::write(staging.path().join(MODEL_FILE), b"new").unwrap();
-        assert!(staging.commit(&out, true).unwrap().is_empty());
-        assert_eq!(std::fs::read(out.join(MODEL_FILE)).unwrap(), b"new");
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
-        // Without force the existing suite stays and the new one is dropped.
-        let staging = Staging::create(&out).unwrap();
-        std::fs::write(staging.path().join(MODEL_FILE), b"newer").unwrap();
-        assert!(staging.commit(&out, false).is_err());
-        assert_eq!(std::fs::read(out.join(MODEL_FILE)).unwrap(), b"new");
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 }
