@@ -10,11 +10,12 @@
 //! - `bench`
 //! - `isolate`
 //! - `suite`
+//! - `interrupt`
 //! - `report` `backend`
 //! - `compare` `formats`
 //! - `schema`
 //! - `tensor`
-//! - `error` `panic_guard` `quantile`
+//! - `error` `panic_guard` `quantile` `time`
 
 pub mod backend;
 pub mod bench;
@@ -33,5 +34,6 @@ pub mod report;
 pub mod schema;
 pub mod suite;
 pub mod tensor;
+pub mod time;
 
 pub use error::{Error, Result};

@@ -7,7 +7,7 @@ mod common;
 
 use common::{assert_clean_error, json, models, parity};
 use parity::formats::npy;
-use parity::suite::record::SplitMix64;
+use parity::tensor::random::SplitMix64;
 use parity::tensor::Tensor;
 use std::path::{Path, PathBuf};
 

@@ -203,7 +203,7 @@ fn bench_metrics_equal_the_saved_json() {
 }
 
 fn write_csv(path: &Path, shift: f64, seed: u64) {
-    let mut rng = parity::suite::record::SplitMix64::stream(seed, 0, 0);
+    let mut rng = parity::tensor::random::SplitMix64::stream(seed, 0, 0);
     let mut text = String::from("a,\"b \"\"q\"\" \\x\"\n");
     for (x, y) in rng.normals(2000).chunks(2).map(|p| (p[0], p[1])) {
         text += &format!("{},{y}\n", x + shift);

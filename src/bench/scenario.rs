@@ -12,8 +12,8 @@
 //! mutex (uncontended when every worker has its own).
 
 use crate::backend::{BackendError, Session};
-use crate::suite::record::SplitMix64;
 use crate::suite::runner::{guarded, run_guarded};
+use crate::tensor::random::SplitMix64;
 use crate::tensor::Tensor;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;

@@ -3,7 +3,7 @@
 //! of 100 seeds at α = 0.05 (the combined decision of PSI, KS and JS).
 
 use super::*;
-use crate::suite::record::SplitMix64;
+use crate::tensor::random::SplitMix64;
 
 fn normal(seed: u64, n: usize, shift: f64) -> Feature {
     Feature {

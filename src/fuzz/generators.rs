@@ -2,7 +2,8 @@
 //! differ or break (zeros, ±1, the dtype's extremes, the smallest normal and subnormal,
 //! ±Inf, NaN, large magnitudes), plain random data, and a mix of both.
 
-use crate::suite::record::{SplitMix64, INT_HIGH};
+use crate::suite::record::INT_HIGH;
+use crate::tensor::random::SplitMix64;
 use crate::tensor::{checked_numel, DType, Tensor, TensorError};
 use half::{bf16, f16};
 

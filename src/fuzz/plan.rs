@@ -4,7 +4,7 @@
 
 use super::generators::{self, Fill};
 use crate::backend::{Dim, IoSpec};
-use crate::suite::record::SplitMix64;
+use crate::tensor::random::SplitMix64;
 use crate::tensor::{checked_nbytes, DType, Tensor};
 use std::collections::BTreeMap;
 

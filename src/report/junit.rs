@@ -22,7 +22,7 @@ use super::style::{index, num};
 use super::{CaseReport, CaseVerdict, OutputReport, Report};
 use crate::compare::Verdict;
 use std::fmt::Write as _;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 /// The cases of one suite directory run on one backend: a `<testsuite>` in JUnit, a
 /// row of the summary table in Markdown.
@@ -358,30 +358,7 @@ fn seconds6(s: f64) -> String {
 /// `t` in UTC as `YYYY-MM-DDTHH:MM:SS`, the JUnit `timestamp` form (ISO 8601 without a
 /// zone, as the Ant schema asks). Times before 1970 are written as the epoch.
 pub fn timestamp(t: SystemTime) -> String {
-    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-/// Days since 1970-01-01 to a proleptic Gregorian (year, month, day): Howard Hinnant's
-/// `civil_from_days`, restricted to non-negative day counts.
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + u64::from(m <= 2);
-    (y, m, d)
+    crate::time::utc_seconds(t)
 }
 
 /// Whether XML 1.0 can carry `c` at all (escaped or not).
@@ -432,6 +409,7 @@ pub(crate) mod tests {
     use crate::compare::{compare, error_histogram, Tolerance};
     use crate::report::{BackendInfo, CaseId, Environment};
     use crate::tensor::Tensor;
+    use std::time::UNIX_EPOCH;
 
     /// The awkward suite path of the escaping tests.
     pub(crate) const ODD_SUITE: &str = "suites/a<&\">|b";

@@ -8,7 +8,6 @@
 //! `parity record` writes suites ([`record`]); the digests it stores are checked when a
 //! suite is opened and when each case is loaded ([`integrity`]).
 
-pub mod calibrate;
 pub mod integrity;
 pub mod manifest;
 pub mod matrix;

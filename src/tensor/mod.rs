@@ -4,6 +4,7 @@
 //! where it lies, without a copy.
 
 mod dtype;
+pub mod random;
 
 pub use dtype::{DType, Element};
 

@@ -20,12 +20,12 @@
 //! The evidence — each source's observed max abs and max rel error against the goldens
 //! and against the oracle — is written to `parity.toml` next to the tolerances.
 
-use super::manifest::{Calibration, ErrorEvidence, OutputEvidence};
-use super::record::{run_all, InputSet, Outputs};
+use super::{run_all, InputSet, Outputs};
 use crate::backend::{self, LoadOptions};
 use crate::compare::Tolerance;
 use crate::error::{Error, Result};
 use crate::formats::{onnx_f64, onnx_model::ModelInfo, onnx_pb::ModelProto};
+use crate::suite::manifest::{Calibration, ErrorEvidence, OutputEvidence};
 use crate::tensor::{DType, Tensor, TensorError};
 use half::{bf16, f16};
 use prost::Message;
