@@ -3,11 +3,11 @@
 # (.venv) with the pinned ONNX Runtime library (onnxruntime==1.31.1 wheel, whose
 # capi/libonnxruntime.so.1.31.1 parity loads) plus numpy and onnx for the scripts.
 # With --test, also what only the test suite needs: NVRTC from the CUDA 13 wheel
-# nvidia-cuda-nvrtc==13.0.88 (into .venv, ~60 MB; tests/kernels.rs compiles the CUDA
+# nvidia-cuda-nvrtc==13.0.88 (into .venv, ~60 MB; tests/it/kernels.rs compiles the CUDA
 # comparison kernels with it, no GPU needed) and headless Chromium (Debian package
-# `chromium`, for tests/html.rs), installed with apt-get as root or through sudo;
-# prometheus-client (tests/openmetrics.rs); MLServer 1.7.1 into a second virtualenv,
-# .venv-serve, from requirements-serve.txt (tests/kserve.rs).
+# `chromium`, for tests/it/html.rs), installed with apt-get as root or through sudo;
+# prometheus-client (tests/it/openmetrics.rs); MLServer 1.7.1 into a second virtualenv,
+# .venv-serve, from requirements-serve.txt (tests/it/kserve.rs).
 # Idempotent: re-running only installs what is missing.
 set -euo pipefail
 tests=false
@@ -30,13 +30,13 @@ lib=$(ls .venv/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.* |
 echo "setup: ONNX Runtime library at $lib"
 if $tests && ! ls .venv/lib/python3*/site-packages/nvidia/cu13/lib/libnvrtc.so.13 >/dev/null 2>&1; then
   .venv/bin/pip install --quiet --disable-pip-version-check nvidia-cuda-nvrtc==13.0.88
-  echo "setup: installed NVRTC (nvidia-cuda-nvrtc 13.0.88) for tests/kernels.rs"
+  echo "setup: installed NVRTC (nvidia-cuda-nvrtc 13.0.88) for tests/it/kernels.rs"
 fi
 if $tests && ! command -v chromium >/dev/null; then
   sudo=""
   if [ "$(id -u)" != 0 ]; then
     if command -v sudo >/dev/null; then sudo=sudo; else
-      echo "setup: tests/html.rs needs Chromium; install the Debian package chromium (needs root)" >&2
+      echo "setup: tests/it/html.rs needs Chromium; install the Debian package chromium (needs root)" >&2
       exit 1
     fi
   fi
@@ -44,16 +44,16 @@ if $tests && ! command -v chromium >/dev/null; then
   $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
   echo "setup: installed $(chromium --version 2>/dev/null | head -n 1)"
 fi
-# tests/openmetrics.rs parses `--format openmetrics` with a real OpenMetrics parser:
+# tests/it/openmetrics.rs parses `--format openmetrics` with a real OpenMetrics parser:
 # prometheus_client's (pure Python), pinned, into .venv.
 if $tests && ! .venv/bin/python -c 'import sys, importlib.metadata as m; sys.exit(m.version("prometheus-client") != "0.23.1")' 2>/dev/null; then
   .venv/bin/pip install --quiet --disable-pip-version-check prometheus-client==0.23.1
-  echo "setup: installed prometheus-client 0.23.1 for tests/openmetrics.rs"
+  echo "setup: installed prometheus-client 0.23.1 for tests/it/openmetrics.rs"
 fi
-# tests/kserve.rs starts a real Open Inference Protocol server: MLServer 1.7.1 with
+# tests/it/kserve.rs starts a real Open Inference Protocol server: MLServer 1.7.1 with
 # onnxruntime 1.31.1, in its own virtualenv .venv-serve (many dependencies, kept out of .venv).
 if $tests && ! .venv-serve/bin/python -c 'import mlserver, onnxruntime, sys; sys.exit(mlserver.__version__ != "1.7.1")' 2>/dev/null; then
   [ -x .venv-serve/bin/python ] || "$python" -m venv .venv-serve
   .venv-serve/bin/pip install --quiet --disable-pip-version-check -r requirements-serve.txt
-  echo "setup: installed MLServer 1.7.1 into .venv-serve for tests/kserve.rs"
+  echo "setup: installed MLServer 1.7.1 into .venv-serve for tests/it/kserve.rs"
 fi

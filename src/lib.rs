@@ -4,7 +4,7 @@
 //! exit codes. Backends never appear in `compare` or `report`, and no layer reaches up.
 //!
 //! Layers, top to bottom (a module uses only modules on lower lines; modules on one
-//! line do not use each other; `tests/layers.rs` enforces this list):
+//! line do not use each other; `tests/it/layers.rs` enforces this list):
 //! - `cli`
 //! - `bisect` `data` `fuzz`
 //! - `bench`

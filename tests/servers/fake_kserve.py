@@ -1,7 +1,7 @@
 """A small Open Inference Protocol (KServe v2 REST) server that misbehaves on purpose.
 
 Serves one ONNX model (run with onnxruntime) under several model names; the name picks
-what the server does wrong, so tests/kserve.rs can check that parity reports each fault:
+what the server does wrong, so tests/it/kserve.rs can check that parity reports each fault:
 
   ok              correct JSON answers
   binary          correct, and only through the binary tensor extension (JSON inputs: 400)

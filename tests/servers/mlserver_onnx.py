@@ -1,6 +1,6 @@
 """An MLServer runtime that serves an ONNX model with onnxruntime (MLServer 1.7.1 has no
 ONNX runtime of its own). `parameters.uri` in model-settings.json is the model file's
-absolute path. Used by tests/kserve.rs and scripts/kserve-load.sh."""
+absolute path. Used by tests/it/kserve.rs and scripts/kserve-load.sh."""
 import onnxruntime as ort
 from mlserver import MLModel
 from mlserver.codecs import NumpyCodec

@@ -1,14 +1,13 @@
 //! Integration tests of `parity check --matrix`: the cross-backend N×N tables in JSON
 //! (against docs/report.schema.json) and in text, on the bundled suites.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use serde_json::Value;
 use std::path::Path;
 
 fn validate(report: &Value) {
-    common::assert_schema(report, "report.schema.json");
+    crate::common::assert_schema(report, "report.schema.json");
 }
 
 const BACKENDS: [&str; 3] = ["ort-cpu", "candle-cpu", "tract-cpu"];

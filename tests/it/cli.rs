@@ -1,8 +1,7 @@
 //! Integration tests: the `parity` binary on real files — bundled suites, injected
 //! faults, broken inputs — asserting exit codes, JSON fields and one-line errors.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use parity::formats;
 use parity::tensor::Tensor;

@@ -3,8 +3,7 @@
 //! worker processes (the `PARITY_WORKER_FAULT` test hook: abort, segfault, hang, running
 //! out of memory), and the suites `--save` writes replayed by `parity check`.
 
-mod common;
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 

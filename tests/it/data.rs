@@ -3,9 +3,7 @@
 //! bad table cells are each reported on one line naming the file and the position;
 //! drift flags a shifted feature and channel, and the model's shifted predictions.
 
-mod common;
-
-use common::{assert_clean_error, json, models, parity};
+use crate::common::{assert_clean_error, json, models, parity};
 use parity::formats::npy;
 use parity::tensor::random::SplitMix64;
 use parity::tensor::Tensor;
@@ -194,7 +192,7 @@ fn unreadable_data_is_a_clean_error() {
 
 /// Checks a drift report against docs/drift.schema.json.
 fn assert_drift_schema(report: &serde_json::Value) {
-    common::assert_schema(report, "drift.schema.json");
+    crate::common::assert_schema(report, "drift.schema.json");
 }
 
 fn normals(seed: u64, n: usize, shift: f64) -> Vec<f64> {

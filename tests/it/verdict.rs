@@ -1,8 +1,7 @@
 //! A verdict is only as good as what it compared: partial goldens, skipped outputs,
 //! vanished backends, colliding or empty data sets, typos in `parity.toml` (issue 13).
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::path::Path;
 
 fn check_json(suite: &Path, extra: &[&str]) -> (Outcome, serde_json::Value) {

@@ -3,8 +3,7 @@
 //! a sample of the ONNX project's conformance models), reused inputs kept byte for
 //! byte, a flipped byte in a golden file, a swapped model, atomic replacement.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::path::{Path, PathBuf};
 

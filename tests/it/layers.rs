@@ -6,8 +6,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-mod common;
-
 /// Every `.rs` file under `dir`.
 fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).unwrap() {
@@ -174,7 +172,7 @@ fn layers(lib: &str) -> Vec<Vec<String>> {
 
 /// Module → the modules it references, for every production file.
 fn graph() -> BTreeMap<Vec<String>, BTreeSet<Vec<String>>> {
-    let src = common::root().join("src");
+    let src = crate::common::root().join("src");
     let mut files = Vec::new();
     sources(&src, &mut files);
     let modules: BTreeSet<Vec<String>> = files
@@ -200,7 +198,7 @@ fn graph() -> BTreeMap<Vec<String>, BTreeSet<Vec<String>>> {
 
 #[test]
 fn top_level_modules_use_only_lower_layers() {
-    let lib = std::fs::read_to_string(common::root().join("src/lib.rs")).unwrap();
+    let lib = std::fs::read_to_string(crate::common::root().join("src/lib.rs")).unwrap();
     let layers = layers(&lib);
     assert!(
         layers.len() >= 5,

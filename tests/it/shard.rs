@@ -2,8 +2,7 @@
 //! merging their reports gives the unsharded run's cases, summary and verdict. Also
 //! checks that the ready-to-copy CI workflows in `ci/` parse (Python's `yaml` from `.venv`).
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use serde_json::Value;
 use std::collections::BTreeSet;

@@ -4,8 +4,7 @@
 //! `kill -9` at random moments of `record` (a new suite, `--force` over an old one) and
 //! of `bench --save-baseline` leaves the old state or the new one, never a mix.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;

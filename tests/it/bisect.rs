@@ -2,9 +2,7 @@
 //! between every pair of CPU backends, gives the same answer in small chunks, and
 //! refuses bad input with one line and exit 2.
 
-mod common;
-
-use common::{assert_clean_error, json, models, parity, s};
+use crate::common::{assert_clean_error, json, models, parity, s};
 use parity::formats::onnx_pb::ModelProto;
 use parity::formats::pb::tensor_from_proto;
 use parity::tensor::DType;

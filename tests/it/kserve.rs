@@ -4,8 +4,7 @@
 //! server (MLServer 1.7.1 from `.venv-serve`, installed by `scripts/setup.sh --test`)
 //! for `check`, `record` and a load run with every response verified.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};

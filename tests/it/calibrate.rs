@@ -2,8 +2,7 @@
 //! backend, are backed by evidence in `parity.toml`, and catch a 1e-3 relative fault in
 //! one element that the default f32 tolerance lets through.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use sha2::Digest;
 use std::path::Path;

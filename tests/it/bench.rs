@@ -3,8 +3,7 @@
 //! table, CSV, the baseline gate, and bad requests. Budgets are tiny; no test asserts a
 //! timing beyond what a 5× margin or the arrival schedule guarantees.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use serde_json::Value;
 

@@ -3,8 +3,7 @@
 //! Python's `xmlschema` from the repository's `.venv`, see requirements.txt) and
 //! `--format markdown`, on the bundled suites and on damaged copies.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use parity::formats;
 use parity::tensor::Tensor;

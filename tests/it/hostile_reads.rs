@@ -4,9 +4,7 @@
 //! memory. Every run has a deadline (killed past it), an address-space cap that keeps a
 //! regression from taking the machine down, and its peak RSS measured with `wait4`.
 
-mod common;
-
-use common::{copy_suite, s};
+use crate::common::{copy_suite, s};
 use std::io::Read;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
@@ -410,7 +408,7 @@ fn a_sparse_64_gib_npy_is_refused_in_bounded_memory() {
 
 #[test]
 fn the_read_limit_is_set_by_parity_max_read_bytes() {
-    let model = common::models().join("mlp/model.onnx");
+    let model = crate::common::models().join("mlp/model.onnx");
     let size = std::fs::metadata(&model).unwrap().len();
     assert!(size > 64 << 10 && size < 1 << 20, "{size}");
     let o = run_limited(&["inspect", s(&model)], Some("64K"));

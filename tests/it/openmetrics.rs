@@ -3,9 +3,7 @@
 //! `.venv`, installed by `scripts/setup.sh --test`); every parsed value must equal the
 //! one in the JSON report of the same run.
 
-mod common;
-
-use common::{json, models, parity, root};
+use crate::common::{json, models, parity, root};
 use serde_json::Value;
 use std::path::Path;
 
@@ -264,7 +262,7 @@ fn verbs_without_metrics_refuse_openmetrics() {
             "openmetrics",
         ],
     ] {
-        common::assert_clean_error(
+        crate::common::assert_clean_error(
             &parity(&args),
             "openmetrics are for check, compare and merge",
         );

@@ -4,8 +4,7 @@
 //! and summary in the rendered DOM, for a passing suite and a damaged copy; likewise
 //! the page of `parity bench --format html` in its three scenarios.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use parity::formats;
 use parity::tensor::Tensor;

@@ -2,8 +2,7 @@
 //! `cosine`, `topk`, `skip`, `outlier_fraction`): the `parity` binary on copies of the
 //! bundled suites with edited goldens, asserting verdicts, exit codes and report fields.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use parity::formats;
 use parity::tensor::Tensor;

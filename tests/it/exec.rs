@@ -3,8 +3,7 @@
 //! runner that crashes, hangs, breaks the protocol or writes wrong outputs gets the
 //! verdict and message that fault deserves while the run goes on.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use serde_json::Value;
 
