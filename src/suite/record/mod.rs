@@ -13,8 +13,8 @@
 //! give the same bytes on every machine.
 //!
 //! One job per module: [`dims`] (`--dim` values and concrete input shapes),
-//! [`inputs`] (inputs read from files), [`generate`] (inputs drawn from the schema),
-//! [`write`] (the data files and `parity.toml`), [`calibrate`] (`--calibrate`); this
+//! [`inputs`] (inputs read from files), [`generate`](mod@generate) (inputs drawn from the schema),
+//! [`write`](mod@write) (the data files and `parity.toml`), [`calibrate`] (`--calibrate`); this
 //! module runs the backend and puts a suite together; `super::staging` moves it into place.
 
 pub mod calibrate;

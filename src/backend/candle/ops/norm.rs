@@ -114,7 +114,7 @@ pub(crate) fn build(ctx: &Ctx) -> OpResult<Built> {
     }
 }
 
-/// A per-channel parameter of shape [C] reshaped to broadcast over [N, C, d1, ...].
+/// A per-channel parameter of shape `[C]` reshaped to broadcast over `[N, C, d1, ...]`.
 fn channel_param(p: &Value, x: &Value, what: &str) -> OpResult<CTensor> {
     let c = x.shape()[1];
     if p.shape() != [c] {
