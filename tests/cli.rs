@@ -526,3 +526,33 @@ fn hidden_directories_are_not_searched_for_suites() {
     assert_eq!(o.code, 0, "{}{}", o.stdout, o.stderr);
     assert_eq!(json(&o)["summary"]["cases"], 3);
 }
+
+#[test]
+fn thread_counts_are_bounded_in_every_verb() {
+    let mlp = models().join("mlp");
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("suite");
+    let model = mlp.join("model.onnx");
+    for args in [
+        vec!["check", s(&mlp), "--threads", "100000"],
+        vec![
+            "record",
+            s(&model),
+            "--random",
+            "1",
+            "--out",
+            s(&out),
+            "--threads",
+            "100000",
+        ],
+    ] {
+        let o = parity(&args);
+        assert_clean_error(
+            &o,
+            "invalid value '100000' for '--threads <N>': `100000` is too many: --threads takes at most 1024",
+        );
+    }
+    let o = parity(&["check", s(&mlp), "--threads", "0"]);
+    assert_clean_error(&o, "`0` is not a whole number from 1 to 1024");
+    assert!(!out.exists());
+}

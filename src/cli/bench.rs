@@ -69,10 +69,10 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 60.0, value_name = "SECONDS", value_parser = seconds)]
     max_duration: f64,
     /// Intra-op threads per session (default: the engine's choice).
-    #[arg(long, value_name = "N", value_parser = positive)]
+    #[arg(long, value_name = "N", value_parser = super::limits::threads)]
     threads: Option<usize>,
     /// Parallel workers issuing queries.
-    #[arg(long, default_value_t = 1, value_name = "N", value_parser = positive)]
+    #[arg(long, default_value_t = 1, value_name = "N", value_parser = super::limits::concurrency)]
     concurrency: usize,
     /// Sessions the workers share (default: one per worker).
     #[arg(long, value_name = "N", value_parser = positive)]
