@@ -556,3 +556,33 @@ fn thread_counts_are_bounded_in_every_verb() {
     assert_clean_error(&o, "`0` is not a whole number from 1 to 1024");
     assert!(!out.exists());
 }
+
+#[test]
+fn a_graph_output_no_node_produces_is_one_error_for_every_backend() {
+    use prost::Message;
+    let (_tmp, suite) = copy_suite("mlp");
+    let path = suite.join("model.onnx");
+    let mut m =
+        parity::formats::onnx_pb::ModelProto::decode(std::fs::read(&path).unwrap().as_slice())
+            .unwrap();
+    let graph = m.graph.as_mut().unwrap();
+    let last = graph.output.len() - 1;
+    graph.output[last].name = Some("y".into());
+    std::fs::write(&path, m.encode_to_vec()).unwrap();
+    let message = format!(
+        "{}: graph output `y` is produced by no node and is not an input or initializer",
+        path.display()
+    );
+    assert_clean_error(&parity(&["inspect", s(&path)]), &message);
+    for backend in ["tract-cpu", "ort-cpu", "candle-cpu"] {
+        let o = parity(&["check", s(&suite), "--backend", backend]);
+        assert_eq!(o.code, 2, "{backend}: {}", o.stderr);
+        assert!(
+            o.stdout.contains(&message) || o.stderr.contains(&message),
+            "{backend}: {}\n{}",
+            o.stdout,
+            o.stderr
+        );
+        assert!(!o.stderr.contains("internal error"), "{}", o.stderr);
+    }
+}
