@@ -144,7 +144,9 @@ impl Pool {
 const WARMUP_FLOOR: Duration = Duration::from_millis(100);
 
 /// Runs `settings.warmup` untimed queries per worker's session, repeating them until
-/// [`WARMUP_FLOOR`] has passed; nothing when `warmup` is 0.
+/// [`WARMUP_FLOOR`] has passed; nothing when `warmup` is 0. The warm-up stops at
+/// `max_duration` too, whatever `warmup` asks: `--warmup` in the billions on a slow
+/// model (or many workers, each warmed in turn) must not outlast the run's own bound.
 fn warm_up(pool: &Pool, inputs: &[Tensor], settings: Settings) -> Result<(), BackendError> {
     if settings.warmup == 0 {
         return Ok(());
@@ -153,6 +155,9 @@ fn warm_up(pool: &Pool, inputs: &[Tensor], settings: Settings) -> Result<(), Bac
     loop {
         for w in 0..settings.concurrency.max(1) {
             for _ in 0..settings.warmup {
+                if start.elapsed() >= settings.max_duration {
+                    return Ok(());
+                }
                 pool.run(w, inputs)?;
             }
         }
@@ -276,7 +281,8 @@ fn drain_allowance(span: Duration) -> Duration {
 }
 
 /// Server scenario: `n = max(min_queries, qps × min_duration)` Poisson arrivals at
-/// `qps` into one FIFO queue served by `concurrency` workers.
+/// `qps` (at most `qps × max_duration`) into one FIFO queue served by `concurrency`
+/// workers.
 pub fn server(
     pool: &Pool,
     inputs: &[Tensor],
@@ -286,9 +292,13 @@ pub fn server(
 ) -> Result<Measured, BackendError> {
     let workers = settings.concurrency.max(1);
     warm_up(pool, inputs, settings)?;
+    // Arrivals past --max-duration could never start: at most that many are drawn, so a
+    // huge --min-queries neither allocates them all nor stretches the run past its bound.
+    let cap = (qps * settings.max_duration.as_secs_f64()).ceil() as usize;
     let n = settings
         .min_queries
         .max((qps * settings.min_duration.as_secs_f64()).ceil() as usize)
+        .min(cap)
         .max(1);
     let arrivals = poisson_arrivals(n, qps, seed);
     // The arrival window: the achieved rate is measured over it (or longer, until the
@@ -324,7 +334,8 @@ pub fn server(
     let last = all.last().map_or(span, |&(done, _, _)| done.max(span));
     Ok(Measured {
         dropped: n - all.len(),
-        cut_short: false,
+        // --max-duration left no room for --min-queries arrivals at this rate.
+        cut_short: n < settings.min_queries,
         wall: last,
         latencies_ms: all.iter().map(|&(_, l, _)| l).collect(),
         queueing_ms: all.iter().map(|&(_, _, q)| q).collect(),
@@ -411,6 +422,36 @@ mod tests {
         };
         let m = closed_loop(&pool, &[], s).unwrap();
         assert!(m.cut_short && m.latencies_ms.len() < 1000);
+    }
+
+    #[test]
+    fn warm_up_and_arrivals_stop_at_the_maximum_duration() {
+        let pool = Pool::new(vec![Box::new(Sleeper(Duration::from_millis(5)))]);
+        let s = Settings {
+            warmup: usize::MAX,
+            min_queries: usize::MAX,
+            max_duration: Duration::from_millis(200),
+            ..settings(1, 1)
+        };
+        let start = Instant::now();
+        let m = closed_loop(&pool, &[], s).unwrap();
+        // Warm-up and measurement, each cut at 200 ms (3 s: room for a loaded machine).
+        assert!(
+            start.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            start.elapsed()
+        );
+        assert!(m.cut_short && !m.latencies_ms.is_empty());
+        let start = Instant::now();
+        let m = server(&pool, &[], s, 100.0, 1).unwrap();
+        assert!(
+            start.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            start.elapsed()
+        );
+        // 100 q/s for 0.2 s: 20 arrivals drawn, not usize::MAX.
+        assert_eq!(m.latencies_ms.len() + m.dropped, 20);
+        assert!(m.cut_short);
     }
 
     #[test]

@@ -12,7 +12,6 @@ use crate::bench::runner::{self, Plan};
 use crate::bench::scenario::Settings;
 use crate::error::{Error, Result};
 use crate::formats::atomic::write_atomic;
-use crate::report::{BackendInfo, Environment};
 use crate::suite::record::DimValue;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -69,10 +68,10 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 60.0, value_name = "SECONDS", value_parser = seconds)]
     max_duration: f64,
     /// Intra-op threads per session (default: the engine's choice).
-    #[arg(long, value_name = "N", value_parser = positive)]
+    #[arg(long, value_name = "N", value_parser = super::limits::threads)]
     threads: Option<usize>,
     /// Parallel workers issuing queries.
-    #[arg(long, default_value_t = 1, value_name = "N", value_parser = positive)]
+    #[arg(long, default_value_t = 1, value_name = "N", value_parser = super::limits::concurrency)]
     concurrency: usize,
     /// Sessions the workers share (default: one per worker).
     #[arg(long, value_name = "N", value_parser = positive)]
@@ -231,10 +230,9 @@ pub fn run(args: BenchArgs, global: Global) -> Result<u8> {
     if let Some(first) = selected.first() {
         runner::relate_to_first(&mut results, first.backend.name());
     }
-    let infos = selected.iter().map(BackendInfo::from).collect();
     let mut bench = BenchReport {
         schema: BENCH_SCHEMA.to_string(),
-        environment: Environment::detect(infos),
+        environment: super::run_environment(&selected),
         results,
         baseline: None,
     };

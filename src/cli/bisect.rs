@@ -69,7 +69,7 @@ pub struct BisectArgs {
     #[arg(long, value_name = "N", default_value_t = 10)]
     top: usize,
     /// Intra-op threads for both backends (default: each engine's own choice).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = super::limits::threads)]
     threads: Option<usize>,
     #[command(flatten)]
     output: OutputArgs,

@@ -51,7 +51,7 @@ pub struct CheckArgs {
     #[arg(long, value_name = "F", value_parser = non_negative)]
     rtol: Option<f64>,
     /// Intra-op threads for every backend (default: each engine's own choice).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = super::limits::threads)]
     threads: Option<usize>,
     /// A recorded suite whose model.onnx is not the recorded model, or whose data files
     /// are not all listed in parity.toml, is an error (exit 2) instead of a warning.

@@ -44,7 +44,7 @@ pub struct FuzzArgs {
     #[arg(long, value_name = "F", value_parser = super::check::non_negative)]
     rtol: Option<f64>,
     /// Intra-op threads for every backend.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = super::limits::threads)]
     threads: Option<usize>,
     /// Run the backends inside this process (a crash then ends the run).
     #[arg(long)]

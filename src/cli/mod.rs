@@ -93,14 +93,8 @@ impl Cli {
     }
 }
 
-/// Parses a duration flag in seconds: a finite number ≥ 0 that a `Duration` can hold, so
-/// no later conversion can panic on `1e300` or `nan`.
-fn seconds(s: &str) -> std::result::Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(v) if v >= 0.0 && std::time::Duration::try_from_secs_f64(v).is_ok() => Ok(v),
-        _ => Err(format!("`{s}` is not a number of seconds ≥ 0")),
-    }
-}
+/// The value parser of duration flags (`bench`, `demo`): bounded, see [`limits::seconds`].
+use limits::seconds;
 
 // Reports never see backend types (src/lib.rs, layers): the CLI, which knows both,
 // turns a chosen backend into the report's description of it.

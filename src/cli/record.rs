@@ -58,7 +58,7 @@ pub struct RecordArgs {
     #[arg(long, value_name = "K", default_value_t = 4.0, requires = "calibrate", value_parser = at_least_one_f64)]
     margin: f64,
     /// Intra-op threads for the backend (default: the engine's own choice).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = super::limits::threads)]
     threads: Option<usize>,
     /// Replace an existing suite at DIR (only once the new one is complete).
     #[arg(long)]

@@ -62,40 +62,53 @@ fn read_csv(path: &Path, text: &str) -> Result<Table> {
     // Spreadsheet exports often start with a UTF-8 byte-order mark; it is not part of
     // the first column's name.
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let records =
-        split_csv(text).map_err(|(line, msg)| Error::file(path, format!("line {line}: {msg}")))?;
-    let mut records = records.into_iter();
-    let (_, header) = records
+    let at_line = |line: u64, msg: String| Error::file(path, format!("line {line}: {msg}"));
+    // Records of any length: a ragged row is reported below with its line.
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(text.as_bytes());
+    let mut records = reader.records();
+    let header = records
         .next()
-        .ok_or_else(|| Error::file(path, "empty CSV file (expected a header row)"))?;
+        .ok_or_else(|| Error::file(path, "empty CSV file (expected a header row)"))?
+        .map_err(|e| csv_error(path, &e))?;
     let columns: Vec<String> = header.iter().map(|h| h.trim().to_string()).collect();
+    let header_line = line_of(&header);
     for (k, name) in columns.iter().enumerate() {
         if name.is_empty() {
-            return Err(Error::file(
-                path,
-                format!("line 1: column {} has no name in the header", k + 1),
+            return Err(at_line(
+                header_line,
+                format!("column {} has no name in the header", k + 1),
             ));
         }
         if columns[..k].contains(name) {
-            return Err(Error::file(
-                path,
-                format!("line 1: column `{name}` appears twice in the header"),
+            return Err(at_line(
+                header_line,
+                format!("column `{name}` appears twice in the header"),
             ));
         }
     }
     let mut rows = Vec::new();
-    for (line, fields) in records {
-        if fields.len() != columns.len() {
-            return Err(Error::file(
-                path,
-                format!(
-                    "line {line}: {} fields, the header has {}",
-                    fields.len(),
-                    columns.len()
-                ),
+    let mut last_start = header.position().map_or(0, |p| p.byte());
+    for record in records {
+        let record = record.map_err(|e| csv_error(path, &e))?;
+        let line = line_of(&record);
+        last_start = record.position().map_or(0, |p| p.byte());
+        if record.len() != columns.len() {
+            return Err(at_line(
+                line,
+                format!("{} fields, the header has {}", record.len(), columns.len()),
             ));
         }
-        rows.push(fields.iter().map(|f| cell(f)).collect());
+        rows.push(record.iter().map(cell).collect());
+    }
+    // The csv crate ends a quoted field that never closes at the end of the file; that
+    // is a damaged file, not a last field holding the rest of it.
+    let last = usize::try_from(last_start).unwrap_or(usize::MAX);
+    if ends_inside_quotes(text.get(last..).unwrap_or("")) {
+        let line = text[..last.min(text.len())].matches('\n').count() + 1;
+        return Err(at_line(line as u64, "unterminated quoted field".into()));
     }
     Ok(Table {
         path: path.to_path_buf(),
@@ -104,54 +117,41 @@ fn read_csv(path: &Path, text: &str) -> Result<Table> {
     })
 }
 
-/// A CSV record: its first line (1-based) and its fields.
-type Record = (usize, Vec<String>);
+/// The 1-based line a CSV record starts on.
+fn line_of(record: &csv::StringRecord) -> u64 {
+    record.position().map_or(1, |p| p.line())
+}
 
-/// Splits CSV text into records of fields, each with its 1-based starting line; blank
-/// lines are skipped. Quoted fields may hold commas, newlines and `""`.
-fn split_csv(text: &str) -> std::result::Result<Vec<Record>, (usize, String)> {
-    let mut records = Vec::new();
-    let mut fields = Vec::new();
-    let mut field = String::new();
-    let (mut line, mut start) = (1usize, 1usize);
-    let mut quoted = false;
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        match (quoted, c) {
-            (true, '"') if chars.peek() == Some(&'"') => {
-                chars.next();
-                field.push('"');
-            }
-            (true, '"') => quoted = false,
-            (true, c) => {
-                if c == '\n' {
-                    line += 1;
-                }
-                field.push(c);
-            }
-            (false, '"') if field.trim().is_empty() => quoted = true,
-            (false, ',') => fields.push(std::mem::take(&mut field)),
-            (false, '\r') => {}
-            (false, '\n') => {
-                fields.push(std::mem::take(&mut field));
-                if !(fields.len() == 1 && fields[0].is_empty()) {
-                    records.push((start, std::mem::take(&mut fields)));
-                }
-                fields.clear();
-                line += 1;
-                start = line;
-            }
-            (false, c) => field.push(c),
-        }
+/// A CSV reading error as a one-line error naming the file (and the line when known).
+fn csv_error(path: &Path, e: &csv::Error) -> Error {
+    match e.position() {
+        Some(p) => Error::file(path, format!("line {}: {e}", p.line())),
+        None => Error::file(path, e.to_string()),
     }
-    if quoted {
-        return Err((start, "unterminated quoted field".to_string()));
+}
+
+/// Whether the raw text of a CSV record ends inside a quoted field, by the csv crate's
+/// own rules: a quote opens quoting only at the start of a field, `""` inside quotes is
+/// a quote, and anything after a closing quote is plain text.
+fn ends_inside_quotes(raw: &str) -> bool {
+    #[derive(PartialEq)]
+    enum State {
+        FieldStart,
+        Plain,
+        Quoted,
+        AfterQuote,
     }
-    if !field.is_empty() || !fields.is_empty() {
-        fields.push(field);
-        records.push((start, fields));
+    let mut state = State::FieldStart;
+    for c in raw.chars() {
+        state = match (state, c) {
+            (State::Quoted, '"') => State::AfterQuote,
+            (State::Quoted, _) => State::Quoted,
+            (State::AfterQuote, '"') | (State::FieldStart, '"') => State::Quoted,
+            (_, ',' | '\n' | '\r') => State::FieldStart,
+            (_, _) => State::Plain,
+        };
     }
-    Ok(records)
+    state == State::Quoted
 }
 
 fn read_jsonl(path: &Path, text: &str) -> Result<Table> {
@@ -353,6 +353,36 @@ mod tests {
         std::fs::write(&p, "{\"a\": 1}\n{oops\n").unwrap();
         let e = read(&p).unwrap_err().to_string();
         assert!(e.contains("t.jsonl: line 2: not JSON"), "{e}");
+    }
+
+    #[test]
+    fn csv_line_endings_and_unterminated_quotes() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t.csv");
+        std::fs::write(&p, "a,\"b\"\"\"\r\n1,\"2\"\r\n\r\n3,4").unwrap();
+        let t = read(&p).unwrap();
+        assert_eq!(t.columns, ["a", "b\""]);
+        assert_eq!(
+            t.rows,
+            [
+                [Cell::Number(1.0), Cell::Number(2.0)],
+                [Cell::Number(3.0), Cell::Number(4.0)]
+            ]
+        );
+        std::fs::write(&p, "a,b\n1,2\n3,\"4\n5,6\n").unwrap();
+        let e = read(&p).unwrap_err().to_string();
+        assert!(
+            e.ends_with("t.csv: line 3: unterminated quoted field"),
+            "{e}"
+        );
+        // A quote inside a plain field is text, and a closed one ends quoting.
+        std::fs::write(&p, "a,b\nx\"y,\"z\"\"\"\n").unwrap();
+        let t = read(&p).unwrap();
+        assert_eq!(
+            t.rows[0],
+            [Cell::Text("x\"y".into()), Cell::Text("z\"".into())]
+        );
+        assert!(!ends_inside_quotes("\"a\"\"b\",c") && ends_inside_quotes("1,\"a\"\"b"));
     }
 
     #[test]

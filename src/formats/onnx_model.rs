@@ -48,6 +48,19 @@ pub fn inspect(path: &Path) -> Result<ModelInfo> {
         .graph
         .as_ref()
         .ok_or_else(|| Error::file(path, "model has no graph"))?;
+    // Checked here, once, so every backend says the same (tract panics on it).
+    let defined: HashSet<&str> = (graph.node.iter().flat_map(|n| n.output.iter()))
+        .map(String::as_str)
+        .chain(graph.input.iter().map(|v| v.name()))
+        .chain(graph.initializer.iter().map(|t| t.name()))
+        .collect();
+    if let Some(o) = graph.output.iter().find(|o| !defined.contains(o.name())) {
+        let problem = "is produced by no node and is not an input or initializer";
+        return Err(Error::file(
+            path,
+            format!("graph output `{}` {problem}", o.name()),
+        ));
+    }
     let mut ops = BTreeMap::new();
     count_ops(graph, &mut ops);
     let opsets = model

@@ -255,7 +255,9 @@ fn bad_requests_are_one_line_errors() {
     let o = parity(&["bench", "no/such/model.onnx"]);
     assert_clean_error(&o, "no/such/model.onnx");
     let o = parity(&["bench", s(&mlp), "--min-duration", "1e300"]);
-    assert_clean_error(&o, "`1e300` is not a number of seconds ≥ 0");
+    assert_clean_error(&o, "`1e300` is too large: at most 604800 seconds (7 days)");
+    let o = parity(&["bench", s(&mlp), "--max-duration=-1"]);
+    assert_clean_error(&o, "`-1` is not a number of seconds ≥ 0");
     let o = parity(&[
         "bench",
         s(&mlp),
@@ -295,4 +297,54 @@ fn bad_requests_are_one_line_errors() {
         "schema is `parity.report/v1`, a baseline is a `parity.bench/v1` report",
     );
     assert!(o.stderr.contains("check.json"));
+}
+
+#[test]
+fn thread_and_worker_counts_are_bounded() {
+    let mlp = models().join("mlp");
+    for (flag, value, message) in [
+        (
+            "--threads",
+            "100000",
+            "`100000` is too many: --threads takes at most 1024 \
+             (leave --threads out for the engine's own choice)",
+        ),
+        (
+            "--concurrency",
+            "100000",
+            "`100000` is too many: --concurrency takes at most 4096",
+        ),
+        (
+            "--concurrency",
+            "0",
+            "`0` is not a whole number from 1 to 4096",
+        ),
+    ] {
+        let o = parity(&["bench", s(&mlp), flag, value]);
+        assert_clean_error(&o, &format!("for '{flag} <N>': {message}"));
+    }
+}
+
+#[test]
+fn warm_up_stops_at_the_maximum_duration() {
+    let mlp = models().join("mlp");
+    let start = std::time::Instant::now();
+    // Killed after 120 s, should the warm-up ignore --max-duration (2^64-1 queries).
+    let out = std::process::Command::new("timeout")
+        .args(["-s", "KILL", "120", env!("CARGO_BIN_EXE_parity")])
+        .args(["bench", s(&mlp), "--backend", "ort-cpu", "--threads", "1"])
+        .args(["--warmup", "18446744073709551615", "--max-duration", "1"])
+        .args(["--min-duration", "0.5"])
+        .args(["--min-queries", "1000000000", "--format", "json"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    // Loading, 1 s of warm-up, 1 s of measurement: far below the kill.
+    let took = start.elapsed().as_secs_f64();
+    assert!(took < 30.0, "{took} s");
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    let r = &report["results"][0];
+    assert_eq!(r["cut_short"], true, "{r}");
+    assert!(f(&r["duration_s"]) < 1.5, "{r}");
 }

@@ -525,3 +525,63 @@ fn hidden_directories_are_not_searched_for_suites() {
     assert_eq!(o.code, 0, "{}{}", o.stdout, o.stderr);
     assert_eq!(json(&o)["summary"]["cases"], 3);
 }
+
+#[test]
+fn thread_counts_are_bounded_in_every_verb() {
+    let mlp = models().join("mlp");
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("suite");
+    let model = mlp.join("model.onnx");
+    for args in [
+        vec!["check", s(&mlp), "--threads", "100000"],
+        vec![
+            "record",
+            s(&model),
+            "--random",
+            "1",
+            "--out",
+            s(&out),
+            "--threads",
+            "100000",
+        ],
+    ] {
+        let o = parity(&args);
+        assert_clean_error(
+            &o,
+            "invalid value '100000' for '--threads <N>': `100000` is too many: --threads takes at most 1024",
+        );
+    }
+    let o = parity(&["check", s(&mlp), "--threads", "0"]);
+    assert_clean_error(&o, "`0` is not a whole number from 1 to 1024");
+    assert!(!out.exists());
+}
+
+#[test]
+fn a_graph_output_no_node_produces_is_one_error_for_every_backend() {
+    use prost::Message;
+    let (_tmp, suite) = copy_suite("mlp");
+    let path = suite.join("model.onnx");
+    let mut m =
+        parity::formats::onnx_pb::ModelProto::decode(std::fs::read(&path).unwrap().as_slice())
+            .unwrap();
+    let graph = m.graph.as_mut().unwrap();
+    let last = graph.output.len() - 1;
+    graph.output[last].name = Some("y".into());
+    std::fs::write(&path, m.encode_to_vec()).unwrap();
+    let message = format!(
+        "{}: graph output `y` is produced by no node and is not an input or initializer",
+        path.display()
+    );
+    assert_clean_error(&parity(&["inspect", s(&path)]), &message);
+    for backend in ["tract-cpu", "ort-cpu", "candle-cpu"] {
+        let o = parity(&["check", s(&suite), "--backend", backend]);
+        assert_eq!(o.code, 2, "{backend}: {}", o.stderr);
+        assert!(
+            o.stdout.contains(&message) || o.stderr.contains(&message),
+            "{backend}: {}\n{}",
+            o.stdout,
+            o.stderr
+        );
+        assert!(!o.stderr.contains("internal error"), "{}", o.stderr);
+    }
+}

@@ -240,6 +240,51 @@ fn a_hung_runner_is_stopped_and_the_next_case_gets_a_fresh_one() {
     }
 }
 
+/// The `parity-exec-*` directories left in `tmp`.
+fn exchange_dirs(tmp: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(tmp)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("parity-exec-"))
+        .collect()
+}
+
+#[test]
+fn a_runner_that_makes_its_files_fifos_errs_in_time_and_leaves_no_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let runner = faulty("fifo-files");
+    let suite = models().join("mlp");
+    let start = std::time::Instant::now();
+    // Killed after 60 s, should the run hang on a FIFO.
+    let out = std::process::Command::new("timeout")
+        .args(["-s", "KILL", "60", env!("CARGO_BIN_EXE_parity")])
+        .args(["check", s(&suite), "--backend", &runner, "--format", "json"])
+        .env("PARITY_EXEC_TIMEOUT", "30")
+        .env("TMPDIR", tmp.path())
+        .output()
+        .unwrap();
+    let o = Outcome {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    assert_eq!(o.code, 2, "stderr: {}", o.stderr);
+    assert!(start.elapsed().as_secs() < 30, "{:?}", start.elapsed());
+    let report = json(&o);
+    let ran = rows(&report, &runner);
+    assert_eq!(ran.len(), 3, "every case is reported");
+    for row in ran {
+        assert_eq!(row["verdict"], "error", "{row}");
+        let error = row["error"].as_str().unwrap();
+        assert!(
+            error.starts_with("the runner's outputs file ")
+                && error.ends_with("/outputs.npz is a FIFO, not a regular file"),
+            "{error}"
+        );
+    }
+    assert_eq!(exchange_dirs(tmp.path()), Vec::<String>::new());
+}
+
 #[test]
 fn an_isolated_worker_killed_on_a_timeout_takes_its_runner_with_it() {
     let tmp = tempfile::tempdir().unwrap();
@@ -259,7 +304,7 @@ fn an_isolated_worker_killed_on_a_timeout_takes_its_runner_with_it() {
             "--format",
             "json",
         ],
-        &[("PARITY_EXEC_TIMEOUT", "600")],
+        &[("PARITY_EXEC_TIMEOUT", "600"), ("TMPDIR", s(tmp.path()))],
     );
     assert_eq!(o.code, 2, "stderr: {}", o.stderr);
     let report = json(&o);
@@ -268,6 +313,17 @@ fn an_isolated_worker_killed_on_a_timeout_takes_its_runner_with_it() {
     for row in &ran[1..] {
         assert_eq!(row["verdict"], "pass", "{row}");
     }
+    // A killed worker cannot remove its exchange directory: the next worker's load
+    // swept the timed-out one's; the last worker's (also killed, by --isolate's end of
+    // run) is swept by the next run's load.
+    let left = exchange_dirs(tmp.path());
+    assert!(left.len() <= 1, "{left:?}");
+    let o = parity_env(
+        &["check", s(&suite), "--backend", &faulty("refuse")],
+        &[("TMPDIR", s(tmp.path()))],
+    );
+    assert_eq!(o.code, 2, "{}", o.stderr);
+    assert_eq!(exchange_dirs(tmp.path()), Vec::<String>::new());
     // No process is left whose command line names this test's marker file (SIGKILL is
     // delivered asynchronously: a busy machine may take a moment to end the last one).
     let needle = marker.to_string_lossy().into_owned();

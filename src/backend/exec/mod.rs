@@ -7,12 +7,14 @@
 //! case is an error, and the next case starts a fresh runner.
 
 mod child;
+mod exchange;
 mod protocol;
 
 use super::{check_inputs, Availability, Backend, BackendError, IoSpec, LoadOptions, Session};
 use crate::formats::{npz, onnx_model};
 use crate::tensor::Tensor;
 use child::{Child, Failure};
+use exchange::Exchange;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -99,10 +101,7 @@ impl Backend for ExecBackend {
 
     fn load(&self, model: &Path, options: &LoadOptions) -> Result<Box<dyn Session>, BackendError> {
         let info = onnx_model::inspect(model).map_err(|e| BackendError::new(e.to_string()))?;
-        let dir = tempfile::Builder::new()
-            .prefix("parity-exec-")
-            .tempdir()
-            .map_err(|e| BackendError::new(format!("cannot create a temporary directory: {e}")))?;
+        let exchange = Exchange::create().map_err(BackendError::new)?;
         let mut session = ExecSession {
             argv: self.argv.clone(),
             model: std::path::absolute(model).unwrap_or_else(|_| model.to_path_buf()),
@@ -110,10 +109,8 @@ impl Backend for ExecBackend {
             timeout: timeout().map_err(BackendError::new)?,
             inputs: info.inputs,
             outputs: info.outputs,
-            inputs_file: dir.path().join("inputs.npz"),
-            outputs_file: dir.path().join("outputs.npz"),
             child: None,
-            _dir: dir,
+            exchange,
         };
         session.child = Some(session.start().map_err(BackendError::new)?);
         Ok(Box::new(session))
@@ -129,13 +126,11 @@ struct ExecSession {
     timeout: Duration,
     inputs: Vec<IoSpec>,
     outputs: Vec<IoSpec>,
-    inputs_file: PathBuf,
-    outputs_file: PathBuf,
     /// The runner; `None` after it broke, until the next case starts a fresh one.
-    /// Declared before `_dir`, so the runner stops before its files are removed.
+    /// Declared before `exchange`, so the runner stops before its files are removed.
     child: Option<Child>,
     /// Holds the exchange files; removed with the session.
-    _dir: tempfile::TempDir,
+    exchange: Exchange,
 }
 
 impl ExecSession {
@@ -151,11 +146,8 @@ impl ExecSession {
     /// (an unknown name is an error); declared outputs it lacks are left out, so the
     /// comparison reports each as missing. Outputs come back in the model's order.
     fn read_outputs(&self) -> Result<Vec<(String, Tensor)>, String> {
-        if !self.outputs_file.exists() {
-            return Err("the runner answered `ok` to `run` but wrote no outputs file".into());
-        }
-        let mut written =
-            npz::read(&self.outputs_file).map_err(|e| format!("the runner's outputs: {e}"))?;
+        let path = self.exchange.check_outputs()?;
+        let mut written = npz::read(&path).map_err(|e| format!("the runner's outputs: {e}"))?;
         if let Some((name, _)) = written
             .iter()
             .find(|(n, _)| !self.outputs.iter().any(|o| &o.name == n))
@@ -194,24 +186,17 @@ impl Session for ExecSession {
             .map(|(spec, t)| (spec.name.clone(), t.clone()))
             .collect();
         let bytes = npz::encode(&named).map_err(BackendError::new)?;
-        std::fs::write(&self.inputs_file, bytes)
-            .map_err(|e| BackendError::new(format!("{}: {e}", self.inputs_file.display())))?;
-        match std::fs::remove_file(&self.outputs_file) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(BackendError::new(format!(
-                    "{}: {e}",
-                    self.outputs_file.display()
-                )))
-            }
-            _ => {}
-        }
+        self.exchange
+            .write_inputs(&bytes)
+            .map_err(BackendError::new)?;
+        self.exchange.clear_outputs().map_err(BackendError::new)?;
         let mut child = match self.child.take() {
             Some(child) => child,
             None => self
                 .start()
                 .map_err(|e| BackendError::new(format!("cannot restart the runner: {e}")))?,
         };
-        let request = protocol::run_request(&self.inputs_file, &self.outputs_file);
+        let request = protocol::run_request(&self.exchange.inputs(), &self.exchange.outputs());
         match child.request(&request, "run") {
             Ok(()) => {
                 self.child = Some(child);

@@ -56,6 +56,16 @@ const MAX_BODY: usize = 1 << 30;
 /// without end is stopped long before it has taken much memory.
 const MAX_SMALL_BODY: usize = 16 << 20;
 
+/// Header lines a response (or a chunked body's trailer) may have: real servers send a
+/// dozen; one sending lines without end is stopped here, not when the deadline comes.
+const MAX_HEADERS: usize = 100;
+
+/// Bytes the status line and header lines of a response (or a trailer) may take in all.
+const MAX_HEAD_BYTES: usize = 64 << 10;
+
+/// Bytes a chunk-size line may take (hex digits and extensions).
+const MAX_CHUNK_LINE: usize = 4 << 10;
+
 impl Client {
     /// A client for `authority` (`host:port`); `timeout` bounds each whole request.
     pub fn new(authority: &str, timeout: Duration) -> Client {
@@ -200,17 +210,19 @@ fn io_failure(e: &std::io::Error, before_response: bool) -> Failure {
     }
 }
 
-/// Reads a line (without CRLF) within the deadline; `first` marks the status line,
-/// where an immediate end of stream means the server closed an idle connection.
+/// Reads a line (without CRLF) within the deadline: `None` when no line end comes within
+/// `max` bytes, else the line and the bytes it took on the wire. `first` marks the status
+/// line, where an immediate end of stream means the server closed an idle connection.
 fn read_line(
     r: &mut BufReader<TcpStream>,
     deadline: Instant,
     first: bool,
-) -> Result<String, Failure> {
+    max: usize,
+) -> Result<Option<(String, usize)>, Failure> {
     set_deadline(r.get_ref(), deadline)?;
     let mut line = Vec::new();
     let n = r
-        .take(64 * 1024)
+        .take(max as u64 + 1)
         .read_until(b'\n', &mut line)
         .map_err(|e| io_failure(&e, first))?;
     if n == 0 {
@@ -220,10 +232,56 @@ fn read_line(
             Failure::Other("the server closed the connection mid-response".into())
         });
     }
+    if n > max {
+        return Ok(None);
+    }
     while line.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
         line.pop();
     }
-    Ok(String::from_utf8_lossy(&line).into_owned())
+    Ok(Some((String::from_utf8_lossy(&line).into_owned(), n)))
+}
+
+/// [`read_line`] for a line of at most `max` bytes; a longer one is an error naming `what`.
+fn read_short_line(
+    r: &mut BufReader<TcpStream>,
+    deadline: Instant,
+    max: usize,
+    what: &str,
+) -> Result<String, Failure> {
+    read_line(r, deadline, false, max)?
+        .map(|(line, _)| line)
+        .ok_or_else(|| Failure::Other(format!("{what}: over {max} bytes (parity's limit)")))
+}
+
+/// Reads header lines up to the empty line that ends them: at most [`MAX_HEADERS`] lines
+/// and `budget` bytes (what the status line left of [`MAX_HEAD_BYTES`]), so a server that
+/// sends lines without end is stopped at once; `what` names them in errors (`response
+/// headers`, `chunked trailer`). Names are lower-cased; lines without a colon are ignored.
+fn read_headers(
+    r: &mut BufReader<TcpStream>,
+    deadline: Instant,
+    mut budget: usize,
+    what: &str,
+) -> Result<Vec<(String, String)>, Failure> {
+    let mut headers = Vec::new();
+    for _ in 0..=MAX_HEADERS {
+        let Some((line, n)) = read_line(r, deadline, false, budget)? else {
+            return Err(Failure::Other(format!(
+                "{what}: over {} KiB (parity's limit)",
+                MAX_HEAD_BYTES >> 10
+            )));
+        };
+        if line.is_empty() {
+            return Ok(headers);
+        }
+        budget -= n;
+        if let Some((n, v)) = line.split_once(':') {
+            headers.push((n.trim().to_ascii_lowercase(), v.trim().to_string()));
+        }
+    }
+    Err(Failure::Other(format!(
+        "{what}: more than {MAX_HEADERS} lines (parity's limit)"
+    )))
 }
 
 fn read_exact(
@@ -258,7 +316,12 @@ fn read_response(
     limit: usize,
 ) -> Result<Response, Failure> {
     let too_big = || Failure::Other(format!("response body over {} MiB", limit >> 20));
-    let status_line = read_line(r, deadline, true)?;
+    let (status_line, taken) = read_line(r, deadline, true, MAX_HEAD_BYTES)?.ok_or_else(|| {
+        Failure::Other(format!(
+            "status line: over {} KiB (parity's limit)",
+            MAX_HEAD_BYTES >> 10
+        ))
+    })?;
     let status = status_line
         .strip_prefix("HTTP/1.")
         .and_then(|s| s.get(2..5))
@@ -269,16 +332,7 @@ fn read_response(
                 excerpt(status_line.as_bytes())
             ))
         })?;
-    let mut headers = Vec::new();
-    loop {
-        let line = read_line(r, deadline, false)?;
-        if line.is_empty() {
-            break;
-        }
-        if let Some((n, v)) = line.split_once(':') {
-            headers.push((n.trim().to_ascii_lowercase(), v.trim().to_string()));
-        }
-    }
+    let mut headers = read_headers(r, deadline, MAX_HEAD_BYTES - taken, "response headers")?;
     let find = |name: &str| {
         headers
             .iter()
@@ -289,7 +343,7 @@ fn read_response(
     let chunked = find("transfer-encoding").is_some_and(|v| v.contains("chunked"));
     if chunked {
         loop {
-            let size_line = read_line(r, deadline, false)?;
+            let size_line = read_short_line(r, deadline, MAX_CHUNK_LINE, "chunk-size line")?;
             let hex = size_line.split(';').next().unwrap_or("").trim();
             let size = usize::from_str_radix(hex, 16)
                 .map_err(|_| Failure::Other(format!("bad chunk size `{hex}`")))?;
@@ -297,11 +351,11 @@ fn read_response(
                 return Err(too_big());
             }
             if size == 0 {
-                while !read_line(r, deadline, false)?.is_empty() {}
+                read_headers(r, deadline, MAX_HEAD_BYTES, "chunked trailer")?;
                 break;
             }
             read_exact(r, size, deadline, &mut body)?;
-            read_line(r, deadline, false)?;
+            read_short_line(r, deadline, MAX_CHUNK_LINE, "chunk end")?;
         }
     } else if let Some(len) = find("content-length") {
         let len: usize = len
@@ -373,6 +427,63 @@ mod tests {
         drop(l);
         let e = c.request("GET", "/gone", &[], b"").unwrap_err();
         assert!(e.contains("connection refused"), "{e}");
+    }
+
+    /// Answers one request with a status line, then `line` over and over until the
+    /// client hangs up; returns the address and how many bytes were sent.
+    fn serve_endless(line: &'static [u8]) -> (String, std::thread::JoinHandle<usize>) {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        let sent = std::thread::spawn(move || {
+            let (mut conn, _) = l.accept().unwrap();
+            let _ = conn.read(&mut [0u8; 4096]);
+            let mut sent = 0;
+            let _ = conn.write_all(b"HTTP/1.1 200 OK\r\n");
+            // Stops when the client closes (or after 1 GiB, should it never).
+            while sent < 1 << 30 && conn.write_all(line).is_ok() {
+                sent += line.len();
+            }
+            sent
+        });
+        (addr, sent)
+    }
+
+    #[test]
+    fn endless_headers_are_refused_at_once() {
+        for (line, why) in [
+            (&b"X-Filler: aaaaaaaa\r\n"[..], "more than 100 lines"),
+            (&[b'x'; 1024][..], "over 64 KiB"),
+        ] {
+            let (addr, sent) = serve_endless(line);
+            let mut c = Client::new(&addr, Duration::from_secs(30));
+            let start = Instant::now();
+            let e = c.request("GET", "/v2/health/ready", &[], b"").unwrap_err();
+            assert_eq!(
+                e,
+                format!(
+                    "GET http://{addr}/v2/health/ready: response headers: {why} (parity's limit)"
+                )
+            );
+            assert!(start.elapsed() < Duration::from_secs(5), "{e}");
+            drop(c);
+            // The server's writes stop as soon as the client hangs up: what it sent is
+            // bounded by the limits plus what the kernel's socket buffers hold.
+            assert!(sent.join().unwrap() < 16 << 20);
+        }
+    }
+
+    #[test]
+    fn a_hundred_headers_and_a_trailer_are_read() {
+        let mut answer = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n".to_vec();
+        for i in 1..MAX_HEADERS {
+            answer.extend(format!("X-{i}: v\r\n").bytes());
+        }
+        answer.extend(b"\r\n2\r\nok\r\n0\r\nX-Trailer: t\r\n\r\n");
+        let addr = serve(vec![answer.leak()]);
+        let mut c = Client::new(&addr, Duration::from_secs(5));
+        let r = c.request("GET", "/a", &[], b"").unwrap();
+        assert_eq!(r.headers.len(), MAX_HEADERS);
+        assert_eq!((r.status, r.body.as_slice()), (200, &b"ok"[..]));
     }
 
     #[test]
