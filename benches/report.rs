@@ -75,6 +75,7 @@ fn report() -> Report {
         gpu: None,
         os: "linux x86_64".to_string(),
         backends,
+        skipped_backends: Vec::new(),
     };
     let mut cases = Vec::with_capacity(SUITES * CASES * BACKENDS.len());
     for suite in 0..SUITES {
