@@ -65,17 +65,24 @@ pub struct ReportFile {
 
 /// Reads one JSON report, checking its schema identifier first.
 fn read_report(path: &std::path::Path) -> Result<ReportFile> {
-    crate::formats::read_schema_json(
-        path,
-        &crate::formats::SchemaWords {
-            schema: SCHEMA,
-            other: &format!("merge reads `{SCHEMA}` reports"),
-            missing: &format!(
-                "not a `{SCHEMA}` report (no \"schema\" field; write it with --format json)"
-            ),
-            thing: "report",
-        },
-    )
+    with_report_words(|words| crate::formats::read_schema_json(path, words))
+}
+
+/// [`read_report`] on a report already read; `path` names it in errors.
+pub fn parse_report(text: &str, path: &std::path::Path) -> Result<ReportFile> {
+    with_report_words(|words| crate::formats::parse_schema_json(text, path, words))
+}
+
+/// Calls `f` with how a report's refusals are worded.
+fn with_report_words<R>(f: impl FnOnce(&crate::formats::SchemaWords) -> R) -> R {
+    f(&crate::formats::SchemaWords {
+        schema: SCHEMA,
+        other: &format!("merge reads `{SCHEMA}` reports"),
+        missing: &format!(
+            "not a `{SCHEMA}` report (no \"schema\" field; write it with --format json)"
+        ),
+        thing: "report",
+    })
 }
 
 /// Merges reports: cases concatenated and sorted, summary and verdict recomputed, the
@@ -299,5 +306,22 @@ mod tests {
                 "test_data_set_10"
             ]
         );
+    }
+
+    /// The fuzzer's kept inputs (fuzz/corpus/report_json) read as reports or errors;
+    /// what merges is written as JSON and reads back.
+    #[test]
+    fn fuzz_corpus_replays() {
+        for (path, bytes) in crate::formats::test_util::fuzz_corpus("report_json") {
+            let Ok(text) = std::str::from_utf8(&bytes) else {
+                continue;
+            };
+            let Ok(report) = super::parse_report(text, &path) else {
+                continue;
+            };
+            if let Ok(merged) = super::merge(&[(&path, report)]) {
+                super::parse_report(&merged.to_json(), &path).unwrap();
+            }
+        }
     }
 }

@@ -19,6 +19,7 @@ mod worker;
 use crate::error::Result;
 use clap::{Parser, Subcommand};
 
+pub use merge::{merge, parse_report, ReportFile};
 pub use output::ColorChoice;
 
 /// `parity`: verify that a model gives the same answers, as fast, on every runtime.

@@ -5,6 +5,7 @@
 
 use crate::error::{Error, Result};
 use crate::formats;
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 /// One cell of a table.
@@ -39,7 +40,12 @@ pub fn is_table(path: &Path) -> bool {
 
 /// Reads a `.csv` or `.jsonl`/`.ndjson` file; errors name the file and line.
 pub fn read(path: &Path) -> Result<Table> {
-    let bytes = formats::read_file(path)?;
+    parse(formats::read_file(path)?, path)
+}
+
+/// Parses the bytes of a table, CSV or JSON Lines by `path`'s extension (as [`read`]);
+/// `path` names the source in errors.
+pub fn parse(bytes: Vec<u8>, path: &Path) -> Result<Table> {
     let text = String::from_utf8(bytes).map_err(|_| Error::file(path, "not UTF-8 text"))?;
     match formats::extension(path).as_deref() {
         Some("csv") => read_csv(path, &text),
@@ -75,6 +81,9 @@ fn read_csv(path: &Path, text: &str) -> Result<Table> {
         .map_err(|e| csv_error(path, &e))?;
     let columns: Vec<String> = header.iter().map(|h| h.trim().to_string()).collect();
     let header_line = line_of(&header);
+    // A set, not a scan of the columns before: a header of n columns is checked in n
+    // steps, not n²/2 (100,000 columns took a minute).
+    let mut seen: HashSet<&String> = HashSet::with_capacity(columns.len());
     for (k, name) in columns.iter().enumerate() {
         if name.is_empty() {
             return Err(at_line(
@@ -82,7 +91,7 @@ fn read_csv(path: &Path, text: &str) -> Result<Table> {
                 format!("column {} has no name in the header", k + 1),
             ));
         }
-        if columns[..k].contains(name) {
+        if !seen.insert(name) {
             return Err(at_line(
                 header_line,
                 format!("column `{name}` appears twice in the header"),
@@ -154,8 +163,15 @@ fn ends_inside_quotes(raw: &str) -> bool {
     state == State::Quoted
 }
 
+/// A JSON Lines table may have as many cells (rows × columns, absent keys included) as
+/// its file has bytes, plus this many: room for any sparse table a person writes, and a
+/// bound on the memory of one whose lines share no keys.
+const MAX_EXTRA_CELLS: usize = 1 << 20;
+
 fn read_jsonl(path: &Path, text: &str) -> Result<Table> {
     let mut columns: Vec<String> = Vec::new();
+    // Keys seen so far, so that a key is looked up rather than compared with every column.
+    let mut known: HashSet<String> = HashSet::new();
     let mut objects = Vec::new();
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
@@ -170,11 +186,25 @@ fn read_jsonl(path: &Path, text: &str) -> Result<Table> {
             ));
         };
         for key in map.keys() {
-            if !columns.contains(key) {
+            if known.insert(key.clone()) {
                 columns.push(key.clone());
             }
         }
         objects.push(map);
+    }
+    // An absent key is a cell too: lines that each bring new keys would make rows ×
+    // columns grow with the square of the file (350 KB of one-key lines asked for 23 GB).
+    let cells = objects.len().saturating_mul(columns.len());
+    if cells > text.len().saturating_add(MAX_EXTRA_CELLS) {
+        return Err(Error::file(
+            path,
+            format!(
+                "{} rows × {} columns make {cells} cells, far more than the file fills \
+                 (its lines mostly lack each other's keys); give every line the same keys",
+                objects.len(),
+                columns.len()
+            ),
+        ));
     }
     let rows = objects
         .iter()
@@ -430,5 +460,66 @@ mod tests {
         let bad = [ColumnMap::parse("zz=x").unwrap()];
         assert!(columns_by_input(&t, &bad, &inputs).is_err());
         assert!(ColumnMap::parse("nocolumn").is_err());
+    }
+
+    /// The fuzzer's kept inputs (fuzz/corpus/tabular: first byte even for CSV, odd for
+    /// JSON Lines) read as tables or errors.
+    #[test]
+    fn fuzz_corpus_replays() {
+        for (_, bytes) in crate::formats::test_util::fuzz_corpus("tabular") {
+            if let Some((&pick, rest)) = bytes.split_first() {
+                let path = Path::new(if pick % 2 == 0 {
+                    "data.csv"
+                } else {
+                    "data.jsonl"
+                });
+                let _ = parse(rest.to_vec(), path);
+            }
+        }
+    }
+
+    /// Found by a large-input probe of the fuzz target (docs/reliability.md): checking a CSV header for repeated names
+    /// and collecting JSON Lines keys compared every column with every other, so 100,000
+    /// columns (0.9 MB) took a minute. 200,000 now take well under a second.
+    #[test]
+    fn wide_tables_are_read_in_linear_time() {
+        let n = 200_000;
+        let names: Vec<String> = (0..n).map(|i| format!("c{i}")).collect();
+        let csv = format!("{}\n{}\n", names.join(","), vec!["1"; n].join(","));
+        let t = crate::formats::test_util::within(20, move || {
+            parse(csv.into_bytes(), Path::new("w.csv")).unwrap()
+        });
+        assert_eq!((t.columns.len(), t.columns[n - 1].as_str()), (n, "c199999"));
+        let keys: Vec<String> = names.iter().map(|c| format!("\"{c}\": 1")).collect();
+        let jsonl = format!("{{{}}}\n", keys.join(", "));
+        let t = crate::formats::test_util::within(20, move || {
+            parse(jsonl.into_bytes(), Path::new("w.jsonl")).unwrap()
+        });
+        assert_eq!((t.columns.len(), t.rows[0].len()), (n, n));
+    }
+
+    /// Found by a large-input probe of the fuzz target (docs/reliability.md): JSON Lines whose lines share no keys made
+    /// a table of rows × columns cells, quadratic in the file (35 KB took 230 MB, 350 KB
+    /// would take 23 GB). Such a table is refused; a merely sparse one still reads.
+    #[test]
+    fn jsonl_lines_without_common_keys_are_refused() {
+        let lines: String = (0..3000).map(|i| format!("{{\"k{i}\": 1}}\n")).collect();
+        let e = parse(lines.into_bytes(), Path::new("s.jsonl"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("s.jsonl: 3000 rows × 3000 columns make 9000000 cells"),
+            "{e}"
+        );
+        let sparse: String = (0..1000)
+            .map(|i| match i % 3 {
+                0 => format!("{{\"a\": {i}, \"b\": 1}}\n"),
+                1 => format!("{{\"b\": {i}, \"c\": 2}}\n"),
+                _ => format!("{{\"c\": {i}}}\n"),
+            })
+            .collect();
+        let t = parse(sparse.into_bytes(), Path::new("s.jsonl")).unwrap();
+        assert_eq!((t.rows.len(), t.columns.len()), (1000, 3));
+        assert_eq!(t.rows[2], [Cell::Missing, Cell::Missing, Cell::Number(2.0)]);
     }
 }

@@ -42,8 +42,17 @@ pub fn read_schema_json<T: serde::de::DeserializeOwned>(
     words: &SchemaWords,
 ) -> Result<T> {
     let text = read_text(path)?;
+    parse_schema_json(&text, path, words)
+}
+
+/// [`read_schema_json`] on a document already read; `path` names it in errors.
+pub fn parse_schema_json<T: serde::de::DeserializeOwned>(
+    text: &str,
+    path: &Path,
+    words: &SchemaWords,
+) -> Result<T> {
     let value: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| Error::file(path, format!("not JSON: {e}")))?;
+        serde_json::from_str(text).map_err(|e| Error::file(path, format!("not JSON: {e}")))?;
     match value.get("schema").and_then(|s| s.as_str()) {
         Some(s) if s == words.schema => serde_json::from_value(value).map_err(|e| {
             Error::file(
@@ -139,6 +148,35 @@ pub(crate) mod test_util {
             })
             .collect();
         Tensor::from_bytes(dtype, shape, bytes).unwrap()
+    }
+
+    /// Every input of the committed fuzz corpus of `target` (`fuzz/corpus/TARGET`), so
+    /// that `cargo test` replays on stable what the fuzzer kept (docs/reliability.md).
+    /// Panics when the directory is missing or empty, so a renamed target is noticed.
+    pub fn fuzz_corpus(target: &str) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fuzz/corpus")
+            .join(target);
+        let mut files: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .map(|entry| {
+                let path = entry.unwrap().path();
+                let bytes = std::fs::read(&path).unwrap();
+                (path, bytes)
+            })
+            .collect();
+        assert!(!files.is_empty(), "{} is empty", dir.display());
+        files.sort();
+        files
+    }
+
+    /// Runs `f` on another thread and fails the test when it takes longer than `secs`:
+    /// for regression tests of work that was quadratic in its input.
+    pub fn within<T: Send + 'static>(secs: u64, f: impl FnOnce() -> T + Send + 'static) -> T {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || tx.send(f()));
+        rx.recv_timeout(std::time::Duration::from_secs(secs))
+            .unwrap_or_else(|_| panic!("not done within {secs} s: quadratic again?"))
     }
 
     /// Reproducible pseudo-random byte strings: random ones, and `good` with one byte

@@ -810,4 +810,12 @@ mod tests {
             )
         );
     }
+
+    /// The fuzzer's kept inputs (fuzz/corpus/npy) read back as tensors or errors.
+    #[test]
+    fn fuzz_corpus_replays() {
+        for (path, bytes) in crate::formats::test_util::fuzz_corpus("npy") {
+            let _ = parse(bytes, &path);
+        }
+    }
 }

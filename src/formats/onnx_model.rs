@@ -33,17 +33,27 @@ pub struct ModelInfo {
 /// Reads and decodes a model file, naming it in errors.
 pub fn read_model(path: &Path) -> Result<(ModelProto, Vec<u8>)> {
     let bytes = super::read_file(path)?;
-    let model = ModelProto::decode(bytes.as_slice())
+    Ok((decode_model(&bytes, path)?, bytes))
+}
+
+/// Decodes the bytes of a model file (it must have a graph); `path` names it in errors.
+pub fn decode_model(bytes: &[u8], path: &Path) -> Result<ModelProto> {
+    let model = ModelProto::decode(bytes)
         .map_err(|e| Error::file(path, format!("not a valid ONNX model: {e}")))?;
     if model.graph.is_none() {
         return Err(Error::file(path, "not a valid ONNX model: it has no graph"));
     }
-    Ok((model, bytes))
+    Ok(model)
 }
 
 /// Reads a model and summarises its schema.
 pub fn inspect(path: &Path) -> Result<ModelInfo> {
     let (model, bytes) = read_model(path)?;
+    summarise(&model, &bytes, path)
+}
+
+/// The schema summary of `model`, decoded from `bytes`; `path` names it in errors.
+pub fn summarise(model: &ModelProto, bytes: &[u8], path: &Path) -> Result<ModelInfo> {
     let graph = model
         .graph
         .as_ref()
@@ -83,7 +93,7 @@ pub fn inspect(path: &Path) -> Result<ModelInfo> {
         opsets,
         ops,
         size: bytes.len() as u64,
-        sha256: sha256_hex(&bytes),
+        sha256: sha256_hex(bytes),
         producer,
     })
 }
@@ -166,5 +176,21 @@ mod tests {
             sha256_hex(b""),
             "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
         );
+    }
+
+    /// The fuzzer's kept inputs (fuzz/corpus/onnx_model) decode, summarise, convert
+    /// their initializers and promote to f64, or fail with an error.
+    #[test]
+    fn fuzz_corpus_replays() {
+        for (path, bytes) in crate::formats::test_util::fuzz_corpus("onnx_model") {
+            let Ok(mut model) = decode_model(&bytes, &path) else {
+                continue;
+            };
+            let _ = summarise(&model, &bytes, &path);
+            for t in model.graph.iter().flat_map(|g| &g.initializer) {
+                let _ = crate::formats::pb::tensor_from_proto(t, &path);
+            }
+            let _ = crate::formats::onnx_f64::promote_to_f64(&mut model, &path);
+        }
     }
 }

@@ -583,4 +583,12 @@ mod tests {
             .to_string();
         assert_eq!(err, "/nonexistent/x.pb: no such file or directory");
     }
+
+    /// The fuzzer's kept inputs (fuzz/corpus/pb) read back as tensors or errors.
+    #[test]
+    fn fuzz_corpus_replays() {
+        for (path, bytes) in crate::formats::test_util::fuzz_corpus("pb") {
+            let _ = decode(&bytes, &path);
+        }
+    }
 }

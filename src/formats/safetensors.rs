@@ -11,9 +11,13 @@ use std::path::Path;
 
 /// Reads every tensor of a `.safetensors` file, in the order of their data.
 pub fn read(path: &Path) -> Result<Vec<(String, Tensor)>> {
+    parse(&load(path, MMAP_THRESHOLD)?, path)
+}
+
+/// Decodes the bytes of a whole `.safetensors` file; `path` names the source in errors.
+pub fn parse(contents: &[u8], path: &Path) -> Result<Vec<(String, Tensor)>> {
     let fail = |msg: String| Error::file(path, msg);
-    let contents = load(path, MMAP_THRESHOLD)?;
-    let (header_len, metadata) = SafeTensors::read_metadata(&contents)
+    let (header_len, metadata) = SafeTensors::read_metadata(contents)
         .map_err(|e| fail(format!("not a valid .safetensors file: {e}")))?;
     // `read_metadata` checked that the offsets tile the data exactly.
     let data = contents.get(8 + header_len..).unwrap_or_default();
@@ -190,6 +194,14 @@ mod tests {
             if let Err(e) = read_bytes(&bytes) {
                 assert!(!e.to_string().contains('\n'));
             }
+        }
+    }
+
+    /// The fuzzer's kept inputs (fuzz/corpus/safetensors) read back as tensors or errors.
+    #[test]
+    fn fuzz_corpus_replays() {
+        for (path, bytes) in crate::formats::test_util::fuzz_corpus("safetensors") {
+            let _ = parse(&bytes, &path);
         }
     }
 }

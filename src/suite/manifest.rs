@@ -259,19 +259,24 @@ impl Manifest {
             return Ok(Manifest::default());
         }
         let text = crate::formats::read_text(&path)?;
-        let mut manifest: Manifest = toml::from_str(&text).map_err(|e| {
+        Manifest::parse(&text, &path)
+    }
+
+    /// Parses and validates the text of a `parity.toml`; `path` names it in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Manifest> {
+        let mut manifest: Manifest = toml::from_str(text).map_err(|e| {
             let msg = e.message();
             let line = e.span().map_or(String::new(), |span| {
                 let before = text.get(..span.start).unwrap_or_default();
                 let line = before.matches('\n').count() + 1;
                 format!("line {line}: ")
             });
-            Error::file(&path, format!("invalid parity.toml: {line}{msg}"))
+            Error::file(path, format!("invalid parity.toml: {line}{msg}"))
         })?;
-        manifest.validate(&path)?;
+        manifest.validate(path)?;
         for (name, settings) in &manifest.outputs {
             let rule = resolve(settings)
-                .map_err(|msg| Error::file(&path, format!("[outputs.{name}] {msg}")))?;
+                .map_err(|msg| Error::file(path, format!("[outputs.{name}] {msg}")))?;
             manifest.rules.insert(name.clone(), rule);
         }
         Ok(manifest)
@@ -793,6 +798,16 @@ mod tests {
         ] {
             let (err, _) = error_of(&format!("[outputs.y]\n{text}\n"));
             assert!(err.contains(needle), "`{text}`: {err}");
+        }
+    }
+
+    /// The fuzzer's kept inputs (fuzz/corpus/manifest) parse or fail with an error.
+    #[test]
+    fn fuzz_corpus_replays() {
+        for (path, bytes) in crate::formats::test_util::fuzz_corpus("manifest") {
+            if let Ok(m) = std::str::from_utf8(&bytes).map(|t| Manifest::parse(t, &path)) {
+                let _ = m.map(|m| m.outputs.keys().map(|o| m.rule_for(o)).count());
+            }
         }
     }
 }

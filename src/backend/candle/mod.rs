@@ -103,6 +103,22 @@ fn load_on(
     Ok(Box::new(CandleSession { plan, pool }))
 }
 
+/// Plans the model in `bytes` on the CPU as loading does, without the load's panic
+/// guard, then runs it once on `inputs` when given: the fuzzer's way in
+/// (fuzz/fuzz_targets/candle_*.rs), so that a panic while planning is seen rather than
+/// turned into an error. No inputs: no outputs.
+#[doc(hidden)]
+pub fn plan_unguarded(
+    bytes: &[u8],
+    inputs: Option<&[Tensor]>,
+) -> Result<Vec<(String, Tensor)>, BackendError> {
+    let path = Path::new("model.onnx");
+    let model = crate::formats::onnx_model::decode_model(bytes, path)
+        .map_err(|e| BackendError::new(e.to_string()))?;
+    let plan = graph::plan(&model, path, &Device::Cpu)?;
+    inputs.map_or(Ok(Vec::new()), |inputs| exec::run(&plan, inputs))
+}
+
 #[cfg(feature = "candle-cuda")]
 pub use cuda::CandleCuda;
 

@@ -985,3 +985,36 @@ fn resize_topk_trilu_and_cumsum_give_exact_values() {
     let y = run1(&m, &[f32s(&[4], &[1.0, 2.0, 3.0, 4.0])]).expect("run");
     assert_eq!(vals(&y), [9.0, 7.0, 4.0, 0.0]);
 }
+
+/// The fuzzer's kept inputs (fuzz/corpus/candle_load) plan or fail with an error.
+#[test]
+fn fuzz_corpus_replays() {
+    for (_, bytes) in crate::formats::test_util::fuzz_corpus("candle_load") {
+        let _ = super::plan_unguarded(&bytes, None);
+    }
+}
+
+/// Found by a large-input probe of the fuzz target (docs/reliability.md): planning
+/// scanned every constant and every output for each node's inputs and outputs, so a
+/// model of 20,000 constants took seconds and one of 200,000 minutes.
+#[test]
+fn many_constants_are_planned_in_linear_time() {
+    let n = 60_000;
+    let names: Vec<(String, String)> = (0..n).map(|i| (format!("c{i}"), format!("y{i}"))).collect();
+    let nodes = names
+        .iter()
+        .map(|(c, y)| node("Identity", &[c], &[y], vec![]))
+        .collect();
+    let outputs = names
+        .iter()
+        .map(|(_, y)| value_info(y, I64, &[Ok(1)]))
+        .collect();
+    let inits = names.iter().map(|(c, _)| init_i64(c, &[1])).collect();
+    let m = model(13, nodes, vec![], outputs, inits);
+    let planned = crate::formats::test_util::within(20, move || {
+        load(&m.path)
+            .map(|s| s.outputs().len())
+            .map_err(|e| e.to_string())
+    });
+    assert_eq!(planned, Ok(n));
+}

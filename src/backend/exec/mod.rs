@@ -8,7 +8,7 @@
 
 mod child;
 mod exchange;
-mod protocol;
+pub mod protocol;
 
 use super::{check_inputs, Availability, Backend, BackendError, IoSpec, LoadOptions, Session};
 use crate::formats::{npz, onnx_model};

@@ -208,4 +208,17 @@ mod tests {
         assert_eq!(message.chars().count(), MESSAGE_CHARS + 1);
         assert!(message.ends_with('…'));
     }
+
+    /// The fuzzer's kept inputs (fuzz/corpus/exec_protocol) read as lines or errors.
+    #[test]
+    fn fuzz_corpus_replays() {
+        for (_, bytes) in crate::formats::test_util::fuzz_corpus("exec_protocol") {
+            for line in String::from_utf8_lossy(&bytes).lines() {
+                let _ = (parse_hello(line), excerpt(line));
+                if let Ok(Reply::Error(message)) = parse_reply(line, "run") {
+                    let _ = message_excerpt(&message);
+                }
+            }
+        }
+    }
 }

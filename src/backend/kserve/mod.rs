@@ -11,7 +11,7 @@
 //! as it was sent, so the comparison fails it. See docs/remote.md.
 
 mod http;
-mod protocol;
+pub mod protocol;
 
 use super::{check_inputs, Availability, Backend, BackendError, Dim, IoSpec, LoadOptions, Session};
 use crate::tensor::Tensor;

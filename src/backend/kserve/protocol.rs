@@ -5,6 +5,7 @@
 use crate::tensor::{DType, Tensor};
 use half::{bf16, f16};
 use serde_json::{json, Map, Value};
+use std::collections::HashSet;
 
 /// The protocol's name of a dtype (`FP32`, `INT64`, `BOOL`...).
 pub fn datatype(d: DType) -> &'static str {
@@ -128,6 +129,9 @@ pub fn response(body: &[u8], json_len: Option<usize>) -> Result<Vec<(String, Ten
             )
         })?;
     let mut tensors: Vec<(String, Tensor)> = Vec::new();
+    // Names seen so far, looked up rather than compared with every output before: a
+    // response of n outputs is checked in n steps, not n²/2 (50,000 took minutes).
+    let mut names: HashSet<&str> = HashSet::with_capacity(outputs.len());
     for (i, out) in outputs.iter().enumerate() {
         let name = out
             .get("name")
@@ -176,7 +180,7 @@ pub fn response(body: &[u8], json_len: Option<usize>) -> Result<Vec<(String, Ten
                 encode(dtype, &flat).map_err(|e| format!("output `{name}`: {e}"))?
             }
         };
-        if tensors.iter().any(|(n, _)| n == name) {
+        if !names.insert(name) {
             return Err(format!("output `{name}` appears twice in the response"));
         }
         let t =
@@ -343,5 +347,35 @@ mod tests {
             assert_eq!(dtype_of(datatype(d)), Some(d));
         }
         assert_eq!(dtype_of("BYTES"), None);
+    }
+
+    /// The fuzzer's kept inputs (fuzz/corpus/kserve_response: two bytes of
+    /// `Inference-Header-Content-Length`, 0xFFFF for none, then the body) read as
+    /// outputs or errors.
+    #[test]
+    fn fuzz_corpus_replays() {
+        for (_, bytes) in crate::formats::test_util::fuzz_corpus("kserve_response") {
+            if let Some((len, body)) = bytes.split_first_chunk::<2>() {
+                let json_len = match u16::from_le_bytes(*len) {
+                    u16::MAX => None,
+                    n => Some(usize::from(n)),
+                };
+                let _ = response(body, json_len);
+            }
+        }
+    }
+
+    /// Found by a large-input probe of the fuzz target (docs/reliability.md): the
+    /// repeated-name check compared every output with every one before it, so a 3 MB
+    /// response of 50,000 outputs took minutes (the body limit is 1 GiB).
+    #[test]
+    fn many_outputs_are_read_in_linear_time() {
+        let n = 100_000;
+        let outputs: Vec<Value> = (0..n)
+            .map(|i| json!({"name": format!("o{i}"), "datatype": "BOOL", "shape": [0], "data": []}))
+            .collect();
+        let body = serde_json::to_vec(&json!({ "outputs": outputs })).unwrap();
+        let read = crate::formats::test_util::within(20, move || response(&body, None).unwrap());
+        assert_eq!((read.len(), read[n - 1].0.as_str()), (n, "o99999"));
     }
 }
