@@ -360,6 +360,31 @@ fn unsupported_attribute_values_and_ops_are_refused_with_names() {
     assert!(refused(load(&m.path)).message.contains("opset 29"));
 }
 
+/// Integer reductions wrap on overflow, as ONNX Runtime's C++ and
+/// `np.sum(x, dtype=np.uint8)` do, in the test build as in the release build. The
+/// fuzzer (`candle_ops`, docs/reliability.md) found a uint8 `ReduceSumSquare` that
+/// candle-core's overflow check turned into "candle panicked"; the dev profile now
+/// builds candle-core without overflow checks, as release does.
+#[test]
+fn integer_reductions_wrap_on_overflow() {
+    const U8: i32 = 2;
+    let x = Tensor::from_vec(vec![3], vec![200u8, 100, 16]).expect("x");
+    let reduce = |op: &str| {
+        let m = model(
+            13,
+            vec![node(op, &["x"], &["y"], vec![attr_i("keepdims", 0)])],
+            vec![value_info("x", U8, &[Ok(3)])],
+            vec![value_info("y", U8, &[])],
+            vec![],
+        );
+        vals(&run1(&m, std::slice::from_ref(&x)).expect("run"))
+    };
+    // 200 + 100 + 16 = 316 = 256 + 60.
+    assert_eq!(reduce("ReduceSum"), [60.0]);
+    // 40000 + 10000 + 256 wrap to 64 + 16 + 0 (each square wraps before the sum).
+    assert_eq!(reduce("ReduceSumSquare"), [80.0]);
+}
+
 #[test]
 fn opset_switches_of_reduce_split_and_squeeze_are_honoured() {
     let x = Tensor::from_vec(vec![2, 3], (0..6).map(|v| v as f32).collect()).expect("x");
