@@ -23,6 +23,9 @@ use std::time::Duration;
 /// often one line above the runtime's last words).
 const STDERR_LINES: usize = 2;
 
+/// How long a worker whose stdin was closed may take to end by itself.
+const END_GRACE: Duration = Duration::from_secs(2);
+
 /// The hidden subcommand a worker runs as.
 pub const WORKER_COMMAND: &str = "__worker";
 
@@ -73,7 +76,8 @@ impl From<RunFailure> for BackendError {
 /// A running worker: its pipes, and the threads reading its stdout and stderr.
 struct Worker {
     child: Child,
-    stdin: ChildStdin,
+    /// Taken (closed) when the worker is asked to end.
+    stdin: Option<ChildStdin>,
     replies: Receiver<std::io::Result<Reply>>,
     stderr_tail: Arc<Mutex<VecDeque<String>>>,
     stderr_reader: Option<JoinHandle<()>>,
@@ -160,7 +164,7 @@ impl Worker {
         });
         Ok(Worker {
             child,
-            stdin,
+            stdin: Some(stdin),
             replies,
             stderr_tail,
             stderr_reader: Some(stderr_reader),
@@ -228,7 +232,25 @@ impl Worker {
 }
 
 impl Drop for Worker {
+    /// A healthy worker is let go as `parity __worker` expects: stdin closed, so that it
+    /// drops its session and cleans up after it (an `exec:` runner's exchange
+    /// directory); one still running after [`END_GRACE`] is killed with its group.
     fn drop(&mut self) {
+        if !self.ended {
+            drop(self.stdin.take());
+            let deadline = std::time::Instant::now() + END_GRACE;
+            while std::time::Instant::now() < deadline {
+                match self.child.try_wait() {
+                    Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+                    // Reaped: its pid (and group id) may be reused, so nothing is killed.
+                    Ok(Some(_)) => self.ended = true,
+                    Err(_) => break,
+                }
+                if self.ended {
+                    break;
+                }
+            }
+        }
         self.kill_all();
     }
 }
@@ -313,7 +335,11 @@ impl IsolatedSession {
     pub fn run_isolated(&mut self, inputs: &[Tensor]) -> Result<Vec<(String, Tensor)>, RunFailure> {
         let timeout = self.options.timeout;
         let worker = self.ensure_worker()?;
-        let reply = match protocol::write_run(&mut worker.stdin, inputs) {
+        let written = match worker.stdin.as_mut() {
+            Some(stdin) => protocol::write_run(stdin, inputs),
+            None => Err(std::io::ErrorKind::BrokenPipe.into()),
+        };
+        let reply = match written {
             Ok(()) => worker.reply(timeout),
             // A broken pipe: the worker died before reading the request.
             Err(_) => Err(worker.died()),
