@@ -15,7 +15,7 @@
 
 use super::junit::{groups, tolerance, Group};
 use super::markdown::html;
-use super::style::{index, num};
+use super::style::{index, num, num_pair};
 use super::{CaseReport, CaseVerdict, Environment, Report};
 use crate::compare::{ErrorHistogram, Verdict};
 use std::fmt::Write as _;
@@ -305,8 +305,8 @@ fn outputs_table(out: &mut String, case: &CaseReport) {
         cell(out, &num(Some(c.max_abs_err)), true);
         cell(out, &num(Some(c.max_rel_err)), true);
         cell(out, &index(&c.worst_index), false);
-        cell(out, &num(c.expected), true);
-        cell(out, &num(c.actual), true);
+        cell(out, &num_pair(c.expected, c.actual).0, true);
+        cell(out, &num_pair(c.expected, c.actual).1, true);
         let _ = write!(
             out,
             "<td>{} <small>({})</small></td>",
@@ -574,7 +574,7 @@ mod tests {
     use super::*;
     use crate::report::junit::tests::{sample, ODD_SUITE};
     use crate::report::Provenance;
-    use crate::report::{MatrixEntry, SuiteAudit};
+    use crate::report::SuiteAudit;
 
     #[test]
     fn banner_and_summary_line() {
@@ -651,14 +651,7 @@ mod tests {
                 ..Provenance::default()
             }),
         }];
-        r.matrix = Some(vec![MatrixEntry {
-            suite: "models/mlp".into(),
-            output: "logits".into(),
-            backends: vec!["ort-cpu".into(), "tract-cpu".into()],
-            max_rel_err: vec![vec![Some(0.0), Some(1.5e-7)], vec![None, Some(0.0)]],
-            max_abs_err: vec![vec![Some(0.0), Some(2e-7)], vec![Some(2e-7), Some(0.0)]],
-            compared: vec![vec![true, true], vec![false, true]],
-        }]);
+        r.matrix = Some(vec![crate::report::matrix::example()]);
         r.shard = Some("1/2".into());
         let page = render(&r);
         assert!(!page.contains("http://"), "{page}");

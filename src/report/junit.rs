@@ -18,7 +18,7 @@
 //! Surefire time pattern requires. Every attribute and text node is XML-escaped; a
 //! character XML 1.0 cannot carry at all (most C0 controls) becomes U+FFFD.
 
-use super::style::{index, num};
+use super::style::{index, num, num_pair};
 use super::{CaseReport, CaseVerdict, OutputReport, Report};
 use crate::compare::Verdict;
 use std::fmt::Write as _;
@@ -104,8 +104,8 @@ pub fn output_line(o: &OutputReport) -> String {
             c.mismatched,
             c.total,
             index(&c.worst_index),
-            num(c.expected),
-            num(c.actual),
+            num_pair(c.expected, c.actual).0,
+            num_pair(c.expected, c.actual).1,
         ));
     } else if c.problem.is_none() {
         parts.push(format!("{}/{} mismatched", c.mismatched, c.total));
@@ -310,8 +310,8 @@ pub fn failure_body(case: &CaseReport) -> String {
                 s,
                 "  worst index {}: expected {}, actual {}",
                 index(&c.worst_index),
-                num(c.expected),
-                num(c.actual)
+                num_pair(c.expected, c.actual).0,
+                num_pair(c.expected, c.actual).1
             );
         }
         let _ = writeln!(

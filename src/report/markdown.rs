@@ -15,7 +15,7 @@
 //! is limited in size); a line says how many more there are.
 
 use super::junit::{failing_outputs, failure_message, groups, tolerance, Group};
-use super::style::{index, num};
+use super::style::{index, num, num_pair};
 use super::{CaseReport, CaseVerdict, Report};
 use std::fmt::Write as _;
 
@@ -84,8 +84,41 @@ pub fn render(report: &Report) -> String {
         }
         md.push('\n');
     }
+    matrix(&mut md, report);
     environment(&mut md, report);
     md
+}
+
+/// `check --matrix`: per suite × output, the N×N table of max rel error (row:
+/// reference, column: candidate), as the text and HTML reports show it.
+fn matrix(md: &mut String, report: &Report) {
+    let Some(entries) = &report.matrix else {
+        return;
+    };
+    md.push_str("### Cross-backend matrix\n\n");
+    for e in entries {
+        let _ = writeln!(
+            md,
+            "max rel error, {} {} (row: reference, column: candidate)\n",
+            code(&e.suite, false),
+            code(&e.output, false)
+        );
+        md.push_str("| reference \\ candidate |");
+        for b in &e.backends {
+            let _ = write!(md, " {} |", code(b, true));
+        }
+        md.push_str("\n| --- |");
+        md.push_str(&" ---: |".repeat(e.backends.len()));
+        md.push('\n');
+        for (b, row) in e.backends.iter().zip(&e.max_rel_err) {
+            let _ = write!(md, "| {} |", code(b, true));
+            for v in row {
+                let _ = write!(md, " {} |", num(*v));
+            }
+            md.push('\n');
+        }
+        md.push('\n');
+    }
 }
 
 fn summary_table(md: &mut String, groups: &[Group<'_>]) {
@@ -141,8 +174,8 @@ fn failure_details(md: &mut String, case: &CaseReport) {
             c.total,
             100.0 * c.mismatch_fraction(),
             code(&index(&c.worst_index), true),
-            num(c.expected),
-            num(c.actual),
+            num_pair(c.expected, c.actual).0,
+            num_pair(c.expected, c.actual).1,
             num(Some(c.max_abs_err)),
             num(Some(c.max_rel_err)),
             tolerance(c.atol),
@@ -304,6 +337,27 @@ fn longest_run(s: &str, c: char) -> usize {
 mod tests {
     use super::*;
     use crate::report::junit::tests::{sample, ODD_SUITE};
+
+    #[test]
+    fn the_matrix_is_a_table_per_suite_and_output() {
+        let mut r = sample();
+        assert!(!render(&r).contains("Cross-backend matrix"));
+        r.matrix = Some(vec![crate::report::matrix::example()]);
+        let md = render(&r);
+        assert!(
+            md.contains(
+                "### Cross-backend matrix\n\n\
+                 max rel error, `models/mlp` `logits` (row: reference, column: candidate)\n\n\
+                 | reference \\ candidate | `ort-cpu` | `tract-cpu` |\n\
+                 | --- | ---: | ---: |\n\
+                 | `ort-cpu` | 0 | 1.50e-7 |\n\
+                 | `tract-cpu` | - | 0 |\n"
+            ),
+            "{md}"
+        );
+        // Before the environment, which comes last.
+        assert!(md.find("Cross-backend").unwrap() < md.find("### Environment").unwrap());
+    }
 
     #[test]
     fn verdict_line_and_summary_table() {

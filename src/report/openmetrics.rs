@@ -157,6 +157,29 @@ pub fn render(report: &Report) -> String {
             }
         }
     }
+    if let Some(entries) = &report.matrix {
+        w.family(
+            "parity_check_matrix_max_rel_error",
+            "gauge",
+            None,
+            "check --matrix: largest relative error of the output over the suite's cases, candidate against reference.",
+        );
+        for e in entries {
+            for (reference, row) in e.backends.iter().zip(&e.max_rel_err) {
+                for (candidate, v) in e.backends.iter().zip(row) {
+                    if let Some(v) = v {
+                        let labels = [
+                            ("suite", e.suite.as_str()),
+                            ("output", e.output.as_str()),
+                            ("reference", reference.as_str()),
+                            ("candidate", candidate.as_str()),
+                        ];
+                        w.sample("parity_check_matrix_max_rel_error", &labels, *v);
+                    }
+                }
+            }
+        }
+    }
     w.finish()
 }
 
@@ -172,6 +195,39 @@ fn case_labels(c: &super::CaseReport) -> [(&str, &str); 4] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_matrix_cells_that_were_compared_are_samples() {
+        let mut r = crate::report::junit::tests::sample();
+        r.matrix = Some(vec![crate::report::matrix::example()]);
+        let text = render(&r);
+        let samples: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("parity_check_matrix_max_rel_error{"))
+            .collect();
+        let labels = |r: &str, c: &str| {
+            format!(
+                "{{suite=\"models/mlp\",output=\"logits\",reference=\"{r}\",candidate=\"{c}\"}}"
+            )
+        };
+        assert_eq!(
+            samples,
+            [
+                format!(
+                    "parity_check_matrix_max_rel_error{} 0.0",
+                    labels("ort-cpu", "ort-cpu")
+                ),
+                format!(
+                    "parity_check_matrix_max_rel_error{} 1.5e-7",
+                    labels("ort-cpu", "tract-cpu")
+                ),
+                format!(
+                    "parity_check_matrix_max_rel_error{} 0.0",
+                    labels("tract-cpu", "tract-cpu")
+                ),
+            ]
+        );
+    }
 
     #[test]
     fn labels_and_values_are_escaped() {

@@ -54,10 +54,80 @@ pub fn num(v: Option<f64>) -> String {
     }
 }
 
+/// An expected and an actual value as [`num`] shows them, with as many more significant
+/// digits as it takes for two different values to read differently (`0.59868985` and
+/// `0.59868991`, not `0.5987` twice): a failure must never show two equal numbers.
+pub fn num_pair(expected: Option<f64>, actual: Option<f64>) -> (String, String) {
+    let (e, a) = (num(expected), num(actual));
+    let (Some(x), Some(y)) = (expected, actual) else {
+        return (e, a);
+    };
+    if e != a || x == y || x.to_bits() == y.to_bits() {
+        return (e, a);
+    }
+    // f64 needs at most 17 significant digits to tell any two values apart.
+    (5..=17)
+        .map(|digits| (significant(x, digits), significant(y, digits)))
+        .find(|(e, a)| e != a)
+        .unwrap_or((format!("{x:e}"), format!("{y:e}")))
+}
+
+/// A finite or not number with `digits` significant digits, in [`num`]'s style: plain
+/// between 1e-3 and 1e4, scientific otherwise, trailing zeros dropped.
+fn significant(v: f64, digits: usize) -> String {
+    if !v.is_finite() || v == 0.0 {
+        return num(Some(v));
+    }
+    if (1e-3..1e4).contains(&v.abs()) {
+        let magnitude = v.abs().log10().floor() as i64;
+        let decimals = (digits as i64 - 1 - magnitude).max(0) as usize;
+        let s = format!("{v:.decimals$}");
+        if s.contains('.') {
+            s.trim_end_matches('0').trim_end_matches('.').to_string()
+        } else {
+            s
+        }
+    } else {
+        format!("{v:.*e}", digits - 1)
+    }
+}
+
 /// A multi-dimensional index as `[0, 3]`.
 pub fn index(ix: &Option<Vec<usize>>) -> String {
     match ix {
         None => "-".to_string(),
         Some(ix) => format!("{ix:?}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn different_values_never_read_the_same() {
+        let pair = |e: f64, a: f64| num_pair(Some(e), Some(a));
+        // The f32 pair: 4 digits showed 0.5987 twice.
+        let (e, a) = (0.598_689_85_f32 as f64, 0.598_689_91_f32 as f64);
+        assert_eq!(num(Some(e)), num(Some(a)));
+        let (se, sa) = pair(e, a);
+        assert_ne!(se, sa);
+        assert_eq!((se.as_str(), sa.as_str()), ("0.59868985", "0.59868991"));
+        // Scientific notation grows the same way; equal values stay compact.
+        assert_eq!(
+            pair(1.5e-7, 1.500_01e-7),
+            ("1.50000e-7".into(), "1.50001e-7".into())
+        );
+        assert_eq!(pair(0.25, 0.25), ("0.25".into(), "0.25".into()));
+        assert_eq!(pair(0.25, 0.5), ("0.25".into(), "0.5".into()));
+        // The two neighbours of 1.0 in f64 differ in the 17th digit.
+        let (se, sa) = pair(1.0, f64::from_bits(1.0f64.to_bits() + 1));
+        assert_ne!(se, sa);
+        // Absent and non-finite values are shown as they are.
+        assert_eq!(num_pair(None, Some(f64::NAN)), ("-".into(), "NaN".into()));
+        assert_eq!(
+            pair(12345.678, 12345.679),
+            ("1.2345678e4".into(), "1.2345679e4".into())
+        );
     }
 }

@@ -5,7 +5,7 @@
 use super::{CaseReport, CaseVerdict, Report};
 // Cell formatting lives in `style` (the matrix and the other renderers share it);
 // re-exported so `text::num` and `text::Style` stay where callers look for them.
-pub use super::style::{index, num, Style};
+pub use super::style::{index, num, num_pair, Style};
 use crate::compare::{OutputComparison, Verdict};
 
 /// Renders the whole report.
@@ -133,8 +133,8 @@ fn details(case: &CaseReport, verbose: bool) -> String {
                 c.total,
                 100.0 * c.mismatched as f64 / (c.total.max(1) as f64),
                 index(&c.worst_index),
-                num(c.expected),
-                num(c.actual),
+                num_pair(c.expected, c.actual).0,
+                num_pair(c.expected, c.actual).1,
                 c.criterion(|v| num(Some(v))),
             ));
         }
