@@ -1,7 +1,8 @@
 //! `parity check SUITE...`: run golden suites on backends and compare every output.
 //! Recorded suites are verified first (sha256 of data files and model, see
-//! `suite::integrity`): findings about the suite print as warnings on stderr, or make
-//! every case of the suite an error with `--strict`.
+//! `suite::integrity`): findings about the suite are warnings, carried by the report
+//! (and printed on stderr unless the report is text on stdout), or make every case of
+//! the suite an error with `--strict`.
 
 use super::limits::WorkerLimits;
 use super::output::{OutputArgs, Progress};
@@ -10,7 +11,7 @@ use crate::backend::{self, LoadOptions};
 use crate::error::{Error, Result};
 use crate::formats::onnx_model::sha256_hex;
 use crate::interrupt;
-use crate::report::{CaseId, CaseReport, CaseVerdict, Incomplete, Report, SuiteAudit};
+use crate::report::{CaseId, CaseReport, CaseVerdict, Incomplete, Report, SuiteAudit, Warning};
 use crate::suite::integrity::{self, Finding};
 use crate::suite::matrix::SuiteMatrix;
 use crate::suite::runner::{self, Reference, RunOptions};
@@ -148,7 +149,17 @@ pub fn run(args: CheckArgs, global: Global) -> Result<u8> {
     args.output
         .refuse_inputs(suites.iter().map(|s| s.dir.as_path()))?;
     let findings: Vec<Vec<Finding>> = suites.iter().map(integrity::audit).collect();
+    let mut warnings = Vec::new();
     if !args.strict {
+        for (suite, suite_findings) in suites.iter().zip(&findings) {
+            warnings.extend(suite_findings.iter().map(|f| Warning {
+                suite: Some(suite.dir.display().to_string()),
+                message: f.to_string(),
+            }));
+        }
+    }
+    let warn_on_stderr = !args.output.text_on_stdout();
+    if !args.strict && warn_on_stderr {
         for suite_findings in &findings {
             for f in suite_findings.iter().take(MAX_WARNINGS) {
                 eprintln!("warning: {f}");
@@ -242,10 +253,18 @@ pub fn run(args: CheckArgs, global: Global) -> Result<u8> {
         if report.cases.is_empty() {
             // More shards than cases: an empty shard is a legitimate pass (docs/ci.md);
             // `parity merge` still fails a run whose shards select nothing at all.
-            eprintln!("note: shard {shard} selects no case");
+            let message = format!("shard {shard} selects no case");
+            if warn_on_stderr {
+                eprintln!("warning: {message}");
+            }
+            warnings.push(Warning {
+                suite: None,
+                message,
+            });
             report.verdict = CaseVerdict::Pass;
         }
     }
+    report.warnings = warnings;
     if let Some(signal) = interrupt::pending() {
         eprintln!("parity: interrupted by {signal}; the cases not run are errors and the report is marked incomplete");
         report.incomplete = Some(Incomplete {

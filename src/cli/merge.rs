@@ -12,7 +12,7 @@ use super::Global;
 use crate::error::{Error, Result};
 use crate::report::{
     BackendInfo, CaseReport, CaseVerdict, Environment, Incomplete, MatrixEntry, MergedReport,
-    Report, SuiteAudit, Summary, SCHEMA,
+    Report, SuiteAudit, Summary, Warning, SCHEMA,
 };
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -39,6 +39,11 @@ pub fn run(args: MergeArgs, global: Global) -> Result<u8> {
         .map(|path| read_report(path).map(|r| (path, r)))
         .collect::<Result<Vec<_>>>()?;
     let merged = merge(&inputs)?;
+    if !args.output.text_on_stdout() {
+        for w in &merged.warnings {
+            eprintln!("warning: {}", w.message);
+        }
+    }
     args.output.emit_report(&merged, global)
 }
 
@@ -61,6 +66,9 @@ pub struct ReportFile {
     /// Set when the run was interrupted; carried into the merged report.
     #[serde(default)]
     pub incomplete: Option<Incomplete>,
+    /// The run's warnings; carried into the merged report (each once).
+    #[serde(default)]
+    pub warnings: Vec<Warning>,
 }
 
 /// Reads one JSON report, checking its schema identifier first.
@@ -155,7 +163,24 @@ pub fn merge(inputs: &[(&PathBuf, ReportFile)]) -> Result<Report> {
     merged.merged = sources;
     merged.suites = merge_suites(inputs)?;
     merged.incomplete = inputs.iter().find_map(|(_, r)| r.incomplete.clone());
-    merged.matrix = merge_matrices(inputs).map(|mut entries| {
+    for (_, report) in inputs {
+        for w in &report.warnings {
+            if !merged.warnings.contains(w) {
+                merged.warnings.push(w.clone());
+            }
+        }
+    }
+    let (matrix, without) = merge_matrices(inputs);
+    for path in without {
+        merged.warnings.push(Warning {
+            suite: None,
+            message: format!(
+                "{} has no matrix (checked without --matrix); the merged matrix covers the other reports",
+                path.display()
+            ),
+        });
+    }
+    merged.matrix = matrix.map(|mut entries| {
         // Suites in the order of the run (as `suites`), outputs as first seen.
         let rank = |e: &MatrixEntry| merged.suites.iter().position(|s| s.suite == e.suite);
         entries.sort_by_key(|e| rank(e));
@@ -202,19 +227,19 @@ fn merge_suites(inputs: &[(&PathBuf, ReportFile)]) -> Result<Vec<SuiteAudit>> {
     Ok(suites.into_iter().map(|(s, _)| s).collect())
 }
 
-/// The `--matrix` tables of the inputs folded per suite × output; `None` when no input
-/// has one. An input without a matrix among inputs with one is named on stderr.
-fn merge_matrices(inputs: &[(&PathBuf, ReportFile)]) -> Option<Vec<MatrixEntry>> {
+/// The `--matrix` tables of the inputs folded per suite × output (`None` when no input
+/// has one), and the inputs without a matrix among inputs with one.
+fn merge_matrices<'a>(
+    inputs: &[(&'a PathBuf, ReportFile)],
+) -> (Option<Vec<MatrixEntry>>, Vec<&'a PathBuf>) {
     if inputs.iter().all(|(_, r)| r.matrix.is_none()) {
-        return None;
+        return (None, Vec::new());
     }
     let mut entries: Vec<MatrixEntry> = Vec::new();
+    let mut without = Vec::new();
     for (path, report) in inputs {
         let Some(matrix) = &report.matrix else {
-            eprintln!(
-                "note: {} has no matrix (checked without --matrix); the merged matrix covers the other reports",
-                path.display()
-            );
+            without.push(*path);
             continue;
         };
         for entry in matrix {
@@ -229,7 +254,7 @@ fn merge_matrices(inputs: &[(&PathBuf, ReportFile)]) -> Option<Vec<MatrixEntry>>
             }
         }
     }
-    Some(entries)
+    (Some(entries), without)
 }
 
 /// Sort key putting `test_data_set_2` before `test_data_set_10`: the name without its

@@ -219,7 +219,8 @@ impl OutputArgs {
                     color: self.color(global.color),
                 };
                 if global.quiet {
-                    text::summary(report, style)
+                    // Quiet keeps the warnings: they qualify the one line it prints.
+                    text::warnings(report) + &text::summary(report, style)
                 } else {
                     text::render(report, style, global.verbose)
                 }
@@ -242,6 +243,12 @@ impl OutputArgs {
     /// their runs skip the second pass over every output.
     pub fn wants_histograms(&self) -> bool {
         matches!(self.format, Format::Json | Format::Html)
+    }
+
+    /// Whether the report is text on stdout, where it shows the run's warnings itself
+    /// (printing them on stderr too would say everything twice).
+    pub fn text_on_stdout(&self) -> bool {
+        self.format == Format::Text && self.out.is_none()
     }
 
     /// Colour only for text going to a terminal.

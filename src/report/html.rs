@@ -58,6 +58,7 @@ pub fn render(report: &Report) -> String {
         cls = report.verdict.name(),
     );
     run_info(&mut out, report);
+    warnings(&mut out, report);
     summary_table(&mut out, &groups(report));
     cases(&mut out, report);
     matrix(&mut out, report);
@@ -425,6 +426,18 @@ fn svg(h: &ErrorHistogram) -> String {
     }
     s.push_str("</svg>");
     s
+}
+
+/// The run's warnings, above the verdicts they qualify.
+fn warnings(out: &mut String, report: &Report) {
+    if report.warnings.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "<h2>Warnings ({})</h2>\n<ul>", report.warnings.len());
+    for w in &report.warnings {
+        let _ = writeln!(out, "<li>{}</li>", html(&w.message));
+    }
+    out.push_str("</ul>\n");
 }
 
 /// `check --matrix`: one N×N table of max rel error per suite × output.

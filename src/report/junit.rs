@@ -203,6 +203,9 @@ fn properties(x: &mut String, report: &Report, g: &Group<'_>) {
     for b in &env.skipped_backends {
         props.push((format!("skipped_backend.{}", b.name), b.reason.clone()));
     }
+    for (i, w) in report.warnings.iter().enumerate() {
+        props.push((format!("warning.{}", i + 1), w.message.clone()));
+    }
     for c in &g.cases {
         for o in &c.skipped_outputs {
             let name = format!("skipped_output.{}", o.name);

@@ -45,6 +45,7 @@ pub fn render(report: &Report) -> String {
         s.errors
     );
     summary_table(&mut md, &groups(report));
+    warnings(&mut md, report);
     let failed: Vec<&CaseReport> = report
         .cases
         .iter()
@@ -87,6 +88,18 @@ pub fn render(report: &Report) -> String {
     matrix(&mut md, report);
     environment(&mut md, report);
     md
+}
+
+/// The run's warnings, right under the summary: they qualify every verdict below.
+fn warnings(md: &mut String, report: &Report) {
+    if report.warnings.is_empty() {
+        return;
+    }
+    let _ = writeln!(md, "### Warnings ({})\n", report.warnings.len());
+    for w in &report.warnings {
+        let _ = writeln!(md, "- ⚠️ {}", escape(&w.message));
+    }
+    md.push('\n');
 }
 
 /// `check --matrix`: per suite × output, the N×N table of max rel error (row:

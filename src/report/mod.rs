@@ -81,6 +81,22 @@ pub struct Report {
     /// that went to its end.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub incomplete: Option<Incomplete>,
+    /// Every warning of the run, in the order it was given; `[]` when there was none.
+    #[serde(default)]
+    pub warnings: Vec<Warning>,
+}
+
+/// Something the run noticed that did not decide a verdict by itself (a suite whose
+/// model changed since recording, a data file `parity.toml` does not list, a shard with
+/// no case): carried by every report format, not only printed on stderr, so that an
+/// archived report says what its run was warned about.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Warning {
+    /// The suite directory (as in `cases[].suite`) it is about, when it is about one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suite: Option<String>,
+    /// One line, as stderr shows it after `warning: `.
+    pub message: String,
 }
 
 /// Why a report is incomplete: the signal that stopped its run.
@@ -275,6 +291,7 @@ impl Report {
             shard: None,
             merged: Vec::new(),
             incomplete: None,
+            warnings: Vec::new(),
         }
     }
 

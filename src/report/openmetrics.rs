@@ -97,6 +97,13 @@ pub fn render(report: &Report) -> String {
         w.sample("parity_check_cases", &[("verdict", verdict)], n as f64);
     }
     w.family(
+        "parity_check_warnings",
+        "gauge",
+        None,
+        "Warnings of the run (a model changed since recording, an unlisted data file, ...); the messages are in the other formats.",
+    );
+    w.sample("parity_check_warnings", &[], report.warnings.len() as f64);
+    w.family(
         "parity_check_case_verdict",
         "gauge",
         None,

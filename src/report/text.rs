@@ -61,8 +61,18 @@ pub fn render(report: &Report, style: Style, verbose: bool) -> String {
         out.push('\n');
     }
     out.push_str(&not_tested(report));
+    out.push_str(&warnings(report));
     out.push_str(&summary(report, style));
     out
+}
+
+/// One `warning: ` line per warning of the run, as stderr would have shown them.
+pub fn warnings(report: &Report) -> String {
+    report
+        .warnings
+        .iter()
+        .map(|w| format!("warning: {}\n", w.message))
+        .collect()
 }
 
 /// Lines naming what the run did not test: skipped backends grouped by reason, and

@@ -475,7 +475,35 @@ fn another_model_is_a_warning_or_with_strict_an_error() {
     let warning: Vec<_> = o.stderr.lines().collect();
     assert_eq!(warning.len(), 1, "{}", o.stderr);
     assert!(warning[0].starts_with("warning: "), "{}", o.stderr);
-    assert!(warning[0].contains("model.onnx: not the model the goldens were recorded with"));
+    let message = warning[0].strip_prefix("warning: ").unwrap();
+    assert!(message.contains("model.onnx: not the model the goldens were recorded with"));
+    // The report carries it too, in every format.
+    assert_eq!(
+        json(&o)["warnings"],
+        serde_json::json!([{"suite": s(&out), "message": message}])
+    );
+    for (format, carried) in [
+        (
+            "junit",
+            format!("<property name=\"warning.1\" value=\"{message}\"/>"),
+        ),
+        ("markdown", "### Warnings (1)".to_string()),
+        ("html", "<h2>Warnings (1)</h2>".to_string()),
+        ("openmetrics", "parity_check_warnings 1.0".to_string()),
+    ] {
+        let o = parity(&["check", s(&out), "--format", format]);
+        assert_eq!(o.code, 0, "{}", o.stderr);
+        assert!(o.stdout.contains(&carried), "{format}: {}", o.stdout);
+    }
+    // Text on stdout shows it in the report, once, and not again on stderr.
+    let o = parity(&["check", s(&out), "-q"]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert_eq!(o.stderr, "");
+    assert!(
+        o.stdout.contains(&format!("warning: {message}\n")),
+        "{}",
+        o.stdout
+    );
     let o = parity(&["check", s(&out), "--strict", "--format", "json"]);
     assert_eq!(o.code, 2);
     let r = json(&o);
@@ -507,9 +535,14 @@ fn an_unlisted_data_file_is_a_warning_or_with_strict_an_error() {
     }
     let o = parity(&["check", s(&out), "--backend", "ort-cpu", "-q"]);
     ok(&o);
-    assert_eq!(o.stderr.lines().count(), 3, "{}", o.stderr);
+    let warnings: Vec<&str> = o
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("warning: "))
+        .collect();
+    assert_eq!(warnings.len(), 3, "{}", o.stdout);
     assert!(o
-        .stderr
+        .stdout
         .contains("test_data_set_2/input_0.pb: not listed in parity.toml [files]"));
     let o = parity(&["check", s(&out), "--backend", "ort-cpu", "--strict", "-q"]);
     assert_eq!(o.code, 2, "{}", o.stdout);

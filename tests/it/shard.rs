@@ -218,14 +218,20 @@ fn shard_flag_is_validated_and_an_empty_shard_passes() {
         total += n;
         if n == 0 && empty.is_none() {
             assert_eq!(report["verdict"], "pass");
+            // The report says why it is empty.
+            let warning = format!("shard {shard} selects no case");
+            assert_eq!(report["warnings"], serde_json::json!([{ "message": warning }]));
             empty = Some(out);
         }
     }
     assert_eq!(total, 9);
     // Merging only empty shards is a run with no case: an error, never a pass.
     let empty = empty.expect("an empty shard among 12");
-    let o = parity(&["merge", empty.to_str().unwrap()]);
+    let o = parity(&["merge", empty.to_str().unwrap(), "--format", "json"]);
     assert_eq!(o.code, 2, "{}", o.stderr);
+    // Its warning is carried into the merged report.
+    let warnings = json(&o)["warnings"].clone();
+    assert_eq!(warnings.as_array().map(Vec::len), Some(1), "{warnings}");
 }
 
 /// Parses `file` with PyYAML from the project's `.venv` and prints a Python expression.
