@@ -626,6 +626,31 @@ mod tests {
         assert_eq!((t.dtype(), t.shape()), (DType::U16, &[2, 3][..]));
     }
 
+    /// Found by the fuzzer (`npy`, docs/reliability.md): an empty Fortran-ordered array
+    /// whose other dims multiply past `usize` overflowed computing strides. Such a shape
+    /// is refused wherever its zero is, as one without a zero is.
+    #[test]
+    fn a_shape_whose_other_dims_overflow_is_refused_even_with_a_zero() {
+        for shape in [
+            "(0, 4294967296, 4294967296, 2)",
+            "(4294967296, 4294967296, 2, 0)",
+        ] {
+            for fortran in [true, false] {
+                parse_err(
+                    npy(1, &dict("<i4", fortran, shape), &[]),
+                    &format!("shape {shape} has more elements than can be addressed"),
+                );
+            }
+        }
+        // An empty array with dims that fit reads as one, in Fortran order too.
+        let t = parse(
+            npy(1, &dict("<i4", true, "(0, 65536, 3)"), &[]),
+            Path::new(P),
+        )
+        .unwrap();
+        assert_eq!((t.shape(), t.numel()), (&[0, 65536, 3][..], 0));
+    }
+
     #[test]
     fn fortran_order_is_transposed() {
         // a = [[0, 1, 2], [3, 4, 5]] stored column-major: 0 3 1 4 2 5.

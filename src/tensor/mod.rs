@@ -56,8 +56,14 @@ pub enum TensorError {
 }
 
 /// Number of elements of `shape`, or `None` when the product overflows `usize`.
+/// A zero dim does not excuse the others: their product must fit too, whatever their
+/// order, so that code multiplying dims (strides, suffix products) never overflows.
 pub fn checked_numel(shape: &[usize]) -> Option<usize> {
-    shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d))
+    let nonzero = shape
+        .iter()
+        .filter(|&&d| d != 0)
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))?;
+    Some(if shape.contains(&0) { 0 } else { nonzero })
 }
 
 /// Number of bytes a tensor of this dtype and shape occupies, or `None` on overflow.

@@ -220,7 +220,10 @@ fn shard_flag_is_validated_and_an_empty_shard_passes() {
             assert_eq!(report["verdict"], "pass");
             // The report says why it is empty.
             let warning = format!("shard {shard} selects no case");
-            assert_eq!(report["warnings"], serde_json::json!([{ "message": warning }]));
+            assert_eq!(
+                report["warnings"],
+                serde_json::json!([{ "message": warning }])
+            );
             empty = Some(out);
         }
     }
