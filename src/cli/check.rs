@@ -193,7 +193,7 @@ pub fn run(args: CheckArgs, global: Global) -> Result<u8> {
         .collect();
     let mut matrix = Vec::new();
     for (suite, findings) in suites.iter().zip(&findings) {
-        let mut suite_matrix = SuiteMatrix::new(suite, &backend_names);
+        let mut suite_matrix = SuiteMatrix::new(suite, &backend_names, &options);
         let mut step = |row: &CaseReport| {
             progress.step(&format!("{} {} {}", row.suite, row.case, row.backend));
         };

@@ -142,6 +142,19 @@ pub struct OutputComparison {
     /// `topk` mode: the share of slices whose top-k positions agree.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub topk_agreement: Option<f64>,
+    /// How much of its tolerance the output used: how close a pass is to flaking. In
+    /// `allclose` mode the worst element's `|a - e| / (atol + rtol * |e|)`; in `ulp` mode
+    /// the largest ULP distance over the limit; in `cosine` mode `(1 - cosine) /
+    /// (1 - min_cosine)` of the lowest row; in `topk` mode the disagreeing slices over
+    /// those `outlier_fraction` allows. Above 1 the worst unit is out of tolerance; +inf
+    /// (JSON `null`) on a non-finite mismatch or when the output was not compared.
+    /// Absent from reports written before it existed.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "deserialize_some_f64_or_inf"
+    )]
+    pub tolerance_used: Option<f64>,
 }
 
 impl OutputComparison {
@@ -294,6 +307,7 @@ fn not_compared(
         problem: Some(problem),
         max_ulp: None,
         topk_agreement: None,
+        tolerance_used: Some(f64::INFINITY),
     }
 }
 
@@ -339,6 +353,10 @@ fn compared(
         cosine: (is_float && finite_pairs > 0)
             .then(|| summary.finite.cosine())
             .flatten(),
+        tolerance_used: Some(match non_finite_problem {
+            Some(_) => f64::INFINITY,
+            None => summary.finite.worst.map_or(0.0, |w| w.excess),
+        }),
         problem: non_finite_problem,
         max_ulp: None,
         topk_agreement: None,
@@ -370,6 +388,13 @@ fn deserialize_dtype<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Resul
 
 /// Reads an error maximum: JSON has no infinity, so the +inf of a non-finite mismatch
 /// was written as `null` and reads back as +inf.
+/// `tolerance_used` read back: present as `null` means +inf (absent stays `None`).
+fn deserialize_some_f64_or_inf<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<f64>, D::Error> {
+    deserialize_f64_or_inf(deserializer).map(Some)
+}
+
 fn deserialize_f64_or_inf<'de, D: serde::Deserializer<'de>>(
     deserializer: D,
 ) -> Result<f64, D::Error> {
@@ -427,6 +452,7 @@ impl OutputComparison {
             problem: Some(problem),
             max_ulp: None,
             topk_agreement: None,
+            tolerance_used: Some(f64::INFINITY),
         }
     }
 

@@ -158,6 +158,11 @@ fn judge(
             };
             c.mismatched = scan.over_limit + non_finite;
             c.max_ulp = Some(scan.max);
+            c.tolerance_used = Some(if non_finite > 0 {
+                f64::INFINITY
+            } else {
+                share(scan.max as f64, max_ulp as f64)
+            });
             let worst = summary
                 .non_finite
                 .first_mismatch
@@ -180,6 +185,13 @@ fn judge(
             c.mismatched = scan.failing;
             c.total = slices.count() as u64;
             c.cosine = scan.lowest.map(|l| l.cosine);
+            c.tolerance_used = Some(match scan.lowest {
+                _ if non_finite > 0 => f64::INFINITY,
+                // A NaN similarity (sums past f64) is as far from passing as it gets.
+                Some(l) if l.cosine.is_nan() => f64::INFINITY,
+                Some(l) => share((1.0 - l.cosine).max(0.0), 1.0 - min_cosine),
+                None => 0.0,
+            });
             let worst = summary
                 .non_finite
                 .first_mismatch
@@ -229,6 +241,14 @@ fn judge(
             } else {
                 (c.total - c.mismatched) as f64 / c.total as f64
             });
+            c.tolerance_used = Some(if non_finite > 0 {
+                f64::INFINITY
+            } else {
+                share(
+                    c.mismatched as f64,
+                    allowed_outliers(c.total, fraction) as f64,
+                )
+            });
             let worst = summary
                 .non_finite
                 .first_mismatch
@@ -261,6 +281,18 @@ fn judge(
         Verdict::Fail
     };
     c
+}
+
+/// `used / allowed`, 0 when nothing was used (even of a zero allowance), +inf when
+/// something was used of nothing.
+fn share(used: f64, allowed: f64) -> f64 {
+    if used <= 0.0 {
+        0.0
+    } else if allowed <= 0.0 {
+        f64::INFINITY
+    } else {
+        used / allowed
+    }
 }
 
 /// `" (outlier_fraction 0.01 allows 3)"`, or nothing when no outliers are allowed.

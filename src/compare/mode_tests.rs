@@ -445,3 +445,55 @@ fn modes_stamp_missing_and_mismatched_layouts() {
     );
     assert!(c.problem.unwrap().contains("shape"));
 }
+
+// ---------- share of tolerance used ----------
+
+#[test]
+fn tolerance_used_is_the_worst_units_share_in_every_mode() {
+    let used = |e: &Tensor, a: &Tensor, p: &Policy| compare_with(e, a, p).tolerance_used;
+    let tol = Tolerance {
+        atol: 1e-5,
+        rtol: 1e-4,
+    };
+    // allclose: the example, rel error 1.33e-4 "above rtol" yet within atol + rtol·|e|.
+    let e = f32s(&[2], &[0.03, 2.0]);
+    let a = f32s(&[2], &[0.03 + 4e-6, 2.0 + 1e-4]);
+    let c = compare_with(&e, &a, &Policy::allclose(tol));
+    assert_eq!(c.verdict, Verdict::Pass);
+    assert!((c.max_rel_err - 1.333e-4).abs() < 1e-6, "{}", c.max_rel_err);
+    // Worst share: 4e-6 / (1e-5 + 3e-6) = 0.3077 (the other: 1e-4 / 2.1e-4 = 0.476).
+    let share = c.tolerance_used.unwrap();
+    assert!((share - 1e-4 / 2.1e-4).abs() < 1e-3, "{share}");
+    // Equal tensors use nothing; a NaN against a number is unbounded.
+    assert_eq!(used(&e, &e, &Policy::allclose(tol)), Some(0.0));
+    let nan = f32s(&[2], &[f32::NAN, 2.0]);
+    assert_eq!(used(&e, &nan, &Policy::allclose(tol)), Some(f64::INFINITY));
+    // ulp: the largest distance over the limit.
+    let one = f32s(&[1], &[1.0]);
+    let next = f32s(&[1], &[f32::from_bits(1.0f32.to_bits() + 3)]);
+    assert_eq!(used(&one, &next, &ulp(4)), Some(0.75));
+    assert_eq!(used(&one, &next, &ulp(0)), Some(f64::INFINITY));
+    // cosine: (1 - cosine) over (1 - min_cosine); a scaled vector uses nothing.
+    let v = f32s(&[2], &[1.0, 0.0]);
+    let w = f32s(&[2], &[1.0, 1.0]);
+    let c = used(&v, &w, &cosine(0.5, None)).unwrap();
+    assert!((c - (1.0 - 0.5f64.sqrt()) / 0.5).abs() < 1e-6, "{c}");
+    assert_eq!(
+        used(&v, &f32s(&[2], &[3.0, 0.0]), &cosine(0.99, None)),
+        Some(0.0)
+    );
+    // topk: disagreeing slices over those allowed.
+    let e = f32s(&[2, 3], &[0.1, 0.7, 0.2, 0.5, 0.3, 0.2]);
+    let a = f32s(&[2, 3], &[0.1, 0.7, 0.2, 0.3, 0.5, 0.2]);
+    assert_eq!(used(&e, &a, &topk(1, 1, false)), Some(f64::INFINITY));
+    assert_eq!(used(&e, &e, &topk(1, 1, false)), Some(0.0));
+    let lenient = policy(
+        Mode::TopK {
+            k: 1,
+            axis: 1,
+            ordered: false,
+        },
+        0.5,
+    );
+    assert_eq!(used(&e, &a, &lenient), Some(1.0));
+}

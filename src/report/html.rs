@@ -15,7 +15,7 @@
 
 use super::junit::{groups, tolerance, Group};
 use super::markdown::html;
-use super::style::{index, num, num_pair};
+use super::style::{index, num, num_pair, share};
 use super::{CaseReport, CaseVerdict, Environment, Report};
 use crate::compare::{ErrorHistogram, Verdict};
 use std::fmt::Write as _;
@@ -173,6 +173,7 @@ fn summary_table(out: &mut String, groups: &[Group<'_>]) {
             "failed",
             "errors",
             "worst max rel err",
+            "tolerance used",
             "p50 latency (ms)",
         ],
     );
@@ -189,6 +190,7 @@ fn summary_table(out: &mut String, groups: &[Group<'_>]) {
             cell(out, &g.count(v).to_string(), true);
         }
         cell(out, &num(g.worst_rel_err()), true);
+        cell(out, &share(g.worst_tolerance_used()), true);
         let latencies: Vec<f64> = g.cases.iter().filter_map(|c| c.latency_ms).collect();
         let p50 = (!latencies.is_empty()).then(|| crate::quantile::percentile(&latencies, 0.5));
         cell(out, &num(p50), true);
@@ -272,6 +274,7 @@ fn outputs_table(out: &mut String, case: &CaseReport) {
             "mismatched/total",
             "max abs err",
             "max rel err",
+            "tolerance used",
             "worst index",
             "expected",
             "actual",
@@ -305,6 +308,7 @@ fn outputs_table(out: &mut String, case: &CaseReport) {
         );
         cell(out, &num(Some(c.max_abs_err)), true);
         cell(out, &num(Some(c.max_rel_err)), true);
+        cell(out, &share(c.tolerance_used), true);
         cell(out, &index(&c.worst_index), false);
         cell(out, &num_pair(c.expected, c.actual).0, true);
         cell(out, &num_pair(c.expected, c.actual).1, true);
@@ -449,7 +453,7 @@ fn matrix(out: &mut String, report: &Report) {
     for e in entries {
         let _ = writeln!(
             out,
-            "<p>max rel error, <code>{}</code> <code>{}</code> (row: reference, column: candidate)</p>\n<table>",
+            "<p>max rel error (share of tolerance used), <code>{}</code> <code>{}</code> (row: reference, column: candidate)</p>\n<table>",
             html(&e.suite),
             html(&e.output)
         );
@@ -458,10 +462,10 @@ fn matrix(out: &mut String, report: &Report) {
             let _ = write!(out, "<th><code>{}</code></th>", html(b));
         }
         out.push_str("</tr>\n");
-        for (b, row) in e.backends.iter().zip(&e.max_rel_err) {
+        for (i, b) in e.backends.iter().enumerate() {
             let _ = write!(out, "<tr><th><code>{}</code></th>", html(b));
-            for v in row {
-                cell(out, &num(*v), true);
+            for j in 0..e.backends.len() {
+                cell(out, &e.cell(i, j), true);
             }
             out.push_str("</tr>\n");
         }
@@ -599,7 +603,7 @@ mod tests {
             page.contains("<strong>ERROR</strong> · 4 cases: 2 passed, 1 failed, 1 errors"),
             "{page}"
         );
-        assert!(page.contains("<td><code>models/mlp</code></td><td><code>ort-cpu</code></td><td class=\"n\">2</td><td class=\"n\">1</td><td class=\"n\">1</td><td class=\"n\">0</td><td class=\"n\">0.01</td><td class=\"n\">1.5</td>"), "{page}");
+        assert!(page.contains("<td><code>models/mlp</code></td><td><code>ort-cpu</code></td><td class=\"n\">2</td><td class=\"n\">1</td><td class=\"n\">1</td><td class=\"n\">0</td><td class=\"n\">0.01</td><td class=\"n\">9756%</td><td class=\"n\">1.5</td>"), "{page}");
     }
 
     #[test]

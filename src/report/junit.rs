@@ -47,6 +47,17 @@ impl Group<'_> {
         self.cases.iter().map(|c| case_seconds(c)).sum()
     }
 
+    /// Largest share of tolerance used over the group's cases (NaN wins); `None` when no
+    /// case says.
+    pub fn worst_tolerance_used(&self) -> Option<f64> {
+        self.cases
+            .iter()
+            .filter_map(|c| c.tolerance_used())
+            .fold(None, |acc: Option<f64>, v| {
+                Some(acc.map_or(v, |a| if v.is_nan() || v > a { v } else { a }))
+            })
+    }
+
     /// Largest `max_rel_err` over every compared output of the group (NaN wins, so a
     /// broken statistic is never hidden); `None` when nothing was compared.
     pub fn worst_rel_err(&self) -> Option<f64> {

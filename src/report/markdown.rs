@@ -15,7 +15,7 @@
 //! is limited in size); a line says how many more there are.
 
 use super::junit::{failing_outputs, failure_message, groups, tolerance, Group};
-use super::style::{index, num, num_pair};
+use super::style::{index, num, num_pair, share};
 use super::{CaseReport, CaseVerdict, Report};
 use std::fmt::Write as _;
 
@@ -112,7 +112,7 @@ fn matrix(md: &mut String, report: &Report) {
     for e in entries {
         let _ = writeln!(
             md,
-            "max rel error, {} {} (row: reference, column: candidate)\n",
+            "max rel error (share of tolerance used), {} {} (row: reference, column: candidate)\n",
             code(&e.suite, false),
             code(&e.output, false)
         );
@@ -123,10 +123,10 @@ fn matrix(md: &mut String, report: &Report) {
         md.push_str("\n| --- |");
         md.push_str(&" ---: |".repeat(e.backends.len()));
         md.push('\n');
-        for (b, row) in e.backends.iter().zip(&e.max_rel_err) {
+        for (i, b) in e.backends.iter().enumerate() {
             let _ = write!(md, "| {} |", code(b, true));
-            for v in row {
-                let _ = write!(md, " {} |", num(*v));
+            for j in 0..e.backends.len() {
+                let _ = write!(md, " {} |", e.cell(i, j));
             }
             md.push('\n');
         }
@@ -139,12 +139,14 @@ fn summary_table(md: &mut String, groups: &[Group<'_>]) {
         md.push_str("No cases ran.\n\n");
         return;
     }
-    md.push_str("| suite | backend | cases | passed | failed | errors | worst max rel err |\n");
-    md.push_str("| --- | --- | ---: | ---: | ---: | ---: | ---: |\n");
+    md.push_str(
+        "| suite | backend | cases | passed | failed | errors | worst max rel err | tolerance used |\n",
+    );
+    md.push_str("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n");
     for g in groups {
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} |",
             code(g.suite, true),
             code(g.backend, true),
             g.cases.len(),
@@ -152,6 +154,7 @@ fn summary_table(md: &mut String, groups: &[Group<'_>]) {
             g.count(CaseVerdict::Fail),
             g.count(CaseVerdict::Error),
             num(g.worst_rel_err()),
+            share(g.worst_tolerance_used()),
         );
     }
     md.push('\n');
@@ -175,13 +178,13 @@ fn failure_details(md: &mut String, case: &CaseReport) {
         html(&failure_message(case))
     );
     let _ = writeln!(md, "{}\n", context(case));
-    md.push_str("| output | mismatched | worst index | expected | actual | max abs err | max rel err | atol | rtol | problem |\n");
-    md.push_str("| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n");
+    md.push_str("| output | mismatched | worst index | expected | actual | max abs err | max rel err | tolerance used | atol | rtol | problem |\n");
+    md.push_str("| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n");
     for o in failing_outputs(case) {
         let c = &o.comparison;
         let _ = writeln!(
             md,
-            "| {} | {}/{} ({:.3}%) | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {}/{} ({:.3}%) | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             code(&o.name, true),
             c.mismatched,
             c.total,
@@ -191,6 +194,7 @@ fn failure_details(md: &mut String, case: &CaseReport) {
             num_pair(c.expected, c.actual).1,
             num(Some(c.max_abs_err)),
             num(Some(c.max_rel_err)),
+            share(c.tolerance_used),
             tolerance(c.atol),
             tolerance(c.rtol),
             c.problem.as_deref().map_or_else(String::new, escape),
@@ -360,10 +364,10 @@ mod tests {
         assert!(
             md.contains(
                 "### Cross-backend matrix\n\n\
-                 max rel error, `models/mlp` `logits` (row: reference, column: candidate)\n\n\
+                 max rel error (share of tolerance used), `models/mlp` `logits` (row: reference, column: candidate)\n\n\
                  | reference \\ candidate | `ort-cpu` | `tract-cpu` |\n\
                  | --- | ---: | ---: |\n\
-                 | `ort-cpu` | 0 | 1.50e-7 |\n\
+                 | `ort-cpu` | 0 | 1.50e-7 (3%) |\n\
                  | `tract-cpu` | - | 0 |\n"
             ),
             "{md}"
@@ -380,18 +384,18 @@ mod tests {
             "{md}"
         );
         assert!(
-            md.contains("| `models/mlp` | `ort-cpu` | 2 | 1 | 1 | 0 | 0.01 |\n"),
+            md.contains("| `models/mlp` | `ort-cpu` | 2 | 1 | 1 | 0 | 0.01 | 9756% |\n"),
             "{md}"
         );
         // The odd path: `|` escaped inside the code span, markup left literal there.
         assert!(
-            md.contains("| `suites/a<&\">\\|b` | `ort-cpu` | 2 | 1 | 0 | 1 | 0 |\n"),
+            md.contains("| `suites/a<&\">\\|b` | `ort-cpu` | 2 | 1 | 0 | 1 | 0 | 0% |\n"),
             "{md}"
         );
-        // Every table row has exactly its 8 unescaped pipes.
+        // Every table row has exactly its 9 (summary) or 12 (details) unescaped pipes.
         for row in md.lines().filter(|l| l.starts_with("| `")) {
             let cells = row.replace("\\|", "").matches('|').count();
-            assert!(cells == 8 || cells == 11, "{cells} pipes in {row}");
+            assert!(cells == 9 || cells == 12, "{cells} pipes in {row}");
         }
     }
 
@@ -403,7 +407,7 @@ mod tests {
             "<details><summary>❌ <code>models/mlp</code> · <code>test_data_set_1</code> · <code>ort-cpu</code>: logits: 1/4 mismatched, worst [1, 1]: expected 4, actual 4.04 (atol 1e-5, rtol 1e-4)</summary>\n"
         ), "{md}");
         assert!(
-            md.contains("| `logits` | 1/4 (25.000%) | `[1, 1]` | 4 | 4.04 | 0.04 | 0.01 | 1e-5 | 1e-4 |  |\n"),
+            md.contains("| `logits` | 1/4 (25.000%) | `[1, 1]` | 4 | 4.04 | 0.04 | 0.01 | 9756% | 1e-5 | 1e-4 |  |\n"),
             "{md}"
         );
         assert!(md.contains("### Errors (1)\n"));

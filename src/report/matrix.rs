@@ -4,7 +4,7 @@
 //! error divides by the row's values). This module holds the report model and its text
 //! rendering; `suite::matrix` fills it from the runs of `check`.
 
-use super::style::{num, Style};
+use super::style::{num, share, Style};
 use serde::{Deserialize, Serialize};
 
 /// One suite × output: the backends in order and two N×N tables indexed
@@ -28,12 +28,23 @@ pub struct MatrixEntry {
     /// report is read back (`parity merge`). Empty in reports written before it existed.
     #[serde(default)]
     pub compared: Vec<Vec<bool>>,
+    /// Largest share of tolerance used over cases (`tolerance_used` of an allclose
+    /// comparison under the suite's tolerance for the output), reference = row,
+    /// candidate = column: how close two backends are to disagreeing. Empty in reports
+    /// written before it existed.
+    #[serde(default)]
+    pub tolerance_used: Vec<Vec<Option<f64>>>,
 }
 
 impl MatrixEntry {
     /// After reading JSON back: a compared cell read as `null` held an infinite error.
     pub fn restore_infinities(&mut self) {
-        for table in [&mut self.max_rel_err, &mut self.max_abs_err] {
+        self.fill_tolerance_used();
+        for table in [
+            &mut self.max_rel_err,
+            &mut self.max_abs_err,
+            &mut self.tolerance_used,
+        ] {
             for (row, flags) in table.iter_mut().zip(&self.compared) {
                 for (cell, &compared) in row.iter_mut().zip(flags) {
                     if compared && cell.is_none() {
@@ -48,10 +59,15 @@ impl MatrixEntry {
     /// this entry: backends united in order of appearance, each cell the worse of the
     /// two (NaN wins), `compared` where either compared.
     pub fn absorb(&mut self, other: &MatrixEntry) {
+        self.fill_tolerance_used();
         for b in &other.backends {
             if !self.backends.contains(b) {
                 self.backends.push(b.clone());
-                for table in [&mut self.max_rel_err, &mut self.max_abs_err] {
+                for table in [
+                    &mut self.max_rel_err,
+                    &mut self.max_abs_err,
+                    &mut self.tolerance_used,
+                ] {
                     table.iter_mut().for_each(|row| row.push(None));
                     table.push(vec![None; self.backends.len()]);
                 }
@@ -76,6 +92,8 @@ impl MatrixEntry {
                     |t: &Vec<Vec<Option<f64>>>| t.get(i).and_then(|r| r.get(j)).copied().flatten();
                 self.max_rel_err[si][sj] = pick(self.max_rel_err[si][sj], cell(&other.max_rel_err));
                 self.max_abs_err[si][sj] = pick(self.max_abs_err[si][sj], cell(&other.max_abs_err));
+                self.tolerance_used[si][sj] =
+                    pick(self.tolerance_used[si][sj], cell(&other.tolerance_used));
                 let theirs = other
                     .compared
                     .get(i)
@@ -84,6 +102,32 @@ impl MatrixEntry {
                     .unwrap_or(false);
                 self.compared[si][sj] |= theirs;
             }
+        }
+    }
+}
+
+impl MatrixEntry {
+    /// A report from before `tolerance_used` existed: an N×N table of unknowns.
+    fn fill_tolerance_used(&mut self) {
+        let n = self.backends.len();
+        if self.tolerance_used.len() != n {
+            self.tolerance_used = vec![vec![None; n]; n];
+        }
+    }
+
+    /// A cell as every renderer shows it: the max rel error, and off the diagonal the
+    /// share of tolerance used when known (`1.50e-7 (3%)`).
+    pub fn cell(&self, reference: usize, candidate: usize) -> String {
+        let rel = num(self.max_rel_err[reference][candidate]);
+        let used = self
+            .tolerance_used
+            .get(reference)
+            .and_then(|row| row.get(candidate))
+            .copied()
+            .flatten();
+        match used {
+            Some(v) if reference != candidate => format!("{rel} ({})", share(Some(v))),
+            _ => rel,
         }
     }
 }
@@ -104,7 +148,7 @@ pub fn render(entries: &[MatrixEntry], style: Style) -> String {
     for e in entries {
         out.push('\n');
         out.push_str(&format!(
-            "max rel error, {} {} (row: reference, column: candidate)\n",
+            "max rel error (share of tolerance used), {} {} (row: reference, column: candidate)\n",
             e.suite, e.output
         ));
         out.push_str(&table(e, style));
@@ -115,10 +159,8 @@ pub fn render(entries: &[MatrixEntry], style: Style) -> String {
 /// One N×N table: a header row of candidate names, then one row per reference backend.
 fn table(e: &MatrixEntry, style: Style) -> String {
     let corner = "REFERENCE \\ CANDIDATE";
-    let cells: Vec<Vec<String>> = e
-        .max_rel_err
-        .iter()
-        .map(|row| row.iter().map(|v| num(*v)).collect())
+    let cells: Vec<Vec<String>> = (0..e.backends.len())
+        .map(|i| (0..e.backends.len()).map(|j| e.cell(i, j)).collect())
         .collect();
     let label_width = e
         .backends
@@ -167,6 +209,7 @@ pub(crate) fn example() -> MatrixEntry {
         max_rel_err: vec![vec![Some(0.0), Some(1.5e-7)], vec![None, Some(0.0)]],
         max_abs_err: vec![vec![Some(0.0), Some(2e-7)], vec![Some(2e-7), Some(0.0)]],
         compared: vec![vec![true, true], vec![false, true]],
+        tolerance_used: vec![vec![Some(0.0), Some(0.03)], vec![None, Some(0.0)]],
     }
 }
 
@@ -176,23 +219,16 @@ mod tests {
 
     #[test]
     fn renders_labels_and_numbers() {
-        let e = MatrixEntry {
-            suite: "models/mlp".into(),
-            output: "logits".into(),
-            backends: vec!["ort-cpu".into(), "tract-cpu".into()],
-            max_rel_err: vec![vec![Some(0.0), Some(1.5e-7)], vec![None, Some(0.0)]],
-            max_abs_err: vec![vec![Some(0.0), Some(2e-7)], vec![Some(2e-7), Some(0.0)]],
-            compared: vec![vec![true, true], vec![false, true]],
-        };
+        let e = example();
         let text = render(&[e], Style { color: false });
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], "");
         assert_eq!(
             lines[1],
-            "max rel error, models/mlp logits (row: reference, column: candidate)"
+            "max rel error (share of tolerance used), models/mlp logits (row: reference, column: candidate)"
         );
         assert_eq!(lines[2], "REFERENCE \\ CANDIDATE  ort-cpu  tract-cpu");
-        assert_eq!(lines[3], "ort-cpu                0        1.50e-7");
+        assert_eq!(lines[3], "ort-cpu                0        1.50e-7 (3%)");
         assert_eq!(lines[4], "tract-cpu              -        0");
     }
 
@@ -206,6 +242,7 @@ mod tests {
             output: "y".into(),
             backends: backends.iter().map(|b| b.to_string()).collect(),
             max_abs_err: rel.clone(),
+            tolerance_used: rel.clone(),
             max_rel_err: rel,
             compared,
         }

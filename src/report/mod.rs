@@ -197,6 +197,17 @@ pub struct OutputReport {
 }
 
 impl CaseReport {
+    /// The largest `tolerance_used` over the case's outputs (+inf and NaN win): how close
+    /// the case is to failing. `None` when no output says (none compared, old reports).
+    pub fn tolerance_used(&self) -> Option<f64> {
+        self.outputs
+            .iter()
+            .filter_map(|o| o.comparison.tolerance_used)
+            .fold(None, |acc: Option<f64>, v| {
+                Some(acc.map_or(v, |a| if v.is_nan() || v > a { v } else { a }))
+            })
+    }
+
     /// A case whose outputs were compared: fail when any output fails, error when
     /// nothing was compared at all (never a pass).
     pub fn compared(

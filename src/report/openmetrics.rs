@@ -164,6 +164,21 @@ pub fn render(report: &Report) -> String {
             }
         }
     }
+    w.family(
+        "parity_check_output_tolerance_used",
+        "gauge",
+        None,
+        "Share of its tolerance the output's worst unit used (above 1: out of tolerance; +Inf on a non-finite mismatch).",
+    );
+    for c in &report.cases {
+        for o in &c.outputs {
+            if let Some(v) = o.comparison.tolerance_used {
+                let mut labels = case_labels(c).to_vec();
+                labels.push(("output", &o.name));
+                w.sample("parity_check_output_tolerance_used", &labels, v);
+            }
+        }
+    }
     if let Some(entries) = &report.matrix {
         w.family(
             "parity_check_matrix_max_rel_error",

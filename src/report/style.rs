@@ -92,6 +92,34 @@ fn significant(v: f64, digits: usize) -> String {
     }
 }
 
+/// A share of tolerance used, as a percentage with two or three significant digits
+/// (`9756%`, `37.2%`, `3.5%`, `0.04%`, `<0.01%`, `0%`), `inf` when unbounded, `-` when
+/// absent. The JSON holds the exact figure.
+pub fn share(v: Option<f64>) -> String {
+    let Some(v) = v else {
+        return "-".to_string();
+    };
+    if !v.is_finite() {
+        return num(Some(v));
+    }
+    let p = v * 100.0;
+    let digits = match p {
+        0.0 => return "0%".to_string(),
+        p if p < 0.01 => return "<0.01%".to_string(),
+        p if p >= 1e6 => return format!("{p:.1e}%"),
+        p if p >= 100.0 => 0,
+        p if p >= 10.0 => 1,
+        _ => 2,
+    };
+    let s = format!("{p:.digits$}");
+    let s = if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.')
+    } else {
+        &s
+    };
+    format!("{s}%")
+}
+
 /// A multi-dimensional index as `[0, 3]`.
 pub fn index(ix: &Option<Vec<usize>>) -> String {
     match ix {

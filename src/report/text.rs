@@ -5,12 +5,12 @@
 use super::{CaseReport, CaseVerdict, Report};
 // Cell formatting lives in `style` (the matrix and the other renderers share it);
 // re-exported so `text::num` and `text::Style` stay where callers look for them.
-pub use super::style::{index, num, num_pair, Style};
+pub use super::style::{index, num, num_pair, share, Style};
 use crate::compare::{OutputComparison, Verdict};
 
 /// Renders the whole report.
 pub fn render(report: &Report, style: Style, verbose: bool) -> String {
-    let mut rows: Vec<[String; 7]> = Vec::new();
+    let mut rows: Vec<[String; 8]> = Vec::new();
     for c in &report.cases {
         let worst = c
             .outputs
@@ -25,11 +25,12 @@ pub fn render(report: &Report, style: Style, verbose: bool) -> String {
             c.verdict.name().to_string(),
             num(max_of(c, |o| o.max_abs_err)),
             num(max_of(c, |o| o.max_rel_err)),
+            share(c.tolerance_used()),
             worst.map_or("-".to_string(), |o| index(&o.comparison.worst_index)),
         ]);
     }
     let header = [
-        "SUITE", "CASE", "BACKEND", "VERDICT", "MAX ABS", "MAX REL", "WORST",
+        "SUITE", "CASE", "BACKEND", "VERDICT", "MAX ABS", "MAX REL", "TOL USED", "WORST",
     ];
     let mut widths = header.map(str::len);
     for row in &rows {
@@ -38,7 +39,7 @@ pub fn render(report: &Report, style: Style, verbose: bool) -> String {
         }
     }
     let mut out = String::new();
-    let line = |cells: &[String; 7], verdict: Option<CaseVerdict>| {
+    let line = |cells: &[String; 8], verdict: Option<CaseVerdict>| {
         let mut s = String::new();
         for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
             let text = match (i, verdict) {

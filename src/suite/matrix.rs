@@ -4,11 +4,13 @@
 //! A [`SuiteMatrix`] collects each backend's actual outputs per case from the runner's
 //! observer ([`super::runner::run_observed`]), so no backend runs twice; [`SuiteMatrix::finish`]
 //! compares every ordered pair with [`compare::compare`] (reference = row backend,
-//! candidate = column backend) and keeps, per output, the largest `max_rel_err` and
-//! `max_abs_err` over the suite's cases. It holds one suite's outputs of every backend
+//! candidate = column backend) under the run's tolerance for the output (allclose) and
+//! keeps, per output, the largest `max_rel_err`, `max_abs_err` and `tolerance_used`
+//! over the suite's cases. It holds one suite's outputs of every backend
 //! until the suite is done.
 
 use super::manifest::OutputRule;
+use super::runner::RunOptions;
 use super::{NamedTensors, Suite};
 use crate::compare::{self, Tolerance};
 use crate::report::{matrix, MatrixEntry};
@@ -22,6 +24,9 @@ pub struct SuiteMatrix {
     /// The graph outputs that are compared (those `parity.toml` does not skip), in
     /// graph order.
     outputs: Vec<String>,
+    /// Per output, the atol/rtol the run sets (flags first, then `parity.toml`); the
+    /// dtype's default fills what neither sets.
+    tolerances: Vec<(Option<f64>, Option<f64>)>,
     /// Row/column labels, in the order of the report's backends.
     backends: Vec<String>,
     /// `runs[case][backend][output]`: the tensor a backend produced for an output on a
@@ -31,7 +36,7 @@ pub struct SuiteMatrix {
 
 impl SuiteMatrix {
     /// An empty matrix over `suite`'s compared outputs and the given backends.
-    pub fn new(suite: &Suite, backends: &[String]) -> SuiteMatrix {
+    pub fn new(suite: &Suite, backends: &[String], options: &RunOptions) -> SuiteMatrix {
         let outputs: Vec<String> = suite
             .info
             .outputs
@@ -39,12 +44,22 @@ impl SuiteMatrix {
             .filter(|o| !matches!(suite.manifest.rule_for(&o.name), OutputRule::Skip))
             .map(|o| o.name.clone())
             .collect();
-        SuiteMatrix::with_names(
-            suite.dir.display().to_string(),
-            outputs,
-            backends.to_vec(),
-            suite.cases.len(),
-        )
+        let tolerances = outputs
+            .iter()
+            .map(|o| {
+                let set = suite.manifest.tolerance_for(o);
+                (options.atol.or(set.atol), options.rtol.or(set.rtol))
+            })
+            .collect();
+        SuiteMatrix {
+            tolerances,
+            ..SuiteMatrix::with_names(
+                suite.dir.display().to_string(),
+                outputs,
+                backends.to_vec(),
+                suite.cases.len(),
+            )
+        }
     }
 
     /// An empty matrix over named outputs and backends for `cases` cases.
@@ -57,6 +72,7 @@ impl SuiteMatrix {
         let empty = vec![vec![None; outputs.len()]; backends.len()];
         SuiteMatrix {
             suite,
+            tolerances: vec![(None, None); outputs.len()],
             runs: vec![empty; cases],
             outputs,
             backends,
@@ -91,6 +107,8 @@ impl SuiteMatrix {
                 let mut rel = vec![vec![None; n]; n];
                 let mut abs = vec![vec![None; n]; n];
                 let mut compared = vec![vec![false; n]; n];
+                let mut used = vec![vec![None; n]; n];
+                let (atol, rtol) = self.tolerances.get(k).copied().unwrap_or_default();
                 for case in &self.runs {
                     for i in 0..n {
                         let Some(reference) = case.get(i).and_then(|b| b[k].as_ref()) else {
@@ -100,18 +118,21 @@ impl SuiteMatrix {
                             let Some(candidate) = case.get(j).and_then(|b| b[k].as_ref()) else {
                                 continue;
                             };
-                            let (r, a) = if i == j {
-                                (0.0, 0.0)
+                            let (r, a, u) = if i == j {
+                                (0.0, 0.0, 0.0)
                             } else {
-                                let c = compare::compare(
-                                    reference,
-                                    candidate,
-                                    Tolerance::default_for(reference.dtype()),
-                                );
-                                (c.max_rel_err, c.max_abs_err)
+                                let default = Tolerance::default_for(reference.dtype());
+                                let tol = Tolerance {
+                                    atol: atol.unwrap_or(default.atol),
+                                    rtol: rtol.unwrap_or(default.rtol),
+                                };
+                                let c = compare::compare(reference, candidate, tol);
+                                let u = c.tolerance_used.unwrap_or(f64::INFINITY);
+                                (c.max_rel_err, c.max_abs_err, u)
                             };
                             rel[i][j] = Some(worse(rel[i][j], r));
                             abs[i][j] = Some(worse(abs[i][j], a));
+                            used[i][j] = Some(worse(used[i][j], u));
                             compared[i][j] = true;
                         }
                     }
@@ -123,6 +144,7 @@ impl SuiteMatrix {
                     max_rel_err: rel,
                     max_abs_err: abs,
                     compared,
+                    tolerance_used: used,
                 }
             })
             .collect()

@@ -320,6 +320,7 @@ fn require_finite(mut comparison: OutputComparison, actual: &Tensor) -> OutputCo
         .count();
     if bad > 0 {
         comparison.verdict = compare::Verdict::Fail;
+        comparison.tolerance_used = Some(f64::INFINITY);
         comparison.problem = Some(format!(
             "{bad} NaN/Inf of {} values where parity.toml requires finite values (finite = true)",
             actual.numel()
