@@ -1,6 +1,6 @@
 //! `parity backends`: every backend parity knows, whether it can run here, and why not.
 
-use super::output::{Format, OutputArgs};
+use super::output::{OutputArgs, PlainFormat};
 use super::Global;
 use crate::backend::{self, Availability};
 use crate::error::{Error, Result};
@@ -15,7 +15,7 @@ pub struct BackendsArgs {
     #[arg(long = "backend", value_name = "B")]
     backends: Vec<String>,
     #[command(flatten)]
-    output: OutputArgs,
+    output: OutputArgs<PlainFormat>,
 }
 
 pub fn run(args: BackendsArgs, global: Global) -> Result<u8> {
@@ -28,11 +28,9 @@ pub fn run(args: BackendsArgs, global: Global) -> Result<u8> {
         .into_iter()
         .map(|b| (b.name().to_string(), b.probe()))
         .collect();
+    let output = args.output.general();
     let rendered = match args.output.format {
-        Format::Junit | Format::Markdown | Format::Html | Format::Openmetrics => {
-            return Err(args.output.report_only("backends"))
-        }
-        Format::Json => {
+        PlainFormat::Json => {
             let list: Vec<_> = probes
                 .iter()
                 .map(|(name, p)| match p {
@@ -46,9 +44,9 @@ pub fn run(args: BackendsArgs, global: Global) -> Result<u8> {
                 .collect();
             serde_json::to_string_pretty(&json!({ "backends": list })).unwrap_or_default() + "\n"
         }
-        Format::Text => {
+        PlainFormat::Text => {
             let style = crate::report::text::Style {
-                color: args.output.color(global.color),
+                color: output.color(global.color),
             };
             let mut out = String::new();
             for (name, p) in &probes {
@@ -68,7 +66,7 @@ pub fn run(args: BackendsArgs, global: Global) -> Result<u8> {
             out
         }
     };
-    args.output.emit(&rendered)?;
+    output.emit(&rendered)?;
     Ok(0)
 }
 

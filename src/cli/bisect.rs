@@ -1,7 +1,7 @@
 //! `parity bisect MODEL --backend A --reference B` (or `--reference-model OTHER.onnx`):
 //! find the first node where two runs of a model diverge (see docs/bisect.md).
 
-use super::output::{Format, OutputArgs};
+use super::output::{OutputArgs, PlainFormat};
 use super::Global;
 use crate::backend::{self, LoadOptions};
 use crate::bisect::compare::Mode;
@@ -72,13 +72,10 @@ pub struct BisectArgs {
     #[arg(long, value_name = "N", value_parser = super::limits::threads)]
     threads: Option<usize>,
     #[command(flatten)]
-    output: OutputArgs,
+    output: OutputArgs<PlainFormat>,
 }
 
 pub fn run(args: BisectArgs, global: Global) -> Result<u8> {
-    if !matches!(args.output.format, Format::Text | Format::Json) {
-        return Err(args.output.report_only("bisect"));
-    }
     let model = model_file(&args.model);
     let reference_name = args
         .reference
@@ -146,10 +143,10 @@ pub fn run(args: BisectArgs, global: Global) -> Result<u8> {
     };
     let report = BisectReport::new(ctx, &outcome);
     let text = match args.output.format {
-        Format::Json => report.to_json() + "\n",
-        _ => report.to_text(global.verbose),
+        PlainFormat::Json => report.to_json() + "\n",
+        PlainFormat::Text => report.to_text(global.verbose),
     };
-    args.output.emit(&text)?;
+    args.output.general().emit(&text)?;
     Ok(report.exit_code())
 }
 

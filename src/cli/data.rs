@@ -1,7 +1,7 @@
 //! `parity data validate MODEL INPUT...` and `parity data drift REFERENCE CURRENT`:
 //! checks of the data around a model (docs/data.md). The logic lives in `crate::data`.
 
-use super::output::{Format, OutputArgs};
+use super::output::{DriftFormat, OutputArgs, PlainFormat};
 use super::Global;
 use crate::backend::{self, IoSpec, LoadOptions};
 use crate::data::drift::{self, DriftReport, Thresholds};
@@ -48,7 +48,7 @@ pub struct ValidateArgs {
     #[arg(long = "map", value_name = "COLUMN=INPUT", value_parser = ColumnMap::parse)]
     maps: Vec<ColumnMap>,
     #[command(flatten)]
-    output: OutputArgs,
+    output: OutputArgs<PlainFormat>,
 }
 
 /// Compare a current data set with a reference: PSI, KS, JS per feature or channel; exit 1 on drift.
@@ -91,7 +91,7 @@ pub struct DriftArgs {
     #[arg(long = "map", value_name = "COLUMN=INPUT", value_parser = ColumnMap::parse)]
     maps: Vec<ColumnMap>,
     #[command(flatten)]
-    output: OutputArgs,
+    output: OutputArgs<DriftFormat>,
 }
 
 /// `--psi-threshold`.
@@ -145,15 +145,12 @@ fn names(specs: &[IoSpec]) -> Vec<String> {
 }
 
 fn run_validate(args: ValidateArgs, global: Global) -> Result<u8> {
-    args.output.refuse_inputs(
+    args.output.general().refuse_inputs(
         [&args.model]
             .into_iter()
             .chain(&args.inputs)
             .map(PathBuf::as_path),
     )?;
-    if !matches!(args.output.format, Format::Text | Format::Json) {
-        return Err(args.output.report_only("data validate"));
-    }
     let (model, info) = model_info(&args.model)?;
     let dir = model.parent().unwrap_or(Path::new("."));
     let manifest = Manifest::read_or_default(dir)?;
@@ -189,7 +186,7 @@ fn run_validate(args: ValidateArgs, global: Global) -> Result<u8> {
     }
     let problems = problems.finish();
     let rendered = match args.output.format {
-        Format::Json => {
+        PlainFormat::Json => {
             let value = json!({
                 "schema": "parity.validate/v1",
                 "model": model.display().to_string(),
@@ -214,25 +211,17 @@ fn run_validate(args: ValidateArgs, global: Global) -> Result<u8> {
             out
         }
     };
-    args.output.emit(&rendered)?;
+    args.output.general().emit(&rendered)?;
     Ok(u8::from(!problems.is_empty()))
 }
 
 fn run_drift(args: DriftArgs, global: Global) -> Result<u8> {
-    args.output.refuse_inputs(
+    args.output.general().refuse_inputs(
         [&args.reference, &args.current]
             .into_iter()
             .chain(&args.model)
             .map(PathBuf::as_path),
     )?;
-    if matches!(
-        args.output.format,
-        Format::Junit | Format::Markdown | Format::Html
-    ) {
-        return Err(Error::Usage(
-            "`parity data drift` writes text, json or openmetrics".to_string(),
-        ));
-    }
     let model = args.model.as_deref().map(model_info).transpose()?;
     let (inputs, outputs) = match &model {
         Some((_, info)) => (names(&info.inputs), names(&info.outputs)),
@@ -345,11 +334,11 @@ fn run_drift(args: DriftArgs, global: Global) -> Result<u8> {
         skipped,
     );
     let rendered = match args.output.format {
-        Format::Json => report.to_json(),
-        Format::Openmetrics => crate::data::openmetrics::render(&report),
+        DriftFormat::Json => report.to_json(),
+        DriftFormat::Openmetrics => crate::data::openmetrics::render(&report),
         _ => report.to_text(global.quiet),
     };
-    args.output.emit(&rendered)?;
+    args.output.general().emit(&rendered)?;
     Ok(report.exit_code())
 }
 

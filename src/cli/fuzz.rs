@@ -2,7 +2,7 @@
 //! backend in a worker process unless `--no-isolate`; findings make the exit code 1.
 
 use super::limits::WorkerLimits;
-use super::output::{Format, OutputArgs, Progress};
+use super::output::{OutputArgs, PlainFormat, Progress};
 use super::Global;
 use crate::backend::{self, LoadOptions};
 use crate::error::{Error, Result};
@@ -56,7 +56,7 @@ pub struct FuzzArgs {
     #[arg(long, value_name = "DIR")]
     save: Option<PathBuf>,
     #[command(flatten)]
-    output: OutputArgs,
+    output: OutputArgs<PlainFormat>,
 }
 
 /// `--max-bytes`: at most the 2 GiB one input can take (a saved case is a `.pb` file).
@@ -72,10 +72,8 @@ fn max_bytes(s: &str) -> std::result::Result<usize, String> {
 }
 
 pub fn run(args: FuzzArgs, global: Global) -> Result<u8> {
-    args.output.refuse_inputs([args.model.as_path()])?;
-    if !matches!(args.output.format, Format::Text | Format::Json) {
-        return Err(args.output.report_only("fuzz"));
-    }
+    let output = args.output.general();
+    output.refuse_inputs([args.model.as_path()])?;
     if args.cases == 0 {
         return Err(Error::Usage("--cases must be at least 1".to_string()));
     }
@@ -103,10 +101,7 @@ pub fn run(args: FuzzArgs, global: Global) -> Result<u8> {
         isolate: (!args.no_isolate).then(|| args.limits.options(&load)),
         load,
     };
-    let mut progress = Progress::new(
-        cases.len() as u64,
-        args.output.progress_allowed(global.quiet),
-    );
+    let mut progress = Progress::new(cases.len() as u64, output.progress_allowed(global.quiet));
     let outcome = run::run(
         &args.model,
         &selected,
@@ -191,9 +186,9 @@ pub fn run(args: FuzzArgs, global: Global) -> Result<u8> {
         cases: outcome.cases,
     };
     let text = match args.output.format {
-        Format::Json => report.to_json() + "\n",
+        PlainFormat::Json => report.to_json() + "\n",
         _ => report.to_text(global.quiet, global.verbose),
     };
-    args.output.emit(&text)?;
+    output.emit(&text)?;
     Ok(report.exit_code())
 }

@@ -1,6 +1,6 @@
 //! `parity inspect MODEL`: what a model takes and returns, without running it.
 
-use super::output::{Format, OutputArgs};
+use super::output::{OutputArgs, PlainFormat};
 use super::Global;
 use crate::backend::{Dim, IoSpec};
 use crate::error::Result;
@@ -15,7 +15,7 @@ pub struct InspectArgs {
     /// An ONNX model file, or a suite directory (its model.onnx).
     model: PathBuf,
     #[command(flatten)]
-    output: OutputArgs,
+    output: OutputArgs<PlainFormat>,
 }
 
 pub fn run(args: InspectArgs, _global: Global) -> Result<u8> {
@@ -25,11 +25,9 @@ pub fn run(args: InspectArgs, _global: Global) -> Result<u8> {
         args.model.clone()
     };
     let info = onnx_model::inspect(&model)?;
+    let output = args.output.general();
     let rendered = match args.output.format {
-        Format::Junit | Format::Markdown | Format::Html | Format::Openmetrics => {
-            return Err(args.output.report_only("inspect"))
-        }
-        Format::Json => {
+        PlainFormat::Json => {
             let io = |specs: &[IoSpec]| {
                 specs
                     .iter()
@@ -48,7 +46,7 @@ pub fn run(args: InspectArgs, _global: Global) -> Result<u8> {
             });
             serde_json::to_string_pretty(&value).unwrap_or_default() + "\n"
         }
-        Format::Text => {
+        PlainFormat::Text => {
             let mut out = format!("model     {}\n", model.display());
             out += &format!(
                 "producer  {}\n",
@@ -81,7 +79,7 @@ pub fn run(args: InspectArgs, _global: Global) -> Result<u8> {
             out
         }
     };
-    args.output.emit(&rendered)?;
+    output.emit(&rendered)?;
     Ok(0)
 }
 

@@ -48,15 +48,73 @@ pub enum Format {
     Openmetrics,
 }
 
-/// Where the report goes.
+/// `--format` of the verbs that print text or JSON only (`backends`, `inspect`,
+/// `bisect`, `data validate`): their `--help` offers exactly these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PlainFormat {
+    /// For people.
+    Text,
+    /// For machines.
+    Json,
+}
+
+impl From<PlainFormat> for Format {
+    fn from(f: PlainFormat) -> Format {
+        match f {
+            PlainFormat::Text => Format::Text,
+            PlainFormat::Json => Format::Json,
+        }
+    }
+}
+
+/// `--format` of `data drift`: text, JSON, or OpenMetrics for a Prometheus alert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DriftFormat {
+    /// For people.
+    Text,
+    /// For machines.
+    Json,
+    /// OpenMetrics text for a Prometheus textfile collector or pushgateway.
+    Openmetrics,
+}
+
+impl From<DriftFormat> for Format {
+    fn from(f: DriftFormat) -> Format {
+        match f {
+            DriftFormat::Text => Format::Text,
+            DriftFormat::Json => Format::Json,
+            DriftFormat::Openmetrics => Format::Openmetrics,
+        }
+    }
+}
+
+/// Where the output goes and in which of the verb's formats (`F`: [`Format`] for the
+/// verbs that write a check report, a narrower enum for the others, so that `--help`
+/// lists only what the verb writes). Verbs work with [`OutputArgs::general`].
 #[derive(Debug, Clone, clap::Args)]
-pub struct OutputArgs {
-    /// Report format.
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    pub format: Format,
-    /// Write the report to FILE (atomically) instead of standard output.
+pub struct OutputArgs<F = Format>
+where
+    F: clap::ValueEnum + Clone + Send + Sync + 'static,
+{
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: F,
+    /// Write the output to FILE (atomically) instead of standard output.
     #[arg(long, value_name = "FILE", value_parser = writable_file)]
     pub out: Option<PathBuf>,
+}
+
+impl<F> OutputArgs<F>
+where
+    F: clap::ValueEnum + Clone + Copy + Send + Sync + 'static + Into<Format>,
+{
+    /// The same choice as a [`Format`], on which every output method works.
+    pub fn general(&self) -> OutputArgs {
+        OutputArgs {
+            format: self.format.into(),
+            out: self.out.clone(),
+        }
+    }
 }
 
 /// A file to write at the end of a run: its directory must exist now, so a long run
@@ -228,14 +286,6 @@ impl OutputArgs {
         };
         self.emit(&rendered)?;
         Ok(report.verdict.exit_code())
-    }
-
-    /// The usage error for `--format junit|markdown|html|openmetrics` on a verb that
-    /// produces no check/compare report (`backends`, `inspect`, `data validate`).
-    pub fn report_only(&self, verb: &str) -> crate::Error {
-        crate::Error::Usage(format!(
-            "--format junit, markdown, html and openmetrics are for check, compare and merge (openmetrics also for bench and data drift); `parity {verb}` writes text or json"
-        ))
     }
 
     /// Whether the report carries per-output error histograms: JSON (which `merge` may

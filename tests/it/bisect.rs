@@ -265,5 +265,5 @@ fn bad_input_is_one_line_and_exit_2() {
         "--format",
         "junit",
     ]);
-    assert_clean_error(&o, "writes text or json");
+    assert_clean_error(&o, "[possible values: text, json]");
 }

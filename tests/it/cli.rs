@@ -585,3 +585,46 @@ fn a_graph_output_no_node_produces_is_one_error_for_every_backend() {
         assert!(!o.stderr.contains("internal error"), "{}", o.stderr);
     }
 }
+
+/// Each verb's `--help` offers exactly the formats it writes, and refuses the others
+/// at parse time with the list (issue 14: `inspect` listed junit and then refused it).
+#[test]
+fn each_verb_offers_exactly_its_formats() {
+    let report = ["text", "json", "junit", "markdown", "html", "openmetrics"];
+    let plain = ["text", "json"];
+    let verbs: [(&[&str], &[&str]); 10] = [
+        (&["check"], &report),
+        (&["compare"], &report),
+        (&["merge"], &report),
+        (&["bench"], &["text", "json", "csv", "html", "openmetrics"]),
+        (&["data", "drift"], &["text", "json", "openmetrics"]),
+        (&["backends"], &plain),
+        (&["inspect"], &plain),
+        (&["bisect"], &plain),
+        (&["data", "validate"], &plain),
+        (&["fuzz"], &plain),
+    ];
+    for (verb, formats) in verbs {
+        let mut args = verb.to_vec();
+        args.push("--help");
+        let o = parity(&args);
+        assert_eq!(o.code, 0, "{verb:?}: {}", o.stderr);
+        let offered = help_formats(&o.stdout);
+        assert_eq!(offered, formats, "{verb:?}:\n{}", o.stdout);
+    }
+}
+
+/// The values listed under `--format` in a verb's long help.
+fn help_formats(help: &str) -> Vec<String> {
+    let mut lines = help
+        .lines()
+        .skip_while(|l| !l.trim_start().starts_with("--format"));
+    lines
+        .by_ref()
+        .find(|l| l.trim() == "Possible values:")
+        .expect("a list of possible values");
+    lines
+        .map_while(|l| l.trim().strip_prefix("- "))
+        .map(|v| v.split(':').next().unwrap_or(v).to_string())
+        .collect()
+}

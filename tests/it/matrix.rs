@@ -116,7 +116,10 @@ fn text_prints_a_table_per_output_after_the_rows() {
     for output in ["logits", "probs"] {
         let at = lines
             .iter()
-            .position(|l| l.starts_with("max rel error, ") && l.contains(&format!(" {output} ")))
+            .position(|l| {
+                l.starts_with("max rel error (share of tolerance used), ")
+                    && l.contains(&format!(" {output} "))
+            })
             .unwrap_or_else(|| panic!("no table for {output}:\n{}", o.stdout));
         let header = lines[at + 1];
         assert!(header.starts_with("REFERENCE \\ CANDIDATE"), "{header}");
@@ -126,11 +129,13 @@ fn text_prints_a_table_per_output_after_the_rows() {
         for (k, b) in BACKENDS.iter().enumerate() {
             let row = lines[at + 2 + k];
             assert!(row.starts_with(b), "row {k}: {row}");
-            assert_eq!(row.split_whitespace().count(), 4, "row {k}: {row}");
+            // Three cells: the diagonal a bare 0, the others `REL (SHARE%)`.
+            assert_eq!(row.split_whitespace().count(), 6, "row {k}: {row}");
+            assert_eq!(row.matches("%)").count(), 2, "row {k}: {row}");
         }
     }
     // The rows come first, the summary line last.
-    let first_table = o.stdout.find("max rel error, ").unwrap();
+    let first_table = o.stdout.find("max rel error (").unwrap();
     assert!(o.stdout[..first_table].contains("test_data_set_0"));
     assert!(lines.last().unwrap().contains("cases:"), "{}", o.stdout);
 }

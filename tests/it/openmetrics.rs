@@ -264,7 +264,7 @@ fn verbs_without_metrics_refuse_openmetrics() {
     ] {
         crate::common::assert_clean_error(
             &parity(&args),
-            "openmetrics are for check, compare and merge",
+            "invalid value 'openmetrics' for '--format <FORMAT>' [possible values: text, json]",
         );
     }
 }
