@@ -20,6 +20,8 @@ pub struct Gate {
     pub threshold: f64,
     /// A slowdown must also exceed this many times the measured noise.
     pub noise_multiple: f64,
+    /// `--strict`: a baseline result not re-measured fails the gate.
+    pub strict: bool,
 }
 
 /// The matching key of a result.
@@ -126,6 +128,19 @@ pub fn check(
             regression: slowdown > limit,
         });
     }
+    let measured: Vec<String> = current
+        .results
+        .iter()
+        .filter(|r| r.error.is_none())
+        .map(key)
+        .collect();
+    let not_measured = baseline
+        .results
+        .iter()
+        .filter(|r| r.error.is_none())
+        .map(key)
+        .filter(|k| !measured.contains(k))
+        .collect();
     BaselineCheck {
         file: file.display().to_string(),
         regression: comparisons.iter().any(|c| c.regression),
@@ -133,6 +148,8 @@ pub fn check(
         noise_multiple: gate.noise_multiple,
         comparisons,
         unmatched,
+        not_measured,
+        strict: gate.strict,
         warnings,
     }
 }
@@ -140,6 +157,7 @@ pub fn check(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bench::gate::render_text;
     use crate::bench::report::tests::result;
     use crate::report::Environment;
 
@@ -155,7 +173,41 @@ mod tests {
     const GATE: Gate = Gate {
         threshold: 0.05,
         noise_multiple: 3.0,
+        strict: false,
     };
+
+    #[test]
+    fn baseline_results_not_re_measured_are_named_and_fail_with_strict() {
+        let mut mel_a = result("ort-cpu", 1.0);
+        mel_a.model_name = "a/mel".into();
+        let mut mel_b = result("ort-cpu", 1.0);
+        mel_b.model_name = "b/mel".into();
+        let before = report(vec![mel_a.clone(), mel_b, result("tract-cpu", 1.0)]);
+        let now = report(vec![mel_a]);
+        let path = Path::new("base.json");
+        let c = check(path, &before, &now, GATE);
+        assert_eq!(
+            c.not_measured,
+            [
+                "b/mel ort-cpu single-stream batch=4 concurrency=1 threads=1",
+                "mlp tract-cpu single-stream batch=4 concurrency=1 threads=1"
+            ]
+        );
+        assert!(!c.regression && !c.fails(), "a warning without --strict");
+        assert!(render_text(&c).contains("  warning: in the baseline, not re-measured: b/mel"));
+        let strict = Gate {
+            strict: true,
+            ..GATE
+        };
+        let c = check(path, &before, &now, strict);
+        assert!(!c.regression && c.fails());
+        let text = render_text(&c);
+        assert!(
+            text.contains("  FAIL: in the baseline, not re-measured: b/mel"),
+            "{text}"
+        );
+        assert!(text.ends_with("-> FAIL: baseline results not re-measured (--strict)\n"));
+    }
 
     #[test]
     fn a_slowdown_must_beat_both_the_threshold_and_the_noise() {

@@ -16,6 +16,14 @@ pub struct BaselineCheck {
     pub comparisons: Vec<GateEntry>,
     /// Results of this run the baseline has no counterpart for.
     pub unmatched: Vec<String>,
+    /// Results of the baseline this run did not measure (a model or backend left out,
+    /// renamed or failing): never silently dropped from the gate. A failure with
+    /// `bench --strict`, a warning otherwise. Empty in reports written before it existed.
+    #[serde(default)]
+    pub not_measured: Vec<String>,
+    /// `bench --strict`: a baseline result not re-measured fails the gate.
+    #[serde(default)]
+    pub strict: bool,
     /// Differences that make the comparison less meaningful: another CPU, GPU, host,
     /// backend version or model.
     pub warnings: Vec<String>,
@@ -63,13 +71,27 @@ pub fn render_text(b: &BaselineCheck) -> String {
     for k in &b.unmatched {
         out += &format!("  not in the baseline: {k}\n");
     }
+    for k in &b.not_measured {
+        let word = if b.strict { "FAIL" } else { "warning" };
+        out += &format!("  {word}: in the baseline, not re-measured: {k}\n");
+    }
     for w in &b.warnings {
         out += &format!("warning: {w}\n");
     }
     out += if b.regression {
         "-> REGRESSION\n"
+    } else if b.fails() {
+        "-> FAIL: baseline results not re-measured (--strict)\n"
     } else {
         "-> no regression\n"
     };
     out
+}
+
+impl BaselineCheck {
+    /// Whether the gate fails (exit 1): a regression, or with `--strict` a baseline
+    /// result this run did not re-measure.
+    pub fn fails(&self) -> bool {
+        self.regression || (self.strict && !self.not_measured.is_empty())
+    }
 }

@@ -49,13 +49,15 @@ pub fn render(report: &BenchReport) -> String {
     );
     let class = match &report.baseline {
         _ if errors > 0 => "error",
-        Some(b) if b.regression => "fail",
+        Some(b) if b.fails() => "fail",
         Some(_) => "pass",
         None => "info",
     };
     if let Some(b) = &report.baseline {
         let verdict = if b.regression {
             "REGRESSION"
+        } else if b.fails() {
+            "FAIL (not re-measured)"
         } else {
             "no regression"
         };
@@ -820,6 +822,8 @@ fn server_table(out: &mut String, results: &[BenchResult]) {
 fn gate(out: &mut String, b: &BaselineCheck) {
     let (class, word) = if b.regression {
         ("fail", "REGRESSION")
+    } else if b.fails() {
+        ("fail", "FAIL: not re-measured")
     } else {
         ("pass", "no regression")
     };
@@ -867,6 +871,14 @@ fn gate(out: &mut String, b: &BaselineCheck) {
     }
     for (title, items) in [
         ("Not in the baseline", &b.unmatched),
+        (
+            if b.strict {
+                "In the baseline, not re-measured (a failure: --strict)"
+            } else {
+                "In the baseline, not re-measured"
+            },
+            &b.not_measured,
+        ),
         ("Warnings", &b.warnings),
     ] {
         if items.is_empty() {
@@ -1021,6 +1033,8 @@ mod tests {
                 regression: true,
             }],
             unmatched: vec!["cnn tract-cpu".into()],
+            not_measured: Vec::new(),
+            strict: false,
             warnings: vec!["CPU differs".into()],
         });
         let page = render(&r);

@@ -80,6 +80,48 @@ impl Target {
     }
 }
 
+/// Gives the targets of one run distinct names: a name two targets share (`a/mel` and
+/// `b/mel` are both `mel`) becomes the shortest trailing part of their paths that tells
+/// them apart (`a/mel`, `b/mel`), so their results, baselines and labels never merge.
+/// Names nobody shares stay as they are, so existing baselines keep matching.
+pub fn disambiguate(targets: &mut [Target]) {
+    let parts: Vec<Vec<String>> = targets.iter().map(|t| name_parts(&t.model)).collect();
+    let names: Vec<String> = targets.iter().map(|t| t.name.clone()).collect();
+    let suffix = |i: usize, k: usize| {
+        let p = &parts[i];
+        p[p.len().saturating_sub(k)..].join("/")
+    };
+    for (i, t) in targets.iter_mut().enumerate() {
+        let rivals: Vec<usize> = (0..names.len())
+            .filter(|&j| j != i && names[j] == names[i])
+            .collect();
+        if rivals.is_empty() {
+            continue;
+        }
+        t.name = (1..=parts[i].len())
+            .map(|k| (k, suffix(i, k)))
+            .find(|(k, s)| rivals.iter().all(|&j| suffix(j, *k) != *s))
+            .map_or_else(|| t.label.clone(), |(_, s)| s);
+    }
+}
+
+/// The path a model's name is the tail of: its directory's for `model.onnx`, else the
+/// file's without its extension (`x/y/model.onnx` → `x, y`; `x/r.onnx` → `x, r`).
+fn name_parts(model: &Path) -> Vec<String> {
+    let stem_path = if model.file_stem().is_some_and(|s| s == "model") {
+        model.parent().map(Path::to_path_buf).unwrap_or_default()
+    } else {
+        model.with_extension("")
+    };
+    stem_path
+        .components()
+        .filter_map(|c| match c {
+            std::path::Component::Normal(s) => Some(s.to_string_lossy().into_owned()),
+            _ => None,
+        })
+        .collect()
+}
+
 /// `models/mlp/model.onnx` → `mlp`; `exports/resnet50.onnx` → `resnet50`.
 pub fn model_name(model: &Path) -> String {
     let stem = model
@@ -189,6 +231,35 @@ mod tests {
     fn names_come_from_the_file_or_its_directory() {
         assert_eq!(model_name(Path::new("models/mlp/model.onnx")), "mlp");
         assert_eq!(model_name(Path::new("x/resnet50.onnx")), "resnet50");
+    }
+
+    #[test]
+    fn models_that_share_a_name_get_the_path_that_tells_them_apart() {
+        let target = |model: &str| Target {
+            label: model.to_string(),
+            name: model_name(Path::new(model)),
+            model: PathBuf::from(model),
+            info: ModelInfo::default(),
+            inputs: Vec::new(),
+            origin: String::new(),
+        };
+        let mut ts: Vec<Target> = [
+            "a/mel/model.onnx",
+            "b/mel/model.onnx",
+            "models/mlp/model.onnx",
+            "x/deep/r.onnx",
+            "y/deep/r.onnx",
+            "z/r.onnx",
+        ]
+        .map(target)
+        .into_iter()
+        .collect();
+        disambiguate(&mut ts);
+        let names: Vec<&str> = ts.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["a/mel", "b/mel", "mlp", "x/deep/r", "y/deep/r", "z/r"]
+        );
         assert_eq!(
             batch_of(&[Tensor::from_vec(vec![3, 1], vec![0.0f32; 3]).unwrap()]),
             3

@@ -84,6 +84,17 @@ pub fn render(report: &BenchReport) -> String {
             &[("baseline", &b.file)],
             f64::from(u8::from(b.regression)),
         );
+        w.family(
+            "parity_bench_baseline_not_measured",
+            "gauge",
+            None,
+            "Results of the --baseline this run did not re-measure (a failure with --strict).",
+        );
+        w.sample(
+            "parity_bench_baseline_not_measured",
+            &[("baseline", &b.file)],
+            b.not_measured.len() as f64,
+        );
     }
     w.finish()
 }

@@ -112,6 +112,10 @@ pub struct BenchArgs {
     /// A regression must also exceed this multiple of the measured noise (window spread).
     #[arg(long, default_value_t = 3.0, value_name = "K", value_parser = positive_f64)]
     noise_multiple: f64,
+    /// With --baseline: a baseline result this run did not re-measure (a model or
+    /// backend left out or failing) fails the gate (exit 1) instead of a warning.
+    #[arg(long, requires = "baseline")]
+    strict: bool,
     /// Check every response against the suite's golden outputs (of the data set queried)
     /// within its tolerances; count mismatches and errors (then not fatal); exit 1 on any.
     #[arg(long, conflicts_with_all = ["batches", "dims"])]
@@ -182,11 +186,12 @@ pub fn run(args: BenchArgs, global: Global) -> Result<u8> {
             ));
         }
     }
-    let targets = args
+    let mut targets = args
         .models
         .iter()
         .map(|m| inputs::target(m, args.seed, &args.dims))
         .collect::<Result<Vec<_>>>()?;
+    inputs::disambiguate(&mut targets);
     // After Ctrl-C or SIGTERM, measurements stop and nothing more is loaded.
     let selected = crate::interrupt::observe(backend::select(&args.backends)?);
     let plan = Plan {
@@ -244,6 +249,7 @@ pub fn run(args: BenchArgs, global: Global) -> Result<u8> {
         let gate = Gate {
             threshold: args.threshold_pct / 100.0,
             noise_multiple: args.noise_multiple,
+            strict: args.strict,
         };
         bench.baseline = Some(baseline::check(path, before, &bench, gate));
     }
@@ -273,7 +279,7 @@ pub fn run(args: BenchArgs, global: Global) -> Result<u8> {
     let code = match (&bench.baseline, failed) {
         (_, true) => 2,
         _ if unverified => 1,
-        (Some(b), _) if b.regression => 1,
+        (Some(b), _) if b.fails() => 1,
         _ => 0,
     };
     Ok(crate::interrupt::exit_code(code))

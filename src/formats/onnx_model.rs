@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 
 /// Everything `inspect` prints and suites need about a model file.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct ModelInfo {
     /// Graph inputs that are not initializers, in graph order.
     pub inputs: Vec<IoSpec>,

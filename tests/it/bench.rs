@@ -348,3 +348,75 @@ fn warm_up_stops_at_the_maximum_duration() {
     assert_eq!(r["cut_short"], true, "{r}");
     assert!(f(&r["duration_s"]) < 1.5, "{r}");
 }
+
+/// Two models that share a name are told apart by their paths; a baseline result the
+/// run did not re-measure is named, a warning, and with `--strict` a failure.
+#[test]
+fn models_sharing_a_name_stay_apart_and_the_gate_names_what_it_did_not_measure() {
+    let tmp = tempfile::tempdir().unwrap();
+    for d in ["a", "b"] {
+        let dir = tmp.path().join(d).join("mlp");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::copy(models().join("mlp/model.onnx"), dir.join("model.onnx")).unwrap();
+    }
+    let (a, b) = (
+        tmp.path().join("a/mlp/model.onnx"),
+        tmp.path().join("b/mlp/model.onnx"),
+    );
+    let base = tmp.path().join("base.json");
+    let budget = [
+        "--backend",
+        "ort-cpu",
+        "--min-queries",
+        "20",
+        "--min-duration",
+        "0",
+        "--dim",
+        "batch=1",
+    ];
+    let mut args = vec![
+        "bench",
+        s(&a),
+        s(&b),
+        "--save-baseline",
+        s(&base),
+        "--format",
+        "json",
+    ];
+    args.extend(budget);
+    let o = parity(&args);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let names: Vec<String> = json(&o)["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["model_name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names, ["a/mlp", "b/mlp"]);
+    // Only a/mlp this time: b/mlp is named, and fails the gate with --strict.
+    let key = "b/mlp ort-cpu single-stream batch=1 concurrency=1 threads=default";
+    for (strict, code) in [(false, 0), (true, 1)] {
+        let mut args = vec![
+            "bench",
+            s(&a),
+            "--baseline",
+            s(&base),
+            "--threshold-pct",
+            "400",
+        ];
+        args.extend(budget);
+        if strict {
+            args.push("--strict");
+        }
+        let o = parity(&args);
+        assert_eq!(o.code, code, "{}\n{}", o.stdout, o.stderr);
+        let word = if strict { "FAIL" } else { "warning" };
+        assert!(
+            o.stdout.contains(&format!(
+                "  {word}: in the baseline, not re-measured: {key}\n"
+            )),
+            "{}",
+            o.stdout
+        );
+    }
+}
