@@ -206,7 +206,7 @@ fn run_validate(args: ValidateArgs, global: Global) -> Result<u8> {
             out += &format!(
                 "{data_sets} data set(s) checked against {}: {} problem(s)\n",
                 model.display(),
-                problems.len()
+                crate::data::validate::total(&problems)
             );
             out
         }

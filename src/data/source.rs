@@ -72,7 +72,7 @@ pub fn read(path: &Path, inputs: &[String], outputs: &[String]) -> Result<Source
     let files = match formats::extension(path).as_deref() {
         Some("npz" | "safetensors") => CaseFiles::Archive(path.to_path_buf()),
         Some("pb" | "npy") => {
-            let (name, tensor) = read_single(path, inputs)?;
+            let (name, tensor) = read_lone(path, inputs)?;
             return Ok(Source::Sets(vec![DataSet {
                 origin: path.to_path_buf(),
                 tensors: vec![Named {
@@ -148,6 +148,28 @@ pub fn pair_single_tensors(reference: &Source, current: &mut Source) {
     }
 }
 
+/// A `.pb`/`.npy` given on its own: named as in a data set, except that a name the
+/// model does not take is the input of a one-input model; with several inputs the
+/// error says how to name the data.
+fn read_lone(path: &Path, inputs: &[String]) -> Result<(String, Tensor)> {
+    let (name, tensor) = read_single(path, inputs)?;
+    if inputs.is_empty() || inputs.contains(&name) {
+        return Ok((name, tensor));
+    }
+    match inputs {
+        [only] => Ok((only.clone(), tensor)),
+        _ => Err(Error::file(
+            path,
+            format!(
+                "holds `{name}` (its stored or file name), which is not one of the model's {} inputs ({}): name the file after the input it is for (`{}.npy`), or give an .npz/.safetensors keyed by input name, or a data-set directory of input_0, input_1, ... files",
+                inputs.len(),
+                inputs.join(", "),
+                inputs[0]
+            ),
+        )),
+    }
+}
+
 /// A `.pb`/`.npy` file and the input it is for.
 fn read_single(path: &Path, inputs: &[String]) -> Result<(String, Tensor)> {
     let (stored, tensor) = formats::read_tensor(path)?;
@@ -161,4 +183,47 @@ fn read_single(path: &Path, inputs: &[String]) -> Result<(String, Tensor)> {
         .or(numbered)
         .unwrap_or_else(|| stem.to_string());
     Ok((name, tensor))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A `.npy` of a 2×3 f32 tensor at `dir/file`.
+    fn npy(dir: &Path, file: &str) -> std::path::PathBuf {
+        let p = dir.join(file);
+        let t = Tensor::from_vec(vec![2, 3], vec![0f32; 6]).unwrap();
+        formats::npy::write(&p, &t).unwrap();
+        p
+    }
+
+    fn names(source: &Source) -> Vec<String> {
+        match source {
+            Source::Sets(sets) => sets
+                .iter()
+                .flat_map(|s| s.tensors.iter().map(|t| t.name.clone()))
+                .collect(),
+            Source::Table(_) => Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_lone_npy_is_the_input_of_a_one_input_model() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = npy(dir.path(), "batch.npy");
+        let one = ["x".to_string()];
+        assert_eq!(names(&read(&p, &one, &[]).unwrap()), ["x"]);
+        // Without a model (data drift), the file's name stands.
+        assert_eq!(names(&read(&p, &[], &[]).unwrap()), ["batch"]);
+        // Several inputs: named after one of them, it is that one; otherwise an error
+        // that says how to name the data.
+        let two = ["a".to_string(), "b".to_string()];
+        let named = npy(dir.path(), "b.npy");
+        assert_eq!(names(&read(&named, &two, &[]).unwrap()), ["b"]);
+        let msg = read(&p, &two, &[]).unwrap_err().to_string();
+        assert!(
+            msg.ends_with("batch.npy: holds `batch` (its stored or file name), which is not one of the model's 2 inputs (a, b): name the file after the input it is for (`a.npy`), or give an .npz/.safetensors keyed by input name, or a data-set directory of input_0, input_1, ... files"),
+            "{msg}"
+        );
+    }
 }

@@ -74,6 +74,9 @@ pub struct Problem {
     pub kind: Kind,
     /// What is wrong, in words.
     pub message: String,
+    /// How many bad values (or problems) the line stands for: 1, a run of consecutive
+    /// elements, or the rest of a capped kind.
+    pub count: usize,
 }
 
 impl std::fmt::Display for Problem {
@@ -89,11 +92,13 @@ impl std::fmt::Display for Problem {
     }
 }
 
-/// Collects problems, capping element-level ones per (file, input, kind).
+/// Collects problems, listing at most [`MAX_PER_KIND`] lines per (file, input, kind)
+/// and counting the values of the rest.
 #[derive(Default)]
 pub struct Problems {
     list: Vec<Problem>,
-    counts: HashMap<(String, String, Kind), usize>,
+    /// Per (file, input, kind): lines listed, values not listed.
+    counts: HashMap<(String, String, Kind), (usize, usize)>,
 }
 
 impl Problems {
@@ -105,47 +110,69 @@ impl Problems {
         kind: Kind,
         message: String,
     ) {
+        self.push_values(file, input, position, kind, message, 1);
+    }
+
+    /// One line standing for `count` bad values.
+    fn push_values(
+        &mut self,
+        file: &str,
+        input: Option<&str>,
+        position: Option<String>,
+        kind: Kind,
+        message: String,
+        count: usize,
+    ) {
         let key = (
             file.to_string(),
             input.unwrap_or_default().to_string(),
             kind,
         );
-        let n = self.counts.entry(key).or_default();
-        *n += 1;
-        if *n <= MAX_PER_KIND {
+        let (listed, hidden) = self.counts.entry(key).or_default();
+        if *listed < MAX_PER_KIND {
+            *listed += 1;
             self.list.push(Problem {
                 file: file.to_string(),
                 input: input.map(str::to_string),
                 position,
                 kind,
                 message,
+                count,
             });
+        } else {
+            *hidden += count;
         }
     }
 
-    /// Every problem, with one closing line per capped (file, input, kind).
-    pub fn finish(mut self) -> Vec<Problem> {
-        let mut capped: Vec<_> = self
-            .counts
-            .into_iter()
-            .filter(|(_, n)| *n > MAX_PER_KIND)
-            .collect();
-        capped.sort();
-        for ((file, input, kind), n) in capped {
-            self.list.push(Problem {
-                file,
-                input: Some(input),
-                position: None,
-                kind,
-                message: format!(
-                    "... and {} more {} (not listed)",
-                    n - MAX_PER_KIND,
-                    kind.noun()
-                ),
-            });
+    /// Every problem, each capped (file, input, kind) closed by a line counting what was
+    /// not listed, right after its last listed line.
+    pub fn finish(self) -> Vec<Problem> {
+        let mut out = Vec::with_capacity(self.list.len());
+        for (i, p) in self.list.iter().enumerate() {
+            out.push(p.clone());
+            let key = (p.file.clone(), p.input.clone().unwrap_or_default(), p.kind);
+            let last_of_key = !self.list[i + 1..]
+                .iter()
+                .any(|q| q.file == p.file && q.input == p.input && q.kind == p.kind);
+            let hidden = self.counts.get(&key).map_or(0, |&(_, hidden)| hidden);
+            if last_of_key && hidden > 0 {
+                out.push(Problem {
+                    file: p.file.clone(),
+                    input: p.input.clone(),
+                    position: None,
+                    kind: p.kind,
+                    message: format!("... and {hidden} more {} (not listed)", p.kind.noun()),
+                    count: hidden,
+                });
+            }
         }
-        self.list
+        out
     }
+}
+
+/// The bad values (or problems) the lines stand for, the figure a summary reports.
+pub fn total(problems: &[Problem]) -> usize {
+    problems.iter().map(|p| p.count).sum()
 }
 
 /// `[0, 3]`: the row-major multi-index of flat element `flat`.
@@ -308,11 +335,50 @@ fn check_values(file: &str, input: &str, t: &Tensor, range: &InputRange, problem
     if t.dtype() == DType::Bool {
         return;
     }
+    // Consecutive elements with a problem of one kind become one line: a run of NaN in
+    // a tensor reads as its range, not as one line per element.
+    let mut run: Option<(Kind, usize, usize, String)> = None;
+    let flush = |run: Option<(Kind, usize, usize, String)>, problems: &mut Problems| {
+        let Some((kind, first, last, msg)) = run else {
+            return;
+        };
+        if first == last {
+            problems.push(
+                file,
+                Some(input),
+                Some(index_of(first, t.shape())),
+                kind,
+                msg,
+            );
+        } else {
+            let n = last - first + 1;
+            problems.push_values(
+                file,
+                Some(input),
+                Some(format!(
+                    "{}..{}",
+                    index_of(first, t.shape()),
+                    index_of(last, t.shape())
+                )),
+                kind,
+                format!("{n} consecutive {}, the first: {msg}", kind.noun()),
+                n,
+            );
+        }
+    };
     for i in 0..t.numel() {
-        if let Some((kind, msg)) = value_problem(t.get_f64(i), range) {
-            problems.push(file, Some(input), Some(index_of(i, t.shape())), kind, msg);
+        let found = value_problem(t.get_f64(i), range);
+        match (&mut run, found) {
+            (Some((kind, _, last, _)), Some((k, _))) if *kind == k && *last + 1 == i => {
+                *last = i;
+            }
+            (_, found) => {
+                flush(run.take(), problems);
+                run = found.map(|(kind, msg)| (kind, i, i, msg));
+            }
         }
     }
+    flush(run, problems);
 }
 
 /// Checks a table mapped onto the model's inputs: every cell a number the input's dtype
@@ -474,13 +540,38 @@ mod tests {
                 "NaN".into(),
             );
         }
+        p.push("g.npy", Some("x"), None, Kind::Nan, "NaN".into());
         let list = p.finish();
-        assert_eq!(list.len(), MAX_PER_KIND + 1);
+        assert_eq!(list.len(), MAX_PER_KIND + 2);
         assert_eq!(list[0].to_string(), "f.npy: input `x` at [0]: NaN");
-        assert!(
-            list[MAX_PER_KIND].message.contains("15 more NaN values"),
-            "{}",
-            list[MAX_PER_KIND].message
+        // The closing line follows its file's lines, before the next file's.
+        assert_eq!(
+            list[MAX_PER_KIND].to_string(),
+            "f.npy: input `x`: ... and 15 more NaN values (not listed)"
+        );
+        assert_eq!(list[MAX_PER_KIND + 1].file, "g.npy");
+        // The total counts values, not lines.
+        assert_eq!(total(&list), 26);
+    }
+
+    #[test]
+    fn consecutive_bad_values_are_one_range_line() {
+        let v = [0.0, f32::NAN, f32::NAN, f32::NAN, 1.0, f32::NAN, 9.0, 8.0];
+        let t = Tensor::from_vec(vec![2, 4], v.to_vec()).unwrap();
+        let range = InputRange {
+            max: Some(5.0),
+            ..InputRange::default()
+        };
+        let mut p = Problems::default();
+        check_values("f.npy", "x", &t, &range, &mut p);
+        let lines: Vec<String> = p.finish().iter().map(ToString::to_string).collect();
+        assert_eq!(
+            lines,
+            [
+                "f.npy: input `x` at [0, 1]..[0, 3]: 3 consecutive NaN values, the first: NaN (set allow_nan = true in [inputs.NAME] of parity.toml if it is meant)",
+                "f.npy: input `x` at [1, 1]: NaN (set allow_nan = true in [inputs.NAME] of parity.toml if it is meant)",
+                "f.npy: input `x` at [1, 2]..[1, 3]: 2 consecutive out-of-range values, the first: 9 is above max = 5",
+            ]
         );
     }
 

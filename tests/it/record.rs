@@ -701,7 +701,7 @@ fn bad_requests_are_one_line_errors() {
                 "--inputs",
                 s(&mlp.join("model.onnx")),
             ],
-            "not a suite, a data-set directory, or an .npz/.safetensors file",
+            "not a suite, a data-set directory, an .npz/.safetensors file, or an .npy/.pb of a one-input model",
         ),
     ] {
         let o = parity(&args);

@@ -90,10 +90,13 @@ pub fn load_inputs(info: &ModelInfo, paths: &[PathBuf]) -> Result<Vec<InputSet>>
         ) {
             let named = read_archive_inputs(path, info)?;
             sets.push(match_inputs(info, named, path.display().to_string())?);
+        } else if matches!(formats::extension(path).as_deref(), Some("npy" | "pb")) {
+            let named = read_lone_tensor(path, info)?;
+            sets.push(match_inputs(info, named, path.display().to_string())?);
         } else {
             return Err(Error::file(
                 path,
-                "not a suite, a data-set directory, or an .npz/.safetensors file",
+                "not a suite, a data-set directory, an .npz/.safetensors file, or an .npy/.pb of a one-input model",
             ));
         }
     }
@@ -164,6 +167,24 @@ fn read_numbered_inputs(files: &[PathBuf], specs: &[IoSpec]) -> Result<Vec<Named
     Ok(named)
 }
 
+/// A lone `.npy` or `.pb` is the input of a one-input model (a `.pb` that stores another
+/// name is refused, as in a data set). With several inputs one tensor cannot say which
+/// it is: the error says how to name them.
+fn read_lone_tensor(path: &Path, info: &ModelInfo) -> Result<Vec<NamedInput>> {
+    if info.inputs.len() == 1 {
+        return read_numbered_inputs(std::slice::from_ref(&path.to_path_buf()), &info.inputs);
+    }
+    let names: Vec<&str> = info.inputs.iter().map(|s| s.name.as_str()).collect();
+    Err(Error::file(
+        path,
+        format!(
+            "one tensor, but the model takes {} inputs ({}): give an .npz or .safetensors keyed by input name, or a data-set directory of input_0, input_1, ... files",
+            names.len(),
+            names.join(", ")
+        ),
+    ))
+}
+
 /// The inputs of an archive keyed by name: keys naming a model output (the old expected
 /// outputs of a data set) are skipped, keys naming neither are an error.
 fn read_archive_inputs(path: &Path, info: &ModelInfo) -> Result<Vec<NamedInput>> {
@@ -207,4 +228,42 @@ fn match_inputs(info: &ModelInfo, mut named: Vec<NamedInput>, origin: String) ->
         tensors,
         verbatim,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::IoSpec;
+    use crate::tensor::DType;
+
+    fn info(inputs: &[&str]) -> ModelInfo {
+        ModelInfo {
+            inputs: inputs
+                .iter()
+                .map(|n| IoSpec {
+                    name: n.to_string(),
+                    dtype: Some(DType::F32),
+                    dims: None,
+                })
+                .collect(),
+            ..ModelInfo::default()
+        }
+    }
+
+    #[test]
+    fn a_lone_npy_feeds_a_one_input_model_and_several_inputs_say_how_to_name_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("batch.npy");
+        let t = Tensor::from_vec(vec![2, 3], vec![1f32; 6]).unwrap();
+        formats::npy::write(&p, &t).unwrap();
+        let sets = load_inputs(&info(&["x"]), std::slice::from_ref(&p)).unwrap();
+        assert_eq!((sets.len(), sets[0].tensors[0].shape()), (1, &[2, 3][..]));
+        let msg = load_inputs(&info(&["a", "b"]), &[p])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.ends_with("batch.npy: one tensor, but the model takes 2 inputs (a, b): give an .npz or .safetensors keyed by input name, or a data-set directory of input_0, input_1, ... files"),
+            "{msg}"
+        );
+    }
 }
