@@ -61,6 +61,9 @@ pub struct NodeResult {
     pub growth: Option<f64>,
     /// Out of tolerance while every compared input is within it.
     pub local: bool,
+    /// Out of tolerance because an input already is: the error carried in from
+    /// upstream, which does not make this node a suspect.
+    pub inherited: bool,
 }
 
 /// The walk's result.
@@ -71,27 +74,10 @@ pub struct Attribution {
     pub first: Option<usize>,
 }
 
-/// How much of its tolerance the worst element uses; infinite for a shape, dtype or
-/// NaN/Inf problem.
+/// How much of its tolerance the worst element uses (the comparison's
+/// `tolerance_used`); infinite for a shape, dtype or NaN/Inf problem.
 pub fn usage(c: &OutputComparison) -> f64 {
-    if !c.max_abs_err.is_finite() {
-        return f64::INFINITY;
-    }
-    match (c.expected, c.actual) {
-        (Some(e), Some(a)) => {
-            let diff = (a - e).abs();
-            let allowed = c.atol + c.rtol * e.abs();
-            if diff == 0.0 {
-                0.0
-            } else if allowed == 0.0 {
-                f64::INFINITY
-            } else {
-                diff / allowed
-            }
-        }
-        _ if c.verdict == Verdict::Fail => f64::INFINITY,
-        _ => 0.0,
-    }
+    c.tolerance_used.unwrap_or(f64::INFINITY)
 }
 
 /// Judges `nodes` (topological order) from the measured values; `missing` names the
@@ -159,6 +145,7 @@ pub fn attribute(
             input_usage,
             growth: output_usage.map(|o| o / input_usage.max(INPUT_FLOOR)),
             local: pass == Some(false) && inputs_agree,
+            inherited: pass == Some(false) && !inputs_agree,
             unknown_inputs,
             outputs,
         });
@@ -246,6 +233,9 @@ mod tests {
         let flags: Vec<bool> = local.nodes.iter().map(|n| n.local).collect();
         assert_eq!(flags, [false, true, true, false, false]);
         assert_eq!(local.first, Some(1));
+        // N3 fails only because its inputs b and c already do: inherited, not a suspect.
+        let inherited: Vec<bool> = local.nodes.iter().map(|n| n.inherited).collect();
+        assert_eq!(inherited, [false, false, false, true, false]);
         // f32 inputs: 1.00005f32 is 1.0000500679, so allow 1% on the ratios.
         let close = |a: f64, b: f64| (a - b).abs() < 1e-2 * b.abs();
         let n1 = &local.nodes[1];

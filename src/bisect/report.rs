@@ -89,6 +89,9 @@ pub struct NodeEntry {
     pub verdict: &'static str,
     /// Out of tolerance while its inputs agree.
     pub local: bool,
+    /// Out of tolerance only as its inputs already are: the error carried in from
+    /// upstream (not a suspect).
+    pub inherited: bool,
     /// Worst tolerance usage over inputs produced by nodes (1 = the edge of tolerance).
     pub input_usage: f64,
     /// Worst tolerance usage over its outputs.
@@ -220,22 +223,26 @@ impl BisectReport {
                         usage_text(n.input_usage)
                     );
                 }
+                // Suspects: out of tolerance with agreeing inputs. The nodes that only
+                // carry an upstream error are counted, not listed (-v shows them).
                 let others: Vec<&str> = self
                     .nodes
                     .iter()
-                    .filter(|m| m.index != n.index)
-                    .filter(|m| match self.mode {
-                        Mode::Local => m.local,
-                        Mode::Cumulative => m.verdict == "fail",
-                    })
+                    .filter(|m| m.index != n.index && m.local)
                     .map(|m| m.name.as_str())
                     .collect();
                 if !others.is_empty() {
-                    let label = match self.mode {
-                        Mode::Local => "also out of tolerance with agreeing inputs",
-                        Mode::Cumulative => "also out of tolerance",
-                    };
-                    s += &format!("  {label} ({}): {}\n", others.len(), list(&others));
+                    s += &format!(
+                        "  also out of tolerance with agreeing inputs ({}): {}\n",
+                        others.len(),
+                        list(&others)
+                    );
+                }
+                let inherited = self.nodes.iter().filter(|m| m.inherited).count();
+                if inherited > 0 {
+                    s += &format!(
+                        "  {inherited} node(s) downstream are out of tolerance only because their inputs are (inherited; -v lists them)\n"
+                    );
                 }
             }
             None => {
@@ -284,6 +291,7 @@ fn entry(r: &NodeResult) -> NodeEntry {
             None => "skipped",
         },
         local: r.local,
+        inherited: r.inherited,
         input_usage: r.input_usage,
         output_usage: r.output_usage,
         growth: r.growth,
@@ -320,17 +328,9 @@ fn describe(v: &ValueEntry) -> String {
     s
 }
 
-/// A share of tolerance as a percentage (`3.1%`, `1250%`, `inf`).
+/// A share of tolerance as a percentage, as every report shows it.
 fn usage_text(u: f64) -> String {
-    if !u.is_finite() {
-        "inf".to_string()
-    } else if u == 0.0 {
-        "0%".to_string()
-    } else if u < 1e-3 {
-        format!("{:.1e}%", u * 100.0)
-    } else {
-        format!("{:.3}%", u * 100.0)
-    }
+    crate::report::style::share(Some(u))
 }
 
 /// At most ten names, then a count.
@@ -358,7 +358,7 @@ fn table(rows: &[NodeEntry]) -> String {
             "  {:<width$}  {:<20}  {:>7}  {:>12}  {:>12}  {:>10}\n",
             r.name,
             r.op,
-            r.verdict,
+            if r.inherited { "inherit" } else { r.verdict },
             usage_text(r.input_usage),
             r.output_usage.map_or("-".into(), usage_text),
             r.growth.map_or("-".into(), |g| if g.is_finite() {
