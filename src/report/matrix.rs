@@ -37,9 +37,24 @@ pub struct MatrixEntry {
 }
 
 impl MatrixEntry {
-    /// After reading JSON back: a compared cell read as `null` held an infinite error.
+    /// After reading JSON back: every table made N×N (a report from before
+    /// `tolerance_used`, or a damaged one, may hold fewer or ragged rows: missing cells
+    /// are unknown, extra ones dropped), and a compared cell read as `null` restored to
+    /// the infinite error it held.
     pub fn restore_infinities(&mut self) {
-        self.fill_tolerance_used();
+        let n = self.backends.len();
+        for table in [
+            &mut self.max_rel_err,
+            &mut self.max_abs_err,
+            &mut self.tolerance_used,
+        ] {
+            table.resize(n, Vec::new());
+            table.iter_mut().for_each(|row| row.resize(n, None));
+        }
+        self.compared.resize(n, Vec::new());
+        self.compared
+            .iter_mut()
+            .for_each(|row| row.resize(n, false));
         for table in [
             &mut self.max_rel_err,
             &mut self.max_abs_err,
@@ -59,7 +74,6 @@ impl MatrixEntry {
     /// this entry: backends united in order of appearance, each cell the worse of the
     /// two (NaN wins), `compared` where either compared.
     pub fn absorb(&mut self, other: &MatrixEntry) {
-        self.fill_tolerance_used();
         for b in &other.backends {
             if !self.backends.contains(b) {
                 self.backends.push(b.clone());
@@ -107,24 +121,18 @@ impl MatrixEntry {
 }
 
 impl MatrixEntry {
-    /// A report from before `tolerance_used` existed: an N×N table of unknowns.
-    fn fill_tolerance_used(&mut self) {
-        let n = self.backends.len();
-        if self.tolerance_used.len() != n {
-            self.tolerance_used = vec![vec![None; n]; n];
-        }
-    }
-
     /// A cell as every renderer shows it: the max rel error, and off the diagonal the
     /// share of tolerance used when known (`1.50e-7 (3%)`).
     pub fn cell(&self, reference: usize, candidate: usize) -> String {
-        let rel = num(self.max_rel_err[reference][candidate]);
-        let used = self
-            .tolerance_used
-            .get(reference)
-            .and_then(|row| row.get(candidate))
-            .copied()
-            .flatten();
+        let at = |table: &[Vec<Option<f64>>]| {
+            table
+                .get(reference)
+                .and_then(|row| row.get(candidate))
+                .copied()
+                .flatten()
+        };
+        let rel = num(at(&self.max_rel_err));
+        let used = at(&self.tolerance_used);
         match used {
             Some(v) if reference != candidate => format!("{rel} ({})", share(Some(v))),
             _ => rel,
@@ -246,6 +254,27 @@ mod tests {
             max_rel_err: rel,
             compared,
         }
+    }
+
+    /// Found by the fuzzer (`report_json`, docs/reliability.md): a report whose matrix
+    /// tables have fewer rows than backends made rendering index past them.
+    #[test]
+    fn ragged_tables_read_back_square() {
+        let json = r#"{"suite": "s", "output": "y", "backends": ["a", "b"],
+            "max_rel_err": [[0.0]], "max_abs_err": [], "compared": [[true, true, true]]}"#;
+        let mut e: MatrixEntry = serde_json::from_str(json).unwrap();
+        e.restore_infinities();
+        for table in [&e.max_rel_err, &e.max_abs_err, &e.tolerance_used] {
+            assert_eq!(table.len(), 2);
+            assert!(table.iter().all(|row| row.len() == 2));
+        }
+        assert_eq!(e.compared, [vec![true, true], vec![false, false]]);
+        assert_eq!(e.max_rel_err[0], [Some(0.0), Some(f64::INFINITY)]);
+        let text = render(std::slice::from_ref(&e), Style { color: false });
+        assert!(text.ends_with("b                      -  -\n"), "{text}");
+        let copy = e.clone();
+        e.absorb(&copy);
+        assert_eq!(e.backends.len(), 2);
     }
 
     #[test]
