@@ -49,7 +49,9 @@ fuzz_target!(|data: &[u8]| {
         let gate = Gate {
             threshold: 0.05,
             noise_multiple: 3.0,
+            strict: true,
         };
-        let _ = baseline::check(Path::new("baseline.json"), &b, &b, gate);
+        let c = baseline::check(Path::new("baseline.json"), &b, &b, gate);
+        let _ = (c.fails(), parity::bench::gate::render_text(&c));
     }
 });

@@ -105,15 +105,21 @@ fn names_the_node_whose_constant_changed_by_1e_3_relative() {
 fn text_report_names_the_node_and_the_constant() {
     let tmp = tempfile::tempdir().unwrap();
     let changed = with_scaled_constant("transformer", "ff1.bias", tmp.path());
-    let o = parity(&[
-        "bisect",
-        s(&models().join("transformer")),
-        "--reference-model",
-        s(&changed),
-        "--backend",
-        "ort-cpu",
-        "--cumulative",
-    ]);
+    let model = models().join("transformer");
+    let bisect = |extra: &[&str]| {
+        let mut args = vec![
+            "bisect",
+            s(&model),
+            "--reference-model",
+            s(&changed),
+            "--backend",
+            "ort-cpu",
+            "--cumulative",
+        ];
+        args.extend_from_slice(extra);
+        parity(&args)
+    };
+    let o = bisect(&[]);
     assert_eq!(o.code, 1, "{}{}", o.stdout, o.stderr);
     assert!(
         o.stdout
@@ -137,16 +143,7 @@ fn text_report_names_the_node_and_the_constant() {
         o.stdout
     );
     assert!(!o.stdout.contains("also out of tolerance"), "{}", o.stdout);
-    let v = parity(&[
-        "bisect",
-        s(&models().join("transformer")),
-        "--reference-model",
-        s(&changed),
-        "--backend",
-        "ort-cpu",
-        "--cumulative",
-        "-v",
-    ]);
+    let v = bisect(&["-v"]);
     let inherit_rows = v
         .stdout
         .lines()
