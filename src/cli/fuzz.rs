@@ -19,7 +19,7 @@ use std::path::PathBuf;
     after_help = "Exit codes: 0 no finding, 1 findings (crash, timeout, error, NaN/Inf, mismatch), 2 could not evaluate.\n\nExample:\n  parity fuzz model.onnx --backend ort-cpu --backend tract-cpu --cases 64 --seed 1 --save fuzz-cases/"
 )]
 pub struct FuzzArgs {
-    /// The ONNX model.
+    /// The ONNX model, or a suite directory (its model.onnx).
     model: PathBuf,
     /// Backend to run (repeatable); default: every available backend.
     #[arg(long = "backend", value_name = "B")]
@@ -49,6 +49,10 @@ pub struct FuzzArgs {
     /// Run the backends inside this process (a crash then ends the run).
     #[arg(long)]
     no_isolate: bool,
+    /// Leave NaN and ±Inf out of the inputs (the nan, pos-inf and neg-inf cases and the
+    /// mixed fill), for a model whose contract excludes them.
+    #[arg(long)]
+    finite_inputs: bool,
     #[command(flatten)]
     limits: WorkerLimits,
     /// Write each case with a finding as a suite DIR/CASE_RECIPE that `parity check`
@@ -77,10 +81,22 @@ pub fn run(args: FuzzArgs, global: Global) -> Result<u8> {
     if args.cases == 0 {
         return Err(Error::Usage("--cases must be at least 1".to_string()));
     }
-    let model_bytes = crate::formats::read_file(&args.model)?;
-    let info = onnx_model::inspect(&args.model)?;
-    let cases = plan::plan(&info.inputs, args.cases, args.seed, args.max_bytes)
-        .map_err(|m| Error::file(&args.model, m))?;
+    // A suite is fuzzed through its model, as every other verb takes one.
+    let model = if args.model.is_dir() {
+        args.model.join(crate::suite::MODEL_FILE)
+    } else {
+        args.model.clone()
+    };
+    let model_bytes = crate::formats::read_file(&model)?;
+    let info = onnx_model::inspect(&model)?;
+    let cases = plan::plan(
+        &info.inputs,
+        args.cases,
+        args.seed,
+        args.max_bytes,
+        args.finite_inputs,
+    )
+    .map_err(|m| Error::file(&model, m))?;
     let mut selected = backend::select(&args.backends)?;
     if let Some(r) = &args.reference {
         match selected.iter().position(|s| s.backend.name() == r) {
@@ -102,15 +118,10 @@ pub fn run(args: FuzzArgs, global: Global) -> Result<u8> {
         load,
     };
     let mut progress = Progress::new(cases.len() as u64, output.progress_allowed(global.quiet));
-    let outcome = run::run(
-        &args.model,
-        &selected,
-        &cases,
-        args.seed,
-        &options,
-        &mut |c| progress.step(&format!("{} {}", c.case.case, c.case.recipe)),
-    )
-    .map_err(|m| Error::file(&args.model, m))?;
+    let outcome = run::run(&model, &selected, &cases, args.seed, &options, &mut |c| {
+        progress.step(&format!("{} {}", c.case.case, c.case.recipe))
+    })
+    .map_err(|m| Error::file(&model, m))?;
     progress.finish();
     let reference_ran = |c: &run::CaseResult| {
         c.results
@@ -125,7 +136,7 @@ pub fn run(args: FuzzArgs, global: Global) -> Result<u8> {
             .find_map(|c| c.results.first().and_then(|r| r.error.clone()))
             .unwrap_or_else(|| "no case ran".to_string());
         return Err(Error::file(
-            &args.model,
+            &model,
             format!(
                 "the reference backend ran none of the {} cases, so nothing was compared (first error: {first})",
                 outcome.cases.len()
@@ -136,7 +147,7 @@ pub fn run(args: FuzzArgs, global: Global) -> Result<u8> {
     if let Some(dir) = &args.save {
         let ctx = SaveContext {
             dir,
-            model: &args.model,
+            model: &model,
             info: &info,
             seed: args.seed,
             backends: &selected,
@@ -168,10 +179,11 @@ pub fn run(args: FuzzArgs, global: Global) -> Result<u8> {
         schema: SCHEMA,
         verdict: if findings.is_empty() { "pass" } else { "fail" },
         environment: super::run_environment(&selected),
-        model: args.model.display().to_string(),
+        model: model.display().to_string(),
         model_sha256: onnx_model::sha256_hex(&model_bytes),
         seed: args.seed,
         max_bytes: args.max_bytes,
+        finite_inputs: args.finite_inputs,
         reference: selected
             .first()
             .map(|s| s.backend.name().to_string())

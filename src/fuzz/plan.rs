@@ -135,13 +135,17 @@ fn max_batch(specs: &[IoSpec], dtypes: &[DType], key: &str, max_bytes: usize) ->
 
 /// Plans `count` cases for a model with these inputs; the error names the input that
 /// cannot be generated (no dtype, no rank) or says that even the smallest shapes exceed
-/// `max_bytes`.
+/// `max_bytes`. `finite_only` leaves out every fill that puts NaN or ±Inf in an input
+/// (the `nan`, `inf`, `-inf` cases and `mixed`), for models whose contract excludes them.
 pub fn plan(
     specs: &[IoSpec],
     count: usize,
     seed: u64,
     max_bytes: usize,
+    finite_only: bool,
 ) -> Result<Vec<FuzzCase>, String> {
+    let allowed = |fill: &Fill| !finite_only || fill.is_finite();
+    let random_fills: Vec<Fill> = Fill::ALL.into_iter().filter(allowed).collect();
     let mut dtypes = Vec::with_capacity(specs.len());
     for spec in specs {
         let dtype = spec.dtype.ok_or_else(|| {
@@ -182,10 +186,10 @@ pub fn plan(
             .collect()
     };
     let mut fixed: Vec<(String, Vec<PlannedInput>)> = Vec::new();
-    for (i, fill) in EDGE_ORDER.into_iter().enumerate() {
+    for fill in EDGE_ORDER.into_iter().filter(allowed) {
         fixed.push((fill.name().to_string(), same(fill, &base)));
         // The shape cases come after the first edge values that break runtimes most.
-        if i == 6 {
+        if fill == Fill::NegOnes {
             if let Some(first) = free.first() {
                 let empty: BTreeMap<String, usize> = free.iter().map(|k| (k.clone(), 0)).collect();
                 fixed.push((
@@ -211,7 +215,8 @@ pub fn plan(
                 let mut rng = SplitMix64::stream(seed, index as u64, u64::MAX);
                 let mut inputs = same(Fill::Random, &base);
                 for input in &mut inputs {
-                    input.fill = Fill::ALL[(rng.next_u64() % Fill::ALL.len() as u64) as usize];
+                    input.fill =
+                        random_fills[(rng.next_u64() % random_fills.len() as u64) as usize];
                 }
                 let fills: Vec<String> = inputs
                     .iter()
@@ -275,7 +280,7 @@ mod tests {
             ),
             spec("ids", DType::I64, vec![Dim::Symbolic("N".into())]),
         ];
-        let cases = plan(&specs, 20, 7, 1 << 20).unwrap();
+        let cases = plan(&specs, 20, 7, 1 << 20, false).unwrap();
         let recipes: Vec<&str> = cases.iter().map(|c| c.recipe.as_str()).collect();
         assert_eq!(&recipes[..3], &["zeros", "nan", "pos-inf"]);
         let empty = cases.iter().find(|c| c.recipe == "empty-dims").unwrap();
@@ -299,16 +304,38 @@ mod tests {
     }
 
     #[test]
+    fn finite_only_leaves_nan_and_inf_out_of_every_case() {
+        let specs = [spec(
+            "x",
+            DType::F32,
+            vec![Dim::Symbolic("N".into()), Dim::Fixed(4)],
+        )];
+        let cases = plan(&specs, 60, 3, 1 << 20, true).unwrap();
+        assert!(cases.iter().all(FuzzCase::finite_inputs));
+        let recipes: Vec<&str> = cases.iter().map(|c| c.recipe.as_str()).collect();
+        assert_eq!(&recipes[..3], &["zeros", "max", "lowest"]);
+        // The shape cases still follow `neg-ones`.
+        let at = |r: &str| recipes.iter().position(|x| x.starts_with(r)).unwrap();
+        assert_eq!(at("empty-dims"), at("neg-ones") + 1);
+        assert!(recipes[at("random(")..]
+            .iter()
+            .all(|r| r.starts_with("random(")));
+        // Without it, the same plan has NaN and Inf cases.
+        let all = plan(&specs, 60, 3, 1 << 20, false).unwrap();
+        assert!(!all.iter().all(FuzzCase::finite_inputs));
+    }
+
+    #[test]
     fn plans_and_tensors_are_deterministic() {
         let specs = [spec("x", DType::F16, vec![Dim::Unknown, Dim::Fixed(3)])];
-        let a = plan(&specs, 30, 5, 4096).unwrap();
-        let b = plan(&specs, 30, 5, 4096).unwrap();
+        let a = plan(&specs, 30, 5, 4096, false).unwrap();
+        let b = plan(&specs, 30, 5, 4096, false).unwrap();
         for (x, y) in a.iter().zip(&b) {
             assert_eq!(x.recipe, y.recipe);
             let (tx, ty) = (x.tensors(5).unwrap(), y.tensors(5).unwrap());
             assert_eq!(tx[0].bytes(), ty[0].bytes());
         }
-        let c = plan(&specs, 30, 6, 4096).unwrap();
+        let c = plan(&specs, 30, 6, 4096, false).unwrap();
         let differs = a
             .iter()
             .zip(&c)
@@ -323,9 +350,11 @@ mod tests {
             dtype: None,
             dims: None,
         };
-        assert!(plan(&[bad], 1, 0, 1024).unwrap_err().contains("`seq`"));
+        assert!(plan(&[bad], 1, 0, 1024, false)
+            .unwrap_err()
+            .contains("`seq`"));
         let huge = spec("x", DType::F64, vec![Dim::Fixed(1 << 20)]);
-        assert!(plan(&[huge], 1, 0, 1024)
+        assert!(plan(&[huge], 1, 0, 1024, false)
             .unwrap_err()
             .contains("--max-bytes"));
     }

@@ -39,6 +39,8 @@ pub struct FuzzReport {
     pub model_sha256: String,
     pub seed: u64,
     pub max_bytes: usize,
+    /// `--finite-inputs`: no NaN or ±Inf was put in any input.
+    pub finite_inputs: bool,
     /// The backend the others are compared with.
     pub reference: String,
     /// Worker limits, or null with `--no-isolate`.

@@ -371,3 +371,52 @@ fn bad_input_is_a_clean_error() {
     assert_eq!(o.code, 2);
     assert!(o.stderr.contains("--timeout"), "{}", o.stderr);
 }
+
+/// A suite directory is fuzzed through its model, and `--finite-inputs` keeps NaN and
+/// ±Inf out of every case (issue 14: a team whose model's contract excludes them).
+#[test]
+fn a_suite_is_fuzzed_through_its_model_and_finite_inputs_stay_finite() {
+    let suite = models().join("mlp");
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "fuzz",
+            s(&suite),
+            "--backend",
+            "ort-cpu",
+            "--backend",
+            "tract-cpu",
+            "--cases",
+            "24",
+            "--no-isolate",
+            "--format",
+            "json",
+        ];
+        args.extend_from_slice(extra);
+        let o = parity(&args);
+        assert!(o.code <= 1, "{}\n{}", o.stdout, o.stderr);
+        let r = json(&o);
+        validate(&r);
+        r
+    };
+    let recipes = |r: &serde_json::Value| -> Vec<String> {
+        r["cases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["recipe"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let finite = run(&["--finite-inputs"]);
+    assert_eq!(finite["finite_inputs"], true);
+    assert!(finite["model"]
+        .as_str()
+        .unwrap()
+        .ends_with("mlp/model.onnx"));
+    let non_finite = ["nan", "pos-inf", "neg-inf", "=mixed"];
+    for recipe in recipes(&finite) {
+        assert!(!non_finite.iter().any(|n| recipe.contains(n)), "{recipe}");
+    }
+    let all = run(&[]);
+    assert_eq!(all["finite_inputs"], false);
+    assert!(recipes(&all).iter().any(|r| r == "nan"));
+}
