@@ -284,13 +284,31 @@ fn not_compared(
     tol: Tolerance,
     problem: String,
 ) -> OutputComparison {
-    let total = expected.numel() as u64;
+    failed_unjudged(
+        (expected.dtype(), expected.shape().to_vec()),
+        (actual.dtype(), actual.shape().to_vec()),
+        expected.numel() as u64,
+        tol,
+        problem,
+    )
+}
+
+/// A failing output whose elements could not be judged: `total` units all mismatched,
+/// errors infinite, no worst element, `problem` saying why. `expected` and `actual` are
+/// the (dtype, shape) each side had.
+fn failed_unjudged(
+    expected: (DType, Vec<usize>),
+    actual: (DType, Vec<usize>),
+    total: u64,
+    tol: Tolerance,
+    problem: String,
+) -> OutputComparison {
     OutputComparison {
         verdict: Verdict::Fail,
-        dtype: expected.dtype(),
-        shape: expected.shape().to_vec(),
-        actual_dtype: actual.dtype(),
-        actual_shape: actual.shape().to_vec(),
+        dtype: expected.0,
+        shape: expected.1,
+        actual_dtype: actual.0,
+        actual_shape: actual.1,
         atol: tol.atol,
         rtol: tol.rtol,
         mode: Mode::AllClose,
@@ -429,31 +447,13 @@ impl OutputComparison {
                 "missing golden for output {name}, and the candidate did not produce it either"
             ),
         };
-        let total = actual.map_or(0, |a| a.numel() as u64);
-        OutputComparison {
-            verdict: Verdict::Fail,
-            dtype,
-            shape: Vec::new(),
-            actual_dtype: actual.map_or(dtype, Tensor::dtype),
-            actual_shape: actual.map_or(Vec::new(), |a| a.shape().to_vec()),
-            atol: tol.atol,
-            rtol: tol.rtol,
-            mode: Mode::AllClose,
-            outlier_fraction: 0.0,
-            max_abs_err: f64::INFINITY,
-            max_rel_err: f64::INFINITY,
-            mismatched: total,
-            total,
-            worst_index: None,
-            expected: None,
-            actual: None,
-            mean_abs_err: None,
-            cosine: None,
-            problem: Some(problem),
-            max_ulp: None,
-            topk_agreement: None,
-            tolerance_used: Some(f64::INFINITY),
-        }
+        failed_unjudged(
+            (dtype, Vec::new()),
+            actual.map_or((dtype, Vec::new()), |a| (a.dtype(), a.shape().to_vec())),
+            actual.map_or(0, |a| a.numel() as u64),
+            tol,
+            problem,
+        )
     }
 
     /// [`missing`](Self::missing), reported under `policy`'s mode.

@@ -147,24 +147,28 @@ impl Problems {
     /// Every problem, each capped (file, input, kind) closed by a line counting what was
     /// not listed, right after its last listed line.
     pub fn finish(self) -> Vec<Problem> {
+        let key = |p: &Problem| (p.file.clone(), p.input.clone().unwrap_or_default(), p.kind);
+        // Where each key's lines end, in one pass.
+        let last: HashMap<_, usize> = self
+            .list
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (key(p), i))
+            .collect();
         let mut out = Vec::with_capacity(self.list.len());
-        for (i, p) in self.list.iter().enumerate() {
-            out.push(p.clone());
-            let key = (p.file.clone(), p.input.clone().unwrap_or_default(), p.kind);
-            let last_of_key = !self.list[i + 1..]
-                .iter()
-                .any(|q| q.file == p.file && q.input == p.input && q.kind == p.kind);
-            let hidden = self.counts.get(&key).map_or(0, |&(_, hidden)| hidden);
-            if last_of_key && hidden > 0 {
-                out.push(Problem {
-                    file: p.file.clone(),
-                    input: p.input.clone(),
-                    position: None,
-                    kind: p.kind,
-                    message: format!("... and {hidden} more {} (not listed)", p.kind.noun()),
-                    count: hidden,
-                });
-            }
+        for (i, p) in self.list.into_iter().enumerate() {
+            let k = key(&p);
+            let hidden = self.counts.get(&k).map_or(0, |&(_, hidden)| hidden);
+            let closing = (last.get(&k) == Some(&i) && hidden > 0).then(|| Problem {
+                file: p.file.clone(),
+                input: p.input.clone(),
+                position: None,
+                kind: p.kind,
+                message: format!("... and {hidden} more {} (not listed)", p.kind.noun()),
+                count: hidden,
+            });
+            out.push(p);
+            out.extend(closing);
         }
         out
     }

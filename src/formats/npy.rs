@@ -379,17 +379,17 @@ struct DictParser<'a> {
 impl DictParser<'_> {
     fn dict(&mut self) -> Result<Vec<(String, Value)>, String> {
         let mut entries = Vec::new();
-        self.expect(b'{')?;
+        self.require(b'{')?;
         loop {
             if self.eat(b'}') {
                 break;
             }
             let key = self.string()?;
-            self.expect(b':')?;
+            self.require(b':')?;
             let value = self.value()?;
             entries.push((key, value));
             if !self.eat(b',') {
-                self.expect(b'}')?;
+                self.require(b'}')?;
                 break;
             }
         }
@@ -418,7 +418,7 @@ impl DictParser<'_> {
     }
 
     fn tuple(&mut self) -> Result<Value, String> {
-        self.expect(b'(')?;
+        self.require(b'(')?;
         let mut dims = Vec::new();
         loop {
             if self.eat(b')') {
@@ -426,7 +426,7 @@ impl DictParser<'_> {
             }
             dims.push(self.dim()?);
             if !self.eat(b',') {
-                self.expect(b')')?;
+                self.require(b')')?;
                 break;
             }
         }
@@ -494,7 +494,7 @@ impl DictParser<'_> {
         found
     }
 
-    fn expect(&mut self, c: u8) -> Result<(), String> {
+    fn require(&mut self, c: u8) -> Result<(), String> {
         if self.eat(c) {
             Ok(())
         } else {

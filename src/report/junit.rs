@@ -53,9 +53,7 @@ impl Group<'_> {
         self.cases
             .iter()
             .filter_map(|c| c.tolerance_used())
-            .fold(None, |acc: Option<f64>, v| {
-                Some(acc.map_or(v, |a| if v.is_nan() || v > a { v } else { a }))
-            })
+            .reduce(super::matrix::worse)
     }
 
     /// Largest `max_rel_err` over every compared output of the group (NaN wins, so a
@@ -65,9 +63,7 @@ impl Group<'_> {
             .iter()
             .flat_map(|c| &c.outputs)
             .map(|o| o.comparison.max_rel_err)
-            .fold(None, |acc: Option<f64>, v| {
-                Some(acc.map_or(v, |a| if v.is_nan() || v > a { v } else { a }))
-            })
+            .reduce(super::matrix::worse)
     }
 }
 

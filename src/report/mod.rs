@@ -203,9 +203,7 @@ impl CaseReport {
         self.outputs
             .iter()
             .filter_map(|o| o.comparison.tolerance_used)
-            .fold(None, |acc: Option<f64>, v| {
-                Some(acc.map_or(v, |a| if v.is_nan() || v > a { v } else { a }))
-            })
+            .reduce(matrix::worse)
     }
 
     /// A case whose outputs were compared: fail when any output fails, error when

@@ -116,9 +116,7 @@ fn max_of(c: &CaseReport, f: impl Fn(&OutputComparison) -> f64) -> Option<f64> {
     c.outputs
         .iter()
         .map(|o| f(&o.comparison))
-        .fold(None, |acc: Option<f64>, v| {
-            Some(acc.map_or(v, |a| if v.is_nan() || v > a { v } else { a }))
-        })
+        .reduce(super::matrix::worse)
 }
 
 /// Indented lines explaining an error and each failing output (every output when verbose).

@@ -220,6 +220,18 @@ pub struct ToleranceOverride {
     pub rtol: Option<f64>,
 }
 
+impl ToleranceOverride {
+    /// The tolerance for an output of `dtype`: what this sets, the dtype's default for
+    /// what it leaves open.
+    pub fn resolve(self, dtype: crate::tensor::DType) -> crate::compare::Tolerance {
+        let default = crate::compare::Tolerance::default_for(dtype);
+        crate::compare::Tolerance {
+            atol: self.atol.unwrap_or(default.atol),
+            rtol: self.rtol.unwrap_or(default.rtol),
+        }
+    }
+}
+
 /// Settings for one output, as written; [`Manifest::rule_for`] has them resolved.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]

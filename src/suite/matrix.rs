@@ -9,10 +9,10 @@
 //! over the suite's cases. It holds one suite's outputs of every backend
 //! until the suite is done.
 
-use super::manifest::OutputRule;
-use super::runner::RunOptions;
+use super::manifest::{OutputRule, ToleranceOverride};
+use super::runner::{tolerance_set, RunOptions};
 use super::{NamedTensors, Suite};
-use crate::compare::{self, Tolerance};
+use crate::compare;
 use crate::report::{matrix, MatrixEntry};
 use crate::tensor::Tensor;
 
@@ -26,7 +26,7 @@ pub struct SuiteMatrix {
     outputs: Vec<String>,
     /// Per output, the atol/rtol the run sets (flags first, then `parity.toml`); the
     /// dtype's default fills what neither sets.
-    tolerances: Vec<(Option<f64>, Option<f64>)>,
+    tolerances: Vec<ToleranceOverride>,
     /// Row/column labels, in the order of the report's backends.
     backends: Vec<String>,
     /// `runs[case][backend][output]`: the tensor a backend produced for an output on a
@@ -46,10 +46,7 @@ impl SuiteMatrix {
             .collect();
         let tolerances = outputs
             .iter()
-            .map(|o| {
-                let set = suite.manifest.tolerance_for(o);
-                (options.atol.or(set.atol), options.rtol.or(set.rtol))
-            })
+            .map(|o| tolerance_set(suite, o, options))
             .collect();
         SuiteMatrix {
             tolerances,
@@ -72,7 +69,7 @@ impl SuiteMatrix {
         let empty = vec![vec![None; outputs.len()]; backends.len()];
         SuiteMatrix {
             suite,
-            tolerances: vec![(None, None); outputs.len()],
+            tolerances: vec![ToleranceOverride::default(); outputs.len()],
             runs: vec![empty; cases],
             outputs,
             backends,
@@ -108,7 +105,7 @@ impl SuiteMatrix {
                 let mut abs = vec![vec![None; n]; n];
                 let mut compared = vec![vec![false; n]; n];
                 let mut used = vec![vec![None; n]; n];
-                let (atol, rtol) = self.tolerances.get(k).copied().unwrap_or_default();
+                let set = self.tolerances.get(k).copied().unwrap_or_default();
                 for case in &self.runs {
                     for i in 0..n {
                         let Some(reference) = case.get(i).and_then(|b| b[k].as_ref()) else {
@@ -121,11 +118,7 @@ impl SuiteMatrix {
                             let (r, a, u) = if i == j {
                                 (0.0, 0.0, 0.0)
                             } else {
-                                let default = Tolerance::default_for(reference.dtype());
-                                let tol = Tolerance {
-                                    atol: atol.unwrap_or(default.atol),
-                                    rtol: rtol.unwrap_or(default.rtol),
-                                };
+                                let tol = set.resolve(reference.dtype());
                                 let c = compare::compare(reference, candidate, tol);
                                 let u = c.tolerance_used.unwrap_or(f64::INFINITY);
                                 (c.max_rel_err, c.max_abs_err, u)

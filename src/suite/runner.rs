@@ -2,7 +2,7 @@
 //! `demo`. Rows come back ordered suite × case × backend. Nothing here prints; progress
 //! is reported through a callback so the CLI decides how to show it.
 
-use super::manifest::OutputRule;
+use super::manifest::{OutputRule, ToleranceOverride};
 use super::{Case, NamedTensors, Suite};
 use crate::backend::IoSpec;
 use crate::backend::{BackendError, LoadOptions, Selected, Session};
@@ -348,10 +348,19 @@ pub fn guarded<R>(call: impl FnOnce() -> Result<R, BackendError>) -> Result<R, B
 /// (`parity.toml`) decides whether atol/rtol decide its verdict; the command line
 /// never changes the mode.
 fn tolerance(suite: &Suite, output: &str, dtype: DType, options: &RunOptions) -> Tolerance {
-    let default = Tolerance::default_for(dtype);
+    tolerance_set(suite, output, options).resolve(dtype)
+}
+
+/// The atol/rtol the run sets for `output` before any dtype default: the flags, then
+/// `parity.toml`. The cross-backend matrix resolves it per tensor as [`tolerance`] does.
+pub(super) fn tolerance_set(
+    suite: &Suite,
+    output: &str,
+    options: &RunOptions,
+) -> ToleranceOverride {
     let manifest = suite.manifest.tolerance_for(output);
-    Tolerance {
-        atol: options.atol.or(manifest.atol).unwrap_or(default.atol),
-        rtol: options.rtol.or(manifest.rtol).unwrap_or(default.rtol),
+    ToleranceOverride {
+        atol: options.atol.or(manifest.atol),
+        rtol: options.rtol.or(manifest.rtol),
     }
 }
