@@ -91,7 +91,10 @@ pub fn bench(
         error: None,
         verify: None,
     };
-    let verifier = match plan.verify.then(|| Verifier::open(&target.model_dir())) {
+    let verifier = match plan
+        .verify
+        .then(|| Verifier::open(&target.model_dir(), name))
+    {
         Some(Ok(v)) => Some(Arc::new(v)),
         Some(Err(e)) => {
             return vec![BenchResult {

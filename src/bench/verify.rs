@@ -40,6 +40,8 @@ impl VerifyStats {
 /// The golden outputs of the queried data set and the counters the workers share.
 pub struct Verifier {
     suite: Suite,
+    /// The backend under bench, for its own tolerances in `parity.toml`.
+    backend: String,
     expected: NamedTensors,
     checked: AtomicUsize,
     mismatched: AtomicUsize,
@@ -50,8 +52,8 @@ pub struct Verifier {
 
 impl Verifier {
     /// The verifier of a bench target: `path` must be a suite with at least one data
-    /// set (bench queries its first one).
-    pub fn open(path: &Path) -> Result<Verifier> {
+    /// set (bench queries its first one). `backend` answers the queries.
+    pub fn open(path: &Path, backend: &str) -> Result<Verifier> {
         let not_suite = || {
             Error::file(
                 path,
@@ -66,6 +68,7 @@ impl Verifier {
         let case = suite.load_case(first)?;
         Ok(Verifier {
             suite,
+            backend: backend.to_string(),
             expected: case.expected,
             checked: AtomicUsize::new(0),
             mismatched: AtomicUsize::new(0),
@@ -80,8 +83,13 @@ impl Verifier {
         let problem = match outcome {
             Ok(actual) => {
                 self.checked.fetch_add(1, Ordering::Relaxed);
-                let outputs =
-                    compare_outputs(&self.suite, &self.expected, actual, &RunOptions::default());
+                let outputs = compare_outputs(
+                    &self.suite,
+                    Some(&self.backend),
+                    &self.expected,
+                    actual,
+                    &RunOptions::default(),
+                );
                 let bad = outputs
                     .iter()
                     .find(|o| o.comparison.verdict == crate::compare::Verdict::Fail);
@@ -140,7 +148,7 @@ mod tests {
 
     #[test]
     fn counts_matches_mismatches_and_errors() {
-        let v = Verifier::open(&mlp()).unwrap();
+        let v = Verifier::open(&mlp(), "ort-cpu").unwrap();
         let good = v.expected.clone();
         v.record(&Ok(good.clone()));
         let mut off = good.clone();
@@ -167,7 +175,9 @@ mod tests {
 
     #[test]
     fn a_model_file_is_not_a_suite() {
-        let e = Verifier::open(&mlp().join("model.onnx")).err().unwrap();
+        let e = Verifier::open(&mlp().join("model.onnx"), "ort-cpu")
+            .err()
+            .unwrap();
         assert!(e.to_string().contains("--verify needs a suite"), "{e}");
     }
 }

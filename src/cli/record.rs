@@ -137,18 +137,22 @@ pub fn run(args: RecordArgs, global: Global) -> Result<u8> {
             println!(
                 "calibrated tolerances ({}x the worst error of {} and the f64 oracle{}):",
                 c.margin,
-                c.backends
-                    .iter()
-                    .filter(|b| **b != c.golden)
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                c.backends.join(", "),
                 c.oracle
                     .first()
                     .map_or(" (none could run)".to_string(), |o| format!(" on {o}")),
             );
             for (name, tol) in &recorded.tolerances {
-                println!("  {name}: atol {:.3e}, rtol {:.3e}", tol.atol, tol.rtol);
+                println!(
+                    "  {name}: atol {:.3e}, rtol {:.3e} (any backend)",
+                    tol.atol, tol.rtol
+                );
+                for (backend, tol) in recorded.per_backend.get(name).into_iter().flatten() {
+                    println!(
+                        "  {name} on {backend}: atol {:.3e}, rtol {:.3e}",
+                        tol.atol, tol.rtol
+                    );
+                }
             }
         }
     }

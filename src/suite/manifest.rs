@@ -10,6 +10,9 @@
 //! [outputs.probs]      # one output, mode allclose (the default)
 //! rtol = 1e-3
 //!
+//! [outputs.probs.backends.ort-cpu]   # ort-cpu against the goldens (record --calibrate)
+//! rtol = 1e-6
+//!
 //! [outputs.hidden]
 //! mode = "ulp"
 //! max_ulp = 4
@@ -260,6 +263,11 @@ pub struct OutputSettings {
     /// value holds the same NaN/Inf (`parity fuzz --save` writes it for outputs that went
     /// non-finite from finite inputs, so `check` replays that finding).
     pub finite: Option<bool>,
+    /// allclose: atol/rtol for one backend's comparison with the goldens, keyed by
+    /// backend name (`[outputs.NAME.backends.ort-cpu]`); `record --calibrate` writes one
+    /// per backend it measured. A backend not listed gets the output's own tolerance.
+    #[serde(default)]
+    pub backends: BTreeMap<String, ToleranceOverride>,
 }
 
 impl Manifest {
@@ -295,8 +303,13 @@ impl Manifest {
     }
 
     fn validate(&self, path: &Path) -> Result<()> {
-        let all = std::iter::once(("[tolerance]".to_string(), self.tolerance)).chain(
-            self.outputs.iter().map(|(n, o)| {
+        let per_backend = self.outputs.iter().flat_map(|(n, o)| {
+            o.backends
+                .iter()
+                .map(move |(b, t)| (format!("[outputs.{n}.backends.{b}]"), *t))
+        });
+        let all = std::iter::once(("[tolerance]".to_string(), self.tolerance))
+            .chain(self.outputs.iter().map(|(n, o)| {
                 (
                     format!("[outputs.{n}]"),
                     ToleranceOverride {
@@ -304,8 +317,8 @@ impl Manifest {
                         rtol: o.rtol,
                     },
                 )
-            }),
-        );
+            }))
+            .chain(per_backend);
         for (table, t) in all {
             for (key, v) in [("atol", t.atol), ("rtol", t.rtol)] {
                 if let Some(v) = v {
@@ -383,12 +396,25 @@ impl Manifest {
             .or_else(|| self.files.get(crate::suite::MODEL_FILE).map(String::as_str))
     }
 
-    /// The tolerance override for an output: its own keys, else the suite-wide ones.
-    pub fn tolerance_for(&self, output: &str) -> ToleranceOverride {
+    /// The tolerance override for an output compared with the goldens on `backend`
+    /// (`None`: against another backend, or no backend in particular): the backend's own
+    /// keys under `[outputs.NAME.backends]`, else the output's, else the suite-wide ones.
+    pub fn tolerance_for(&self, output: &str, backend: Option<&str>) -> ToleranceOverride {
         let own = self.outputs.get(output);
+        let per_backend = own
+            .zip(backend)
+            .and_then(|(o, b)| o.backends.get(b))
+            .copied()
+            .unwrap_or_default();
         ToleranceOverride {
-            atol: own.and_then(|o| o.atol).or(self.tolerance.atol),
-            rtol: own.and_then(|o| o.rtol).or(self.tolerance.rtol),
+            atol: per_backend
+                .atol
+                .or(own.and_then(|o| o.atol))
+                .or(self.tolerance.atol),
+            rtol: per_backend
+                .rtol
+                .or(own.and_then(|o| o.rtol))
+                .or(self.tolerance.rtol),
         }
     }
 
@@ -437,9 +463,10 @@ impl Manifest {
 
 /// The keys an output table may hold besides `mode`/`skip`, and the modes each one
 /// belongs to.
-const MODE_KEYS: [(&str, &[ModeKey]); 8] = [
+const MODE_KEYS: [(&str, &[ModeKey]); 9] = [
     ("atol", &[ModeKey::Allclose]),
     ("rtol", &[ModeKey::Allclose]),
+    ("backends", &[ModeKey::Allclose]),
     ("max_ulp", &[ModeKey::Ulp]),
     ("min_cosine", &[ModeKey::Cosine]),
     ("k", &[ModeKey::Topk]),
@@ -475,6 +502,7 @@ fn resolve(o: &OutputSettings) -> std::result::Result<OutputRule, String> {
     let present = [
         o.atol.is_some(),
         o.rtol.is_some(),
+        !o.backends.is_empty(),
         o.max_ulp.is_some(),
         o.min_cosine.is_some(),
         o.k.is_some(),
@@ -587,20 +615,74 @@ mod tests {
         let (_d, m) = write("[tolerance]\natol = 1e-5\nrtol = 1e-4\n[outputs.y]\nrtol = 1e-2\n[outputs.z]\nskip = true\n");
         let m = m.unwrap();
         assert_eq!(
-            m.tolerance_for("y"),
+            m.tolerance_for("y", None),
             ToleranceOverride {
                 atol: Some(1e-5),
                 rtol: Some(1e-2)
             }
         );
         assert_eq!(
-            m.tolerance_for("x"),
+            m.tolerance_for("x", None),
             ToleranceOverride {
                 atol: Some(1e-5),
                 rtol: Some(1e-4)
             }
         );
         assert!(m.skips("z") && !m.skips("y"));
+    }
+
+    #[test]
+    fn a_backends_own_tolerance_comes_first_then_the_outputs() {
+        let text = "[tolerance]\natol = 1e-5\n[outputs.y]\nrtol = 1e-3\n\
+                    [outputs.y.backends.ort-cpu]\natol = 1e-9\nrtol = 2e-7\n\
+                    [outputs.y.backends.tract-cpu]\nrtol = 5e-6\n";
+        let (_d, m) = write(text);
+        let m = m.unwrap();
+        let t = |b| m.tolerance_for("y", b);
+        assert_eq!(
+            t(Some("ort-cpu")),
+            ToleranceOverride {
+                atol: Some(1e-9),
+                rtol: Some(2e-7)
+            }
+        );
+        // A missing key falls through to the output's, then to the suite-wide one.
+        assert_eq!(
+            t(Some("tract-cpu")),
+            ToleranceOverride {
+                atol: Some(1e-5),
+                rtol: Some(5e-6)
+            }
+        );
+        // A backend not calibrated, and a comparison with no golden, get the output's.
+        assert_eq!(
+            t(Some("candle-cpu")),
+            ToleranceOverride {
+                atol: Some(1e-5),
+                rtol: Some(1e-3)
+            }
+        );
+        assert_eq!(t(None), t(Some("candle-cpu")));
+    }
+
+    #[test]
+    fn per_backend_tolerances_are_validated_and_belong_to_allclose() {
+        let (_d, m) = write("[outputs.y.backends.ort-cpu]\natol = -1.0\n");
+        let err = m.unwrap_err().to_string();
+        assert!(
+            err.contains("[outputs.y.backends.ort-cpu] atol = -1"),
+            "{err}"
+        );
+        let (_d, m) = write(
+            "[outputs.y]\nmode = \"ulp\"\nmax_ulp = 2\n[outputs.y.backends.ort-cpu]\natol = 1.0\n",
+        );
+        let err = m.unwrap_err().to_string();
+        assert!(
+            err.contains("backends does not apply to mode = \"ulp\""),
+            "{err}"
+        );
+        let (_d, m) = write("[outputs.y.backends.ort-cpu]\natoll = 1.0\n");
+        assert!(m.unwrap_err().to_string().contains("atoll"));
     }
 
     #[test]
@@ -673,7 +755,7 @@ mod tests {
     fn no_manifest_means_defaults() {
         let dir = tempfile::tempdir().unwrap();
         let m = Manifest::read_or_default(dir.path()).unwrap();
-        assert_eq!(m.tolerance_for("y"), ToleranceOverride::default());
+        assert_eq!(m.tolerance_for("y", None), ToleranceOverride::default());
     }
 
     fn error_of(text: &str) -> (String, String) {
@@ -736,7 +818,7 @@ mod tests {
         };
         assert_eq!(m.rule_for("l3"), compare(top3, 0.0));
         assert_eq!(m.rule_for("p"), OutputRule::default());
-        assert_eq!(m.tolerance_for("p").atol, Some(0.1));
+        assert_eq!(m.tolerance_for("p", None).atol, Some(0.1));
         assert_eq!(m.rule_for("f"), OutputRule::default());
         assert!(m.skips("s") && m.skips("t") && !m.skips("f") && !m.skips("unlisted"));
         assert_eq!(m.rule_for("unlisted"), OutputRule::default());
@@ -821,7 +903,7 @@ mod tests {
                 continue;
             };
             for output in m.outputs.keys() {
-                let _ = (m.rule_for(output), m.tolerance_for(output));
+                let _ = (m.rule_for(output), m.tolerance_for(output, None));
             }
         }
     }

@@ -24,8 +24,9 @@ pub struct SuiteMatrix {
     /// The graph outputs that are compared (those `parity.toml` does not skip), in
     /// graph order.
     outputs: Vec<String>,
-    /// Per output, the atol/rtol the run sets (flags first, then `parity.toml`); the
-    /// dtype's default fills what neither sets.
+    /// Per output, the atol/rtol the run sets (flags first, then `parity.toml`'s output
+    /// entry: a pair of backends gets no backend's own tolerance against the goldens);
+    /// the dtype's default fills what neither sets.
     tolerances: Vec<ToleranceOverride>,
     /// Row/column labels, in the order of the report's backends.
     backends: Vec<String>,
@@ -46,7 +47,7 @@ impl SuiteMatrix {
             .collect();
         let tolerances = outputs
             .iter()
-            .map(|o| tolerance_set(suite, o, options))
+            .map(|o| tolerance_set(suite, o, None, options))
             .collect();
         SuiteMatrix {
             tolerances,

@@ -199,7 +199,9 @@ fn run_case(
         Ok(a) => a,
         Err(e) => return (CaseReport::errored(id, e.message, e.op), None),
     };
-    let outputs = compare_outputs(suite, expected, &actual, options);
+    // A backend's own tolerances are fitted against the goldens: only there do they apply.
+    let against_goldens = (id.reference == Reference::Golden.name()).then_some(id.backend.as_str());
+    let outputs = compare_outputs(suite, against_goldens, expected, &actual, options);
     let skipped = skipped_outputs(suite);
     let mut row = if outputs.is_empty() {
         let names: Vec<&str> = skipped.iter().map(|s| s.name.as_str()).collect();
@@ -223,13 +225,16 @@ fn run_case(
 
 /// Compares a case's actual outputs with the expected ones under the suite's rules and
 /// tolerances (and the command line's overrides): what `check` reports for one case,
-/// and what `bench --verify` checks every response with.
+/// and what `bench --verify` checks every response with. `backend` names the backend
+/// whose answers are compared with the goldens, for its own `[outputs.NAME.backends]`
+/// tolerance; `None` applies the output's.
 ///
 /// Every output the model declares is accounted for: compared, skipped by
 /// `parity.toml` (see [`skipped_outputs`]), or failed as `missing golden` when the
 /// expected outputs lack it, so a partial golden never passes silently.
 pub fn compare_outputs(
     suite: &Suite,
+    backend: Option<&str>,
     expected: &[(String, Tensor)],
     actual: &[(String, Tensor)],
     options: &RunOptions,
@@ -249,10 +254,10 @@ pub fn compare_outputs(
             };
             let got = actual.iter().find(|(n, _)| n == name).map(|(_, t)| t);
             let Some(want) = expected.iter().find(|(n, _)| n == name).map(|(_, t)| t) else {
-                return Some(missing_golden(suite, spec, got, options));
+                return Some(missing_golden(suite, backend, spec, got, options));
             };
             let policy = Policy {
-                tolerance: tolerance(suite, name, want.dtype(), options),
+                tolerance: tolerance(suite, name, backend, want.dtype(), options),
                 mode,
                 outlier_fraction,
             };
@@ -294,6 +299,7 @@ pub fn skipped_outputs(suite: &Suite) -> Vec<SkippedOutput> {
 /// The report of a model output that has no expected value: a failure naming it.
 fn missing_golden(
     suite: &Suite,
+    backend: Option<&str>,
     spec: &IoSpec,
     actual: Option<&Tensor>,
     options: &RunOptions,
@@ -302,7 +308,7 @@ fn missing_golden(
         .dtype
         .or(actual.map(Tensor::dtype))
         .unwrap_or(DType::F32);
-    let tolerance = tolerance(suite, &spec.name, dtype, options);
+    let tolerance = tolerance(suite, &spec.name, backend, dtype, options);
     OutputReport {
         name: spec.name.clone(),
         comparison: OutputComparison::missing_golden(&spec.name, dtype, actual, tolerance),
@@ -343,22 +349,31 @@ pub fn guarded<R>(call: impl FnOnce() -> Result<R, BackendError>) -> Result<R, B
         .unwrap_or_else(|msg| Err(BackendError::new(format!("backend panicked: {msg}"))))
 }
 
-/// Tolerance precedence: command line, then the output's manifest entry, then the
-/// suite-wide manifest entry, then the per-dtype default. The output's comparison mode
+/// Tolerance precedence: command line, then the backend's entry for the output (when
+/// compared with the goldens), then the output's manifest entry, then the suite-wide
+/// manifest entry, then the per-dtype default. The output's comparison mode
 /// (`parity.toml`) decides whether atol/rtol decide its verdict; the command line
 /// never changes the mode.
-fn tolerance(suite: &Suite, output: &str, dtype: DType, options: &RunOptions) -> Tolerance {
-    tolerance_set(suite, output, options).resolve(dtype)
+fn tolerance(
+    suite: &Suite,
+    output: &str,
+    backend: Option<&str>,
+    dtype: DType,
+    options: &RunOptions,
+) -> Tolerance {
+    tolerance_set(suite, output, backend, options).resolve(dtype)
 }
 
-/// The atol/rtol the run sets for `output` before any dtype default: the flags, then
-/// `parity.toml`. The cross-backend matrix resolves it per tensor as [`tolerance`] does.
+/// The atol/rtol the run sets for `output` (on `backend` against the goldens, when
+/// given) before any dtype default: the flags, then `parity.toml`. The cross-backend
+/// matrix resolves it per tensor as [`tolerance`] does.
 pub(super) fn tolerance_set(
     suite: &Suite,
     output: &str,
+    backend: Option<&str>,
     options: &RunOptions,
 ) -> ToleranceOverride {
-    let manifest = suite.manifest.tolerance_for(output);
+    let manifest = suite.manifest.tolerance_for(output, backend);
     ToleranceOverride {
         atol: options.atol.or(manifest.atol),
         rtol: options.rtol.or(manifest.rtol),

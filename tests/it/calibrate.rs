@@ -74,15 +74,76 @@ fn calibrated_tolerances_pass_every_backend_and_carry_their_evidence() {
     assert_eq!(o.code, 0, "{}\n{}", o.stdout, o.stderr);
     let r = json(&o);
     assert_eq!(r["summary"]["passed"], 9, "3 data sets x 3 backends");
+    // Each backend is held to its own calibrated tolerance against the goldens.
     for case in r["cases"].as_array().unwrap() {
+        let backend = case["backend"].as_str().unwrap();
         for output in case["outputs"].as_array().unwrap() {
             let name = output["name"].as_str().unwrap();
-            assert_eq!(
-                output["atol"],
-                m["outputs"][name]["atol"].as_float().unwrap()
-            );
+            let own = &m["outputs"][name]["backends"][backend];
+            assert_eq!(output["atol"], float(&own["atol"]), "{backend} {name}");
+            assert_eq!(output["rtol"], float(&own["rtol"]), "{backend} {name}");
+            // Never looser than the pooled tolerance of the output.
+            assert!(float(&own["rtol"]) <= float(&m["outputs"][name]["rtol"]));
         }
     }
+    // Against another backend there is no golden: the output's own tolerance applies.
+    let o = parity(&[
+        "check",
+        s(&out),
+        "--reference",
+        "ort-cpu",
+        "--backend",
+        "ort-cpu",
+        "--backend",
+        "tract-cpu",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(o.code, 0, "{}\n{}", o.stdout, o.stderr);
+    for case in json(&o)["cases"].as_array().unwrap() {
+        for output in case["outputs"].as_array().unwrap() {
+            let name = output["name"].as_str().unwrap();
+            assert_eq!(output["rtol"], float(&m["outputs"][name]["rtol"]), "{name}");
+        }
+    }
+}
+
+#[test]
+fn a_backends_own_tolerance_decides_its_verdict_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("mlp");
+    record_calibrated(&out);
+    // Hold ort-cpu (the recording backend, bitwise equal to its goldens) to exactly 0
+    // and tract-cpu too: tract's own rounding now fails it, ort-cpu still passes, and
+    // candle-cpu keeps its calibrated tolerance.
+    let toml_path = out.join("parity.toml");
+    let mut m: toml::Table = toml::from_str(&std::fs::read_to_string(&toml_path).unwrap()).unwrap();
+    for output in ["logits", "probs"] {
+        let backends = m["outputs"][output]["backends"].as_table().unwrap().clone();
+        let mut zero = toml::Table::new();
+        zero.insert("atol".into(), 0.0.into());
+        zero.insert("rtol".into(), 0.0.into());
+        let mut edited = backends.clone();
+        edited.insert("ort-cpu".into(), zero.clone().into());
+        edited.insert("tract-cpu".into(), zero.into());
+        m["outputs"].as_table_mut().unwrap()[output]
+            .as_table_mut()
+            .unwrap()
+            .insert("backends".into(), edited.into());
+    }
+    std::fs::write(&toml_path, toml::to_string(&m).unwrap()).unwrap();
+    let verdict = |backend: &str| {
+        let o = parity(&["check", s(&out), "--backend", backend, "--format", "json"]);
+        let r = json(&o);
+        (o.code, r["cases"][0]["outputs"][0]["rtol"].clone())
+    };
+    assert_eq!(verdict("ort-cpu"), (0, serde_json::json!(0.0)));
+    assert_eq!(
+        verdict("tract-cpu").0,
+        1,
+        "tract-cpu rounds differently from ORT"
+    );
+    assert_eq!(verdict("candle-cpu").0, 0);
 }
 
 #[test]

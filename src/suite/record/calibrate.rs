@@ -15,6 +15,12 @@
 //!   `4·eps(dtype) × max |e|` (the rounding of a sum whose terms are as large as the
 //!   output's largest value).
 //!
+//! That pooled fit is the output's tolerance, for any backend. Each backend that ran
+//! also gets its own (`[outputs.NAME.backends.B]`), fitted by the same rule to its own
+//! pairs and the oracle's alone: the recording backend rerun against its own goldens
+//! (exactly 0 when it is deterministic) is then held to what a correctly rounding
+//! implementation may differ by, not to the noisiest other engine's error.
+//!
 //! Integer and bool outputs stay exact; a backend that differs on them, or answers
 //! NaN/Inf where the golden is finite, is reported (no tolerance can honestly absorb it).
 //! The evidence — each source's observed max abs and max rel error against the goldens
@@ -43,8 +49,12 @@ pub const ORACLE: &str = "f64-oracle";
 /// Tolerances for the recorded outputs, with the evidence they were derived from.
 #[derive(Debug, Clone)]
 pub struct Calibrated {
-    /// Per-output tolerance, for `[outputs.NAME]`.
+    /// Per-output tolerance, for `[outputs.NAME]`: any backend not listed in
+    /// `per_backend`.
     pub tolerances: BTreeMap<String, Tolerance>,
+    /// Output → backend → that backend's own tolerance, for
+    /// `[outputs.NAME.backends.BACKEND]`.
+    pub per_backend: BTreeMap<String, BTreeMap<String, Tolerance>>,
     /// The `[calibration]` table.
     pub evidence: Calibration,
     /// What the user must know: backends left out, differences no tolerance covers.
@@ -67,9 +77,8 @@ pub fn calibrate(
     for selected in backend::select(&[])? {
         let name = selected.backend.name().to_string();
         backends.push(name.clone());
-        if name == golden_backend {
-            continue;
-        }
+        // The recording backend runs again too: its run-to-run noise is evidence for
+        // its own tolerance.
         let outputs = selected
             .backend
             .load(model, load)
@@ -83,6 +92,7 @@ pub fn calibrate(
     let (oracle, oracle_runs) = run_oracle(model, info, sets, load, &mut excluded)?;
 
     let mut tolerances = BTreeMap::new();
+    let mut per_backend = BTreeMap::new();
     let mut outputs = BTreeMap::new();
     let mut warnings = Vec::new();
     for (k, spec) in info.outputs.iter().enumerate() {
@@ -124,6 +134,7 @@ pub fn calibrate(
             }
         }
         tolerances.insert(spec.name.clone(), fit.tolerance);
+        per_backend.insert(spec.name.clone(), fit.per_backend);
         outputs.insert(spec.name.clone(), fit.evidence);
     }
     // Oracle runs that failed matter only when no backend could be the oracle; the
@@ -146,6 +157,7 @@ pub fn calibrate(
     };
     Ok(Calibrated {
         tolerances,
+        per_backend,
         evidence,
         warnings,
     })
@@ -155,7 +167,8 @@ pub fn calibrate(
 const RULE: &str =
     "rtol = margin x max |a-e|/|e| over elements with |e| >= median |e| (at least 4 eps); \
 atol = max(margin x |a-e| - rtol x |e|) over all elements (at least 4 eps x max |e|); \
-a = each other backend and the f64 oracle rounded to the output dtype, e = the goldens";
+a = every backend (the recording one rerun) and the f64 oracle rounded to the output dtype, \
+e = the goldens; [outputs.NAME] pools every a, [outputs.NAME.backends.B] fits B's and the oracle's alone";
 
 /// Runs the f64-promoted model on every available backend that can. The first backend
 /// that runs every data set is the oracle; the others' f64 answers are kept as
@@ -229,9 +242,10 @@ fn eps(dtype: DType) -> f64 {
     }
 }
 
-/// A calibrated tolerance and its evidence.
+/// A calibrated tolerance, each backend's own, and their evidence.
 struct Fit {
     tolerance: Tolerance,
+    per_backend: BTreeMap<String, Tolerance>,
     evidence: OutputEvidence,
 }
 
@@ -246,10 +260,11 @@ fn fit_output(
     margin: f64,
 ) -> Fit {
     let mut evidence = BTreeMap::new();
-    // (|e|, |a - e|) of every finite pair, over sources and data sets.
-    let mut pairs: Vec<(f64, f64)> = Vec::new();
+    // Per source, (|e|, |a - e|) of every finite pair over data sets.
+    let mut pairs: BTreeMap<&str, Vec<(f64, f64)>> = BTreeMap::new();
     for (name, actual) in sources {
-        let mut ev = errors(golden.iter().copied().zip(actual), dtype, Some(&mut pairs));
+        let own = pairs.entry(name.as_str()).or_default();
+        let mut ev = errors(golden.iter().copied().zip(actual), dtype, Some(own));
         if let Some((oracle, k)) = oracle.filter(|_| name != ORACLE) {
             let vs = errors(oracle.iter().map(|set| &set[k].1).zip(actual), dtype, None);
             ev.vs_oracle_max_abs_err = Some(vs.max_abs_err);
@@ -265,38 +280,62 @@ fn fit_output(
     magnitudes.sort_by(f64::total_cmp);
     let median = magnitudes.get(magnitudes.len() / 2).copied().unwrap_or(0.0);
     let max_golden = magnitudes.last().copied().unwrap_or(0.0);
-    let (tolerance, rtol_floor, atol_floor) = if dtype.is_float() {
+    let floors = dtype.is_float().then(|| {
         let rtol_floor = FLOOR_EPS * eps(dtype);
         let atol_floor = (FLOOR_EPS * eps(dtype) * max_golden).max(smallest_normal(dtype));
-        let rel = pairs
-            .iter()
-            .filter(|&&(e, _)| e >= median && e > 0.0)
-            .map(|&(e, d)| d / e)
-            .fold(0.0, f64::max);
-        let rtol = (margin * rel).max(rtol_floor);
-        let atol = pairs
-            .iter()
-            .map(|&(e, d)| margin * d - rtol * e)
-            .fold(0.0, f64::max)
-            .max(atol_floor);
-        let tolerance = Tolerance {
-            atol: round_up(atol),
-            rtol: round_up(rtol),
-        };
-        (tolerance, Some(rtol_floor), Some(atol_floor))
-    } else {
-        (Tolerance::EXACT, None, None)
+        (rtol_floor, atol_floor)
+    });
+    let fit = |pairs: Vec<(f64, f64)>| match floors {
+        Some(floors) => fit_pairs(&pairs, median, floors, margin),
+        None => Tolerance::EXACT,
     };
+    let tolerance = fit(pairs.values().flatten().copied().collect());
+    let from_oracle = pairs.get(ORACLE).map_or(&[][..], Vec::as_slice);
+    let per_backend = pairs
+        .iter()
+        .filter(|(name, _)| **name != ORACLE)
+        .map(|(name, own)| {
+            let tolerance = fit(own.iter().chain(from_oracle).copied().collect());
+            (name.to_string(), tolerance)
+        })
+        .collect();
     Fit {
         tolerance,
+        per_backend,
         evidence: OutputEvidence {
             dtype: dtype.name().to_string(),
             median_abs: median,
             max_abs: max_golden,
-            rtol_floor,
-            atol_floor,
+            rtol_floor: floors.map(|f| f.0),
+            atol_floor: floors.map(|f| f.1),
             sources: evidence,
         },
+    }
+}
+
+/// The rule of the module doc applied to pairs `(|e|, |a - e|)` of a float output:
+/// rtol from the pairs with `|e|` at least `median`, atol so that every pair times the
+/// margin is covered, each at least its floor (`(rtol, atol)`), rounded up.
+fn fit_pairs(
+    pairs: &[(f64, f64)],
+    median: f64,
+    (rtol_floor, atol_floor): (f64, f64),
+    margin: f64,
+) -> Tolerance {
+    let rel = pairs
+        .iter()
+        .filter(|&&(e, _)| e >= median && e > 0.0)
+        .map(|&(e, d)| d / e)
+        .fold(0.0, f64::max);
+    let rtol = (margin * rel).max(rtol_floor);
+    let atol = pairs
+        .iter()
+        .map(|&(e, d)| margin * d - rtol * e)
+        .fold(0.0, f64::max)
+        .max(atol_floor);
+    Tolerance {
+        atol: round_up(atol),
+        rtol: round_up(rtol),
     }
 }
 
@@ -407,6 +446,37 @@ mod tests {
         let ev = &fit.evidence.sources["b"];
         assert_eq!(ev.max_abs_err, (other.get_f64(2) - 4.0).abs());
         assert_eq!(fit.evidence.median_abs, 2.0);
+    }
+
+    #[test]
+    fn each_backend_gets_its_own_fit_with_the_oracle_and_the_output_pools_all() {
+        let golden = t32(&[1.0, 2.0, 4.0]);
+        // `rec` reruns the goldens exactly; `noisy` is off by 1e-4 relative; the oracle
+        // (already rounded) by 1e-6.
+        let noisy = t32(&[1.0001, 2.0002, 4.0004]);
+        let oracle = t32(&[1.000001, 2.000002, 4.000004]);
+        let sources = [
+            ("rec".to_string(), vec![golden.clone()]),
+            ("noisy".to_string(), vec![noisy.clone()]),
+            (ORACLE.to_string(), vec![oracle.clone()]),
+        ];
+        let fit = fit_output(&[&golden], &sources, None, DType::F32, 4.0);
+        let rel = |t: &Tensor| {
+            (0..3)
+                .map(|i| (t.get_f64(i) - golden.get_f64(i)).abs() / golden.get_f64(i))
+                .fold(0.0, f64::max)
+        };
+        assert_eq!(fit.tolerance.rtol, round_up(4.0 * rel(&noisy)));
+        assert_eq!(fit.per_backend["noisy"], fit.tolerance);
+        // The recording backend is held to the oracle's distance, 100 times tighter.
+        assert_eq!(fit.per_backend["rec"].rtol, round_up(4.0 * rel(&oracle)));
+        assert!(fit.per_backend["rec"].rtol * 50.0 < fit.tolerance.rtol);
+        assert!(!fit.per_backend.contains_key(ORACLE));
+        // Without an oracle, an exact rerun gets the floors.
+        let fit = fit_output(&[&golden], &sources[..2], None, DType::F32, 4.0);
+        let eps = f64::from(f32::EPSILON);
+        assert_eq!(fit.per_backend["rec"].rtol, round_up(4.0 * eps));
+        assert_eq!(fit.per_backend["rec"].atol, round_up(4.0 * eps * 4.0));
     }
 
     #[test]

@@ -75,6 +75,9 @@ pub struct Recorded {
     pub warnings: Vec<String>,
     /// The tolerance written for each output.
     pub tolerances: BTreeMap<String, Tolerance>,
+    /// Output → backend → the backend's own tolerance (`--calibrate`), written under
+    /// `[outputs.NAME.backends]`.
+    pub per_backend: BTreeMap<String, BTreeMap<String, Tolerance>>,
     /// The evidence of `--calibrate`.
     pub calibration: Option<Calibration>,
 }
@@ -162,7 +165,7 @@ pub fn write_suite(
 
     let staging = Staging::create(out)?;
     let files = write_data(staging.path(), &model_bytes, info, sets, outputs)?;
-    let (tolerances, calibration) = match options.calibrate {
+    let (tolerances, per_backend, calibration) = match options.calibrate {
         Some(margin) => {
             let c = calibrate::calibrate(
                 model,
@@ -174,12 +177,13 @@ pub fn write_suite(
                 margin,
             )?;
             warnings.extend(c.warnings);
-            (c.tolerances, Some(c.evidence))
+            (c.tolerances, c.per_backend, Some(c.evidence))
         }
-        None => (tolerances(info, outputs, options), None),
+        None => (tolerances(info, outputs, options), BTreeMap::new(), None),
     };
     let manifest = manifest_text(
         &tolerances,
+        &per_backend,
         &source.finite_outputs,
         &provenance,
         &files,
@@ -193,6 +197,7 @@ pub fn write_suite(
         provenance,
         warnings,
         tolerances,
+        per_backend,
         calibration,
     })
 }

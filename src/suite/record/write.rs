@@ -60,7 +60,7 @@ pub(super) fn write_data(
 /// `parity.toml` as written by `record`.
 #[derive(Serialize)]
 struct ManifestOut<'a> {
-    outputs: BTreeMap<&'a str, OutputOut>,
+    outputs: BTreeMap<&'a str, OutputOut<'a>>,
     provenance: &'a Provenance,
     files: &'a BTreeMap<String, String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -69,17 +69,21 @@ struct ManifestOut<'a> {
 
 /// One `[outputs.NAME]` table as written.
 #[derive(Serialize)]
-struct OutputOut {
+struct OutputOut<'a> {
     atol: f64,
     rtol: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     finite: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    backends: Option<&'a BTreeMap<String, Tolerance>>,
 }
 
 /// The manifest text: a header saying what each table is for, then the tables.
-/// Outputs named in `finite` get `finite = true`.
+/// Outputs named in `finite` get `finite = true`; `per_backend` (output → backend →
+/// tolerance) becomes `[outputs.NAME.backends.BACKEND]`.
 pub(super) fn manifest_text(
     tolerances: &BTreeMap<String, Tolerance>,
+    per_backend: &BTreeMap<String, BTreeMap<String, Tolerance>>,
     finite: &[String],
     provenance: &Provenance,
     files: &BTreeMap<String, String>,
@@ -93,6 +97,7 @@ pub(super) fn manifest_text(
                     atol: v.atol,
                     rtol: v.rtol,
                     finite: finite.contains(k).then_some(true),
+                    backends: per_backend.get(k).filter(|b| !b.is_empty()),
                 };
                 (k.as_str(), out)
             })
@@ -106,6 +111,7 @@ pub(super) fn manifest_text(
         "# Golden suite written by `parity record`.\n\
          # [outputs.NAME]  tolerances `parity check` applies to each output (the dtype defaults\n\
          #                 when recorded, --atol/--rtol, or calibrated); edit to loosen or tighten.\n\
+         #                 [outputs.NAME.backends.B]: backend B's own, against these goldens.\n\
          # [provenance]    what produced the expected outputs, where and when.\n\
          # [files]         sha256 of every file; `parity check` refuses a data file that\n\
          #                 changed and warns when model.onnx is not the recorded model.\n\
@@ -180,12 +186,27 @@ mod tests {
             rule: "rule".into(),
             outputs,
         };
+        let own = Tolerance {
+            atol: 1.5e-7,
+            rtol: 4.8e-7,
+        };
+        let per_backend = BTreeMap::from([(
+            "output.1".to_string(),
+            BTreeMap::from([("ort-cpu".to_string(), own)]),
+        )]);
         for calibrated in [None, Some(&calibration)] {
-            let text = manifest_text(&tol, &[], &prov, &files, calibrated).unwrap();
+            let backends = calibrated.map_or_else(BTreeMap::new, |_| per_backend.clone());
+            let text = manifest_text(&tol, &backends, &[], &prov, &files, calibrated).unwrap();
             std::fs::write(dir.path().join(MANIFEST_FILE), &text).unwrap();
             let m = Manifest::read_or_default(dir.path()).unwrap();
-            assert_eq!(m.tolerance_for("output.1").rtol, Some(1e-4));
-            assert_eq!(m.tolerance_for("ids").atol, Some(0.0));
+            assert_eq!(m.tolerance_for("output.1", None).rtol, Some(1e-4));
+            let on_ort = m.tolerance_for("output.1", Some("ort-cpu"));
+            let expected = match calibrated {
+                Some(_) => (Some(own.atol), Some(own.rtol)),
+                None => (Some(1e-5), Some(1e-4)),
+            };
+            assert_eq!((on_ort.atol, on_ort.rtol), expected, "{text}");
+            assert_eq!(m.tolerance_for("ids", None).atol, Some(0.0));
             assert_eq!(m.provenance.as_ref(), Some(&prov));
             assert_eq!(m.files, files);
             assert_eq!(m.calibration.as_ref(), calibrated);
