@@ -2,25 +2,32 @@
 //! backend in a worker process unless `--no-isolate`; findings make the exit code 1.
 
 use super::limits::WorkerLimits;
-use super::output::{OutputArgs, PlainFormat, Progress};
+use super::output::{Format, OutputArgs, Progress};
 use super::Global;
 use crate::backend::{self, LoadOptions};
 use crate::error::{Error, Result};
 use crate::formats::onnx_model;
 use crate::fuzz::plan;
-use crate::fuzz::report::{FuzzReport, FuzzSummary, IsolationInfo, SCHEMA};
+use crate::fuzz::report::{group, FuzzReport, FuzzSummary, IsolationInfo, SCHEMA};
 use crate::fuzz::run::{self, FuzzOptions};
 use crate::fuzz::save::{self, SaveContext};
+use crate::suite::manifest::Manifest;
+use crate::suite::record::{dims, DimValue};
 use std::path::PathBuf;
 
 /// Generate edge-case inputs from the model's schema and run them on every backend.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Exit codes: 0 no finding, 1 findings (crash, timeout, error, NaN/Inf, mismatch), 2 could not evaluate.\n\nExample:\n  parity fuzz model.onnx --backend ort-cpu --backend tract-cpu --cases 64 --seed 1 --save fuzz-cases/"
+    after_help = "Exit codes: 0 no finding, 1 findings (crash, timeout, error, NaN/Inf, mismatch), 2 could not evaluate.\n\nA suite directory is fuzzed through its model.onnx with its parity.toml: each output's mode and tolerance, and the [inputs.NAME] ranges the generated values keep to.\n\nExamples:\n  parity fuzz model.onnx --backend ort-cpu --backend tract-cpu --cases 64 --seed 1 --save fuzz-cases/\n  parity fuzz goldens/mlp --dim batch=4 --finite-inputs --format junit --out fuzz.xml"
 )]
 pub struct FuzzArgs {
-    /// The ONNX model, or a suite directory (its model.onnx).
+    /// The ONNX model, or a suite directory (its model.onnx and parity.toml).
     model: PathBuf,
+    /// Size of a dynamic dim (repeatable), as in `record`: NAME=VALUE for every axis with
+    /// that dim_param, INPUT:AXIS=VALUE for one axis. A dim given here stays at that
+    /// size in every case; the others are varied (1, empty, largest batch).
+    #[arg(long = "dim", value_name = "NAME=VALUE")]
+    dims: Vec<DimValue>,
     /// Backend to run (repeatable); default: every available backend.
     #[arg(long = "backend", value_name = "B")]
     backends: Vec<String>,
@@ -60,7 +67,29 @@ pub struct FuzzArgs {
     #[arg(long, value_name = "DIR")]
     save: Option<PathBuf>,
     #[command(flatten)]
-    output: OutputArgs<PlainFormat>,
+    output: OutputArgs<FuzzFormat>,
+}
+
+/// `--format` of `fuzz`: text, JSON, or JUnit XML for CI (one test case per case and
+/// backend; a documented refusal is a skipped test).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FuzzFormat {
+    /// For people.
+    Text,
+    /// For machines.
+    Json,
+    /// JUnit XML for CI test reporters.
+    Junit,
+}
+
+impl From<FuzzFormat> for Format {
+    fn from(f: FuzzFormat) -> Format {
+        match f {
+            FuzzFormat::Text => Format::Text,
+            FuzzFormat::Json => Format::Json,
+            FuzzFormat::Junit => Format::Junit,
+        }
+    }
 }
 
 /// `--max-bytes`: at most the 2 GiB one input can take (a saved case is a `.pb` file).
@@ -82,21 +111,24 @@ pub fn run(args: FuzzArgs, global: Global) -> Result<u8> {
         return Err(Error::Usage("--cases must be at least 1".to_string()));
     }
     // A suite is fuzzed through its model, as every other verb takes one.
-    let model = if args.model.is_dir() {
-        args.model.join(crate::suite::MODEL_FILE)
+    let (model, manifest) = if args.model.is_dir() {
+        let manifest = Manifest::read_or_default(&args.model)?;
+        (args.model.join(crate::suite::MODEL_FILE), manifest)
     } else {
-        args.model.clone()
+        (args.model.clone(), Manifest::default())
     };
     let model_bytes = crate::formats::read_file(&model)?;
     let info = onnx_model::inspect(&model)?;
-    let cases = plan::plan(
-        &info.inputs,
-        args.cases,
-        args.seed,
-        args.max_bytes,
-        args.finite_inputs,
-    )
-    .map_err(|m| Error::file(&model, m))?;
+    let names =
+        |specs: &[crate::backend::IoSpec]| specs.iter().map(|s| s.name.clone()).collect::<Vec<_>>();
+    manifest.check_names(&args.model, &names(&info.inputs), &names(&info.outputs))?;
+    let specs = dims::pin_dims(&info.inputs, &args.dims).map_err(|m| Error::file(&model, m))?;
+    let domain = plan::Domain {
+        finite_only: args.finite_inputs,
+        ranges: manifest.inputs.clone(),
+    };
+    let cases = plan::plan(&specs, args.cases, args.seed, args.max_bytes, &domain)
+        .map_err(|m| Error::file(&model, m))?;
     let mut selected = backend::select(&args.backends)?;
     if let Some(r) = &args.reference {
         match selected.iter().position(|s| s.backend.name() == r) {
@@ -116,6 +148,7 @@ pub fn run(args: FuzzArgs, global: Global) -> Result<u8> {
         rtol: args.rtol,
         isolate: (!args.no_isolate).then(|| args.limits.options(&load)),
         load,
+        manifest,
     };
     let mut progress = Progress::new(cases.len() as u64, output.progress_allowed(global.quiet));
     let outcome = run::run(&model, &selected, &cases, args.seed, &options, &mut |c| {
@@ -192,14 +225,19 @@ pub fn run(args: FuzzArgs, global: Global) -> Result<u8> {
             timeout_s: i.timeout.as_secs_f64(),
             memory_limit_bytes: i.memory_limit,
         }),
-        summary: FuzzSummary::new(outcome.cases.len(), &findings),
+        dims: args.dims.iter().map(ToString::to_string).collect(),
+        summary: FuzzSummary::new(outcome.cases.len(), &findings, &outcome.notes),
+        groups: group(&findings),
+        note_groups: group(&outcome.notes),
         skipped: outcome.skipped,
         findings,
+        notes: outcome.notes,
         cases: outcome.cases,
     };
     let text = match args.output.format {
-        PlainFormat::Json => report.to_json() + "\n",
-        _ => report.to_text(global.quiet, global.verbose),
+        FuzzFormat::Json => report.to_json() + "\n",
+        FuzzFormat::Junit => report.to_junit(),
+        FuzzFormat::Text => report.to_text(global.quiet, global.verbose),
     };
     output.emit(&text)?;
     Ok(report.exit_code())

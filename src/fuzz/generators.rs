@@ -2,6 +2,7 @@
 //! differ or break (zeros, ±1, the dtype's extremes, the smallest normal and subnormal,
 //! ±Inf, NaN, large magnitudes), plain random data, and a mix of both.
 
+use crate::suite::manifest::InputRange;
 use crate::suite::record::INT_HIGH;
 use crate::tensor::random::SplitMix64;
 use crate::tensor::{checked_numel, DType, Tensor, TensorError};
@@ -190,29 +191,82 @@ fn bool_value(fill: Fill, rng: &mut SplitMix64) -> bool {
     }
 }
 
-/// A tensor of `dtype` and `shape` filled as `fill` says.
+/// A uniform draw in `[0, 1)`.
+fn unit(rng: &mut SplitMix64) -> f64 {
+    (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// Keeps a finite value inside the input's declared range (`[inputs.NAME]` min/max);
+/// NaN and ±Inf pass through (the plan decides whether they are allowed at all).
+fn clamp(v: f64, range: &InputRange) -> f64 {
+    if !v.is_finite() {
+        return v;
+    }
+    let v = range.min.map_or(v, |lo| v.max(lo));
+    range.max.map_or(v, |hi| v.min(hi))
+}
+
+/// Both bounds of a range, when both are finite: where random values are drawn.
+fn finite_bounds(range: Option<&InputRange>) -> Option<(f64, f64)> {
+    let r = range?;
+    let (lo, hi) = (r.min?, r.max?);
+    (lo.is_finite() && hi.is_finite()).then_some((lo, hi))
+}
+
+/// A tensor of `dtype` and `shape` filled as `fill` says, its values kept inside
+/// `range` when the input declares one: edge values are clamped to its bounds (so `max`
+/// is the range's max) and random values are drawn uniformly between finite bounds.
 pub fn tensor(
     dtype: DType,
     shape: Vec<usize>,
     fill: Fill,
+    range: Option<&InputRange>,
     rng: &mut SplitMix64,
 ) -> Result<Tensor, TensorError> {
     let n = checked_numel(&shape).ok_or_else(|| TensorError::Overflow(shape.clone()))?;
     let edges = float_edges(dtype);
-    let floats = (0..n).map(|_| float_value(fill, &edges, &mut *rng));
+    let bounds = finite_bounds(range);
+    let floats = (0..n).map(|_| match (fill, bounds) {
+        (Fill::Random, Some((lo, hi))) => lo + unit(rng) * (hi - lo),
+        _ => {
+            let v = float_value(fill, &edges, &mut *rng);
+            range.map_or(v, |r| clamp(v, r))
+        }
+    });
     if let Some(t) = Tensor::from_f64_values(dtype, shape.clone(), floats) {
         return t;
     }
+    // Integer bounds: the whole numbers inside the range, in i128 so that every dtype's
+    // extremes and the range's fit.
+    let int_bounds = range.map(|r| {
+        let lo = r.min.map_or(i128::MIN, |v| v.ceil() as i128);
+        let hi = r.max.map_or(i128::MAX, |v| v.floor() as i128);
+        (lo, hi)
+    });
     macro_rules! ints {
         ($t:ty) => {{
+            let (lo, hi) = int_bounds.unwrap_or((i128::MIN, i128::MAX));
+            let (lo, hi) = (lo.max(<$t>::MIN as i128), hi.min(<$t>::MAX as i128));
+            let draw = |rng: &mut SplitMix64| {
+                let span = (hi - lo + 1) as u128;
+                lo + (u128::from(rng.next_u64()) % span) as i128
+            };
             let values = (0..n)
-                .map(|_| match int_value(fill, rng) {
-                    IntValue::Zero => 0 as $t,
-                    IntValue::One => 1 as $t,
-                    IntValue::NegOne => (-1i64) as $t,
-                    IntValue::Max => <$t>::MAX,
-                    IntValue::Min => <$t>::MIN,
-                    IntValue::Random(v) => v as $t,
+                .map(|_| {
+                    let v: i128 = match (fill, int_bounds) {
+                        (Fill::Random, Some((a, b))) if a > i128::MIN && b < i128::MAX => {
+                            draw(&mut *rng)
+                        }
+                        _ => match int_value(fill, rng) {
+                            IntValue::Zero => 0,
+                            IntValue::One => 1,
+                            IntValue::NegOne => (-1i64) as $t as i128,
+                            IntValue::Max => <$t>::MAX as i128,
+                            IntValue::Min => <$t>::MIN as i128,
+                            IntValue::Random(v) => v as $t as i128,
+                        },
+                    };
+                    v.clamp(lo, hi.max(lo)) as $t
                 })
                 .collect();
             Tensor::from_vec::<$t>(shape, values)
@@ -242,7 +296,7 @@ mod tests {
     use super::*;
 
     fn one(dtype: DType, fill: Fill) -> f64 {
-        tensor(dtype, vec![1], fill, &mut SplitMix64::new(1))
+        tensor(dtype, vec![1], fill, None, &mut SplitMix64::new(1))
             .unwrap()
             .get_f64(0)
     }
@@ -271,7 +325,14 @@ mod tests {
         assert_eq!(one(DType::U8, Fill::NegOnes), 255.0);
         assert_eq!(one(DType::U16, Fill::Lowest), 0.0);
         // No NaN among integers: random values in [0, 10) instead.
-        let t = tensor(DType::I32, vec![64], Fill::Nan, &mut SplitMix64::new(3)).unwrap();
+        let t = tensor(
+            DType::I32,
+            vec![64],
+            Fill::Nan,
+            None,
+            &mut SplitMix64::new(3),
+        )
+        .unwrap();
         assert!((0..64).all(|i| (0.0..10.0).contains(&t.get_f64(i))));
         assert_eq!(one(DType::Bool, Fill::Ones), 1.0);
         assert_eq!(one(DType::Bool, Fill::Zeros), 0.0);
@@ -279,8 +340,22 @@ mod tests {
 
     #[test]
     fn mixed_holds_edges_and_random_values_deterministically() {
-        let a = tensor(DType::F32, vec![400], Fill::Mixed, &mut SplitMix64::new(9)).unwrap();
-        let b = tensor(DType::F32, vec![400], Fill::Mixed, &mut SplitMix64::new(9)).unwrap();
+        let a = tensor(
+            DType::F32,
+            vec![400],
+            Fill::Mixed,
+            None,
+            &mut SplitMix64::new(9),
+        )
+        .unwrap();
+        let b = tensor(
+            DType::F32,
+            vec![400],
+            Fill::Mixed,
+            None,
+            &mut SplitMix64::new(9),
+        )
+        .unwrap();
         assert_eq!(a.bytes(), b.bytes());
         let values: Vec<f64> = (0..400).map(|i| a.get_f64(i)).collect();
         assert!(values.iter().any(|v| !v.is_finite()));
@@ -289,5 +364,43 @@ mod tests {
             .filter(|v| v.is_finite() && v.abs() < 10.0)
             .count();
         assert!(plain > 200 && plain < 400, "{plain} plain values");
+    }
+
+    #[test]
+    fn a_declared_range_bounds_edges_and_random_values() {
+        let range = InputRange {
+            min: Some(0.0),
+            max: Some(255.0),
+            ..Default::default()
+        };
+        let one_in = |dtype, fill| {
+            tensor(dtype, vec![1], fill, Some(&range), &mut SplitMix64::new(1))
+                .unwrap()
+                .get_f64(0)
+        };
+        assert_eq!(one_in(DType::F32, Fill::Max), 255.0);
+        assert_eq!(one_in(DType::F32, Fill::Lowest), 0.0);
+        assert_eq!(one_in(DType::F32, Fill::NegOnes), 0.0);
+        assert_eq!(one_in(DType::I32, Fill::Max), 255.0);
+        assert_eq!(one_in(DType::I64, Fill::Lowest), 0.0);
+        assert_eq!(one_in(DType::U8, Fill::NegOnes), 255.0);
+        // NaN is the plan's business: it passes through.
+        assert!(one_in(DType::F32, Fill::Nan).is_nan());
+        for dtype in [DType::F32, DType::I32, DType::I8] {
+            let t = tensor(
+                dtype,
+                vec![500],
+                Fill::Random,
+                Some(&range),
+                &mut SplitMix64::new(4),
+            )
+            .unwrap();
+            let values: Vec<f64> = (0..500).map(|i| t.get_f64(i)).collect();
+            let hi = if dtype == DType::I8 { 127.0 } else { 255.0 };
+            assert!(values.iter().all(|v| (0.0..=hi).contains(v)), "{dtype}");
+            // Spread over the range, not piled on the bounds.
+            let upper = values.iter().filter(|&&v| v > hi / 2.0).count();
+            assert!(upper > 150 && upper < 350, "{dtype}: {upper}");
+        }
     }
 }

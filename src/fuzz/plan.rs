@@ -4,6 +4,7 @@
 
 use super::generators::{self, Fill};
 use crate::backend::{Dim, IoSpec};
+use crate::suite::manifest::InputRange;
 use crate::tensor::random::SplitMix64;
 use crate::tensor::{checked_nbytes, DType, Tensor};
 use std::collections::BTreeMap;
@@ -37,6 +38,9 @@ pub struct PlannedInput {
     pub shape: Vec<usize>,
     /// How it is filled.
     pub fill: Fill,
+    /// The suite's `[inputs.NAME]` range its values are kept in, when it declares one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub range: Option<InputRange>,
 }
 
 fn dtype_name<S: serde::Serializer>(d: &DType, s: S) -> Result<S::Ok, S::Error> {
@@ -133,19 +137,50 @@ fn max_batch(specs: &[IoSpec], dtypes: &[DType], key: &str, max_bytes: usize) ->
     lo
 }
 
+/// The values a fuzz case may put in each input: every edge value, or what the model's
+/// contract allows.
+#[derive(Debug, Clone, Default)]
+pub struct Domain {
+    /// `--finite-inputs`: no NaN or ±Inf in any input.
+    pub finite_only: bool,
+    /// The suite's `[inputs.NAME]` tables: values are kept inside `min`/`max`, and NaN or
+    /// ±Inf are put in that input only when it allows them (`allow_nan`, `allow_inf`, and
+    /// no finite bound on that side).
+    pub ranges: BTreeMap<String, InputRange>,
+}
+
+impl Domain {
+    /// Whether `fill` may be used for input `input`.
+    fn allows(&self, input: &str, fill: Fill) -> bool {
+        let range = self.ranges.get(input);
+        let nan = range.is_none_or(|r| r.allow_nan == Some(true));
+        let inf = |bound: fn(&InputRange) -> Option<f64>, at: f64| {
+            range.is_none_or(|r| r.allow_inf == Some(true) && bound(r).is_none_or(|b| b == at))
+        };
+        let pos_inf = inf(|r| r.max, f64::INFINITY);
+        let neg_inf = inf(|r| r.min, f64::NEG_INFINITY);
+        match fill {
+            _ if fill.is_finite() => true,
+            _ if self.finite_only => false,
+            Fill::Nan => nan,
+            Fill::PosInf => pos_inf,
+            Fill::NegInf => neg_inf,
+            _ => nan && pos_inf && neg_inf,
+        }
+    }
+}
+
 /// Plans `count` cases for a model with these inputs; the error names the input that
 /// cannot be generated (no dtype, no rank) or says that even the smallest shapes exceed
-/// `max_bytes`. `finite_only` leaves out every fill that puts NaN or ±Inf in an input
-/// (the `nan`, `inf`, `-inf` cases and `mixed`), for models whose contract excludes them.
+/// `max_bytes`. An input whose `domain` excludes a case's fill gets random values in that
+/// case; a case whose fill no input may take is left out.
 pub fn plan(
     specs: &[IoSpec],
     count: usize,
     seed: u64,
     max_bytes: usize,
-    finite_only: bool,
+    domain: &Domain,
 ) -> Result<Vec<FuzzCase>, String> {
-    let allowed = |fill: &Fill| !finite_only || fill.is_finite();
-    let random_fills: Vec<Fill> = Fill::ALL.into_iter().filter(allowed).collect();
     let mut dtypes = Vec::with_capacity(specs.len());
     for spec in specs {
         let dtype = spec.dtype.ok_or_else(|| {
@@ -172,22 +207,32 @@ pub fn plan(
             ))
         }
     }
+    let input = |spec: &IoSpec, dtype: DType, shape: &Vec<usize>, fill: Fill| PlannedInput {
+        name: spec.name.clone(),
+        dtype,
+        shape: shape.clone(),
+        fill: if domain.allows(&spec.name, fill) {
+            fill
+        } else {
+            Fill::Random
+        },
+        range: domain.ranges.get(&spec.name).copied(),
+    };
     let same = |fill: Fill, shapes: &[Vec<usize>]| -> Vec<PlannedInput> {
         specs
             .iter()
             .zip(&dtypes)
             .zip(shapes)
-            .map(|((spec, &dtype), shape)| PlannedInput {
-                name: spec.name.clone(),
-                dtype,
-                shape: shape.clone(),
-                fill,
-            })
+            .map(|((spec, &dtype), shape)| input(spec, dtype, shape, fill))
             .collect()
     };
     let mut fixed: Vec<(String, Vec<PlannedInput>)> = Vec::new();
-    for fill in EDGE_ORDER.into_iter().filter(allowed) {
-        fixed.push((fill.name().to_string(), same(fill, &base)));
+    for fill in EDGE_ORDER {
+        let inputs = same(fill, &base);
+        if !inputs.iter().any(|i| i.fill == fill) {
+            continue;
+        }
+        fixed.push((fill.name().to_string(), inputs));
         // The shape cases come after the first edge values that break runtimes most.
         if fill == Fill::NegOnes {
             if let Some(first) = free.first() {
@@ -215,8 +260,11 @@ pub fn plan(
                 let mut rng = SplitMix64::stream(seed, index as u64, u64::MAX);
                 let mut inputs = same(Fill::Random, &base);
                 for input in &mut inputs {
-                    input.fill =
-                        random_fills[(rng.next_u64() % random_fills.len() as u64) as usize];
+                    let fills: Vec<Fill> = Fill::ALL
+                        .into_iter()
+                        .filter(|&f| domain.allows(&input.name, f))
+                        .collect();
+                    input.fill = fills[(rng.next_u64() % fills.len() as u64) as usize];
                 }
                 let fills: Vec<String> = inputs
                     .iter()
@@ -243,8 +291,15 @@ impl FuzzCase {
             .enumerate()
             .map(|(k, input)| {
                 let mut rng = SplitMix64::stream(seed, self.index as u64, k as u64);
-                generators::tensor(input.dtype, input.shape.clone(), input.fill, &mut rng)
-                    .map_err(|e| format!("input `{}`: {e}", input.name))
+                let range = input.range.as_ref();
+                generators::tensor(
+                    input.dtype,
+                    input.shape.clone(),
+                    input.fill,
+                    range,
+                    &mut rng,
+                )
+                .map_err(|e| format!("input `{}`: {e}", input.name))
             })
             .collect()
     }
@@ -280,7 +335,7 @@ mod tests {
             ),
             spec("ids", DType::I64, vec![Dim::Symbolic("N".into())]),
         ];
-        let cases = plan(&specs, 20, 7, 1 << 20, false).unwrap();
+        let cases = plan(&specs, 20, 7, 1 << 20, &Domain::default()).unwrap();
         let recipes: Vec<&str> = cases.iter().map(|c| c.recipe.as_str()).collect();
         assert_eq!(&recipes[..3], &["zeros", "nan", "pos-inf"]);
         let empty = cases.iter().find(|c| c.recipe == "empty-dims").unwrap();
@@ -303,6 +358,62 @@ mod tests {
         assert!(cases[0].finite_inputs());
     }
 
+    const FINITE: Domain = Domain {
+        finite_only: true,
+        ranges: BTreeMap::new(),
+    };
+
+    #[test]
+    fn declared_ranges_keep_values_inside_and_leave_out_what_they_exclude() {
+        let specs = [
+            spec(
+                "bytes",
+                DType::I32,
+                vec![Dim::Symbolic("N".into()), Dim::Fixed(8)],
+            ),
+            spec("gain", DType::F32, vec![Dim::Fixed(2)]),
+        ];
+        let mut domain = Domain::default();
+        let byte = InputRange {
+            min: Some(0.0),
+            max: Some(256.0),
+            ..Default::default()
+        };
+        domain.ranges.insert("bytes".into(), byte);
+        // gain may be NaN or +Inf, not -Inf (its min is finite).
+        let gain = InputRange {
+            min: Some(0.0),
+            allow_nan: Some(true),
+            allow_inf: Some(true),
+            ..Default::default()
+        };
+        domain.ranges.insert("gain".into(), gain);
+        let cases = plan(&specs, 40, 2, 1 << 16, &domain).unwrap();
+        let recipes: Vec<&str> = cases.iter().map(|c| c.recipe.as_str()).collect();
+        assert!(recipes.contains(&"nan") && recipes.contains(&"pos-inf"));
+        assert!(!recipes.contains(&"neg-inf"), "{recipes:?}");
+        let nan = cases.iter().find(|c| c.recipe == "nan").unwrap();
+        // Integers have no NaN: `bytes` is random there, inside its range.
+        assert_eq!(nan.inputs[0].range, Some(byte));
+        for case in &cases {
+            let t = case.tensors(2).unwrap();
+            for i in 0..t[0].numel() {
+                assert!((0.0..=256.0).contains(&t[0].get_f64(i)), "{}", case.recipe);
+            }
+            for i in 0..t[1].numel() {
+                let v = t[1].get_f64(i);
+                assert!(v.is_nan() || v >= 0.0, "{}: {v}", case.recipe);
+            }
+        }
+        let max = cases.iter().find(|c| c.recipe == "max").unwrap();
+        assert_eq!(max.tensors(2).unwrap()[0].get_f64(0), 256.0);
+        // A range without allow_nan makes the model's own contract finite.
+        domain.ranges.get_mut("gain").unwrap().allow_nan = None;
+        domain.ranges.get_mut("gain").unwrap().allow_inf = None;
+        let cases = plan(&specs, 40, 2, 1 << 16, &domain).unwrap();
+        assert!(cases.iter().all(FuzzCase::finite_inputs));
+    }
+
     #[test]
     fn finite_only_leaves_nan_and_inf_out_of_every_case() {
         let specs = [spec(
@@ -310,7 +421,7 @@ mod tests {
             DType::F32,
             vec![Dim::Symbolic("N".into()), Dim::Fixed(4)],
         )];
-        let cases = plan(&specs, 60, 3, 1 << 20, true).unwrap();
+        let cases = plan(&specs, 60, 3, 1 << 20, &FINITE).unwrap();
         assert!(cases.iter().all(FuzzCase::finite_inputs));
         let recipes: Vec<&str> = cases.iter().map(|c| c.recipe.as_str()).collect();
         assert_eq!(&recipes[..3], &["zeros", "max", "lowest"]);
@@ -321,21 +432,21 @@ mod tests {
             .iter()
             .all(|r| r.starts_with("random(")));
         // Without it, the same plan has NaN and Inf cases.
-        let all = plan(&specs, 60, 3, 1 << 20, false).unwrap();
+        let all = plan(&specs, 60, 3, 1 << 20, &Domain::default()).unwrap();
         assert!(!all.iter().all(FuzzCase::finite_inputs));
     }
 
     #[test]
     fn plans_and_tensors_are_deterministic() {
         let specs = [spec("x", DType::F16, vec![Dim::Unknown, Dim::Fixed(3)])];
-        let a = plan(&specs, 30, 5, 4096, false).unwrap();
-        let b = plan(&specs, 30, 5, 4096, false).unwrap();
+        let a = plan(&specs, 30, 5, 4096, &Domain::default()).unwrap();
+        let b = plan(&specs, 30, 5, 4096, &Domain::default()).unwrap();
         for (x, y) in a.iter().zip(&b) {
             assert_eq!(x.recipe, y.recipe);
             let (tx, ty) = (x.tensors(5).unwrap(), y.tensors(5).unwrap());
             assert_eq!(tx[0].bytes(), ty[0].bytes());
         }
-        let c = plan(&specs, 30, 6, 4096, false).unwrap();
+        let c = plan(&specs, 30, 6, 4096, &Domain::default()).unwrap();
         let differs = a
             .iter()
             .zip(&c)
@@ -350,11 +461,11 @@ mod tests {
             dtype: None,
             dims: None,
         };
-        assert!(plan(&[bad], 1, 0, 1024, false)
+        assert!(plan(&[bad], 1, 0, 1024, &Domain::default())
             .unwrap_err()
             .contains("`seq`"));
         let huge = spec("x", DType::F64, vec![Dim::Fixed(1 << 20)]);
-        assert!(plan(&[huge], 1, 0, 1024, false)
+        assert!(plan(&[huge], 1, 0, 1024, &Domain::default())
             .unwrap_err()
             .contains("--max-bytes"));
     }

@@ -1,12 +1,17 @@
 //! Runs the planned cases on every backend and turns what happened into findings:
 //! crashes, timeouts, engine errors where the reference ran, NaN/Inf where the
-//! reference is finite (or from finite inputs at all), and disagreement beyond tolerance.
+//! reference is finite (or from finite inputs at all), and disagreement beyond tolerance
+//! (the suite's per-output mode and tolerance when fuzzing a suite). A backend's
+//! documented refusal (an `unsupported op` error, such as candle-cpu refusing NaN in a
+//! max pooling) is a note, not a finding. Every finding and note carries a `cause`
+//! that does not depend on the case, so reports can group the same behaviour.
 
 use super::plan::FuzzCase;
 use crate::backend::{LoadOptions, Selected, Session};
-use crate::compare::{self, OutputComparison, Tolerance, Verdict};
+use crate::compare::{self, OutputComparison, Policy, Verdict};
 use crate::isolate::{IsolateOptions, IsolatedSession, RunFailure};
 use crate::report::OutputReport;
+use crate::suite::manifest::{Manifest, OutputRule, ToleranceOverride};
 use crate::tensor::Tensor;
 use std::path::Path;
 use std::time::Instant;
@@ -20,6 +25,9 @@ pub struct FuzzOptions {
     pub rtol: Option<f64>,
     /// Worker limits; `None` runs the backends in this process (`--no-isolate`).
     pub isolate: Option<IsolateOptions>,
+    /// The fuzzed suite's `parity.toml` (default settings for a bare model): each
+    /// output's mode, outlier fraction and tolerance, below `--atol`/`--rtol`.
+    pub manifest: Manifest,
     /// Passed to every backend.
     pub load: LoadOptions,
 }
@@ -38,6 +46,8 @@ pub enum FindingKind {
     NonFinite,
     /// Outputs differ from the reference beyond tolerance.
     Mismatch,
+    /// A documented refusal (`unsupported op`) of inputs the reference ran: a note.
+    Refused,
 }
 
 impl FindingKind {
@@ -49,6 +59,7 @@ impl FindingKind {
             FindingKind::Error => "error",
             FindingKind::NonFinite => "non-finite",
             FindingKind::Mismatch => "mismatch",
+            FindingKind::Refused => "refused",
         }
     }
 }
@@ -64,6 +75,9 @@ pub struct Finding {
     pub kind: FindingKind,
     /// One line: the signal, the error, the output and its values.
     pub detail: String,
+    /// What happened, without what varies between cases (counts, values, indices): the
+    /// same cause on the same backend is one behaviour, found by several cases.
+    pub cause: String,
     /// The suite `--save` wrote for this case, when it did.
     pub saved: Option<String>,
 }
@@ -89,6 +103,10 @@ pub struct BackendRun {
     pub status: Status,
     /// The error, crash or timeout, one line.
     pub error: Option<String>,
+    /// The op of an `unsupported op` refusal: the backend documents that it does not
+    /// implement these inputs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refused_op: Option<String>,
     pub latency_ms: Option<f64>,
     /// Each output compared with the reference's (empty for the reference itself).
     pub outputs: Vec<OutputReport>,
@@ -137,6 +155,8 @@ impl Target {
 pub struct Outcome {
     pub cases: Vec<CaseResult>,
     pub findings: Vec<Finding>,
+    /// Documented refusals (kind `refused`): reported, never a failure.
+    pub notes: Vec<Finding>,
     pub skipped: Vec<Skipped>,
 }
 
@@ -153,6 +173,7 @@ pub fn run(
 ) -> Result<Outcome, String> {
     let mut targets = Vec::new();
     let mut findings = Vec::new();
+    let mut notes = Vec::new();
     let mut skipped = Vec::new();
     for (i, s) in backends.iter().enumerate() {
         let name = s.backend.name().to_string();
@@ -181,12 +202,14 @@ pub fn run(
                 reason: e.message,
             }),
             Err(f) => {
+                let detail = format!("loading the model: {f}");
                 findings.push(Finding {
                     case: "load".to_string(),
                     recipe: "load".to_string(),
                     backend: name.clone(),
                     kind: kind_of(&f),
-                    detail: format!("loading the model: {f}"),
+                    cause: generic(&detail),
+                    detail,
                     saved: None,
                 });
                 if i == 0 {
@@ -212,6 +235,7 @@ pub fn run(
                     backend: name.clone(),
                     status: Status::Ok,
                     error: None,
+                    refused_op: None,
                     latency_ms: Some(latency_ms),
                     outputs: Vec::new(),
                     produced: Some(outputs),
@@ -223,6 +247,10 @@ pub fn run(
                         RunFailure::Crashed(_) => Status::Crash,
                         RunFailure::TimedOut(_) => Status::Timeout,
                     },
+                    refused_op: match &f {
+                        RunFailure::Engine(e) => e.op.clone(),
+                        _ => None,
+                    },
                     error: Some(f.to_string()),
                     latency_ms: None,
                     outputs: Vec::new(),
@@ -230,7 +258,12 @@ pub fn run(
                 },
             });
         }
-        findings.extend(judge(case, &mut runs, options));
+        for f in judge(case, &mut runs, options) {
+            match f.kind {
+                FindingKind::Refused => notes.push(f),
+                _ => findings.push(f),
+            }
+        }
         let result = CaseResult {
             case: case.clone(),
             results: runs,
@@ -242,6 +275,7 @@ pub fn run(
     Ok(Outcome {
         cases: results,
         findings,
+        notes,
         skipped,
     })
 }
@@ -254,34 +288,40 @@ fn kind_of(f: &RunFailure) -> FindingKind {
     }
 }
 
-/// Compares every backend with the reference (`runs[0]`) and lists the findings of
-/// the case.
+/// Compares every backend with the reference (`runs[0]`) and lists the findings (and
+/// notes, kind `refused`) of the case.
 fn judge(case: &FuzzCase, runs: &mut [BackendRun], options: &FuzzOptions) -> Vec<Finding> {
     let mut findings = Vec::new();
-    let finding = |backend: &str, kind, detail: String| Finding {
+    let finding = |backend: &str, kind, detail: String, cause: String| Finding {
         case: case.case.clone(),
         recipe: case.recipe.clone(),
         backend: backend.to_string(),
         kind,
         detail,
+        cause,
         saved: None,
     };
     let Some((reference, others)) = runs.split_first_mut() else {
         return findings;
     };
     let ref_name = reference.backend.clone();
+    let failed = |run: &BackendRun, kind| finding(&run.backend, kind, err(run), generic(&err(run)));
     match (&reference.status, &reference.produced) {
-        (Status::Crash, _) => findings.push(finding(&ref_name, FindingKind::Crash, err(reference))),
-        (Status::Timeout, _) => {
-            findings.push(finding(&ref_name, FindingKind::Timeout, err(reference)))
-        }
+        (Status::Crash, _) => findings.push(failed(reference, FindingKind::Crash)),
+        (Status::Timeout, _) => findings.push(failed(reference, FindingKind::Timeout)),
         (Status::Ok, Some(outputs)) if case.finite_inputs() => {
-            let notes: Vec<String> = outputs.iter().filter_map(non_finite_note).collect();
-            if !notes.is_empty() {
+            let bad: Vec<&(String, Tensor)> = outputs
+                .iter()
+                .filter(|o| non_finite_note(o).is_some())
+                .collect();
+            if !bad.is_empty() {
+                let notes: Vec<String> = bad.iter().filter_map(|o| non_finite_note(o)).collect();
+                let names: Vec<String> = bad.iter().map(|(n, _)| format!("`{n}`")).collect();
                 findings.push(finding(
                     &ref_name,
                     FindingKind::NonFinite,
                     format!("from finite inputs: {}", notes.join("; ")),
+                    format!("NaN/Inf from finite inputs in output {}", names.join(", ")),
                 ));
             }
         }
@@ -289,13 +329,18 @@ fn judge(case: &FuzzCase, runs: &mut [BackendRun], options: &FuzzOptions) -> Vec
     }
     for run in others {
         match run.status {
-            Status::Crash => findings.push(finding(&run.backend, FindingKind::Crash, err(run))),
-            Status::Timeout => findings.push(finding(&run.backend, FindingKind::Timeout, err(run))),
+            Status::Crash => findings.push(failed(run, FindingKind::Crash)),
+            Status::Timeout => findings.push(failed(run, FindingKind::Timeout)),
+            // A refusal the backend documents (`unsupported op`) is a limit, not a bug.
+            Status::Error if reference.status == Status::Ok && run.refused_op.is_some() => {
+                findings.push(failed(run, FindingKind::Refused))
+            }
             // An input the reference refused too is outside the model's domain, not a bug.
             Status::Error if reference.status == Status::Ok => findings.push(finding(
                 &run.backend,
                 FindingKind::Error,
                 format!("{} (the reference {ref_name} ran it)", err(run)),
+                generic(&err(run)),
             )),
             Status::Error => {}
             Status::Ok => {
@@ -313,36 +358,72 @@ fn judge(case: &FuzzCase, runs: &mut [BackendRun], options: &FuzzOptions) -> Vec
                 }
                 let mut kind = FindingKind::Mismatch;
                 let mut notes = Vec::new();
-                for o in failing.iter().take(3) {
+                let mut causes = Vec::new();
+                for o in &failing {
                     let want = expected.iter().find(|(n, _)| *n == o.name).map(|(_, t)| t);
                     let got = actual.iter().find(|(n, _)| *n == o.name).map(|(_, t)| t);
-                    match (want, got) {
-                        (Some(w), Some(g)) if count_new_non_finite(w, g) > 0 => {
-                            kind = FindingKind::NonFinite;
-                            notes.push(format!(
-                                "output `{}`: {} NaN/Inf where {ref_name} is finite",
-                                o.name,
-                                count_new_non_finite(w, g)
-                            ));
-                        }
-                        _ => notes.push(describe_mismatch(o)),
+                    let new_non_finite = match (want, got) {
+                        (Some(w), Some(g)) => count_new_non_finite(w, g),
+                        _ => 0,
+                    };
+                    if new_non_finite > 0 {
+                        kind = FindingKind::NonFinite;
+                        causes.push(format!("`{}` NaN/Inf where {ref_name} is finite", o.name));
+                        notes.push(format!(
+                            "output `{}`: {new_non_finite} NaN/Inf where {ref_name} is finite",
+                            o.name
+                        ));
+                    } else {
+                        causes.push(match &o.comparison.problem {
+                            Some(p) => format!("`{}`: {}", o.name, generic(p)),
+                            None => format!("`{}` out of tolerance", o.name),
+                        });
+                        notes.push(describe_mismatch(o));
                     }
                 }
-                if failing.len() > 3 {
-                    notes.push(format!("and {} more outputs", failing.len() - 3));
+                if notes.len() > 3 {
+                    let more = notes.len() - 3;
+                    notes.truncate(3);
+                    notes.push(format!("and {more} more outputs"));
                 }
-                findings.push(finding(&run.backend, kind, notes.join("; ")));
+                findings.push(finding(
+                    &run.backend,
+                    kind,
+                    notes.join("; "),
+                    format!("output {}", causes.join(", ")),
+                ));
             }
         }
     }
     findings
 }
 
+/// `text` with every run of digits replaced by `#`: what stays the same when only
+/// counts, values, indices or shapes change between cases.
+pub fn generic(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut in_number = false;
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            if !in_number {
+                out.push('#');
+            }
+            in_number = true;
+        } else {
+            in_number = false;
+            out.push(c);
+        }
+    }
+    out
+}
+
 fn err(run: &BackendRun) -> String {
     run.error.clone().unwrap_or_default()
 }
 
-/// Each reference output compared with the backend's output of the same name.
+/// Each reference output compared with the backend's output of the same name, under
+/// the output's rule in `parity.toml` (outputs it skips are left out) and its tolerance
+/// with `--atol`/`--rtol` on top. Backend against backend: no backend's own tolerance.
 fn compare_outputs(
     expected: &[(String, Tensor)],
     actual: &[(String, Tensor)],
@@ -350,21 +431,34 @@ fn compare_outputs(
 ) -> Vec<OutputReport> {
     expected
         .iter()
-        .map(|(name, want)| {
-            let default = Tolerance::default_for(want.dtype());
-            let tol = Tolerance {
-                atol: options.atol.unwrap_or(default.atol),
-                rtol: options.rtol.unwrap_or(default.rtol),
+        .filter_map(|(name, want)| {
+            let OutputRule::Compare {
+                mode,
+                outlier_fraction,
+            } = options.manifest.rule_for(name)
+            else {
+                return None;
+            };
+            let set = options.manifest.tolerance_for(name, None);
+            let tolerance = ToleranceOverride {
+                atol: options.atol.or(set.atol),
+                rtol: options.rtol.or(set.rtol),
+            }
+            .resolve(want.dtype());
+            let policy = Policy {
+                tolerance,
+                mode,
+                outlier_fraction,
             };
             let comparison = match actual.iter().find(|(n, _)| n == name) {
-                Some((_, got)) => compare::compare(want, got, tol),
-                None => OutputComparison::missing(want, tol),
+                Some((_, got)) => compare::compare_with(want, got, &policy),
+                None => OutputComparison::missing_with(want, &policy),
             };
-            OutputReport {
+            Some(OutputReport {
                 name: name.clone(),
                 comparison,
                 error_histogram: None,
-            }
+            })
         })
         .collect()
 }

@@ -200,7 +200,7 @@ impl ModeKey {
 
 /// The `[inputs.NAME]` table: the values an input may hold. Without one, any finite value
 /// passes and NaN/Inf are problems.
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, serde::Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct InputRange {
     /// Smallest allowed value (inclusive).

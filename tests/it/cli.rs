@@ -602,7 +602,7 @@ fn each_verb_offers_exactly_its_formats() {
         (&["inspect"], &plain),
         (&["bisect"], &plain),
         (&["data", "validate"], &plain),
-        (&["fuzz"], &plain),
+        (&["fuzz"], &["text", "json", "junit"]),
     ];
     for (verb, formats) in verbs {
         let mut args = verb.to_vec();

@@ -174,7 +174,8 @@ fn a_model_without_edge_problems_passes() {
     ]);
     assert_eq!(o.code, 0, "{}\n{}", o.stdout, o.stderr);
     assert!(
-        o.stdout.contains("PASS: 0 findings in 16 cases"),
+        o.stdout
+            .contains("PASS: 0 findings (0 distinct) in 16 cases"),
         "{}",
         o.stdout
     );
@@ -419,4 +420,214 @@ fn a_suite_is_fuzzed_through_its_model_and_finite_inputs_stay_finite() {
     let all = run(&[]);
     assert_eq!(all["finite_inputs"], false);
     assert!(recipes(&all).iter().any(|r| r == "nan"));
+}
+
+/// A suite's parity.toml drives the fuzz run: outputs it skips are not compared, each
+/// output's mode and tolerance apply, `[inputs.NAME]` bounds every generated value, and
+/// `--dim` pins a dim in every case (issue 14).
+#[test]
+fn a_suite_brings_its_tolerances_modes_and_input_ranges() {
+    let tmp = tempfile::tempdir().unwrap();
+    let suite = tmp.path().join("mlp");
+    std::fs::create_dir(&suite).unwrap();
+    std::fs::copy(models().join("mlp/model.onnx"), suite.join("model.onnx")).unwrap();
+    std::fs::write(
+        suite.join("parity.toml"),
+        "[outputs.logits]\natol = 0.25\nrtol = 0.0\n[outputs.probs]\nmode = \"skip\"\n\
+         [inputs.x]\nmin = -1.0\nmax = 2.0\n",
+    )
+    .unwrap();
+    let o = parity(&[
+        "fuzz",
+        s(&suite),
+        "--backend",
+        "ort-cpu",
+        "--backend",
+        "tract-cpu",
+        "--dim",
+        "batch=3",
+        "--cases",
+        "20",
+        "--no-isolate",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(o.code, 0, "{}\n{}", o.stdout, o.stderr);
+    let r = json(&o);
+    validate(&r);
+    assert_eq!(r["dims"], serde_json::json!(["batch=3"]));
+    let cases = r["cases"].as_array().unwrap();
+    let recipes: Vec<&str> = cases
+        .iter()
+        .map(|c| c["recipe"].as_str().unwrap())
+        .collect();
+    // x declares no NaN/Inf: those cases are gone; batch is pinned: no shape cases.
+    for gone in ["nan", "pos-inf", "neg-inf", "empty-dims"] {
+        assert!(!recipes.contains(&gone), "{gone} in {recipes:?}");
+    }
+    assert!(!recipes.iter().any(|r| r.starts_with("max-batch")));
+    for c in cases {
+        let input = &c["inputs"][0];
+        assert_eq!(input["shape"], serde_json::json!([3, 64]));
+        assert_eq!(input["range"]["max"], 2.0);
+        let tract = &c["results"][1];
+        assert_eq!(tract["backend"], "tract-cpu");
+        let outputs = tract["outputs"].as_array().unwrap();
+        // probs is skipped; logits is compared under the suite's tolerance.
+        assert_eq!(outputs.len(), 1, "{outputs:?}");
+        assert_eq!(outputs[0]["name"], "logits");
+        assert_eq!(
+            (outputs[0]["atol"].as_f64(), outputs[0]["rtol"].as_f64()),
+            (Some(0.25), Some(0.0))
+        );
+    }
+    let max = cases.iter().find(|c| c["recipe"] == "max").unwrap();
+    assert_eq!(max["inputs"][0]["fill"], "max");
+    // The `max` case fed 2.0 (the range's max), not f32::MAX: logits stay finite.
+    assert!(r["findings"].as_array().unwrap().is_empty());
+
+    // A --dim the model does not have is refused.
+    let o = parity(&["fuzz", s(&suite), "--dim", "seq=4"]);
+    assert_eq!(o.code, 2);
+    assert!(
+        o.stderr
+            .contains("--dim seq: the model has no such dim (its symbolic dims: batch)"),
+        "{}",
+        o.stderr
+    );
+    // So is a name parity.toml has that the model lacks, as in `check`.
+    std::fs::write(suite.join("parity.toml"), "[inputs.y]\nmin = 0.0\n").unwrap();
+    let o = parity(&["fuzz", s(&suite), "--cases", "2", "--no-isolate"]);
+    assert_eq!(o.code, 2);
+    assert!(o.stderr.contains("[inputs.y]"), "{}", o.stderr);
+}
+
+/// One behaviour found by several cases is one group; a backend's documented refusal
+/// (candle-cpu refuses NaN in MaxPool) is a note, not a finding; JUnit has a test case
+/// per case and backend, the refusal skipped (issue 14).
+#[test]
+fn findings_are_grouped_refusals_are_notes_and_junit_reports_both() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("maxpool.onnx");
+    let script = format!(
+        r#"
+import onnx
+from onnx import helper, TensorProto
+x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1, 4])
+y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 1, 3])
+z = helper.make_tensor_value_info("z", TensorProto.FLOAT, ["N", 1, 4])
+nodes = [helper.make_node("MaxPool", ["x"], ["y"], kernel_shape=[2]), helper.make_node("Log", ["x"], ["z"])]
+g = helper.make_graph(nodes, "g", [x], [y, z])
+m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+m.ir_version = 8
+onnx.save(m, r"{}")
+"#,
+        model.display()
+    );
+    let made = std::process::Command::new(root().join(".venv/bin/python"))
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let args = |format: &str| {
+        vec![
+            "fuzz".to_string(),
+            model.display().to_string(),
+            "--backend".into(),
+            "ort-cpu".into(),
+            "--backend".into(),
+            "candle-cpu".into(),
+            "--cases".into(),
+            "24".into(),
+            "--no-isolate".into(),
+            "--format".into(),
+            format.into(),
+        ]
+    };
+    let run = |format: &str| {
+        let a = args(format);
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        parity(&a)
+    };
+    let o = run("json");
+    assert_eq!(o.code, 1, "{}\n{}", o.stdout, o.stderr);
+    let r = json(&o);
+    validate(&r);
+    // Log of finite inputs <= 0 gives NaN/-Inf on the reference: one behaviour (the same
+    // cause) however many cases found it.
+    let groups = r["groups"].as_array().unwrap();
+    let log = groups
+        .iter()
+        .find(|g| g["cause"] == "NaN/Inf from finite inputs in output `z`")
+        .expect("the Log group");
+    let log_findings = findings(&r)
+        .iter()
+        .filter(|f| f["cause"] == log["cause"])
+        .count();
+    assert!(log_findings >= 3, "{log_findings}");
+    assert_eq!(log["cases"].as_array().unwrap().len(), log_findings);
+    assert_eq!(r["summary"]["groups"], groups.len());
+    assert!(groups.len() < findings(&r).len());
+    // candle refuses NaN in MaxPool: notes, never findings.
+    let notes = r["notes"].as_array().unwrap();
+    assert!(!notes.is_empty());
+    assert!(notes
+        .iter()
+        .all(|n| n["kind"] == "refused" && n["backend"] == "candle-cpu"));
+    assert!(findings(&r).iter().all(|f| f["kind"] != "refused"));
+    assert!(findings(&r).iter().all(|f| !f["detail"]
+        .as_str()
+        .unwrap()
+        .contains("NaN inputs are not supported")));
+    let nan = notes
+        .iter()
+        .find(|n| n["recipe"] == "nan")
+        .expect("nan refused");
+    assert!(nan["detail"]
+        .as_str()
+        .unwrap()
+        .contains("unsupported op MaxPool: NaN inputs"));
+    assert_eq!(r["summary"]["notes"], notes.len());
+    assert_eq!(r["note_groups"].as_array().unwrap().len(), 1);
+
+    let text = run("text");
+    assert!(
+        text.stdout.contains("notes (documented refusals"),
+        "{}",
+        text.stdout
+    );
+    assert!(
+        text.stdout.contains(&format!("{} notes", notes.len())),
+        "{}",
+        text.stdout
+    );
+
+    let junit = run("junit");
+    assert_eq!(junit.code, 1);
+    let x = &junit.stdout;
+    assert!(x.starts_with("<?xml"), "{x}");
+    // 24 cases x 2 backends; the refusal is skipped on candle's suite.
+    assert_eq!(x.matches("<testcase ").count(), 48, "{x}");
+    assert!(
+        x.contains("<testsuite name=\"fuzz candle-cpu (reference ort-cpu)\" tests=\"24\""),
+        "{x}"
+    );
+    assert_eq!(x.matches("<skipped ").count(), notes.len());
+    let failing: std::collections::BTreeSet<(&str, &str)> = findings(&r)
+        .iter()
+        .map(|f| (f["case"].as_str().unwrap(), f["backend"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        x.matches("<failure ").count(),
+        failing.len(),
+        "one failure per case and backend with findings"
+    );
+    assert!(
+        x.contains("classname=\"parity.fuzz.ort-cpu\" name=\"fuzz_0000 zeros\""),
+        "{x}"
+    );
 }

@@ -43,11 +43,13 @@ impl std::fmt::Display for DimValue {
     }
 }
 
-/// The dtype and concrete shape of every input, or why one cannot be generated.
-pub(super) fn resolve_shapes(
+/// The `--dim` sizes by name (`batch`, or `INPUT:AXIS`), each checked against the
+/// model: a name no input has, an axis that is fixed or absent, or one name given two
+/// sizes is an error naming it.
+fn given_dims<'a>(
     specs: &[IoSpec],
-    dims: &[DimValue],
-) -> std::result::Result<Vec<(DType, Vec<usize>)>, String> {
+    dims: &'a [DimValue],
+) -> std::result::Result<BTreeMap<&'a str, usize>, String> {
     let mut given: BTreeMap<&str, usize> = BTreeMap::new();
     for d in dims {
         if let Some(old) = given.insert(&d.name, d.value) {
@@ -108,6 +110,47 @@ pub(super) fn resolve_shapes(
             }
         }
     }
+    Ok(given)
+}
+
+/// The size `given` sets for axis `axis` of input `spec` with dim `d`: by position
+/// first (it names exactly this axis), then by the dim's name.
+fn given_size(given: &BTreeMap<&str, usize>, spec: &IoSpec, axis: usize, d: &Dim) -> Option<usize> {
+    let by_position = given.get(format!("{}:{axis}", spec.name).as_str()).copied();
+    match d {
+        Dim::Fixed(_) => None,
+        Dim::Symbolic(s) => by_position.or_else(|| given.get(s.as_str()).copied()),
+        Dim::Unknown => by_position,
+    }
+}
+
+/// The input specs with every dim that `dims` sizes made fixed at that size (`fuzz
+/// --dim`): the dims left free are the ones the caller varies.
+pub fn pin_dims(specs: &[IoSpec], dims: &[DimValue]) -> std::result::Result<Vec<IoSpec>, String> {
+    let given = given_dims(specs, dims)?;
+    Ok(specs
+        .iter()
+        .map(|spec| IoSpec {
+            dims: spec.dims.as_ref().map(|declared| {
+                declared
+                    .iter()
+                    .enumerate()
+                    .map(|(axis, d)| {
+                        given_size(&given, spec, axis, d).map_or_else(|| d.clone(), Dim::Fixed)
+                    })
+                    .collect()
+            }),
+            ..spec.clone()
+        })
+        .collect())
+}
+
+/// The dtype and concrete shape of every input, or why one cannot be generated.
+pub(super) fn resolve_shapes(
+    specs: &[IoSpec],
+    dims: &[DimValue],
+) -> std::result::Result<Vec<(DType, Vec<usize>)>, String> {
+    let given = given_dims(specs, dims)?;
     specs
         .iter()
         .map(|spec| {
@@ -126,19 +169,17 @@ pub(super) fn resolve_shapes(
             let mut shape = Vec::with_capacity(declared.len());
             for (axis, d) in declared.iter().enumerate() {
                 let key = format!("{}:{axis}", spec.name);
-                // By position first: it names exactly this axis.
-                let by_position = given.get(key.as_str()).copied();
+                let size = given_size(&given, spec, axis, d);
                 shape.push(match d {
                     Dim::Fixed(n) => *n,
-                    Dim::Symbolic(s) => by_position
-                        .or_else(|| given.get(s.as_str()).copied())
+                    Dim::Symbolic(s) => size
                         .ok_or_else(|| {
                             format!(
                                 "input `{}` axis {axis} is the symbolic dim `{s}`; give --dim {s}=N (every axis named `{s}`) or --dim {key}=N (this axis)",
                                 spec.name
                             )
                         })?,
-                    Dim::Unknown => by_position.ok_or_else(|| {
+                    Dim::Unknown => size.ok_or_else(|| {
                         format!(
                             "input `{}` axis {axis} is dynamic without a name; give --dim {key}=N",
                             spec.name
