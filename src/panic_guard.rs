@@ -18,6 +18,13 @@ pub fn install_hook() {
     }));
 }
 
+/// Locks `m` even when a holder panicked: the panic was already turned into an error
+/// (or reported), and the data behind these mutexes (lists being appended to, turns)
+/// stays valid.
+pub fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Runs `f`, returning the panic message instead of unwinding.
 pub fn catch<R>(f: impl FnOnce() -> R) -> Result<R, String> {
     let was = GUARDED.with(|g| g.replace(true));

@@ -11,12 +11,14 @@ use crate::backend::{self, LoadOptions};
 use crate::error::{Error, Result};
 use crate::formats::onnx_model::sha256_hex;
 use crate::interrupt;
+use crate::panic_guard::lock;
 use crate::report::{CaseId, CaseReport, CaseVerdict, Incomplete, Report, SuiteAudit, Warning};
 use crate::suite::integrity::{self, Finding};
 use crate::suite::matrix::SuiteMatrix;
 use crate::suite::runner::{self, Reference, RunOptions};
 use crate::suite::shard::{case_key, Shard};
 use std::path::PathBuf;
+use std::sync::{Mutex, PoisonError};
 
 /// Integrity warnings printed per suite before the rest are summarised in one line.
 const MAX_WARNINGS: usize = 10;
@@ -54,6 +56,11 @@ pub struct CheckArgs {
     /// Intra-op threads for every backend (default: each engine's own choice).
     #[arg(long, value_name = "N", value_parser = super::limits::threads)]
     threads: Option<usize>,
+    /// Suites and backends checked at once (default: the number of cores). The report's
+    /// order does not depend on it; inferences never overlap, so latencies are measured
+    /// alone; --jobs 1 also keeps session loading off the cores while timing.
+    #[arg(long, value_name = "N", value_parser = super::limits::jobs)]
+    jobs: Option<usize>,
     /// A recorded suite whose model.onnx is not the recorded model, or whose data files
     /// are not all listed in parity.toml, is an error (exit 2) instead of a warning.
     #[arg(long)]
@@ -185,63 +192,91 @@ pub fn run(args: CheckArgs, global: Global) -> Result<u8> {
         .filter(|s| Reference::Backend(s.backend.name().to_string()) != reference)
         .count();
     let total: usize = suites.iter().map(|s| s.cases.len() * candidates).sum();
-    let mut progress = Progress::new(total as u64, args.output.progress_allowed(global.quiet));
+    let progress = Progress::new(total as u64, args.output.progress_allowed(global.quiet));
     let mut rows = Vec::new();
     let backend_names: Vec<String> = selected
         .iter()
         .map(|s| s.backend.name().to_string())
         .collect();
+    // Suites whose integrity audit fails under --strict are not run; the others are
+    // run `--jobs` at a time, their rows and matrices put back in suite order.
+    let strict_failures: Vec<Option<&Finding>> = suites
+        .iter()
+        .zip(&findings)
+        .map(|(_, f)| f.first().filter(|_| args.strict))
+        .collect();
+    let runnable: Vec<&crate::suite::Suite> = suites
+        .iter()
+        .zip(&strict_failures)
+        .filter(|(_, f)| f.is_none())
+        .map(|(s, _)| s)
+        .collect();
+    let matrices: Vec<Mutex<SuiteMatrix>> = runnable
+        .iter()
+        .map(|s| Mutex::new(SuiteMatrix::new(s, &backend_names, &options)))
+        .collect();
+    let progress = Mutex::new(progress);
+    let step = |row: &CaseReport| {
+        lock(&progress).step(&format!("{} {} {}", row.suite, row.case, row.backend));
+    };
+    let jobs = args.jobs.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
+    let observe = |s: usize, case: usize, backend: &str, outputs| {
+        if args.matrix {
+            lock(&matrices[s]).add(case, backend, outputs);
+        }
+    };
+    let mut ran = runner::run_jobs(
+        &runnable, &selected, &reference, &options, jobs, &step, &observe,
+    )
+    .into_iter();
+    let mut matrices = matrices.into_iter();
     let mut matrix = Vec::new();
-    for (suite, findings) in suites.iter().zip(&findings) {
-        let mut suite_matrix = SuiteMatrix::new(suite, &backend_names, &options);
-        let mut step = |row: &CaseReport| {
-            progress.step(&format!("{} {} {}", row.suite, row.case, row.backend));
-        };
-        match findings.first() {
-            Some(first) if args.strict => {
-                let more = match findings.len() {
-                    1 => String::new(),
-                    n => format!(" (and {} more)", n - 1),
-                };
-                let msg = format!("{first}{more} [--strict]");
-                for case in &suite.cases {
-                    for s in &selected {
-                        let backend = s.backend.name().to_string();
-                        if Reference::Backend(backend.clone()) == reference {
-                            continue;
-                        }
-                        let id = CaseId {
-                            suite: suite.dir.display().to_string(),
-                            case: case.name.clone(),
-                            backend,
-                            reference: reference.name().to_string(),
-                        };
-                        let row = CaseReport::errored(id, msg.clone(), None);
-                        step(&row);
-                        rows.push(row);
-                    }
-                }
+    for (suite, (strict_failure, findings)) in
+        suites.iter().zip(strict_failures.iter().zip(&findings))
+    {
+        let Some(first) = strict_failure else {
+            rows.extend(ran.next().unwrap_or_default());
+            if let Some(m) = matrices.next().filter(|_| args.matrix) {
+                matrix.extend(
+                    m.into_inner()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .finish(),
+                );
             }
-            _ if args.matrix => rows.extend(runner::run_observed(
-                std::slice::from_ref(suite),
-                &selected,
-                &reference,
-                &options,
-                &mut step,
-                &mut |_, case, backend, outputs| suite_matrix.add(case, backend, outputs),
-            )),
-            _ => rows.extend(runner::run(
-                std::slice::from_ref(suite),
-                &selected,
-                &reference,
-                &options,
-                &mut step,
-            )),
+            continue;
+        };
+        let more = match findings.len() {
+            1 => String::new(),
+            n => format!(" (and {} more)", n - 1),
+        };
+        let msg = format!("{first}{more} [--strict]");
+        for case in &suite.cases {
+            for s in &selected {
+                let backend = s.backend.name().to_string();
+                if Reference::Backend(backend.clone()) == reference {
+                    continue;
+                }
+                let id = CaseId {
+                    suite: suite.dir.display().to_string(),
+                    case: case.name.clone(),
+                    backend,
+                    reference: reference.name().to_string(),
+                };
+                let row = CaseReport::errored(id, msg.clone(), None);
+                step(&row);
+                rows.push(row);
+            }
         }
         if args.matrix {
-            matrix.extend(suite_matrix.finish());
+            // Nothing ran: the suite's matrix says so, as before.
+            matrix.extend(SuiteMatrix::new(suite, &backend_names, &options).finish());
         }
     }
+    let progress = progress
+        .into_inner()
+        .unwrap_or_else(PoisonError::into_inner);
     progress.finish();
     let mut report = Report::new(super::run_environment(&selected), rows);
     report.suites = suites.iter().map(audit).collect::<Result<_>>()?;

@@ -59,6 +59,11 @@ pub fn threads(s: &str) -> std::result::Result<usize, String> {
         .map_err(|e| format!("{e} (leave --threads out for the engine's own choice)"))
 }
 
+/// Value parser of `check --jobs`: 1 to [`MAX_THREADS`] suites and backends at once.
+pub fn jobs(s: &str) -> std::result::Result<usize, String> {
+    bounded(s, "--jobs", MAX_THREADS)
+}
+
 /// Value parser of `bench --concurrency`: 1 to [`MAX_CONCURRENCY`].
 pub fn concurrency(s: &str) -> std::result::Result<usize, String> {
     bounded(s, "--concurrency", MAX_CONCURRENCY)

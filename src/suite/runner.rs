@@ -7,6 +7,7 @@ use super::{Case, NamedTensors, Suite};
 use crate::backend::IoSpec;
 use crate::backend::{BackendError, LoadOptions, Selected, Session};
 use crate::compare::{self, OutputComparison, Policy, Tolerance};
+use crate::panic_guard::lock;
 use crate::report::{CaseId, CaseReport, OutputReport, SkippedOutput};
 use crate::tensor::{DType, Tensor};
 use std::time::Instant;
@@ -82,75 +83,185 @@ pub fn run_observed(
 ) -> Vec<CaseReport> {
     let mut rows = Vec::new();
     for suite in suites {
-        let cases: Vec<Result<Case, String>> = suite
-            .cases
-            .iter()
-            .map(|c| suite.load_case(c).map_err(|e| e.to_string()))
-            .collect();
-        let expected = match reference {
-            Reference::Golden => cases
-                .iter()
-                .map(|c| match c {
-                    // Nothing to compare is not a pass (docs/design.md).
-                    Ok(c) if c.expected.is_empty() => Err(
-                        "this data set holds no expected outputs (output_*.pb), so there is nothing to compare; use --reference BACKEND to compare against a backend"
-                            .to_string(),
-                    ),
-                    Ok(c) => Ok(c.expected.clone()),
-                    Err(e) => Err(e.clone()),
-                })
-                .collect(),
-            Reference::Backend(name) => {
-                let outputs = reference_outputs(suite, &cases, candidates, name, options);
-                for (c, out) in outputs.iter().enumerate() {
-                    if let Ok(out) = out {
-                        on_outputs(suite, c, name, out.clone());
-                    }
-                }
-                outputs
-            }
-        };
-        let mut suite_rows: Vec<(usize, usize, CaseReport)> = Vec::new();
-        for (b, selected) in candidates.iter().enumerate() {
-            if Reference::Backend(selected.backend.name().to_string()) == *reference {
-                continue;
-            }
-            let session = selected.backend.load(&suite.model, &options.load);
-            let mut session = session.map_err(|e| (e.message, e.op));
-            for (c, (case, expected)) in cases.iter().zip(&expected).enumerate() {
-                let id = CaseId {
-                    suite: suite.dir.display().to_string(),
-                    case: suite.cases[c].name.clone(),
-                    backend: selected.backend.name().to_string(),
-                    reference: reference.name().to_string(),
-                };
-                let row = match (&mut session, case, expected) {
-                    (_, Err(e), _) | (_, _, Err(e)) => CaseReport::errored(id, e.clone(), None),
-                    (Err((msg, op)), _, _) => CaseReport::errored(id, msg.clone(), op.clone()),
-                    (Ok(session), Ok(case), Ok(expected)) => {
-                        let (row, actual) = run_case(
-                            suite,
-                            session.as_mut(),
-                            case,
-                            expected,
-                            id,
-                            &selected.device,
-                            options,
-                        );
-                        if let Some(actual) = actual {
-                            on_outputs(suite, c, selected.backend.name(), actual);
-                        }
-                        row
-                    }
-                };
-                on_case(&row);
-                suite_rows.push((c, b, row));
-            }
-        }
+        let mut suite_rows = run_unit(
+            suite, candidates, None, reference, options, on_case, on_outputs,
+        );
         suite_rows.sort_by_key(|(c, b, _)| (*c, *b));
         rows.extend(suite_rows.into_iter().map(|(_, _, r)| r));
     }
     rows
+}
+
+/// [`run_observed`] on `jobs` threads (`check --jobs`): the work is cut into units, one
+/// per suite and compared backend (one per suite when the reference is a backend, which
+/// every unit of that suite would otherwise rerun), taken in order by the threads. The
+/// rows come back per suite, in the same order as [`run_observed`] gives them, whatever
+/// the timing. The callbacks are called from the worker threads.
+///
+/// Latencies stay free of the other jobs' inference: every timed engine call takes the
+/// process-wide inference turn ([`run_timed`]), so at most one inference runs at a time
+/// while the other threads load sessions, read data and compare outputs.
+pub fn run_jobs(
+    suites: &[&Suite],
+    candidates: &[Selected],
+    reference: &Reference,
+    options: &RunOptions,
+    jobs: usize,
+    on_case: &(dyn Fn(&CaseReport) + Sync),
+    on_outputs: &(dyn Fn(usize, usize, &str, NamedTensors) + Sync),
+) -> Vec<Vec<CaseReport>> {
+    let compared: Vec<Option<usize>> = match reference {
+        Reference::Golden => (0..candidates.len()).map(Some).collect(),
+        Reference::Backend(_) => vec![None],
+    };
+    let units: Vec<(usize, Option<usize>)> = (0..suites.len())
+        .flat_map(|s| compared.iter().map(move |&b| (s, b)))
+        .collect();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let done = std::sync::Mutex::new(Vec::with_capacity(units.len()));
+    let work = || loop {
+        let u = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let Some(&(s, only)) = units.get(u) else {
+            break;
+        };
+        let mut case_seen = |row: &CaseReport| on_case(row);
+        let mut outputs_seen = |_: &Suite, case: usize, backend: &str, out: NamedTensors| {
+            on_outputs(s, case, backend, out)
+        };
+        let rows = run_unit(
+            suites[s],
+            candidates,
+            only,
+            reference,
+            options,
+            &mut case_seen,
+            &mut outputs_seen,
+        );
+        lock(&done).push((s, rows));
+    };
+    let workers = jobs.clamp(1, units.len().max(1));
+    if workers == 1 {
+        // On this thread: a stop signal then interrupts the very call in flight, as in
+        // a run without jobs.
+        work();
+    } else {
+        std::thread::scope(|scope| {
+            for _ in 0..workers {
+                scope.spawn(work);
+            }
+        });
+    }
+    let mut per_suite: Vec<Vec<(usize, usize, CaseReport)>> =
+        suites.iter().map(|_| Vec::new()).collect();
+    for (s, rows) in done
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+    {
+        per_suite[s].extend(rows);
+    }
+    per_suite
+        .into_iter()
+        .map(|mut rows| {
+            rows.sort_by_key(|(c, b, _)| (*c, *b));
+            rows.into_iter().map(|(_, _, r)| r).collect()
+        })
+        .collect()
+}
+
+/// Only one timed inference at a time in this process (see [`run_jobs`]).
+static INFERENCE_TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Runs one case on a session inside the process-wide inference turn; returns the
+/// outputs and the wall time of the call alone, in milliseconds.
+fn run_timed(
+    session: &mut dyn Session,
+    inputs: &[Tensor],
+) -> (Result<Vec<(String, Tensor)>, BackendError>, f64) {
+    let _turn = lock(&INFERENCE_TURN);
+    let start = Instant::now();
+    let result = run_guarded(session, inputs);
+    (result, start.elapsed().as_secs_f64() * 1e3)
+}
+
+/// One suite on the compared backends (`only`: just that one), each row keyed by case
+/// and backend index for ordering.
+fn run_unit(
+    suite: &Suite,
+    candidates: &[Selected],
+    only: Option<usize>,
+    reference: &Reference,
+    options: &RunOptions,
+    on_case: &mut dyn FnMut(&CaseReport),
+    on_outputs: OutputsObserver<'_>,
+) -> Vec<(usize, usize, CaseReport)> {
+    let cases: Vec<Result<Case, String>> = suite
+        .cases
+        .iter()
+        .map(|c| suite.load_case(c).map_err(|e| e.to_string()))
+        .collect();
+    let expected = match reference {
+        Reference::Golden => cases
+            .iter()
+            .map(|c| match c {
+                // Nothing to compare is not a pass (docs/design.md).
+                Ok(c) if c.expected.is_empty() => Err(
+                    "this data set holds no expected outputs (output_*.pb), so there is nothing to compare; use --reference BACKEND to compare against a backend"
+                        .to_string(),
+                ),
+                Ok(c) => Ok(c.expected.clone()),
+                Err(e) => Err(e.clone()),
+            })
+            .collect(),
+        Reference::Backend(name) => {
+            let outputs = reference_outputs(suite, &cases, candidates, name, options);
+            for (c, out) in outputs.iter().enumerate() {
+                if let Ok(out) = out {
+                    on_outputs(suite, c, name, out.clone());
+                }
+            }
+            outputs
+        }
+    };
+    let mut suite_rows: Vec<(usize, usize, CaseReport)> = Vec::new();
+    for (b, selected) in candidates.iter().enumerate() {
+        if only.is_some_and(|o| o != b)
+            || Reference::Backend(selected.backend.name().to_string()) == *reference
+        {
+            continue;
+        }
+        let session = selected.backend.load(&suite.model, &options.load);
+        let mut session = session.map_err(|e| (e.message, e.op));
+        for (c, (case, expected)) in cases.iter().zip(&expected).enumerate() {
+            let id = CaseId {
+                suite: suite.dir.display().to_string(),
+                case: suite.cases[c].name.clone(),
+                backend: selected.backend.name().to_string(),
+                reference: reference.name().to_string(),
+            };
+            let row = match (&mut session, case, expected) {
+                (_, Err(e), _) | (_, _, Err(e)) => CaseReport::errored(id, e.clone(), None),
+                (Err((msg, op)), _, _) => CaseReport::errored(id, msg.clone(), op.clone()),
+                (Ok(session), Ok(case), Ok(expected)) => {
+                    let (row, actual) = run_case(
+                        suite,
+                        session.as_mut(),
+                        case,
+                        expected,
+                        id,
+                        &selected.device,
+                        options,
+                    );
+                    if let Some(actual) = actual {
+                        on_outputs(suite, c, selected.backend.name(), actual);
+                    }
+                    row
+                }
+            };
+            on_case(&row);
+            suite_rows.push((c, b, row));
+        }
+    }
+    suite_rows
 }
 
 /// Runs the reference backend on each case to produce expected outputs.
@@ -175,7 +286,8 @@ fn reference_outputs(
             let session = session
                 .as_mut()
                 .map_err(|e| format!("reference {name}: {}", e.message))?;
-            run_guarded(session.as_mut(), &case.inputs)
+            run_timed(session.as_mut(), &case.inputs)
+                .0
                 .map_err(|e| format!("reference {name}: {}", e.message))
         })
         .collect()
@@ -192,9 +304,7 @@ fn run_case(
     device: &str,
     options: &RunOptions,
 ) -> (CaseReport, Option<NamedTensors>) {
-    let start = Instant::now();
-    let result = run_guarded(session, &case.inputs);
-    let latency_ms = start.elapsed().as_secs_f64() * 1e3;
+    let (result, latency_ms) = run_timed(session, &case.inputs);
     let actual = match result {
         Ok(a) => a,
         Err(e) => return (CaseReport::errored(id, e.message, e.op), None),

@@ -218,6 +218,10 @@ fn a_signal_during_check_writes_an_incomplete_report_and_exits_128_plus_n() {
             "tract-cpu",
             "--backend",
             &runner,
+            // One suite and backend at a time, so that what ran before the signal is
+            // known (with more jobs, tract may finish both suites meanwhile).
+            "--jobs",
+            "1",
             "--format",
             "json",
             "--out",

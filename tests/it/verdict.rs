@@ -340,3 +340,68 @@ fn compare_of_directories_fails_a_candidate_file_without_a_reference() {
         "missing golden for output probs"
     );
 }
+
+/// `--jobs` changes how many suites and backends run at once, never the report: the
+/// same rows in the same order (suite, case, backend), the same verdicts and figures
+/// (issue 14: checks that use every core).
+#[test]
+fn the_report_does_not_depend_on_jobs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let damaged = tmp.path().join("mlp-damaged");
+    copy_dir(&models().join("mlp"), &damaged);
+    // One golden 1 % off, so the run holds a failure too.
+    let path = damaged.join("test_data_set_1/output_0.pb");
+    let (name, t) = parity::formats::read_tensor(&path).unwrap();
+    let mut v = t.values::<f32>().unwrap().into_owned();
+    v[3] *= 1.01;
+    let t = parity::tensor::Tensor::from_vec(t.shape().to_vec(), v).unwrap();
+    parity::formats::write_tensor(&path, name.as_deref().unwrap_or("logits"), &t).unwrap();
+    let run = |jobs: &str| {
+        let o = parity(&[
+            "check",
+            s(&models().join("mlp")),
+            s(&models().join("cnn")),
+            s(&damaged),
+            s(&models().join("transformer")),
+            "--matrix",
+            "--jobs",
+            jobs,
+            "--format",
+            "json",
+        ]);
+        assert_eq!(o.code, 1, "{}", o.stderr);
+        let mut r = json(&o);
+        for case in r["cases"].as_array_mut().unwrap() {
+            case["latency_ms"] = serde_json::Value::Null;
+        }
+        r
+    };
+    let one = run("1");
+    let rows = |r: &serde_json::Value| -> Vec<String> {
+        r["cases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                format!(
+                    "{} {} {} {}",
+                    c["suite"], c["case"], c["backend"], c["verdict"]
+                )
+            })
+            .collect()
+    };
+    assert!(one["cases"].as_array().unwrap().len() >= 24);
+    assert!(rows(&one)
+        .iter()
+        .any(|r| r.contains("mlp-damaged") && r.ends_with("\"fail\"")));
+    for jobs in ["2", "7"] {
+        let many = run(jobs);
+        assert_eq!(rows(&many), rows(&one), "--jobs {jobs}");
+        assert_eq!(many["cases"], one["cases"], "--jobs {jobs}");
+        assert_eq!(many["matrix"], one["matrix"], "--jobs {jobs}");
+        assert_eq!(many["summary"], one["summary"]);
+    }
+    let o = parity(&["check", s(&models().join("mlp")), "--jobs", "0"]);
+    assert_eq!(o.code, 2);
+    assert!(o.stderr.contains("--jobs"), "{}", o.stderr);
+}
