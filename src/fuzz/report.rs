@@ -225,13 +225,8 @@ impl FuzzReport {
                 }
             }
         }
-        let mut x = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-        x += &format!(
-            "<testsuites name=\"{}\" tests=\"{}\" failures=\"{}\">\n",
-            attr(&format!("parity fuzz {}", self.model)),
-            self.cases.len() * backends.len() + self.skipped.len(),
-            self.findings.len()
-        );
+        let mut x = String::new();
+        let mut total_failures = 0;
         for backend in &backends {
             let found = |case: &str| -> Vec<&Finding> {
                 self.findings
@@ -244,6 +239,7 @@ impl FuzzReport {
                 .iter()
                 .filter(|c| !found(&c.case.case).is_empty())
                 .count();
+            total_failures += failures;
             let refused = |case: &str| {
                 self.notes
                     .iter()
@@ -293,8 +289,12 @@ impl FuzzReport {
                 attr(&sk.reason)
             );
         }
-        x += "</testsuites>\n";
-        x
+        format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"{}\" tests=\"{}\" failures=\"{total_failures}\" errors=\"{}\">\n{x}</testsuites>\n",
+            attr(&format!("parity fuzz {}", self.model)),
+            self.cases.len() * backends.len() + self.skipped.len(),
+            self.skipped.len()
+        )
     }
 }
 
