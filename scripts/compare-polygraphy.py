@@ -254,6 +254,35 @@ def polygraphy_command(suite: Path, inputs_json: Path, outputs_json: Path) -> li
             "--atol", ATOL, "--rtol", RTOL]
 
 
+# The ONNX Runtime work both tools must do, timed inside one fresh Python process per
+# suite (interpreter start-up and imports excluded): session creation with default
+# options plus one run per data set. Its sum bounds how fast any tool driving ORT can
+# check the six suites one after another.
+ORT_FLOOR = """
+import sys, time, glob, onnx, onnxruntime as ort
+from onnx import numpy_helper
+suite = sys.argv[1]
+feeds = []
+for d in sorted(glob.glob(suite + "/test_data_set_*")):
+    feeds.append({t.name: numpy_helper.to_array(t) for t in
+                  (onnx.load_tensor(p) for p in sorted(glob.glob(d + "/input_*.pb")))})
+start = time.perf_counter()
+session = ort.InferenceSession(suite + "/model.onnx", providers=["CPUExecutionProvider"])
+for feed in feeds:
+    session.run(None, feed)
+print(time.perf_counter() - start)
+"""
+
+
+def ort_floor(suite: Path) -> float:
+    """Seconds of ONNX Runtime work for `suite` (see ORT_FLOOR)."""
+    proc = subprocess.run([sys.executable, "-c", ORT_FLOOR, str(suite)], capture_output=True,
+                          text=True, check=False)
+    if proc.returncode != 0:
+        raise HarnessError(f"ORT floor of {suite.name} failed:\n{proc.stderr[-2000:]}")
+    return float(proc.stdout.strip())
+
+
 def timed_process(command: list[str], cwd: Path) -> float:
     """Wall-clock seconds of one process, start to exit; it must exit 0."""
     start = time.perf_counter()
@@ -328,12 +357,19 @@ def main() -> int:
 
     # 5: alternate the tools, switching which one goes first every round.
     parity_times = {name: [] for name in parity_commands}
+    parity_alone = {suite.name: [] for suite in suites}
     polygraphy_times = {suite: [] for suite in polygraphy}
     polygraphy_totals = []
+    floors = {suite.name: [] for suite in suites}
 
     def time_parity():
         for name, command in parity_commands.items():
             parity_times[name].append(timed_process(command, REPO))
+        # Each suite alone too (default settings), for the per-model table.
+        for suite in suites:
+            alone = [str(args.parity), "check", str(suite), "--backend", "ort-cpu"]
+            parity_alone[suite.name].append(timed_process(alone + shlex.split(args.parity_args),
+                                                          REPO))
 
     def time_polygraphy():
         total = 0.0
@@ -348,6 +384,8 @@ def main() -> int:
             (time_polygraphy, time_parity)
         for step in order:
             step()
+        for suite in suites:
+            floors[suite.name].append(ort_floor(suite))
         log(f"round {round_index + 1}/{args.rounds} done")
 
     # The report.
@@ -377,12 +415,19 @@ def main() -> int:
         print(f"| {name} | `{extra or '(none)'}` | {median:.3f} | {fastest:.3f} "
               f"| {poly_median:.3f} | {poly_min:.3f} | {poly_median / median:.2f}x "
               f"| {poly_min / fastest:.2f}x |")
-    print("\nPolygraphy per model (one process each):\n")
-    print("| suite | median s | min s |")
-    print("| --- | ---: | ---: |")
+    floor_total = sum(statistics.median(v) for v in floors.values())
+    print(f"\nONNX Runtime's own work (session creation and one run per data set, inside "
+          f"one Python process per suite, start-up excluded), summed over the suites: "
+          f"{floor_total:.3f} s (medians). No tool driving ONNX Runtime suite after suite "
+          f"can be faster; polygraphy / that floor = {poly_median / floor_total:.2f}x.\n")
+    print("Per model, one process each (medians, seconds):\n")
+    print("| suite | parity check | polygraphy run | polygraphy / parity | ORT work |")
+    print("| --- | ---: | ---: | ---: | ---: |")
     for suite, times in polygraphy_times.items():
-        median, fastest = seconds(times)
-        print(f"| {suite} | {median:.3f} | {fastest:.3f} |")
+        alone = statistics.median(parity_alone[suite])
+        poly = statistics.median(times)
+        print(f"| {suite} | {alone:.3f} | {poly:.3f} | {poly / alone:.2f}x "
+              f"| {statistics.median(floors[suite]):.3f} |")
     print("\nModels (from PyPI wheels, sha256 checked):\n")
     print("| suite | package | version | wheel sha256 | path in wheel |")
     print("| --- | --- | --- | --- | --- |")

@@ -28,6 +28,7 @@ pub mod formats;
 pub mod fuzz;
 pub mod interrupt;
 pub mod isolate;
+pub mod jobs;
 pub mod panic_guard;
 pub mod quantile;
 pub mod report;

@@ -61,6 +61,11 @@ pub struct CheckArgs {
     /// alone; --jobs 1 also keeps session loading off the cores while timing.
     #[arg(long, value_name = "N", value_parser = super::limits::jobs)]
     jobs: Option<usize>,
+    /// Let the inference calls of different jobs overlap too: faster where engines leave
+    /// cores idle (small models, single-threaded engines); no latency is reported then,
+    /// since it would include the other jobs' load.
+    #[arg(long)]
+    overlap_inference: bool,
     /// A recorded suite whose model.onnx is not the recorded model, or whose data files
     /// are not all listed in parity.toml, is an error (exit 2) instead of a warning.
     #[arg(long)]
@@ -136,9 +141,10 @@ pub fn run(args: CheckArgs, global: Global) -> Result<u8> {
             )));
         }
     }
+    let jobs = args.jobs.unwrap_or_else(crate::jobs::default_jobs);
     let mut suites = Vec::new();
-    for root in &args.suites {
-        let mut found = crate::suite::discover(std::slice::from_ref(root))?;
+    let discovered = crate::suite::discover_each(&args.suites, jobs)?;
+    for (root, mut found) in args.suites.iter().zip(discovered) {
         if let Some(shard) = args.shard {
             for suite in &mut found {
                 let dir = suite.dir.clone();
@@ -186,6 +192,7 @@ pub fn run(args: CheckArgs, global: Global) -> Result<u8> {
             threads: args.threads,
         },
         histograms: args.output.wants_histograms(),
+        overlap_inference: args.overlap_inference,
     };
     let candidates = selected
         .iter()
@@ -219,9 +226,6 @@ pub fn run(args: CheckArgs, global: Global) -> Result<u8> {
     let step = |row: &CaseReport| {
         lock(&progress).step(&format!("{} {} {}", row.suite, row.case, row.backend));
     };
-    let jobs = args.jobs.unwrap_or_else(|| {
-        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
-    });
     let observe = |s: usize, case: usize, backend: &str, outputs| {
         if args.matrix {
             lock(&matrices[s]).add(case, backend, outputs);

@@ -78,8 +78,15 @@ pub struct Case {
 /// Finds every suite under the given paths. A path that is itself a suite is taken as
 /// is; otherwise it is searched recursively. A path holding no suite is an error.
 pub fn discover(paths: &[PathBuf]) -> Result<Vec<Suite>> {
-    let mut suites = Vec::new();
-    for path in paths {
+    Ok(discover_each(paths, 1)?.into_iter().flatten().collect())
+}
+
+/// [`discover`] per path, the suites of each path in the same order, opened (model
+/// decoded, manifest and listing checked) on up to `jobs` threads. The first path or
+/// suite in order that fails is the error, whatever the threads did.
+pub fn discover_each(paths: &[PathBuf], jobs: usize) -> Result<Vec<Vec<Suite>>> {
+    let mut dirs: Vec<(usize, PathBuf)> = Vec::new();
+    for (p, path) in paths.iter().enumerate() {
         let meta =
             std::fs::metadata(path).map_err(|e| Error::file(path, formats::io_problem(&e)))?;
         if !meta.is_dir() {
@@ -88,17 +95,20 @@ pub fn discover(paths: &[PathBuf]) -> Result<Vec<Suite>> {
                 "not a directory (a suite is a directory with model.onnx and test_data_set_N)",
             ));
         }
-        let mut dirs = Vec::new();
-        find_suite_dirs(path, &mut dirs)?;
-        if dirs.is_empty() {
+        let mut found = Vec::new();
+        find_suite_dirs(path, &mut found)?;
+        if found.is_empty() {
             return Err(Error::file(
                 path,
                 "holds no suite (no model.onnx found below it)",
             ));
         }
-        for dir in dirs {
-            suites.push(open(&dir)?);
-        }
+        dirs.extend(found.into_iter().map(|d| (p, d)));
+    }
+    let opened = crate::jobs::par_map(&dirs, jobs, |(_, dir)| open(dir));
+    let mut suites: Vec<Vec<Suite>> = paths.iter().map(|_| Vec::new()).collect();
+    for ((p, _), suite) in dirs.iter().zip(opened) {
+        suites[*p].push(suite?);
     }
     Ok(suites)
 }

@@ -43,6 +43,10 @@ pub struct RunOptions {
     /// Compute each float output's error histogram (a second pass over the data, for
     /// the reports that carry it: JSON and HTML).
     pub histograms: bool,
+    /// `check --overlap-inference`: inference calls of different jobs may run at the
+    /// same time (no inference turn), and no latency is reported, since it would
+    /// include the other jobs' load.
+    pub overlap_inference: bool,
 }
 
 /// One backend's actual outputs on one case, handed to the observer of [`run_observed`]:
@@ -96,11 +100,12 @@ pub fn run_observed(
 /// per suite and compared backend (one per suite when the reference is a backend, which
 /// every unit of that suite would otherwise rerun), taken in order by the threads. The
 /// rows come back per suite, in the same order as [`run_observed`] gives them, whatever
-/// the timing. The callbacks are called from the worker threads.
+/// the timing. The callbacks are called from the worker threads ([`crate::jobs`]).
 ///
 /// Latencies stay free of the other jobs' inference: every timed engine call takes the
 /// process-wide inference turn ([`run_timed`]), so at most one inference runs at a time
-/// while the other threads load sessions, read data and compare outputs.
+/// while the other threads load sessions, read data and compare outputs; with
+/// `options.overlap_inference` inference overlaps too and latencies are not reported.
 pub fn run_jobs(
     suites: &[&Suite],
     candidates: &[Selected],
@@ -117,18 +122,12 @@ pub fn run_jobs(
     let units: Vec<(usize, Option<usize>)> = (0..suites.len())
         .flat_map(|s| compared.iter().map(move |&b| (s, b)))
         .collect();
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let done = std::sync::Mutex::new(Vec::with_capacity(units.len()));
-    let work = || loop {
-        let u = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let Some(&(s, only)) = units.get(u) else {
-            break;
-        };
+    let ran = crate::jobs::par_map(&units, jobs, |&(s, only)| {
         let mut case_seen = |row: &CaseReport| on_case(row);
         let mut outputs_seen = |_: &Suite, case: usize, backend: &str, out: NamedTensors| {
             on_outputs(s, case, backend, out)
         };
-        let rows = run_unit(
+        run_unit(
             suites[s],
             candidates,
             only,
@@ -136,27 +135,11 @@ pub fn run_jobs(
             options,
             &mut case_seen,
             &mut outputs_seen,
-        );
-        lock(&done).push((s, rows));
-    };
-    let workers = jobs.clamp(1, units.len().max(1));
-    if workers == 1 {
-        // On this thread: a stop signal then interrupts the very call in flight, as in
-        // a run without jobs.
-        work();
-    } else {
-        std::thread::scope(|scope| {
-            for _ in 0..workers {
-                scope.spawn(work);
-            }
-        });
-    }
+        )
+    });
     let mut per_suite: Vec<Vec<(usize, usize, CaseReport)>> =
         suites.iter().map(|_| Vec::new()).collect();
-    for (s, rows) in done
-        .into_inner()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-    {
+    for (&(s, _), rows) in units.iter().zip(ran) {
         per_suite[s].extend(rows);
     }
     per_suite
@@ -172,15 +155,20 @@ pub fn run_jobs(
 static INFERENCE_TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Runs one case on a session inside the process-wide inference turn; returns the
-/// outputs and the wall time of the call alone, in milliseconds.
+/// outputs and the wall time of the call alone, in milliseconds. With
+/// `overlap` the call takes no turn and is not timed (`None`).
 fn run_timed(
     session: &mut dyn Session,
     inputs: &[Tensor],
-) -> (Result<Vec<(String, Tensor)>, BackendError>, f64) {
+    overlap: bool,
+) -> (Result<Vec<(String, Tensor)>, BackendError>, Option<f64>) {
+    if overlap {
+        return (run_guarded(session, inputs), None);
+    }
     let _turn = lock(&INFERENCE_TURN);
     let start = Instant::now();
     let result = run_guarded(session, inputs);
-    (result, start.elapsed().as_secs_f64() * 1e3)
+    (result, Some(start.elapsed().as_secs_f64() * 1e3))
 }
 
 /// One suite on the compared backends (`only`: just that one), each row keyed by case
@@ -286,7 +274,7 @@ fn reference_outputs(
             let session = session
                 .as_mut()
                 .map_err(|e| format!("reference {name}: {}", e.message))?;
-            run_timed(session.as_mut(), &case.inputs)
+            run_timed(session.as_mut(), &case.inputs, options.overlap_inference)
                 .0
                 .map_err(|e| format!("reference {name}: {}", e.message))
         })
@@ -304,7 +292,7 @@ fn run_case(
     device: &str,
     options: &RunOptions,
 ) -> (CaseReport, Option<NamedTensors>) {
-    let (result, latency_ms) = run_timed(session, &case.inputs);
+    let (result, latency_ms) = run_timed(session, &case.inputs, options.overlap_inference);
     let actual = match result {
         Ok(a) => a,
         Err(e) => return (CaseReport::errored(id, e.message, e.op), None),
@@ -323,11 +311,11 @@ fn run_case(
             ),
             None,
         );
-        row.latency_ms = Some(latency_ms);
+        row.latency_ms = latency_ms;
         row.device = Some(device.to_string());
         row
     } else {
-        CaseReport::compared(id, Some(latency_ms), Some(device.to_string()), outputs)
+        CaseReport::compared(id, latency_ms, Some(device.to_string()), outputs)
     };
     row.skipped_outputs = skipped;
     (row, Some(actual))

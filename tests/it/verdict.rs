@@ -401,6 +401,31 @@ fn the_report_does_not_depend_on_jobs() {
         assert_eq!(many["matrix"], one["matrix"], "--jobs {jobs}");
         assert_eq!(many["summary"], one["summary"]);
     }
+    // Overlapping inference: the same report, and no latency (it would include the
+    // other jobs' load); without it every case that ran has one.
+    let timed = |r: &serde_json::Value| {
+        r["cases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["latency_ms"].is_number())
+            .count()
+    };
+    let mlp = models().join("mlp");
+    let args = |extra: &[&str]| {
+        let mut a = vec!["check", s(&mlp), s(&damaged), "--format", "json"];
+        a.extend_from_slice(extra);
+        json(&parity(&a))
+    };
+    let exclusive = args(&["--jobs", "3"]);
+    let overlapped = args(&["--jobs", "3", "--overlap-inference"]);
+    assert_eq!(rows(&overlapped), rows(&exclusive));
+    assert_eq!(
+        timed(&exclusive),
+        exclusive["cases"].as_array().unwrap().len()
+    );
+    assert_eq!(timed(&overlapped), 0);
+
     let o = parity(&["check", s(&models().join("mlp")), "--jobs", "0"]);
     assert_eq!(o.code, 2);
     assert!(o.stderr.contains("--jobs"), "{}", o.stderr);
