@@ -161,7 +161,7 @@ fn run_timed(
     session: &mut dyn Session,
     inputs: &[Tensor],
     overlap: bool,
-) -> (Result<Vec<(String, Tensor)>, BackendError>, Option<f64>) {
+) -> (Result<NamedTensors, BackendError>, Option<f64>) {
     if overlap {
         return (run_guarded(session, inputs), None);
     }
