@@ -227,3 +227,48 @@ case("einsum_dot", 12, [N("Einsum", ["a", "b"], ["y"], equation="i,i->")], [("a"
 case("einsum_outer_sum", 12, [N("Einsum", ["a", "b"], ["y"], equation="ij,kj->ik")], [("a", r(3, 4)), ("b", r(2, 4))])
 case("einsum_reduce", 12, [N("Einsum", ["a"], ["y"], equation="bij->jb")], [("a", r(2, 3, 4))])
 case("einsum_private", 12, [N("Einsum", ["a", "b"], ["y"], equation="abc,cd->ad")], [("a", r(2, 3, 4)), ("b", r(4, 5))])
+# recurrent layers: every attribute that changes results, against ORT
+def rnn_case(op, name, direction="forward", hidden=4, seq=5, batch=3, size=6, lens=None, h0=False,
+             c0=False, peep=False, bias=True, attrs=None, dtype=np.float32, opset=14):
+    g = {"RNN": 1, "GRU": 3, "LSTM": 4}[op]
+    d = 2 if direction == "bidirectional" else 1
+    ins = [("X", r(seq, batch, size, dtype=dtype))]
+    init = [("W", r(d, g * hidden, size, dtype=dtype, scale=0.5)), ("R", r(d, g * hidden, hidden, dtype=dtype, scale=0.5))]
+    names = ["X", "W", "R"]
+    def opt(present, value_name, value):
+        if present:
+            init.append((value_name, value)); names.append(value_name)
+        else:
+            names.append("")
+    opt(bias, "B", r(d, 2 * g * hidden, dtype=dtype, scale=0.3))
+    opt(lens is not None, "L", np.array(lens if lens is not None else [], np.int32))
+    opt(h0, "H0", r(d, batch, hidden, dtype=dtype))
+    if op == "LSTM":
+        opt(c0, "C0", r(d, batch, hidden, dtype=dtype))
+        opt(peep, "P", r(d, 3 * hidden, dtype=dtype, scale=0.5))
+    while names and names[-1] == "":
+        names.pop()
+    outs = ["Y", "Y_h"] + (["Y_c"] if op == "LSTM" else [])
+    node = N(op, names, outs, hidden_size=hidden, direction=direction, **(attrs or {}))
+    case(f"{op.lower()}_{name}", opset, [node], ins, init=init, outputs=outs)
+
+for op in ("RNN", "GRU", "LSTM"):
+    for direction in ("forward", "reverse", "bidirectional"):
+        rnn_case(op, f"{direction}_lens", direction, lens=[5, 2, 4], h0=True, c0=True)
+        rnn_case(op, f"{direction}_clip", direction, attrs={"clip": 0.7}, h0=True)
+    rnn_case(op, "nobias", bias=False)
+    rnn_case(op, "f64", dtype=np.float64, h0=True)
+    rnn_case(op, "opset7", opset=7)
+rnn_case("RNN", "relu", attrs={"activations": ["Relu"]})
+rnn_case("RNN", "leakyrelu_alpha", attrs={"activations": ["LeakyRelu"], "activation_alpha": [0.3]})
+rnn_case("RNN", "bi_affine_hardsigmoid", "bidirectional",
+         attrs={"activations": ["Affine", "HardSigmoid"], "activation_alpha": [0.5, 0.3], "activation_beta": [0.1, 0.4]})
+rnn_case("GRU", "lbr", attrs={"linear_before_reset": 1}, h0=True)
+rnn_case("GRU", "lbr_bi_lens", "bidirectional", lens=[1, 5, 3], attrs={"linear_before_reset": 1}, h0=True)
+rnn_case("GRU", "scaledtanh_softsign", attrs={"activations": ["Softsign", "ScaledTanh"], "activation_alpha": [0.7], "activation_beta": [1.3]})
+rnn_case("GRU", "elu_softplus", attrs={"activations": ["Softplus", "Elu"], "activation_alpha": [0.6]})
+rnn_case("LSTM", "peepholes_lens_reverse", "reverse", lens=[3, 5, 1], peep=True, h0=True, c0=True)
+rnn_case("LSTM", "input_forget", attrs={"input_forget": 1}, peep=True, h0=True, c0=True)
+rnn_case("LSTM", "thresholdedrelu", attrs={"activations": ["Sigmoid", "ThresholdedRelu", "Tanh"], "activation_alpha": [0.2]})
+rnn_case("LSTM", "bi_activations", "bidirectional",
+         attrs={"activations": ["HardSigmoid", "Tanh", "Relu", "Sigmoid", "Softsign", "Tanh"], "activation_alpha": [0.25], "activation_beta": [0.45]})

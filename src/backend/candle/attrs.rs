@@ -114,6 +114,22 @@ impl<'a> Attrs<'a> {
         }
     }
 
+    /// A STRINGS attribute (each UTF-8).
+    pub(crate) fn strings(&self, name: &str) -> OpResult<Option<Vec<String>>> {
+        match self.typed(name, AttributeType::Strings)? {
+            None => Ok(None),
+            Some(a) => a
+                .strings
+                .iter()
+                .map(|s| {
+                    String::from_utf8(s.clone())
+                        .map_err(|_| unsupported!("attribute `{name}` is not valid UTF-8"))
+                })
+                .collect::<OpResult<Vec<_>>>()
+                .map(Some),
+        }
+    }
+
     /// A TENSOR attribute.
     pub(crate) fn tensor(&self, name: &str) -> OpResult<Option<&'a TensorProto>> {
         Ok(self

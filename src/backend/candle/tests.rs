@@ -1043,3 +1043,82 @@ fn many_constants_are_planned_in_linear_time() {
     });
     assert_eq!(planned, Ok(n));
 }
+
+/// An RNN worked by hand: `Relu` keeps the arithmetic exact, `sequence_lens` stops the
+/// second entry after 2 steps, and `reverse` starts each entry at its own last step.
+#[test]
+fn recurrent_layers_honour_lengths_direction_and_activations() {
+    let weight = |name: &str, v: f32| TensorProto {
+        name: Some(name.into()),
+        dims: vec![1, 1, 1],
+        data_type: Some(F32),
+        float_data: vec![v],
+        ..Default::default()
+    };
+    let rnn = |attrs: Vec<AttributeProto>, opset: i64| {
+        model(
+            opset,
+            vec![node(
+                "RNN",
+                &["x", "w", "r", "", "lens"],
+                &["y", "y_h"],
+                attrs,
+            )],
+            vec![
+                value_info("x", F32, &[Ok(3), Ok(2), Ok(1)]),
+                value_info("lens", I32, &[Ok(2)]),
+            ],
+            vec![
+                value_info("y", F32, &[Ok(3), Ok(1), Ok(2), Ok(1)]),
+                value_info("y_h", F32, &[Ok(1), Ok(2), Ok(1)]),
+            ],
+            vec![weight("w", 1.0), weight("r", 0.5)],
+        )
+    };
+    let relu = AttributeProto {
+        strings: vec![b"Relu".to_vec()],
+        r#type: Some(AttributeType::Strings as i32),
+        ..attr("activations")
+    };
+    let base = || {
+        vec![
+            attr_i("hidden_size", 1),
+            relu.clone(),
+            attr_s("direction", "reverse"),
+        ]
+    };
+    let x = f32s(&[3, 2, 1], &[1.0, 10.0, 2.0, 20.0, 3.0, 30.0]);
+    let lens = Tensor::from_vec(vec![2], vec![3i32, 2]).expect("lens");
+    let m = rnn(base(), 14);
+    let out = load(&m.path).expect("load").run(&[x, lens]).expect("run");
+    // Entry 0: h = 3, then 2 + 0.5·3 = 3.5, then 1 + 0.5·3.5 = 2.75 (stored in input
+    // order). Entry 1: 20, then 10 + 0.5·20 = 20; its third step is past its length: 0.
+    assert_eq!(vals(&out[0].1), [2.75, 20.0, 3.5, 20.0, 3.0, 0.0]);
+    assert_eq!(out[0].1.shape(), [3, 1, 2, 1]);
+    assert_eq!(vals(&out[1].1), [2.75, 20.0]);
+
+    // What is not honoured is refused, naming the attribute.
+    let mut bad = base();
+    bad.push(attr_i("layout", 2));
+    let e = refused(load(&rnn(bad, 14).path));
+    assert!(
+        e.message.contains("attribute `layout` = 2"),
+        "{}",
+        e.message
+    );
+    let mut bad = base();
+    bad[1].strings = vec![b"Swish".to_vec()];
+    let e = refused(load(&rnn(bad, 14).path));
+    assert!(e.message.contains("`Swish`"), "{}", e.message);
+    let e = refused(load(&rnn(base(), 6).path));
+    assert!(e.message.contains("before opset 7"), "{}", e.message);
+    // `layout` only exists from opset 14.
+    let mut old = base();
+    old.push(attr_i("layout", 0));
+    let e = refused(load(&rnn(old, 13).path));
+    assert!(
+        e.message.contains("attribute `layout` is not supported"),
+        "{}",
+        e.message
+    );
+}

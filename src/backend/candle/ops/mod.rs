@@ -9,6 +9,7 @@ mod indexing;
 mod matmul;
 mod norm;
 mod pool;
+mod recurrent;
 mod reduce;
 mod resize;
 mod shape;
@@ -152,6 +153,10 @@ const FAMILIES: &[Family] = &[
     Family {
         ops: einsum::OPS,
         build: einsum::build,
+    },
+    Family {
+        ops: recurrent::OPS,
+        build: recurrent::build,
     },
 ];
 
