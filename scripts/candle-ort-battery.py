@@ -272,3 +272,42 @@ rnn_case("LSTM", "input_forget", attrs={"input_forget": 1}, peep=True, h0=True, 
 rnn_case("LSTM", "thresholdedrelu", attrs={"activations": ["Sigmoid", "ThresholdedRelu", "Tanh"], "activation_alpha": [0.2]})
 rnn_case("LSTM", "bi_activations", "bidirectional",
          attrs={"activations": ["HardSigmoid", "Tanh", "Relu", "Sigmoid", "Softsign", "Tanh"], "activation_alpha": [0.25], "activation_beta": [0.45]})
+# control flow: branches and bodies that read outer-scope values, nested subgraphs
+def vi(name, elem=TensorProto.FLOAT, shape=None):
+    return helper.make_tensor_value_info(name, elem, shape)
+xa = r(3, 4)
+for flag in (True, False):
+    then_g = helper.make_graph([N("Add", ["x", "w"], ["t_out"])], "then", [], [vi("t_out")])
+    else_g = helper.make_graph([N("Mul", ["x", "x"], ["e0"]), N("Sub", ["e0", "w"], ["e_out"])], "else", [], [vi("e_out")])
+    case(f"if_outer_{flag}", 13, [N("If", ["c"], ["y"], then_branch=then_g, else_branch=else_g)],
+         [("x", xa), ("c", np.array(flag))], init=[("w", r(3, 4))])
+# Loop: 4 iterations, carried sum, a scan output, a nested If reading an outer value and the iteration
+inner_then = helper.make_graph([N("Add", ["acc", "w"], ["it_out"])], "it", [], [vi("it_out")])
+inner_else = helper.make_graph([N("Sub", ["acc", "w"], ["ie_out"])], "ie", [], [vi("ie_out")])
+body = helper.make_graph(
+    [N("Constant", [], ["two"], value=numpy_helper.from_array(np.array(2, np.int64))),
+     N("Mod", ["i", "two"], ["m"]), N("Equal", ["m", "two"], ["never"]), N("Not", ["never"], ["always"]),
+     N("Less", ["i", "two"], ["early"]),
+     N("If", ["early"], ["acc2"], then_branch=inner_then, else_branch=inner_else),
+     N("Mul", ["acc2", "x"], ["acc3"]), N("Identity", ["always"], ["cond_out"]), N("Identity", ["acc3"], ["scan_out"])],
+    "body", [vi("i", TensorProto.INT64, []), vi("cond_in", TensorProto.BOOL, []), vi("acc")],
+    [vi("cond_out", TensorProto.BOOL, []), vi("acc3"), vi("scan_out")])
+case("loop_nested_if_outer", 13, [N("Loop", ["M", "", "a0"], ["a_final", "scans"], body=body)],
+     [("x", r(2, 3, scale=0.5)), ("a0", r(2, 3))], init=[("M", np.array(4, np.int64)), ("w", r(2, 3))],
+     outputs=["a_final", "scans"])
+# Loop stopped by its condition before the trip count
+cbody = helper.make_graph(
+    [N("Add", ["s", "x"], ["s2"]), N("ReduceSum", ["s2"], ["tot"], keepdims=0), N("Less", ["tot", "lim"], ["go"])],
+    "cbody", [vi("i", TensorProto.INT64, []), vi("c", TensorProto.BOOL, []), vi("s")],
+    [vi("go", TensorProto.BOOL, []), vi("s2")])
+case("loop_while_cond", 13, [N("Loop", ["M", "c0", "s0"], ["s_final"], body=cbody)],
+     [("x", np.abs(r(3)) + 0.5), ("s0", np.zeros(3, np.float32))],
+     init=[("M", np.array(50, np.int64)), ("c0", np.array(True)), ("lim", np.array(6.0, np.float32))])
+# Scan: two scan inputs on different axes, one reversed, an outer value, a reversed scan output on axis 1
+sbody = helper.make_graph(
+    [N("Add", ["st", "a"], ["st1"]), N("Mul", ["st1", "b"], ["st2"]), N("Add", ["st2", "w"], ["o"])],
+    "sbody", [vi("st"), vi("a"), vi("b")], [vi("st2"), vi("o")])
+case("scan_axes_directions_outer", 11, [N("Scan", ["s0", "xa", "xb"], ["s_final", "ys"], body=sbody, num_scan_inputs=2,
+                                          scan_input_axes=[0, 1], scan_input_directions=[0, 1],
+                                          scan_output_axes=[1], scan_output_directions=[1])],
+     [("s0", r(3)), ("xa", r(5, 3)), ("xb", r(3, 5, scale=0.5))], init=[("w", r(3))], outputs=["s_final", "ys"])

@@ -5,7 +5,7 @@
 
 use super::error::{unsupported, OpResult};
 use crate::formats::onnx_pb::{
-    attribute_proto::AttributeType, AttributeProto, NodeProto, TensorProto,
+    attribute_proto::AttributeType, AttributeProto, GraphProto, NodeProto, TensorProto,
 };
 
 /// The attributes of one node, checked against a whitelist.
@@ -52,6 +52,7 @@ impl<'a> Attrs<'a> {
             AttributeType::Float => a.f.is_some(),
             AttributeType::String => a.s.is_some(),
             AttributeType::Tensor => a.t.is_some(),
+            AttributeType::Graph => a.g.is_some(),
             AttributeType::Ints => {
                 !a.ints.is_empty() || (a.i.is_none() && a.floats.is_empty() && a.f.is_none())
             }
@@ -128,6 +129,13 @@ impl<'a> Attrs<'a> {
                 .collect::<OpResult<Vec<_>>>()
                 .map(Some),
         }
+    }
+
+    /// A GRAPH attribute (If's branches, Loop's and Scan's body).
+    pub(crate) fn graph(&self, name: &str) -> OpResult<Option<&'a GraphProto>> {
+        Ok(self
+            .typed(name, AttributeType::Graph)?
+            .and_then(|a| a.g.as_ref()))
     }
 
     /// A TENSOR attribute.

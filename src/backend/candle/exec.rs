@@ -60,6 +60,38 @@ pub(crate) fn run(plan: &Plan, inputs: &[Tensor]) -> Result<Vec<(String, Tensor)
     Ok(out)
 }
 
+/// Runs a subgraph's plan (If's branches, Loop's and Scan's body) on values already on
+/// its device: `inputs` follow its `input_slots` (formal inputs, then the outer-scope
+/// values it reads). Returns its outputs in order. A panic is caught by the top-level
+/// [`run`], which names the node that holds the subgraph.
+pub(crate) fn run_subgraph(plan: &Plan, inputs: Vec<Value>) -> Result<Vec<Value>, BackendError> {
+    if inputs.len() != plan.input_slots.len() {
+        return Err(BackendError::new(format!(
+            "the subgraph takes {} values, got {}",
+            plan.input_slots.len(),
+            inputs.len()
+        )));
+    }
+    let mut env: Vec<Option<Value>> = vec![None; plan.n_slots];
+    for (slot, v) in &plan.constants {
+        env[*slot] = Some(v.clone());
+    }
+    for (v, &slot) in inputs.into_iter().zip(&plan.input_slots) {
+        env[slot] = Some(v);
+    }
+    let mut current = None;
+    execute(plan, &mut env, &mut current)?;
+    plan.outputs
+        .iter()
+        .zip(&plan.output_slots)
+        .map(|(spec, &slot)| {
+            env[slot].clone().ok_or_else(|| {
+                BackendError::new(format!("subgraph output `{}` was not computed", spec.name))
+            })
+        })
+        .collect()
+}
+
 fn execute(
     plan: &Plan,
     env: &mut [Option<Value>],

@@ -9,7 +9,7 @@ use super::proto::value_from_proto;
 use super::value::{storage_dtype, Value};
 use crate::backend::{BackendError, IoSpec};
 use crate::formats::onnx_model::{graph_inputs, read_model};
-use crate::formats::onnx_pb::{GraphProto, ModelProto};
+use crate::formats::onnx_pb::{GraphProto, ModelProto, NodeProto};
 use candle_core::Device;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::Path;
@@ -49,6 +49,10 @@ pub(crate) struct Plan {
 
 struct Slots(HashMap<String, usize>);
 
+/// A built node waiting for its place in the order: the node, every name it reads
+/// (explicit inputs, then the outer values its subgraphs read), its op type, label and op.
+type Pending<'g> = (&'g NodeProto, Vec<String>, String, String, Box<dyn Op>);
+
 impl Slots {
     fn get_or_add(&mut self, name: &str) -> usize {
         let n = self.0.len();
@@ -85,6 +89,67 @@ pub(crate) fn plan(model: &ModelProto, path: &Path, device: &Device) -> Result<P
             "ai.onnx opset {opset} is newer than the newest this backend knows ({MAX_OPSET})"
         )));
     }
+    plan_graph(graph, opset, path, device, None)
+}
+
+/// The names a graph reads from enclosing scopes: read by its nodes (or by their own
+/// subgraphs) and defined neither by its inputs, initializers nor nodes; in order of
+/// first reading.
+pub(crate) fn free_names(graph: &GraphProto) -> Vec<String> {
+    let defined: HashSet<&str> = graph
+        .input
+        .iter()
+        .map(|v| v.name())
+        .chain(graph.initializer.iter().map(|t| t.name()))
+        .chain(
+            graph
+                .node
+                .iter()
+                .flat_map(|n| n.output.iter().map(String::as_str)),
+        )
+        .collect();
+    let mut free: Vec<String> = Vec::new();
+    let reads = graph.node.iter().flat_map(|n| {
+        n.input
+            .iter()
+            .cloned()
+            .chain(implicit_inputs(n))
+            .collect::<Vec<_>>()
+    });
+    for name in reads.chain(graph.output.iter().map(|o| o.name().to_string())) {
+        if !name.is_empty() && !defined.contains(name.as_str()) && !free.contains(&name) {
+            free.push(name);
+        }
+    }
+    free
+}
+
+/// What a node reads through its subgraph attributes (If's branches, Loop's and Scan's
+/// body) from the scope it sits in: run time inputs after its explicit ones.
+pub(crate) fn implicit_inputs(node: &NodeProto) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for a in &node.attribute {
+        for g in a.g.iter().chain(&a.graphs) {
+            for name in free_names(g) {
+                if !names.contains(&name) {
+                    names.push(name);
+                }
+            }
+        }
+    }
+    names
+}
+
+/// Plans one graph: the model's (`outer` = `None`), or a subgraph whose free names
+/// `outer` lists: those are bound after its formal inputs (`input_slots` holds both),
+/// and its inputs and outputs may leave their dtype to the values they get.
+pub(crate) fn plan_graph(
+    graph: &GraphProto,
+    opset: Option<i64>,
+    path: &Path,
+    device: &Device,
+    outer: Option<&[String]>,
+) -> Result<Plan, BackendError> {
     if !graph.sparse_initializer.is_empty() {
         return Err(BackendError::new("sparse initializers are not supported"));
     }
@@ -93,10 +158,15 @@ pub(crate) fn plan(model: &ModelProto, path: &Path, device: &Device) -> Result<P
     let mut constants = Vec::new();
     // Only initializers something reads are decoded: an unused one of a dtype this
     // backend cannot hold (strings, say) does not stop the model.
-    let used: std::collections::HashSet<&str> = graph
+    let reads: Vec<Vec<String>> = graph
         .node
         .iter()
-        .flat_map(|n| n.input.iter().map(String::as_str))
+        .map(|n| n.input.iter().cloned().chain(implicit_inputs(n)).collect())
+        .collect();
+    let used: HashSet<&str> = reads
+        .iter()
+        .flatten()
+        .map(String::as_str)
         .chain(graph.output.iter().map(|o| o.name()))
         .collect();
     for t in graph.initializer.iter().filter(|t| used.contains(t.name())) {
@@ -107,13 +177,18 @@ pub(crate) fn plan(model: &ModelProto, path: &Path, device: &Device) -> Result<P
     let inputs = graph_inputs(graph);
     let mut input_slots = Vec::new();
     for spec in &inputs {
-        check_io_dtype("input", spec)?;
+        if outer.is_none() || spec.dtype.is_some() {
+            check_io_dtype("input", spec)?;
+        }
         input_slots.push(slots.get_or_add(&spec.name));
+    }
+    for name in outer.unwrap_or_default() {
+        input_slots.push(slots.get_or_add(name));
     }
 
     // Validate and build every node before ordering them, so refusals come first.
     let mut pending = Vec::new();
-    for node in &graph.node {
+    for (node, reads) in graph.node.iter().zip(reads) {
         let op_type = node.op_type().to_string();
         let label = match node.name() {
             "" => node
@@ -155,7 +230,7 @@ pub(crate) fn plan(model: &ModelProto, path: &Path, device: &Device) -> Result<P
                     })?;
                 constants.push((slots.get_or_add(out), v));
             }
-            Built::Op(op) => pending.push((node, op_type, label, op)),
+            Built::Op(op) => pending.push((node, reads, op_type, label, op)),
         }
     }
     let order = topological_order(graph, &pending, &constants, &input_slots, &mut slots)?;
@@ -163,7 +238,9 @@ pub(crate) fn plan(model: &ModelProto, path: &Path, device: &Device) -> Result<P
     let output_specs = graph_outputs(graph);
     let mut output_slots = Vec::new();
     for spec in &output_specs {
-        check_io_dtype("output", spec)?;
+        if outer.is_none() || spec.dtype.is_some() {
+            check_io_dtype("output", spec)?;
+        }
         let slot = *slots.0.get(&spec.name).ok_or_else(|| {
             BackendError::new(format!(
                 "graph output `{}` is not produced by any node",
@@ -177,7 +254,7 @@ pub(crate) fn plan(model: &ModelProto, path: &Path, device: &Device) -> Result<P
     let mut steps: Vec<Step> = Vec::with_capacity(order.len());
     let mut pending: Vec<Option<_>> = pending.into_iter().map(Some).collect();
     for i in order {
-        let Some((node, op_type, label, op)) = pending[i].take() else {
+        let Some((node, reads, op_type, label, op)) = pending[i].take() else {
             return Err(BackendError::new(
                 "internal error: a node was scheduled twice",
             ));
@@ -187,7 +264,7 @@ pub(crate) fn plan(model: &ModelProto, path: &Path, device: &Device) -> Result<P
             op,
             op_type,
             label,
-            inputs: node.input.iter().map(slot_of).collect(),
+            inputs: reads.iter().map(slot_of).collect(),
             outputs: node.output.iter().map(slot_of).collect(),
             free_after: Vec::new(),
         });
@@ -220,12 +297,7 @@ pub(crate) fn plan(model: &ModelProto, path: &Path, device: &Device) -> Result<P
 /// node output and checks that every input is produced.
 fn topological_order(
     _graph: &GraphProto,
-    nodes: &[(
-        &crate::formats::onnx_pb::NodeProto,
-        String,
-        String,
-        Box<dyn Op>,
-    )],
+    nodes: &[Pending<'_>],
     constants: &[(usize, Value)],
     input_slots: &[usize],
     slots: &mut Slots,
@@ -238,7 +310,7 @@ fn topological_order(
         .chain(input_slots.iter().copied())
         .collect();
     let mut producer: HashMap<String, usize> = HashMap::new();
-    for (i, (node, _, label, _)) in nodes.iter().enumerate() {
+    for (i, (node, _, _, label, _)) in nodes.iter().enumerate() {
         for out in node.output.iter().filter(|o| !o.is_empty()) {
             let slot = slots.get_or_add(out);
             if preset.contains(&slot) || producer.insert(out.clone(), i).is_some() {
@@ -250,8 +322,8 @@ fn topological_order(
     }
     let mut deps: Vec<BTreeSet<usize>> = vec![BTreeSet::new(); nodes.len()];
     let mut users: Vec<Vec<usize>> = vec![Vec::new(); nodes.len()];
-    for (i, (node, _, label, _)) in nodes.iter().enumerate() {
-        for name in node.input.iter().filter(|n| !n.is_empty()) {
+    for (i, (_, reads, _, label, _)) in nodes.iter().enumerate() {
+        for name in reads.iter().filter(|n| !n.is_empty()) {
             match producer.get(name) {
                 Some(&p) => {
                     if deps[i].insert(p) {
@@ -262,7 +334,7 @@ fn topological_order(
                     let known = slots.0.get(name).is_some_and(|s| preset.contains(s));
                     if !known {
                         return Err(BackendError::new(format!(
-                            "input `{name}` of node `{label}` is not a graph input, initializer or node output"
+                            "input `{name}` of node `{label}` is not a graph input, initializer, node output or outer-scope value"
                         )));
                     }
                 }

@@ -1122,3 +1122,62 @@ fn recurrent_layers_honour_lengths_direction_and_activations() {
         e.message
     );
 }
+
+/// If's branches read values of the enclosing graph; what a branch cannot run is
+/// refused when the model loads, naming the op inside it.
+#[test]
+fn control_flow_reads_outer_values_and_validates_subgraphs() {
+    let branch = |name: &str, nodes: Vec<NodeProto>, out: &str| AttributeProto {
+        g: Some(GraphProto {
+            node: nodes,
+            output: vec![value_info(out, F32, &[Ok(2)])],
+            ..Default::default()
+        }),
+        r#type: Some(AttributeType::Graph as i32),
+        ..attr(name)
+    };
+    let if_model = |else_op: &str| {
+        model(
+            13,
+            vec![node(
+                "If",
+                &["c"],
+                &["y"],
+                vec![
+                    branch(
+                        "then_branch",
+                        vec![node("Add", &["x", "x"], &["t"], vec![])],
+                        "t",
+                    ),
+                    branch(
+                        "else_branch",
+                        vec![node(else_op, &["x"], &["e"], vec![])],
+                        "e",
+                    ),
+                ],
+            )],
+            vec![value_info("c", BOOL, &[]), value_info("x", F32, &[Ok(2)])],
+            vec![value_info("y", F32, &[Ok(2)])],
+            vec![],
+        )
+    };
+    let m = if_model("Neg");
+    let x = f32s(&[2], &[1.5, -2.0]);
+    let run = |c: bool| {
+        let c = Tensor::from_bools(vec![], &[c]).expect("cond");
+        let out = load(&m.path)
+            .expect("load")
+            .run(&[c, x.clone()])
+            .expect("run");
+        vals(&out[0].1)
+    };
+    assert_eq!(run(true), [3.0, -4.0]);
+    assert_eq!(run(false), [-1.5, 2.0]);
+    let e = refused(load(&if_model("Frobnicate").path));
+    assert_eq!(e.op.as_deref(), Some("If"), "{}", e.message);
+    assert!(
+        e.message.contains("in `else_branch`") && e.message.contains("Frobnicate"),
+        "{}",
+        e.message
+    );
+}

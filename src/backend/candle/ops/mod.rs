@@ -3,6 +3,7 @@
 //! opset) into an [`Op`] that the executor runs on candle tensors.
 
 mod binary;
+mod control;
 mod conv;
 mod einsum;
 mod indexing;
@@ -157,6 +158,10 @@ const FAMILIES: &[Family] = &[
     Family {
         ops: recurrent::OPS,
         build: recurrent::build,
+    },
+    Family {
+        ops: control::OPS,
+        build: control::build,
     },
 ];
 
