@@ -15,7 +15,7 @@
 //! max-style reductions), the node is refused too: neither answer could be called right.
 //!
 //! Layout: [`graph`] loads and plans, [`exec`] runs a case, [`ops`] holds one module per
-//! op family (137 op types), [`value`] the dtype policy (bool as u8, narrow ints as i64,
+//! op family (140 op types), [`value`] the dtype policy (bool as u8, narrow ints as i64,
 //! u64 refused).
 //!
 //! Verification (see `tests.rs`): the 140 shipped ONNX backend-test cases (124 pass, the

@@ -1181,3 +1181,58 @@ fn control_flow_reads_outer_values_and_validates_subgraphs() {
         e.message
     );
 }
+
+/// QuantizeLinear rounds half to even and saturates; DequantizeLinear per axis.
+#[test]
+fn quantize_rounds_half_to_even_saturates_and_dequantizes_per_axis() {
+    let scalar_f32 = |name: &str, v: f32| TensorProto {
+        name: Some(name.into()),
+        data_type: Some(F32),
+        float_data: vec![v],
+        ..Default::default()
+    };
+    let int8_zero = TensorProto {
+        name: Some("zp".into()),
+        data_type: Some(3),
+        int32_data: vec![-1],
+        ..Default::default()
+    };
+    let q = model(
+        13,
+        vec![node("QuantizeLinear", &["x", "s", "zp"], &["y"], vec![])],
+        vec![value_info("x", F32, &[Ok(6)])],
+        vec![value_info("y", 3, &[Ok(6)])],
+        vec![scalar_f32("s", 0.5), int8_zero],
+    );
+    let x = f32s(&[6], &[0.25, 0.75, 1.25, -0.25, 100.0, -100.0]);
+    let y = run1(&q, &[x]).expect("run");
+    assert_eq!(y.dtype(), DType::I8);
+    // x / 0.5 = 0.5, 1.5, 2.5, -0.5 round to 0, 2, 2, -0 (ties to even); then + (-1);
+    // ±200 saturate.
+    assert_eq!(vals(&y), [-1.0, 1.0, 1.0, -1.0, 127.0, -128.0]);
+
+    let scales = TensorProto {
+        name: Some("s".into()),
+        dims: vec![2],
+        data_type: Some(F32),
+        float_data: vec![0.5, 2.0],
+        ..Default::default()
+    };
+    let dq = model(
+        13,
+        vec![node(
+            "DequantizeLinear",
+            &["x", "s"],
+            &["y"],
+            vec![attr_i("axis", 0)],
+        )],
+        vec![value_info("x", 2, &[Ok(2), Ok(2)])],
+        vec![value_info("y", F32, &[Ok(2), Ok(2)])],
+        vec![scales],
+    );
+    let x = Tensor::from_vec(vec![2, 2], vec![3u8, 255, 3, 255]).expect("x");
+    assert_eq!(
+        vals(&run1(&dq, &[x]).expect("run")),
+        [1.5, 127.5, 6.0, 510.0]
+    );
+}

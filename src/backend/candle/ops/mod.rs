@@ -10,6 +10,7 @@ mod indexing;
 mod matmul;
 mod norm;
 mod pool;
+mod quant;
 mod recurrent;
 mod reduce;
 mod resize;
@@ -162,6 +163,10 @@ const FAMILIES: &[Family] = &[
     Family {
         ops: control::OPS,
         build: control::build,
+    },
+    Family {
+        ops: quant::OPS,
+        build: quant::build,
     },
 ];
 
