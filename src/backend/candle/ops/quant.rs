@@ -234,7 +234,7 @@ fn build_dequantize(ctx: &Ctx) -> OpResult<Built> {
             .zip(&idx)
             .map(|(&v, &k)| f64::from((v - zs[k]) as f32 * ss[k] as f32))
             .collect();
-        let t = Tensor::from_f64_values(scale.dtype, x.shape().to_vec(), y.into_iter())
+        let t = Tensor::from_f64_values(scale.dtype, x.shape().to_vec(), y)
             .ok_or_else(|| failed!("x_scale of dtype {} is not a float", scale.dtype))?
             .map_err(|e| failed!("{e}"))?;
         Ok(vec![Value::from_tensor(&t, x.t.device())?])
