@@ -14,7 +14,7 @@
 //! - `report` `backend`
 //! - `compare` `formats`
 //! - `schema`
-//! - `tensor`
+//! - `tensor` `jobs`
 //! - `error` `panic_guard` `quantile` `time`
 
 pub mod backend;

@@ -3,8 +3,9 @@
 //! against their declared dtype and converted back. A panic inside candle becomes an
 //! error naming the node that was running.
 
-use super::graph::Plan;
 use super::ops::contiguous;
+use super::ops::Subgraph;
+use super::plan::Plan;
 use super::value::Value;
 use crate::backend::BackendError;
 use crate::tensor::Tensor;
@@ -60,11 +61,28 @@ pub(crate) fn run(plan: &Plan, inputs: &[Tensor]) -> Result<Vec<(String, Tensor)
     Ok(out)
 }
 
-/// Runs a subgraph's plan (If's branches, Loop's and Scan's body) on values already on
-/// its device: `inputs` follow its `input_slots` (formal inputs, then the outer-scope
-/// values it reads). Returns its outputs in order. A panic is caught by the top-level
-/// [`run`], which names the node that holds the subgraph.
-pub(crate) fn run_subgraph(plan: &Plan, inputs: Vec<Value>) -> Result<Vec<Value>, BackendError> {
+/// A planned subgraph (If's branches, Loop's and Scan's body), run on values already on
+/// its device. A panic inside is caught by the top-level [`run`], which names the node
+/// that holds the subgraph.
+pub(crate) struct PlannedSubgraph(pub Plan);
+
+impl Subgraph for PlannedSubgraph {
+    fn run(&self, inputs: Vec<Value>) -> Result<Vec<Value>, BackendError> {
+        run_subgraph(&self.0, inputs)
+    }
+
+    fn inputs(&self) -> usize {
+        self.0.input_slots.len()
+    }
+
+    fn outputs(&self) -> usize {
+        self.0.outputs.len()
+    }
+}
+
+/// Runs a subgraph's plan: `inputs` follow its `input_slots` (formal inputs, then the
+/// outer-scope values it reads). Returns its outputs in order.
+fn run_subgraph(plan: &Plan, inputs: Vec<Value>) -> Result<Vec<Value>, BackendError> {
     if inputs.len() != plan.input_slots.len() {
         return Err(BackendError::new(format!(
             "the subgraph takes {} values, got {}",

@@ -4,7 +4,9 @@
 //! slots with the step after which each intermediate can be freed.
 
 use super::error::OpError;
-use super::ops::{self, Built, Ctx, Op};
+use super::exec::PlannedSubgraph;
+use super::ops::{self, implicit_inputs, Built, Ctx, Op, Subgraph, Subgraphs};
+use super::plan::{Plan, Step};
 use super::proto::value_from_proto;
 use super::value::{storage_dtype, Value};
 use crate::backend::{BackendError, IoSpec};
@@ -17,35 +19,6 @@ use std::path::Path;
 /// The newest ai.onnx opset whose operator versions this backend was checked against
 /// (onnx 1.23.2). A newer opset may change any op's semantics, so it is refused.
 pub(crate) const MAX_OPSET: i64 = 28;
-
-/// One node, ready to run.
-pub(crate) struct Step {
-    pub op: Box<dyn Op>,
-    pub op_type: String,
-    /// The node's name, or its first output's when it has none (for error messages).
-    pub label: String,
-    /// A slot per node input; `None` for an omitted optional input.
-    pub inputs: Vec<Option<usize>>,
-    /// A slot per node output; `None` for an omitted optional output.
-    pub outputs: Vec<Option<usize>>,
-    /// Slots whose last reader is this step (freed after it runs).
-    pub free_after: Vec<usize>,
-}
-
-/// A loaded model.
-pub(crate) struct Plan {
-    /// Where every value lives: inputs are copied there, outputs copied back from it.
-    pub device: Device,
-    pub n_slots: usize,
-    /// Initializers and constant-node values, set in their slots before every run.
-    pub constants: Vec<(usize, Value)>,
-    pub inputs: Vec<IoSpec>,
-    pub input_slots: Vec<usize>,
-    pub outputs: Vec<IoSpec>,
-    pub output_slots: Vec<usize>,
-    /// Nodes in topological order.
-    pub steps: Vec<Step>,
-}
 
 struct Slots(HashMap<String, usize>);
 
@@ -90,54 +63,6 @@ pub(crate) fn plan(model: &ModelProto, path: &Path, device: &Device) -> Result<P
         )));
     }
     plan_graph(graph, opset, path, device, None)
-}
-
-/// The names a graph reads from enclosing scopes: read by its nodes (or by their own
-/// subgraphs) and defined neither by its inputs, initializers nor nodes; in order of
-/// first reading.
-pub(crate) fn free_names(graph: &GraphProto) -> Vec<String> {
-    let defined: HashSet<&str> = graph
-        .input
-        .iter()
-        .map(|v| v.name())
-        .chain(graph.initializer.iter().map(|t| t.name()))
-        .chain(
-            graph
-                .node
-                .iter()
-                .flat_map(|n| n.output.iter().map(String::as_str)),
-        )
-        .collect();
-    let mut free: Vec<String> = Vec::new();
-    let reads = graph.node.iter().flat_map(|n| {
-        n.input
-            .iter()
-            .cloned()
-            .chain(implicit_inputs(n))
-            .collect::<Vec<_>>()
-    });
-    for name in reads.chain(graph.output.iter().map(|o| o.name().to_string())) {
-        if !name.is_empty() && !defined.contains(name.as_str()) && !free.contains(&name) {
-            free.push(name);
-        }
-    }
-    free
-}
-
-/// What a node reads through its subgraph attributes (If's branches, Loop's and Scan's
-/// body) from the scope it sits in: run time inputs after its explicit ones.
-pub(crate) fn implicit_inputs(node: &NodeProto) -> Vec<String> {
-    let mut names: Vec<String> = Vec::new();
-    for a in &node.attribute {
-        for g in a.g.iter().chain(&a.graphs) {
-            for name in free_names(g) {
-                if !names.contains(&name) {
-                    names.push(name);
-                }
-            }
-        }
-    }
-    names
 }
 
 /// Plans one graph: the model's (`outer` = `None`), or a subgraph whose free names
@@ -213,11 +138,13 @@ pub(crate) fn plan_graph(
                 "node `{label}` ({op_type}) is in ai.onnx, which the model does not import"
             ))
         })?;
+        let planner = Planner { path, device };
         let ctx = Ctx {
             node,
             opset,
             path,
             device,
+            subgraphs: &planner,
         };
         match ops::build(&ctx).map_err(|e| e.into_backend(&op_type, &label))? {
             Built::Constant(v) => {
@@ -376,5 +303,24 @@ fn check_io_dtype(kind: &str, spec: &IoSpec) -> Result<(), BackendError> {
             "{kind} `{}` is not a tensor of a supported dtype (strings, sequences, maps are not supported)",
             spec.name
         ))),
+    }
+}
+
+/// Plans the subgraphs of control-flow nodes for [`ops`], which may not depend on this
+/// module: the same planning as the model's, run by [`super::exec`].
+struct Planner<'p> {
+    path: &'p Path,
+    device: &'p Device,
+}
+
+impl Subgraphs for Planner<'_> {
+    fn plan(
+        &self,
+        graph: &GraphProto,
+        outer: &[String],
+        opset: i64,
+    ) -> Result<Box<dyn Subgraph>, BackendError> {
+        let plan = plan_graph(graph, Some(opset), self.path, self.device, Some(outer))?;
+        Ok(Box::new(PlannedSubgraph(plan)))
     }
 }

@@ -45,6 +45,7 @@ mod error;
 mod exec;
 mod graph;
 mod ops;
+mod plan;
 mod proto;
 mod value;
 
@@ -209,7 +210,7 @@ mod cuda {
 
 /// A model loaded into the interpreter.
 struct CandleSession {
-    plan: graph::Plan,
+    plan: plan::Plan,
     pool: Option<rayon::ThreadPool>,
 }
 

@@ -3,15 +3,16 @@
 //! this backend cannot run inside a branch or body is refused when the model loads),
 //! and reads the values of enclosing scopes it names: the planner hands them to the
 //! node after its explicit inputs ([`implicit_inputs`]), nested subgraphs included.
+//! Planning and running go through [`super::Subgraphs`] and [`Subgraph`].
 
-use super::{input, norm_axis, op, opt_input, Built, Ctx};
+use super::{input, norm_axis, op, opt_input, Built, Ctx, Subgraph};
 use crate::backend::candle::error::{failed, unsupported, OpError, OpResult};
-use crate::backend::candle::exec::run_subgraph;
-use crate::backend::candle::graph::{free_names, implicit_inputs, plan_graph, Plan};
 use crate::backend::candle::value::Value;
 use crate::backend::BackendError;
+use crate::formats::onnx_pb::{GraphProto, NodeProto};
 use crate::tensor::DType;
 use candle_core::Tensor as CTensor;
+use std::collections::HashSet;
 
 /// Op types of this family with the first opset defining each (Scan-8's batched form is
 /// refused in [`build`]).
@@ -23,7 +24,7 @@ const MAX_ITERATIONS: i64 = 1 << 24;
 
 /// A planned subgraph and where its outer-scope values come from.
 struct Sub {
-    plan: Plan,
+    plan: Box<dyn Subgraph>,
     /// For each outer name the subgraph reads, its index among the node's implicit inputs.
     outer: Vec<usize>,
 }
@@ -38,7 +39,9 @@ impl Sub {
         let graph = graph.ok_or_else(|| failed!("attribute `{name}` (a graph) is required"))?;
         let free = free_names(graph);
         let implicit = implicit_inputs(ctx.node);
-        let plan = plan_graph(graph, Some(ctx.opset), ctx.path, ctx.device, Some(&free))
+        let plan = ctx
+            .subgraphs
+            .plan(graph, &free, ctx.opset)
             .map_err(|e| inside(name, e))?;
         let outer = free
             .iter()
@@ -67,12 +70,12 @@ impl Sub {
                 .ok_or_else(|| failed!("an outer value of `{name}` is missing"))?;
             values.push(v.clone());
         }
-        run_subgraph(&self.plan, values).map_err(|e| inside(name, e))
+        self.plan.run(values).map_err(|e| inside(name, e))
     }
 
     /// Formal inputs the subgraph declares.
     fn arity(&self) -> usize {
-        self.plan.input_slots.len() - self.outer.len()
+        self.plan.inputs() - self.outer.len()
     }
 }
 
@@ -83,6 +86,54 @@ fn inside(name: &str, e: BackendError) -> OpError {
         Some(_) => OpError::Unsupported(msg),
         None => OpError::Failed(msg),
     }
+}
+
+/// The names a graph reads from enclosing scopes: read by its nodes (or by their own
+/// subgraphs) and defined neither by its inputs, initializers nor nodes; in order of
+/// first reading.
+pub(crate) fn free_names(graph: &GraphProto) -> Vec<String> {
+    let defined: HashSet<&str> = graph
+        .input
+        .iter()
+        .map(|v| v.name())
+        .chain(graph.initializer.iter().map(|t| t.name()))
+        .chain(
+            graph
+                .node
+                .iter()
+                .flat_map(|n| n.output.iter().map(String::as_str)),
+        )
+        .collect();
+    let mut free: Vec<String> = Vec::new();
+    let reads = graph.node.iter().flat_map(|n| {
+        n.input
+            .iter()
+            .cloned()
+            .chain(implicit_inputs(n))
+            .collect::<Vec<_>>()
+    });
+    for name in reads.chain(graph.output.iter().map(|o| o.name().to_string())) {
+        if !name.is_empty() && !defined.contains(name.as_str()) && !free.contains(&name) {
+            free.push(name);
+        }
+    }
+    free
+}
+
+/// What a node reads through its subgraph attributes (If's branches, Loop's and Scan's
+/// body) from the scope it sits in: run time inputs after its explicit ones.
+pub(crate) fn implicit_inputs(node: &NodeProto) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for a in &node.attribute {
+        for g in a.g.iter().chain(&a.graphs) {
+            for name in free_names(g) {
+                if !names.contains(&name) {
+                    names.push(name);
+                }
+            }
+        }
+    }
+    names
 }
 
 pub(crate) fn build(ctx: &Ctx) -> OpResult<Built> {
@@ -116,10 +167,10 @@ fn build_if(ctx: &Ctx) -> OpResult<Built> {
     let els = Sub::build(ctx, a.graph("else_branch")?, "else_branch")?;
     let outputs = ctx.node.output.len();
     for (sub, name) in [(&then, "then_branch"), (&els, "else_branch")] {
-        if sub.plan.outputs.len() != outputs {
+        if sub.plan.outputs() != outputs {
             return Err(failed!(
                 "`{name}` has {} outputs, the node {outputs}",
-                sub.plan.outputs.len()
+                sub.plan.outputs()
             ));
         }
         if sub.arity() != 0 {
@@ -151,8 +202,7 @@ fn build_loop(ctx: &Ctx) -> OpResult<Built> {
     }
     let scans = body
         .plan
-        .outputs
-        .len()
+        .outputs()
         .checked_sub(1 + carried)
         .ok_or_else(|| failed!("`body` has too few outputs for {carried} loop-carried values"))?;
     if ctx.node.output.len() > carried + scans {
@@ -280,8 +330,7 @@ fn build_scan(ctx: &Ctx) -> OpResult<Built> {
     }
     let k = body
         .plan
-        .outputs
-        .len()
+        .outputs()
         .checked_sub(n)
         .ok_or_else(|| failed!("`body` has fewer outputs than the {n} state values"))?;
     let in_axes = a.ints("scan_input_axes")?.unwrap_or_else(|| vec![0; m]);

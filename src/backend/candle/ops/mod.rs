@@ -19,6 +19,8 @@ mod slicing;
 mod unary;
 mod window;
 
+pub(crate) use control::implicit_inputs;
+
 use super::attrs::Attrs;
 use super::error::{failed, unsupported, OpResult};
 use super::value::Value;
@@ -50,6 +52,31 @@ pub(crate) struct Ctx<'a> {
     /// The device the session runs on: values built at load time (`Constant`, fill
     /// values) are put there.
     pub device: &'a candle_core::Device,
+    /// Plans the node's subgraphs (If, Loop, Scan).
+    pub subgraphs: &'a dyn Subgraphs,
+}
+
+/// What control-flow ops need from the planner: their subgraphs planned like the model.
+/// A trait so that the ops do not depend on the planner and executor (which use them).
+pub(crate) trait Subgraphs {
+    /// Plans `graph`, which reads the enclosing-scope values `outer` (bound after its
+    /// formal inputs), at `opset`.
+    fn plan(
+        &self,
+        graph: &crate::formats::onnx_pb::GraphProto,
+        outer: &[String],
+        opset: i64,
+    ) -> Result<Box<dyn Subgraph>, crate::backend::BackendError>;
+}
+
+/// A planned subgraph, ready to run.
+pub(crate) trait Subgraph: Send + Sync {
+    /// Runs it: `inputs` are its formal inputs, then its outer values.
+    fn run(&self, inputs: Vec<Value>) -> Result<Vec<Value>, crate::backend::BackendError>;
+    /// Formal inputs plus outer values.
+    fn inputs(&self) -> usize;
+    /// Its outputs.
+    fn outputs(&self) -> usize;
 }
 
 impl<'a> Ctx<'a> {
