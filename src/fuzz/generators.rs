@@ -340,22 +340,16 @@ mod tests {
 
     #[test]
     fn mixed_holds_edges_and_random_values_deterministically() {
-        let a = tensor(
-            DType::F32,
-            vec![400],
-            Fill::Mixed,
-            None,
-            &mut SplitMix64::new(9),
-        )
-        .unwrap();
-        let b = tensor(
-            DType::F32,
-            vec![400],
-            Fill::Mixed,
-            None,
-            &mut SplitMix64::new(9),
-        )
-        .unwrap();
+        let mixed = || {
+            tensor(
+                DType::F32,
+                vec![400],
+                Fill::Mixed,
+                None,
+                &mut SplitMix64::new(9),
+            )
+        };
+        let (a, b) = (mixed().unwrap(), mixed().unwrap());
         assert_eq!(a.bytes(), b.bytes());
         let values: Vec<f64> = (0..400).map(|i| a.get_f64(i)).collect();
         assert!(values.iter().any(|v| !v.is_finite()));

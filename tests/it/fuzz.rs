@@ -10,13 +10,27 @@ use std::path::{Path, PathBuf};
 /// Writes a one-node model `y = OP(x)` with x, y: f32 [N, 4].
 fn one_node_model(dir: &Path, op: &str) -> PathBuf {
     let path = dir.join(format!("{}.onnx", op.to_lowercase()));
+    python_model(
+        &path,
+        &format!(
+            r#"
+x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])
+y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4])
+g = helper.make_graph([helper.make_node("{op}", ["x"], ["y"])], "planted", [x], [y])
+"#
+        ),
+    );
+    path
+}
+
+/// Saves the opset-13 model whose graph `g` the Python lines `graph` build (with
+/// `helper` and `TensorProto` imported) at `path`, with the `onnx` package of `.venv`.
+fn python_model(path: &Path, graph: &str) {
     let script = format!(
         r#"
 import onnx
 from onnx import helper, TensorProto
-x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])
-y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4])
-g = helper.make_graph([helper.make_node("{op}", ["x"], ["y"])], "planted", [x], [y])
+{graph}
 m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
 m.ir_version = 8
 onnx.save(m, r"{}")
@@ -32,7 +46,6 @@ onnx.save(m, r"{}")
         "{}",
         String::from_utf8_lossy(&made.stderr)
     );
-    path
 }
 
 /// Validates a report against docs/fuzz.schema.json.
@@ -509,29 +522,15 @@ fn a_suite_brings_its_tolerances_modes_and_input_ranges() {
 fn findings_are_grouped_refusals_are_notes_and_junit_reports_both() {
     let tmp = tempfile::tempdir().unwrap();
     let model = tmp.path().join("maxpool.onnx");
-    let script = format!(
+    python_model(
+        &model,
         r#"
-import onnx
-from onnx import helper, TensorProto
 x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1, 4])
 y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 1, 3])
 z = helper.make_tensor_value_info("z", TensorProto.FLOAT, ["N", 1, 4])
 nodes = [helper.make_node("MaxPool", ["x"], ["y"], kernel_shape=[2]), helper.make_node("Log", ["x"], ["z"])]
 g = helper.make_graph(nodes, "g", [x], [y, z])
-m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
-m.ir_version = 8
-onnx.save(m, r"{}")
 "#,
-        model.display()
-    );
-    let made = std::process::Command::new(root().join(".venv/bin/python"))
-        .args(["-c", &script])
-        .output()
-        .unwrap();
-    assert!(
-        made.status.success(),
-        "{}",
-        String::from_utf8_lossy(&made.stderr)
     );
     let args = |format: &str| {
         vec![
