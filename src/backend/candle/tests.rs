@@ -1236,3 +1236,24 @@ fn quantize_rounds_half_to_even_saturates_and_dequantizes_per_axis() {
         [1.5, 127.5, 6.0, 510.0]
     );
 }
+
+/// An empty batch pools to an empty result of the output shape (found by `parity fuzz`'s
+/// `empty-dims` case: candle cannot reduce an empty tensor, ONNX Runtime answers).
+#[test]
+fn pooling_an_empty_batch_gives_an_empty_output() {
+    let m = model(
+        13,
+        vec![node(
+            "MaxPool",
+            &["x"],
+            &["y"],
+            vec![attr_ints("kernel_shape", &[2])],
+        )],
+        vec![value_info("x", F32, &[Err("N"), Ok(1), Ok(4)])],
+        vec![value_info("y", F32, &[Err("N"), Ok(1), Ok(3)])],
+        vec![],
+    );
+    let x = f32s(&[0, 1, 4], &[]);
+    let y = run1(&m, &[x]).expect("run");
+    assert_eq!(y.shape(), [0, 1, 3]);
+}

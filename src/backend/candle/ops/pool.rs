@@ -140,6 +140,14 @@ fn pool(x: &Value, w: &WindowAttrs, kind: Kind) -> OpResult<Value> {
     let (n, c) = (xs[0], xs[1]);
     let g = w.geometry(&xs[2..], &kernel)?;
     let (k, l, p) = (g.kernel_size(), g.output_size(), g.input_size());
+    if n == 0 || c == 0 || l == 0 {
+        // Nothing to pool (an empty batch, say): the empty result of the output shape;
+        // candle cannot reduce an empty tensor.
+        let mut shape = vec![n, c];
+        shape.extend_from_slice(&g.output);
+        let y = CTensor::zeros(shape, x.t.dtype(), x.t.device())?;
+        return Ok(Value::new(y, x.dtype));
+    }
     // Window-major order ([L, K]) so that each window is reduced over the last,
     // contiguous dim.
     let by_k = g.gather_indices()?;
