@@ -57,9 +57,9 @@ pub struct CheckArgs {
     #[arg(long, value_name = "N", value_parser = super::limits::threads)]
     threads: Option<usize>,
     /// Suites and backends checked at once (default: the number of cores). The report's
-    /// order does not depend on it; inferences never overlap (unless --overlap-inference),
-    /// so latencies are measured
-    /// alone; --jobs 1 also keeps session loading off the cores while timing.
+    /// order does not depend on it; inferences never overlap (unless
+    /// --overlap-inference), so latencies are measured alone; --jobs 1 also keeps
+    /// session loading off the cores while timing.
     #[arg(long, value_name = "N", value_parser = super::limits::jobs)]
     jobs: Option<usize>,
     /// Let the inference calls of different jobs overlap too: faster where engines leave
