@@ -52,6 +52,7 @@ fn command(args: &[&str]) -> Command {
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
+    default_signals(&mut c);
     c
 }
 

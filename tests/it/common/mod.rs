@@ -20,16 +20,30 @@ pub fn parity(args: &[&str]) -> Outcome {
 
 /// Runs `parity ARGS...` with these environment variables set.
 pub fn parity_env(args: &[&str], envs: &[(&str, &str)]) -> Outcome {
-    let out = Command::new(env!("CARGO_BIN_EXE_parity"))
-        .args(args)
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_parity"));
+    cmd.args(args)
         .env_remove("RUST_BACKTRACE")
-        .envs(envs.iter().copied())
-        .output()
-        .expect("run parity");
+        .envs(envs.iter().copied());
+    let out = default_signals(&mut cmd).output().expect("run parity");
     Outcome {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Gives the child SIGINT and SIGTERM's default handling. parity keeps a stop signal
+/// ignored when it starts ignored (`nohup`, a background job of a non-interactive
+/// shell), so a test run launched that way would otherwise see no signal at all.
+pub fn default_signals(cmd: &mut Command) -> &mut Command {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: signal(2) is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            libc::signal(libc::SIGTERM, libc::SIG_DFL);
+            Ok(())
+        })
     }
 }
 
