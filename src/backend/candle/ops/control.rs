@@ -1,5 +1,5 @@
 //! Control flow: `If`, `Loop` and `Scan` (opset 9 on). Each subgraph is planned at load
-//! time like the model itself ([`plan_graph`]: every node validated and built, so what
+//! time like the model itself (`graph::plan_graph`: every node validated and built, so what
 //! this backend cannot run inside a branch or body is refused when the model loads),
 //! and reads the values of enclosing scopes it names: the planner hands them to the
 //! node after its explicit inputs ([`implicit_inputs`]), nested subgraphs included.
