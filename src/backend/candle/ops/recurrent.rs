@@ -452,16 +452,8 @@ fn direction(
             ],
             0,
         )?
-    } else if spec.kind == Kind::Gru {
-        // Rbh is added with the h gate's recurrent term below (it sits inside g()).
-        CTensor::cat(
-            &[
-                (wb.narrow(0, 0, 2 * hid)? + rb.narrow(0, 0, 2 * hid)?)?,
-                (wb.narrow(0, 2 * hid, hid)? + rb.narrow(0, 2 * hid, hid)?)?,
-            ],
-            0,
-        )?
     } else {
+        // Every other bias, GRU's Rbh included, adds to the input projection.
         (&wb + &rb)?
     };
     let projected =
@@ -469,6 +461,15 @@ fn direction(
             .broadcast_add(&input_bias)?
             .reshape((seq, batch, g * hid))?;
     let rt = r.t()?.contiguous()?;
+    // GRU without linear_before_reset: the z/r and h columns of Rᵀ, apart.
+    let (rt_zr, rt_h) = if spec.kind == Kind::Gru {
+        (
+            rt.narrow(1, 0, 2 * hid)?.contiguous()?,
+            rt.narrow(1, 2 * hid, hid)?.contiguous()?,
+        )
+    } else {
+        (rt.clone(), rt.clone())
+    };
     let rbh = rb.narrow(0, (g - 1) * hid, hid)?;
     let p = io.p.get(d)?;
     let (pi, po, pf) = (
@@ -494,15 +495,20 @@ fn direction(
                 (acts[0].apply(&z)?, c.clone())
             }
             Kind::Gru => {
-                let hr = h.matmul(&rt)?;
+                // Without linear_before_reset the h gate's recurrent term needs the reset
+                // gate first: only the z and r columns are projected here.
+                let hr = h.matmul(if spec.linear_before_reset {
+                    &rt
+                } else {
+                    &rt_zr
+                })?;
                 let zr = clip((gate(&xw, 0)? + gate(&hr, 0)?)?)?;
                 let rr = clip((gate(&xw, 1)? + gate(&hr, 1)?)?)?;
                 let (z, rgate) = (acts[0].apply(&zr)?, acts[0].apply(&rr)?);
                 let recurrent = if spec.linear_before_reset {
                     rgate.mul(&gate(&hr, 2)?.broadcast_add(&rbh)?)?
                 } else {
-                    let rh = rt.narrow(1, 2 * hid, hid)?;
-                    rgate.mul(&h)?.matmul(&rh)?
+                    rgate.mul(&h)?.matmul(&rt_h)?
                 };
                 let n = acts[1].apply(&clip((gate(&xw, 2)? + recurrent)?)?)?;
                 // H = (1 - z)·n + z·H_prev
