@@ -7,6 +7,16 @@ backend-test layout under OUT/node/, for
 import os, sys, shutil
 import onnx.backend.test.case.node as node_test
 from onnx import numpy_helper, TensorProto
+from onnx.reference import ReferenceEvaluator
+
+# Cases whose expected outputs are hand-written literals rounded coarser than float32
+# (so every correct backend mismatches them): their outputs are recomputed with onnx's
+# own reference implementation from the same inputs. docs/conformance.md lists them.
+ROUNDED_GOLDENS = {
+    # 0.1511 for (0.8580 + 0.0786 + 0.2692 + 0.1537) / 9 = 0.151056: 4 decimals.
+    "test_averagepool_2d_ceil_last_window_starts_on_pad",
+}
+
 out = sys.argv[1]
 cases = node_test.collect_testcases(None)
 n=0
@@ -16,7 +26,12 @@ for case in cases:
         os.makedirs(d, exist_ok=True)
         with open(os.path.join(d, "model.onnx"), "wb") as f:
             f.write(case.model.SerializeToString())
-        for i, (inputs, outputs) in enumerate(case.data_sets):
+        data_sets = case.data_sets
+        if case.name in ROUNDED_GOLDENS:
+            ref = ReferenceEvaluator(case.model)
+            names = [i.name for i in case.model.graph.input]
+            data_sets = [(ins, ref.run(None, dict(zip(names, ins)))) for ins, _ in data_sets]
+        for i, (inputs, outputs) in enumerate(data_sets):
             ds = os.path.join(d, f"test_data_set_{i}")
             os.makedirs(ds, exist_ok=True)
             for j, x in enumerate(inputs):

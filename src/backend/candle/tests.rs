@@ -1257,3 +1257,215 @@ fn pooling_an_empty_batch_gives_an_empty_output() {
     let y = run1(&m, &[x]).expect("run");
     assert_eq!(y.shape(), [0, 1, 3]);
 }
+
+/// Attention (opset 23) against a direct computation: grouped-query heads sharing one KV
+/// head, a past cache, the causal frontier shifted by the cache length, and the softmax
+/// probabilities exposed through `qk_matmul_output` (mode 3).
+#[test]
+fn attention_with_cache_gqa_and_causal_mask_matches_a_direct_computation() {
+    // Q: (1, 2 heads, 2 queries, 2); K/V: (1, 1 head, 1 new key, 2) after a 2-key past.
+    let m = model(
+        23,
+        vec![node(
+            "Attention",
+            &["q", "k", "v", "", "pk", "pv"],
+            &["y", "present_k", "present_v", "probs"],
+            vec![attr_i("is_causal", 1), attr_i("qk_matmul_output_mode", 3)],
+        )],
+        vec![
+            value_info("q", F32, &[Ok(1), Ok(2), Ok(2), Ok(2)]),
+            value_info("k", F32, &[Ok(1), Ok(1), Ok(2), Ok(2)]),
+            value_info("v", F32, &[Ok(1), Ok(1), Ok(2), Ok(2)]),
+            value_info("pk", F32, &[Ok(1), Ok(1), Ok(1), Ok(2)]),
+            value_info("pv", F32, &[Ok(1), Ok(1), Ok(1), Ok(2)]),
+        ],
+        vec![
+            value_info("y", F32, &[Ok(1), Ok(2), Ok(2), Ok(2)]),
+            value_info("present_k", F32, &[Ok(1), Ok(1), Ok(3), Ok(2)]),
+            value_info("present_v", F32, &[Ok(1), Ok(1), Ok(3), Ok(2)]),
+            value_info("probs", F32, &[Ok(1), Ok(2), Ok(2), Ok(3)]),
+        ],
+        vec![],
+    );
+    let q = [0.5f32, -1.0, 1.5, 0.25, -0.75, 2.0, 1.0, 1.0];
+    let (k, v) = ([1.0f32, 0.5, -1.0, 2.0], [0.1f32, 0.2, 0.3, 0.4]);
+    let (pk, pv) = ([0.25f32, -0.5], [-1.0f32, 1.0]);
+    let inputs = [
+        f32s(&[1, 2, 2, 2], &q),
+        f32s(&[1, 1, 2, 2], &k),
+        f32s(&[1, 1, 2, 2], &v),
+        f32s(&[1, 1, 1, 2], &pk),
+        f32s(&[1, 1, 1, 2], &pv),
+    ];
+    let out = load(&m.path).expect("load").run(&inputs).expect("run");
+    let keys = [pk[0], pk[1], k[0], k[1], k[2], k[3]];
+    let values = [pv[0], pv[1], v[0], v[1], v[2], v[3]];
+    assert_eq!(vals(&out[1].1), keys.map(f64::from));
+    assert_eq!(vals(&out[2].1), values.map(f64::from));
+    // Query i (0-based, after a 1-key past) sees keys 0..=i+1; both heads read KV head 0.
+    let (mut y, mut probs) = (vec![], vec![]);
+    for h in 0..2 {
+        for i in 0..2 {
+            let qv = &q[(h * 2 + i) * 2..][..2];
+            let scores: Vec<f64> = (0..3)
+                .map(|j| {
+                    if j <= i + 1 {
+                        (qv[0] * keys[2 * j] + qv[1] * keys[2 * j + 1]) as f64 / 2f64.sqrt()
+                    } else {
+                        f64::NEG_INFINITY
+                    }
+                })
+                .collect();
+            let max = scores.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            let e: Vec<f64> = scores.iter().map(|s| (s - max).exp()).collect();
+            let p: Vec<f64> = e.iter().map(|x| x / e.iter().sum::<f64>()).collect();
+            for d in 0..2 {
+                y.push((0..3).map(|j| p[j] * values[2 * j + d] as f64).sum::<f64>());
+            }
+            probs.extend(p);
+        }
+    }
+    for (name, got, want) in [("y", &out[0].1, &y), ("probs", &out[3].1, &probs)] {
+        for (g, w) in vals(got).iter().zip(want.iter()) {
+            assert!((g - w).abs() < 1e-5, "{name}: {g} vs {w}");
+        }
+    }
+}
+
+/// A query row that a boolean mask forbids every key gives zeros, not NaN.
+#[test]
+fn attention_row_masked_everywhere_is_zero() {
+    let m = model(
+        23,
+        vec![node("Attention", &["q", "k", "v", "mask"], &["y"], vec![])],
+        vec![
+            value_info("q", F32, &[Ok(1), Ok(1), Ok(2), Ok(1)]),
+            value_info("k", F32, &[Ok(1), Ok(1), Ok(2), Ok(1)]),
+            value_info("v", F32, &[Ok(1), Ok(1), Ok(2), Ok(1)]),
+            value_info("mask", BOOL, &[Ok(2), Ok(2)]),
+        ],
+        vec![value_info("y", F32, &[Ok(1), Ok(1), Ok(2), Ok(1)])],
+        vec![],
+    );
+    let x = f32s(&[1, 1, 2, 1], &[1.0, 2.0]);
+    let mask = Tensor::from_bools(vec![2, 2], &[true, false, false, false]).expect("mask");
+    let out = load(&m.path)
+        .expect("load")
+        .run(&[x.clone(), x.clone(), x, mask])
+        .expect("run");
+    // Row 0 attends key 0 only (value 1); row 1 attends nothing.
+    assert_eq!(vals(&out[0].1), [1.0, 0.0]);
+}
+
+/// NegativeLogLikelihoodLoss with class weights and an ignored target (weighted mean),
+/// and SoftmaxCrossEntropyLoss's log-probabilities.
+#[test]
+fn losses_weight_ignore_and_reduce() {
+    let i64s =
+        |shape: &[usize], v: &[i64]| Tensor::from_vec(shape.to_vec(), v.to_vec()).expect("t");
+    let nll = model(
+        13,
+        vec![node(
+            "NegativeLogLikelihoodLoss",
+            &["x", "t", "w"],
+            &["loss"],
+            vec![attr_i("ignore_index", 2)],
+        )],
+        vec![
+            value_info("x", F32, &[Ok(3), Ok(3)]),
+            value_info("t", I64, &[Ok(3)]),
+            value_info("w", F32, &[Ok(3)]),
+        ],
+        vec![value_info("loss", F32, &[])],
+        vec![],
+    );
+    let x = f32s(
+        &[3, 3],
+        &[-1.0, -2.0, -3.0, -4.0, -5.0, -6.0, -7.0, -8.0, -9.0],
+    );
+    let w = f32s(&[3], &[1.0, 3.0, 10.0]);
+    let out = load(&nll.path)
+        .expect("load")
+        .run(&[x.clone(), i64s(&[3], &[1, 0, 2]), w])
+        .expect("run");
+    // Row 0: class 1, -(-2) * 3 = 6; row 1: class 0, 4 * 1 = 4; row 2 ignored.
+    // Mean over the applied weights: (6 + 4) / (3 + 1).
+    assert_eq!(vals(&out[0].1), [2.5]);
+
+    let sce = model(
+        13,
+        vec![node(
+            "SoftmaxCrossEntropyLoss",
+            &["x", "t"],
+            &["loss", "log_prob"],
+            vec![attr_s("reduction", "none")],
+        )],
+        vec![
+            value_info("x", F32, &[Ok(3), Ok(3)]),
+            value_info("t", I64, &[Ok(3)]),
+        ],
+        vec![
+            value_info("loss", F32, &[Ok(3)]),
+            value_info("log_prob", F32, &[Ok(3), Ok(3)]),
+        ],
+        vec![],
+    );
+    let out = load(&sce.path)
+        .expect("load")
+        .run(&[x, i64s(&[3], &[0, 1, 2])])
+        .expect("run");
+    // Each row is (a, a-1, a-2): log-softmax = (0, -1, -2) - ln(1 + e^-1 + e^-2).
+    let lse = (1.0 + (-1f64).exp() + (-2f64).exp()).ln();
+    let want_lp: Vec<f64> = (0..9).map(|i| -((i % 3) as f64) - lse).collect();
+    for (g, w) in vals(&out[1].1).iter().zip(&want_lp) {
+        assert!((g - w).abs() < 1e-6, "log_prob {g} vs {w}");
+    }
+    for (g, w) in vals(&out[0].1).iter().zip([lse, 1.0 + lse, 2.0 + lse]) {
+        assert!((g - w).abs() < 1e-6, "loss {g} vs {w}");
+    }
+    let bad = refused(
+        load(&sce.path)
+            .expect("load")
+            .run(&[f32s(&[3, 3], &[0.0; 9]), i64s(&[3], &[0, 3, 1])]),
+    );
+    assert!(
+        bad.message.contains("target class 3 is outside 0..3"),
+        "{}",
+        bad.message
+    );
+}
+
+/// BitShift on a narrow signed type: bits shifted past the sign are lost, right shifts
+/// keep the sign, and out-of-range shift amounts give the sign fill.
+#[test]
+fn bitshift_keeps_onnx_width_rules() {
+    let shift = |dir: &str| {
+        model(
+            11,
+            vec![node(
+                "BitShift",
+                &["x", "s"],
+                &["y"],
+                vec![attr_s("direction", dir)],
+            )],
+            vec![value_info("x", 3, &[Ok(4)]), value_info("s", 3, &[Ok(4)])],
+            vec![value_info("y", 3, &[Ok(4)])],
+            vec![],
+        )
+    };
+    let x = Tensor::from_vec(vec![4], vec![-128i8, 65, -3, 5]).expect("x");
+    let s = Tensor::from_vec(vec![4], vec![1i8, 1, 8, -1]).expect("s");
+    let run = |dir: &str| {
+        let m = shift(dir);
+        let y = load(&m.path)
+            .expect("load")
+            .run(&[x.clone(), s.clone()])
+            .expect("run")
+            .remove(0)
+            .1;
+        assert_eq!(y.dtype(), DType::I8);
+        vals(&y)
+    };
+    assert_eq!(run("LEFT"), [0.0, -126.0, 0.0, 0.0]);
+    assert_eq!(run("RIGHT"), [-64.0, 32.0, -1.0, 0.0]);
+}

@@ -5,7 +5,8 @@
 //! to A's shape; no broadcasting at all when `broadcast` is 0).
 
 use super::{
-    broadcast_shape, input, maximum, minimum, norm_axis, op, opt_input, zip_f64, Built, Ctx,
+    broadcast_shape, host_i64s, input, maximum, minimum, norm_axis, op, opt_input, zip_f64, Built,
+    Ctx,
 };
 use crate::backend::candle::error::{failed, unsupported, OpResult};
 use crate::backend::candle::value::Value;
@@ -178,7 +179,13 @@ fn align(a: &Value, b: &Value, bc: Bcast) -> OpResult<(CTensor, CTensor)> {
     }
 }
 
-fn same_dtype(a: &Value, b: &Value) -> OpResult<DType> {
+/// Both operands broadcast numpy-style to their common shape.
+pub(crate) fn broadcast_pair(a: &Value, b: &Value) -> OpResult<(CTensor, CTensor)> {
+    align(a, b, Bcast::Multi)
+}
+
+/// The dtype both operands share, or an error naming the two.
+pub(crate) fn same_dtype(a: &Value, b: &Value) -> OpResult<DType> {
     if a.dtype != b.dtype {
         return Err(failed!(
             "inputs have different dtypes {} and {}",
@@ -452,7 +459,7 @@ fn build_mod(ctx: &Ctx) -> OpResult<Built> {
 /// `fmod` = 1: C `fmod` (sign of the dividend); 0: floor modulo (sign of the divisor).
 fn modulo(a: &Value, b: &Value, fmod: bool, float_floor_mod: bool) -> OpResult<Value> {
     let dtype = same_dtype(a, b)?;
-    let (x, y) = align(a, b, Bcast::Multi)?;
+    let (x, y) = broadcast_pair(a, b)?;
     if dtype.is_float() {
         if !fmod && !float_floor_mod {
             return Err(failed!("fmod = 0 requires integer inputs at this opset"));
@@ -474,14 +481,7 @@ fn modulo(a: &Value, b: &Value, fmod: bool, float_floor_mod: bool) -> OpResult<V
     if dtype == DType::Bool {
         return Err(unsupported!("inputs of dtype bool are not supported"));
     }
-    // Every integer storage (u8, u32, i64) widens exactly to i64.
-    let wide = |t: &CTensor| -> OpResult<Vec<i64>> {
-        Ok(t.contiguous()?
-            .flatten_all()?
-            .to_dtype(candle_core::DType::I64)?
-            .to_vec1::<i64>()?)
-    };
-    let (p, q) = (wide(&x)?, wide(&y)?);
+    let (p, q) = (host_i64s(&x)?, host_i64s(&y)?);
     let mut out = Vec::with_capacity(p.len());
     for (p, q) in p.into_iter().zip(q) {
         if q == 0 {

@@ -2,11 +2,14 @@
 //! load time from its node (attributes parsed, validated and whitelisted for the model's
 //! opset) into an [`Op`] that the executor runs on candle tensors.
 
+mod attention;
 mod binary;
+mod bitwise;
 mod control;
 mod conv;
 mod einsum;
 mod indexing;
+mod loss;
 mod matmul;
 mod norm;
 mod pool;
@@ -195,6 +198,18 @@ const FAMILIES: &[Family] = &[
         ops: quant::OPS,
         build: quant::build,
     },
+    Family {
+        ops: bitwise::OPS,
+        build: bitwise::build,
+    },
+    Family {
+        ops: loss::OPS,
+        build: loss::build,
+    },
+    Family {
+        ops: attention::OPS,
+        build: attention::build,
+    },
 ];
 
 /// Every op type this backend can run (documentation and tests).
@@ -349,6 +364,15 @@ pub(crate) fn map_f64(t: &CTensor, f: impl Fn(f64) -> f64) -> OpResult<CTensor> 
         .to_vec1::<f64>()?;
     let v: Vec<f64> = v.into_iter().map(f).collect();
     Ok(CTensor::from_vec(v, shape, t.device())?.to_dtype(dt)?)
+}
+
+/// The elements of an integer tensor (any integer storage: u8, u32, i64), widened
+/// exactly to i64 on the host, for the integer ops candle has no kernel for.
+pub(crate) fn host_i64s(t: &CTensor) -> OpResult<Vec<i64>> {
+    Ok(t.contiguous()?
+        .flatten_all()?
+        .to_dtype(candle_core::DType::I64)?
+        .to_vec1::<i64>()?)
 }
 
 /// Like [`map_f64`] for two tensors of the same shape.
