@@ -29,6 +29,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    parity::backend::pin_process_threads(cli.threads());
     // PARITY_COMPARE_DEVICE=cuda without a usable GPU (or an unknown value) is refused
     // before any work, like any other unavailable device.
     if let Err(e) = parity::compare::gpu::check_device_setting() {

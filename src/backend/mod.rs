@@ -87,6 +87,37 @@ pub fn check_tensor(what: &str, spec: &IoSpec, t: &Tensor) -> Result<(), Backend
     Ok(())
 }
 
+/// The intra-op thread count this process was started for (`--threads`), fixed once by
+/// [`pin_process_threads`] before any thread exists.
+static PROCESS_THREADS: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
+
+/// Fixes the process-wide thread settings of the rayon-based engines (candle's kernels,
+/// parity's chunked comparisons) before any thread is started: `RAYON_NUM_THREADS` and
+/// `CANDLE_NUM_THREADS` become `threads` (the verb's `--threads`), or the machine's
+/// available parallelism, unless the user set them. Without it candle asks the system
+/// for the physical core count, reading /proc/cpuinfo, on every matrix product (most of
+/// a small model's run time), and gemm splits single-threaded sessions' work into
+/// chunks for threads they do not have. Call it first thing in `main`.
+pub fn pin_process_threads(threads: Option<usize>) {
+    let n = threads.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    });
+    for var in ["RAYON_NUM_THREADS", "CANDLE_NUM_THREADS"] {
+        if std::env::var_os(var).is_none() {
+            std::env::set_var(var, n.to_string());
+        }
+    }
+    let _ = PROCESS_THREADS.set(threads);
+}
+
+/// Whether `threads` is what [`pin_process_threads`] fixed the process for (so a session
+/// can run its kernels on the caller's thread instead of in a pool of its own).
+pub fn is_process_threads(threads: Option<usize>) -> bool {
+    threads.is_some() && PROCESS_THREADS.get() == Some(&threads)
+}
+
 /// Options shared by every backend when loading a model.
 #[derive(Debug, Clone, Default)]
 pub struct LoadOptions {

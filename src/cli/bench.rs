@@ -69,7 +69,7 @@ pub struct BenchArgs {
     max_duration: f64,
     /// Intra-op threads per session (default: the engine's choice).
     #[arg(long, value_name = "N", value_parser = super::limits::threads)]
-    threads: Option<usize>,
+    pub(super) threads: Option<usize>,
     /// Parallel workers issuing queries.
     #[arg(long, default_value_t = 1, value_name = "N", value_parser = super::limits::concurrency)]
     concurrency: usize,

@@ -70,7 +70,7 @@ pub struct BisectArgs {
     top: usize,
     /// Intra-op threads for both backends (default: each engine's own choice).
     #[arg(long, value_name = "N", value_parser = super::limits::threads)]
-    threads: Option<usize>,
+    pub(super) threads: Option<usize>,
     #[command(flatten)]
     output: OutputArgs<PlainFormat>,
 }

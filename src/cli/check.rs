@@ -55,7 +55,7 @@ pub struct CheckArgs {
     rtol: Option<f64>,
     /// Intra-op threads for every backend (default: each engine's own choice).
     #[arg(long, value_name = "N", value_parser = super::limits::threads)]
-    threads: Option<usize>,
+    pub(super) threads: Option<usize>,
     /// Suites and backends checked at once (default: the number of cores). The report's
     /// order does not depend on it; inferences never overlap (unless
     /// --overlap-inference), so latencies are measured alone; --jobs 1 also keeps

@@ -52,7 +52,7 @@ pub struct FuzzArgs {
     rtol: Option<f64>,
     /// Intra-op threads for every backend.
     #[arg(long, value_name = "N", value_parser = super::limits::threads)]
-    threads: Option<usize>,
+    pub(super) threads: Option<usize>,
     /// Run the backends inside this process (a crash then ends the run).
     #[arg(long)]
     no_isolate: bool,

@@ -70,6 +70,20 @@ pub struct Global {
 }
 
 impl Cli {
+    /// The verb's `--threads`, which fixes the process's thread settings
+    /// ([`crate::backend::pin_process_threads`]).
+    pub fn threads(&self) -> Option<usize> {
+        match &self.command {
+            Command::Bench(a) => a.threads,
+            Command::Check(a) => a.threads,
+            Command::Record(a) => a.threads,
+            Command::Bisect(a) => a.threads,
+            Command::Fuzz(a) => a.threads,
+            Command::Worker(a) => a.threads,
+            _ => None,
+        }
+    }
+
     /// Runs the chosen verb and returns its exit code.
     pub fn run(self) -> Result<u8> {
         let global = Global {

@@ -59,7 +59,7 @@ pub struct RecordArgs {
     margin: f64,
     /// Intra-op threads for the backend (default: the engine's own choice).
     #[arg(long, value_name = "N", value_parser = super::limits::threads)]
-    threads: Option<usize>,
+    pub(super) threads: Option<usize>,
     /// Replace an existing suite at DIR (only once the new one is complete).
     #[arg(long)]
     force: bool,

@@ -17,7 +17,7 @@ pub struct WorkerArgs {
     model: PathBuf,
     /// Intra-op threads.
     #[arg(long)]
-    threads: Option<usize>,
+    pub(super) threads: Option<usize>,
 }
 
 pub fn run(args: WorkerArgs, _global: Global) -> Result<u8> {

@@ -38,6 +38,10 @@
 //! every case inside it (`ThreadPool::install`), so parallel kernels (gemm, conv tiles)
 //! use at most `n` threads; gemm still splits its work into `RAYON_NUM_THREADS` (else
 //! physical-core) chunks, which the `n` threads execute. `None` uses the global pool.
+//! When the process was started for `n` threads ([`super::pin_process_threads`]: the
+//! verb's `--threads`, which sets `RAYON_NUM_THREADS`), the session needs no pool and
+//! runs on the caller's thread (no cross-thread hand-off per case; gemm runs serially
+//! at `n` = 1).
 //! On CUDA the same pool only runs the host-side parts.
 
 mod attrs;
@@ -92,6 +96,8 @@ fn load_on(
     let plan = catch_unwind(AssertUnwindSafe(|| graph::load(model, device)))
         .map_err(|_| BackendError::new("candle panicked while loading the model"))??;
     let pool = match options.threads {
+        // The process's own thread settings already say n: run on the caller's thread.
+        Some(_) if super::is_process_threads(options.threads) => None,
         Some(n) => Some(
             rayon::ThreadPoolBuilder::new()
                 .num_threads(n.max(1))

@@ -1,6 +1,8 @@
 //! Conv and ConvTranspose for 1-D, 2-D, 3-D (any rank), with asymmetric pads, strides,
-//! dilations, groups and auto_pad, built from candle ops: an im2col gather
-//! (`index_select` with the indices of [`super::window`]) and a matmul per group.
+//! dilations, groups and auto_pad, built from candle ops on strided views of the padded
+//! input ([`super::window::Geometry::shifted_views`]): a depthwise conv sums the views
+//! times their weights; any other stacks them (im2col; none for a pointwise conv) and
+//! multiplies per group.
 //! ConvTranspose multiplies first and scatters with `index_add`, then crops the pads.
 //! bf16 is computed in f32 (candle's CPU matmul has no bf16 kernel) and rounded once.
 
@@ -109,19 +111,33 @@ fn conv(
         ));
     }
     let g = attrs.geometry(&xs[2..], &ws[2..])?;
-    let (k, l, p, mg) = (g.kernel_size(), g.output_size(), g.input_size(), m / group);
-    let idx = index_tensor(g.gather_indices()?, x.t.device())?;
-    // im2col: [N, C, P] -> [N, C, K*L], padding positions read as zero.
-    let cols = contiguous(x.t.to_dtype(dt)?)?
-        .reshape((n, c, p))?
-        .index_select(&idx, 2)?;
+    let (k, l, mg) = (g.kernel_size(), g.output_size(), m / group);
+    let xt = x.t.to_dtype(dt)?;
     let wt = contiguous(w.t.to_dtype(dt)?)?;
     let y = if cg == 1 && mg == 1 {
-        // Depthwise: one channel in, one out per group; an element-wise product and sum.
-        let cols = cols.reshape((n, c, k, l))?;
-        cols.broadcast_mul(&wt.reshape((1, c, k, 1))?)?.sum(2)?
+        // Depthwise: per channel, the sum over kernel offsets of the shifted input times
+        // that offset's weight.
+        let wk = wt.reshape((c, k))?.t()?.contiguous()?;
+        let mut wshape = vec![1, c];
+        wshape.resize(xs.len(), 1);
+        let mut acc: Option<CTensor> = None;
+        for (i, v) in g.shifted_views(&xt)?.iter().enumerate() {
+            let term = v.broadcast_mul(&wk.get(i)?.reshape(wshape.as_slice())?)?;
+            acc = Some(match acc {
+                None => term,
+                Some(a) => a.add(&term)?,
+            });
+        }
+        acc.ok_or_else(|| failed!("empty kernel"))?
+            .reshape((n, c, l))?
     } else {
-        let cols = cols.reshape((n, group, cg * k, l))?;
+        // im2col [N, C*K, L] (the input itself for a pointwise conv), then one matmul
+        // per group.
+        let cols = if g.is_pointwise() {
+            contiguous(xt)?.reshape((n, group, cg, l))?
+        } else {
+            CTensor::stack(&g.shifted_views(&xt)?, 2)?.reshape((n, group, cg * k, l))?
+        };
         let wt = wt.reshape((group, mg, cg * k))?;
         let mut parts = Vec::with_capacity(group);
         for gi in 0..group {

@@ -128,7 +128,10 @@ fn build_gemm(ctx: &Ctx) -> OpResult<Built> {
         if k != k2 {
             return Err(failed!("inner dimensions differ: {m}x{k} and {k2}x{n}"));
         }
-        let mut out = contiguous(x)?.matmul(&contiguous(y)?)?;
+        // A transposed 2-D view is a layout candle's matmul reads directly (gemm strides
+        // on the CPU, a transpose flag in cuBLAS): copying it would cost more than the
+        // product for typical `transB` = 1 weights.
+        let mut out = x.matmul(&y)?;
         if alpha != 1.0 {
             out = out.affine(alpha, 0.0)?;
         }

@@ -1,14 +1,16 @@
 //! Sliding-window geometry shared by Conv, ConvTranspose and the pools, for any number of
 //! spatial dims: output sizes from kernel, strides, dilations, explicit or automatic
-//! padding and `ceil_mode`, and the gather indices that turn a convolution or a pool into
-//! one candle `index_select` (im2col) followed by a matmul or a reduction.
+//! padding and `ceil_mode`; the strided views of the padded input that a convolution
+//! combines (one per kernel offset), and the gather indices that turn a pool into one
+//! candle `index_select` followed by a reduction.
 //!
-//! Padding costs no copy: a window position in the padding gets the index `u32::MAX`,
+//! Pooling's padding costs no copy: a window position in the padding gets the index `u32::MAX`,
 //! which candle 0.11.1's `index_select` fills with zero (a tested assumption, see the
 //! `index_select_sentinel_is_zero` test); max pooling then masks those positions to -inf.
 
 use crate::backend::candle::attrs::Attrs;
 use crate::backend::candle::error::{failed, unsupported, OpResult};
+use candle_core::Tensor as CTensor;
 
 /// Index of a window position that falls in the padding.
 pub(crate) const PAD: u32 = u32::MAX;
@@ -239,6 +241,60 @@ impl Geometry {
     /// Input positions per channel.
     pub(crate) fn input_size(&self) -> usize {
         self.input.iter().product()
+    }
+
+    /// The input as each kernel offset sees it: one strided view (N, C, O1, ..., Or) into
+    /// the zero-padded input per offset, in row-major kernel order. The padded input is
+    /// split into `stride` phases per dim ((A, s) pairs, a free reshape), so that every
+    /// view, strides and dilations included, is a narrowing of it: no gather, one copy of
+    /// the input for the padding.
+    pub(crate) fn shifted_views(&self, x: &CTensor) -> OpResult<Vec<CTensor>> {
+        let r = self.input.len();
+        let mut t = x.clone();
+        let mut split = x.dims()[..2].to_vec();
+        for i in 0..r {
+            let (s, o) = (self.strides[i], self.output[i]);
+            // Rows of each phase that the last offset still reads.
+            let a = (self.kernel[i] - 1) * self.dilations[i] / s + o;
+            let begin = self.pads_begin[i];
+            let end = (a * s) as i64 - (self.input[i] + begin) as i64;
+            t = t.pad_with_zeros(2 + i, begin, end.max(0) as usize)?;
+            if end < 0 {
+                t = t.narrow(2 + i, 0, a * s)?;
+            }
+            split.extend([a, s]);
+        }
+        let t = t.contiguous()?.reshape(split)?;
+        let mut kk = vec![0; r];
+        let mut views = Vec::with_capacity(self.kernel_size());
+        for k in 0..self.kernel_size() {
+            unravel(k, &self.kernel, &mut kk);
+            let mut v = t.clone();
+            // Last dims first, so that the dims of the earlier ones keep their index.
+            for i in (0..r).rev() {
+                let off = kk[i] * self.dilations[i];
+                let (row, phase) = (off / self.strides[i], off % self.strides[i]);
+                let dim = 2 + 2 * i;
+                v = v.narrow(dim + 1, phase, 1)?.squeeze(dim + 1)?.narrow(
+                    dim,
+                    row,
+                    self.output[i],
+                )?;
+            }
+            views.push(v);
+        }
+        Ok(views)
+    }
+
+    /// Whether the window reads the input unchanged (1x...x1 kernel, stride 1, no pads).
+    pub(crate) fn is_pointwise(&self) -> bool {
+        self.kernel.iter().all(|&k| k == 1)
+            && self.strides.iter().all(|&s| s == 1)
+            && self
+                .pads_begin
+                .iter()
+                .chain(&self.pads_end)
+                .all(|&p| p == 0)
     }
 
     /// Coordinate in the unpadded input of kernel offset `k` at output position `o` along
