@@ -1469,3 +1469,87 @@ fn bitshift_keeps_onnx_width_rules() {
     assert_eq!(run("LEFT"), [0.0, -126.0, 0.0, 0.0]);
     assert_eq!(run("RIGHT"), [-64.0, 32.0, -1.0, 0.0]);
 }
+
+/// Depthwise convolutions (the CPU's direct kernel) and grouped ones (strided views)
+/// against a direct computation, with strides, dilations and asymmetric pads.
+#[test]
+fn depthwise_and_grouped_convs_match_a_direct_computation() {
+    // X (1, 2, 5, 6), W (2 or 4, 1, 2, 3), stride (2, 1), dilation (1, 2),
+    // pads (top 1, left 2, bottom 0, right 1).
+    let (h, w, kh, kw) = (5usize, 6usize, 2usize, 3usize);
+    let (sh, sw, dh, dw, pt, pl, pb, pr) = (
+        2usize, 1usize, 1usize, 2usize, 1usize, 2usize, 0usize, 1usize,
+    );
+    let oh = (h + pt + pb - ((kh - 1) * dh + 1)) / sh + 1;
+    let ow = (w + pl + pr - ((kw - 1) * dw + 1)) / sw + 1;
+    let xv: Vec<f32> = (0..2 * h * w)
+        .map(|i| ((i * 7 % 11) as f32 - 5.0) / 4.0)
+        .collect();
+    for m in [2usize, 4] {
+        let wv: Vec<f32> = (0..m * kh * kw)
+            .map(|i| ((i * 5 % 7) as f32 - 3.0) / 2.0)
+            .collect();
+        let conv = model(
+            13,
+            vec![node(
+                "Conv",
+                &["x", "w"],
+                &["y"],
+                vec![
+                    attr_i("group", 2),
+                    attr_ints("strides", &[sh as i64, sw as i64]),
+                    attr_ints("dilations", &[dh as i64, dw as i64]),
+                    attr_ints("pads", &[pt as i64, pl as i64, pb as i64, pr as i64]),
+                ],
+            )],
+            vec![
+                value_info("x", F32, &[Ok(1), Ok(2), Ok(h as i64), Ok(w as i64)]),
+                value_info(
+                    "w",
+                    F32,
+                    &[Ok(m as i64), Ok(1), Ok(kh as i64), Ok(kw as i64)],
+                ),
+            ],
+            vec![value_info(
+                "y",
+                F32,
+                &[Ok(1), Ok(m as i64), Ok(oh as i64), Ok(ow as i64)],
+            )],
+            vec![],
+        );
+        let y = load(&conv.path)
+            .expect("load")
+            .run(&[f32s(&[1, 2, h, w], &xv), f32s(&[m, 1, kh, kw], &wv)])
+            .expect("run")
+            .remove(0)
+            .1;
+        assert_eq!(y.shape(), [1, m, oh, ow]);
+        let mut want = vec![];
+        for o in 0..m {
+            let ci = o / (m / 2);
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let mut acc = 0f64;
+                    for ky in 0..kh {
+                        for kx in 0..kw {
+                            let iy = (oy * sh + ky * dh) as i64 - pt as i64;
+                            let ix = (ox * sw + kx * dw) as i64 - pl as i64;
+                            if (0..h as i64).contains(&iy) && (0..w as i64).contains(&ix) {
+                                acc += (xv[ci * h * w + iy as usize * w + ix as usize]
+                                    * wv[(o * kh + ky) * kw + kx])
+                                    as f64;
+                            }
+                        }
+                    }
+                    want.push(acc);
+                }
+            }
+        }
+        for (g, w) in vals(&y).iter().zip(&want) {
+            assert!(
+                (g - w).abs() < 1e-5,
+                "group conv with {m} outputs: {g} vs {w}"
+            );
+        }
+    }
+}

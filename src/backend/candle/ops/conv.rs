@@ -6,6 +6,7 @@
 //! ConvTranspose multiplies first and scatters with `index_add`, then crops the pads.
 //! bf16 is computed in f32 (candle's CPU matmul has no bf16 kernel) and rounded once.
 
+use super::depthwise;
 use super::window::{unravel, AutoPad, WindowAttrs};
 use super::{contiguous, input, op, opt_input, Built, Ctx};
 use crate::backend::candle::error::{failed, OpResult};
@@ -114,7 +115,9 @@ fn conv(
     let (k, l, mg) = (g.kernel_size(), g.output_size(), m / group);
     let xt = x.t.to_dtype(dt)?;
     let wt = contiguous(w.t.to_dtype(dt)?)?;
-    let y = if cg == 1 && mg == 1 {
+    let y = if cg == 1 && mg == 1 && depthwise::applies(&xt, xs.len() - 2) {
+        depthwise::depthwise(&xt, &wt, &g)?.reshape((n, c, l))?
+    } else if cg == 1 && mg == 1 {
         // Depthwise: per channel, the sum over kernel offsets of the shifted input times
         // that offset's weight.
         let wk = wt.reshape((c, k))?.t()?.contiguous()?;

@@ -7,6 +7,7 @@ mod binary;
 mod bitwise;
 mod control;
 mod conv;
+mod depthwise;
 mod einsum;
 mod indexing;
 mod loss;
