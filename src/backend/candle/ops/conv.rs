@@ -6,7 +6,7 @@
 //! ConvTranspose multiplies first and scatters with `index_add`, then crops the pads.
 //! bf16 is computed in f32 (candle's CPU matmul has no bf16 kernel) and rounded once.
 
-use super::depthwise;
+use super::conv_cpu;
 use super::window::{unravel, AutoPad, WindowAttrs};
 use super::{contiguous, input, op, opt_input, Built, Ctx};
 use crate::backend::candle::error::{failed, OpResult};
@@ -115,8 +115,8 @@ fn conv(
     let (k, l, mg) = (g.kernel_size(), g.output_size(), m / group);
     let xt = x.t.to_dtype(dt)?;
     let wt = contiguous(w.t.to_dtype(dt)?)?;
-    let y = if cg == 1 && mg == 1 && depthwise::applies(&xt, xs.len() - 2) {
-        depthwise::depthwise(&xt, &wt, &g)?.reshape((n, c, l))?
+    let y = if cg == 1 && mg == 1 && conv_cpu::applies(&xt, xs.len() - 2) {
+        conv_cpu::depthwise(&xt, &wt, &g)?.reshape((n, c, l))?
     } else if cg == 1 && mg == 1 {
         // Depthwise: per channel, the sum over kernel offsets of the shifted input times
         // that offset's weight.
@@ -124,7 +124,7 @@ fn conv(
         let mut wshape = vec![1, c];
         wshape.resize(xs.len(), 1);
         let mut acc: Option<CTensor> = None;
-        for (i, v) in g.shifted_views(&xt)?.iter().enumerate() {
+        for (i, v) in g.shifted_views(&xt, 0.0)?.iter().enumerate() {
             let term = v.broadcast_mul(&wk.get(i)?.reshape(wshape.as_slice())?)?;
             acc = Some(match acc {
                 None => term,
@@ -138,8 +138,10 @@ fn conv(
         // per group.
         let cols = if g.is_pointwise() {
             contiguous(xt)?.reshape((n, group, cg, l))?
+        } else if conv_cpu::applies(&xt, xs.len() - 2) {
+            conv_cpu::im2col(&xt, &g)?.reshape((n, group, cg * k, l))?
         } else {
-            CTensor::stack(&g.shifted_views(&xt)?, 2)?.reshape((n, group, cg * k, l))?
+            CTensor::stack(&g.shifted_views(&xt, 0.0)?, 2)?.reshape((n, group, cg * k, l))?
         };
         let wt = wt.reshape((group, mg, cg * k))?;
         let mut parts = Vec::with_capacity(group);

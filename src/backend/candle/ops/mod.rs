@@ -7,7 +7,7 @@ mod binary;
 mod bitwise;
 mod control;
 mod conv;
-mod depthwise;
+mod conv_cpu;
 mod einsum;
 mod indexing;
 mod loss;

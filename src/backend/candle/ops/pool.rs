@@ -1,12 +1,13 @@
 //! Pooling over any number of spatial dims: MaxPool (pads, strides, dilations from opset
 //! 10, ceil_mode; the Indices output is refused), AveragePool (count_include_pad from
 //! opset 7, ceil_mode from 10, dilations from 19), GlobalAveragePool, GlobalMaxPool.
-//! Windows are gathered with one `index_select` (see [`super::window`]) and reduced.
+//! Windows are strided views of the padded input (see [`super::window`]), combined
+//! element-wise.
 
-use super::window::{WindowAttrs, PAD};
-use super::{contiguous, input, op, refuse_nan, widen_half, Built, Ctx};
+use super::window::WindowAttrs;
+use super::{input, op, refuse_nan, widen_half, Built, Ctx};
 use crate::backend::candle::error::{failed, unsupported, OpResult};
-use crate::backend::candle::value::{full, index_tensor, Value};
+use crate::backend::candle::value::Value;
 use candle_core::Tensor as CTensor;
 
 /// Op types of this family with the first opset defining each.
@@ -139,7 +140,7 @@ fn pool(x: &Value, w: &WindowAttrs, kind: Kind) -> OpResult<Value> {
     let xs = x.shape();
     let (n, c) = (xs[0], xs[1]);
     let g = w.geometry(&xs[2..], &kernel)?;
-    let (k, l, p) = (g.kernel_size(), g.output_size(), g.input_size());
+    let l = g.output_size();
     if n == 0 || c == 0 || l == 0 {
         // Nothing to pool (an empty batch, say): the empty result of the output shape;
         // candle cannot reduce an empty tensor.
@@ -148,56 +149,51 @@ fn pool(x: &Value, w: &WindowAttrs, kind: Kind) -> OpResult<Value> {
         let y = CTensor::zeros(shape, x.t.dtype(), x.t.device())?;
         return Ok(Value::new(y, x.dtype));
     }
-    // Window-major order ([L, K]) so that each window is reduced over the last,
-    // contiguous dim.
-    let by_k = g.gather_indices()?;
-    let mut idx = vec![0u32; by_k.len()];
-    for (j, &v) in by_k.iter().enumerate() {
-        idx[(j % l) * k + j / l] = v;
-    }
     let t = widen_half(&x.t)?;
     let dt = t.dtype();
-    let cols = contiguous(t)?
-        .reshape((n, c, p))?
-        .index_select(&index_tensor(idx.clone(), x.t.device())?, 2)?;
-    let cols = cols.reshape((n, c, l, k))?;
-    let y = match kind {
-        Kind::Lp(p) => lp(&cols, p, 3)?,
-        Kind::Max => {
-            // Padding was gathered as 0; make it -inf so it never wins.
-            let has_pad = idx.contains(&PAD);
-            let cols = if !has_pad {
-                cols
-            } else if x.is_float() {
-                let mask: Vec<f32> = idx
-                    .iter()
-                    .map(|&i| if i == PAD { f32::NEG_INFINITY } else { 0.0 })
-                    .collect();
-                let mask = CTensor::from_vec(mask, (l, k), x.t.device())?.to_dtype(dt)?;
-                cols.broadcast_add(&mask)?
-            } else {
-                // Integers: padding takes the storage type's lowest value.
-                let pad: Vec<u8> = idx.iter().map(|&i| u8::from(i == PAD)).collect();
-                let pad =
-                    CTensor::from_vec(pad, (l, k), x.t.device())?.broadcast_as(cols.dims())?;
-                let lowest = match dt {
-                    candle_core::DType::U8 => 0.0,
-                    _ => i64::MIN as f64,
-                };
-                let fill = full(lowest, cols.dims(), x.dtype, x.t.device())?;
-                pad.where_cond(&fill, &cols)?
-            };
-            // candle's max skips NaN; ONNX Runtime's depends on where the NaN is.
-            refuse_nan(&cols)?;
-            cols.max(3)?
+    // Max: padding never wins (-inf, or an integer type's lowest value); the others
+    // read it as 0.
+    let pad = match (kind, dt) {
+        (Kind::Max, candle_core::DType::U8) => 0.0,
+        (Kind::Max, candle_core::DType::I64) => i64::MIN as f64,
+        (Kind::Max, _) => f64::NEG_INFINITY,
+        _ => 0.0,
+    };
+    if let Kind::Max = kind {
+        // candle's max skips NaN; ONNX Runtime's depends on where the NaN is.
+        refuse_nan(&t)?;
+    }
+    let views = g.shifted_views(&t, pad)?;
+    let fold = |f: &dyn Fn(&CTensor, &CTensor) -> candle_core::Result<CTensor>,
+                map: &dyn Fn(&CTensor) -> candle_core::Result<CTensor>|
+     -> OpResult<CTensor> {
+        let mut acc = map(&views[0])?;
+        for v in &views[1..] {
+            acc = f(&acc, &map(v)?)?;
         }
+        Ok(acc)
+    };
+    let y = match kind {
+        Kind::Lp(p) => {
+            let sum = fold(&|a, b| a.add(b), &|v| match p {
+                1 => v.abs(),
+                2 => v.sqr(),
+                p => v.abs()?.powf(p as f64),
+            })?;
+            match p {
+                1 => sum,
+                2 => sum.sqrt()?,
+                p => sum.powf(1.0 / p as f64)?,
+            }
+        }
+        Kind::Max => fold(&|a, b| a.maximum(b), &|v| Ok(v.clone()))?,
         Kind::Avg(include_pad) => {
             let counts = g.counts(include_pad);
             if counts.contains(&0.0) {
                 return Err(failed!("a pooling window lies entirely in the padding"));
             }
-            let div = CTensor::from_vec(counts, l, x.t.device())?.to_dtype(dt)?;
-            cols.sum(3)?.broadcast_div(&div)?
+            let div = CTensor::from_vec(counts, g.output.as_slice(), x.t.device())?.to_dtype(dt)?;
+            fold(&|a, b| a.add(b), &|v| Ok(v.clone()))?.broadcast_div(&div)?
         }
     };
     let mut shape = vec![n, c];

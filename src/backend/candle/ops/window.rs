@@ -1,19 +1,11 @@
 //! Sliding-window geometry shared by Conv, ConvTranspose and the pools, for any number of
 //! spatial dims: output sizes from kernel, strides, dilations, explicit or automatic
-//! padding and `ceil_mode`; the strided views of the padded input that a convolution
-//! combines (one per kernel offset), and the gather indices that turn a pool into one
-//! candle `index_select` followed by a reduction.
-//!
-//! Pooling's padding costs no copy: a window position in the padding gets the index `u32::MAX`,
-//! which candle 0.11.1's `index_select` fills with zero (a tested assumption, see the
-//! `index_select_sentinel_is_zero` test); max pooling then masks those positions to -inf.
+//! padding and `ceil_mode`, and the strided views of the padded input that a convolution
+//! or a pool combines (one per kernel offset).
 
 use crate::backend::candle::attrs::Attrs;
 use crate::backend::candle::error::{failed, unsupported, OpResult};
 use candle_core::Tensor as CTensor;
-
-/// Index of a window position that falls in the padding.
-pub(crate) const PAD: u32 = u32::MAX;
 
 /// `auto_pad` values.
 #[derive(Clone, Copy, PartialEq, Debug)]
@@ -238,17 +230,12 @@ impl Geometry {
         self.output.iter().product()
     }
 
-    /// Input positions per channel.
-    pub(crate) fn input_size(&self) -> usize {
-        self.input.iter().product()
-    }
-
     /// The input as each kernel offset sees it: one strided view (N, C, O1, ..., Or) into
-    /// the zero-padded input per offset, in row-major kernel order. The padded input is
+    /// the input padded with `pad` per offset, in row-major kernel order. The padded input is
     /// split into `stride` phases per dim ((A, s) pairs, a free reshape), so that every
     /// view, strides and dilations included, is a narrowing of it: no gather, one copy of
     /// the input for the padding.
-    pub(crate) fn shifted_views(&self, x: &CTensor) -> OpResult<Vec<CTensor>> {
+    pub(crate) fn shifted_views(&self, x: &CTensor, pad: f64) -> OpResult<Vec<CTensor>> {
         let r = self.input.len();
         let mut t = x.clone();
         let mut split = x.dims()[..2].to_vec();
@@ -258,7 +245,7 @@ impl Geometry {
             let a = (self.kernel[i] - 1) * self.dilations[i] / s + o;
             let begin = self.pads_begin[i];
             let end = (a * s) as i64 - (self.input[i] + begin) as i64;
-            t = t.pad_with_zeros(2 + i, begin, end.max(0) as usize)?;
+            t = pad_dim(&t, 2 + i, begin, end.max(0) as usize, pad)?;
             if end < 0 {
                 t = t.narrow(2 + i, 0, a * s)?;
             }
@@ -303,55 +290,6 @@ impl Geometry {
         (o * self.strides[i] + k * self.dilations[i]) as i64 - self.pads_begin[i] as i64
     }
 
-    /// For each kernel offset (outer) and output position (inner), the flat input index of
-    /// the window element, or [`PAD`]. Built dim by dim (a window is a box), so the cost
-    /// is one add per index.
-    pub(crate) fn gather_indices(&self) -> OpResult<Vec<u32>> {
-        if self.input_size() >= PAD as usize {
-            return Err(failed!("spatial size {:?} is too large", self.input));
-        }
-        let n = self.input.len();
-        let mut stride = vec![1u32; n];
-        for i in (0..n.saturating_sub(1)).rev() {
-            stride[i] = stride[i + 1] * self.input[i + 1] as u32;
-        }
-        let (ks, ls) = (self.kernel_size(), self.output_size());
-        let mut idx = Vec::with_capacity(ks * ls);
-        let mut kk = vec![0; n];
-        let (mut cur, mut next): (Vec<u32>, Vec<u32>) =
-            (Vec::with_capacity(ls), Vec::with_capacity(ls));
-        for k in 0..ks {
-            unravel(k, &self.kernel, &mut kk);
-            cur.clear();
-            cur.push(0);
-            for i in 0..n {
-                let offsets: Vec<u32> = (0..self.output[i])
-                    .map(|o| {
-                        let c = self.coord(i, kk[i], o);
-                        if c < 0 || c >= self.input[i] as i64 {
-                            PAD
-                        } else {
-                            c as u32 * stride[i]
-                        }
-                    })
-                    .collect();
-                next.clear();
-                for &base in &cur {
-                    next.extend(offsets.iter().map(|&off| {
-                        if base == PAD || off == PAD {
-                            PAD
-                        } else {
-                            base + off
-                        }
-                    }));
-                }
-                std::mem::swap(&mut cur, &mut next);
-            }
-            idx.extend_from_slice(&cur);
-        }
-        Ok(idx)
-    }
-
     /// Per output position, the number of window elements inside the input, or (with
     /// `include_pad`) inside the input plus its explicit pads; positions added by
     /// `ceil_mode` beyond the pads never count. A window is a box, so the count is the
@@ -381,4 +319,25 @@ impl Geometry {
         }
         counts
     }
+}
+
+/// `t` extended along `dim` by `begin` and `end` elements of value `v`.
+fn pad_dim(t: &CTensor, dim: usize, begin: usize, end: usize, v: f64) -> OpResult<CTensor> {
+    if v == 0.0 || begin + end == 0 {
+        return Ok(t.pad_with_zeros(dim, begin, end)?);
+    }
+    let block = |len: usize| -> OpResult<CTensor> {
+        let mut shape = t.dims().to_vec();
+        shape[dim] = len;
+        Ok(CTensor::zeros(shape, t.dtype(), t.device())?.affine(1.0, v)?)
+    };
+    let mut parts = Vec::with_capacity(3);
+    if begin > 0 {
+        parts.push(block(begin)?);
+    }
+    parts.push(t.clone());
+    if end > 0 {
+        parts.push(block(end)?);
+    }
+    Ok(CTensor::cat(&parts, dim)?)
 }

@@ -1,9 +1,14 @@
-//! A direct depthwise convolution for the CPU (one input and one output channel per
-//! group, 1-D or 2-D, f32/f64): each output row accumulates `kernel` shifted input rows
-//! times their weight, a contiguous multiply-add when the stride is 1. candle has no
-//! depthwise kernel; built from its ops the same sum costs one strided pass over the
-//! output per kernel element, which made depthwise layers most of a MobileNet-style
-//! model's time. Other devices use the device-generic path in `conv`.
+//! Direct convolution kernels for the CPU (1-D or 2-D, f32/f64), where candle's ops
+//! express a convolution slowly:
+//! - depthwise (one input and one output channel per group): each output row
+//!   accumulates the shifted input rows times their weight, a contiguous multiply-add at
+//!   stride 1. candle has no depthwise kernel; built from its ops the same sum costs one
+//!   strided pass over the output per kernel element (most of a MobileNet-style model's
+//!   time);
+//! - im2col for the other convolutions: the (N, C·K, L) column matrix written in one
+//!   pass (stacking strided views copies it twice).
+//!
+//! Other devices use the device-generic paths in `conv`.
 
 use super::window::Geometry;
 use crate::backend::candle::error::{failed, OpResult};
@@ -11,7 +16,7 @@ use candle_core::{DType as CDType, Layout, Storage, Tensor as CTensor, WithDType
 use rayon::prelude::*;
 use std::ops::{Add, Mul};
 
-/// Whether [`depthwise`] handles this input: CPU, f32/f64, 1 or 2 spatial dims.
+/// Whether these kernels handle this input: CPU, f32/f64, 1 or 2 spatial dims.
 pub(crate) fn applies(x: &CTensor, spatial: usize) -> bool {
     x.device().is_cpu() && matches!(x.dtype(), CDType::F32 | CDType::F64) && spatial <= 2
 }
@@ -65,34 +70,45 @@ impl Plane {
         }
     }
 
+    /// The output columns `lo..hi` whose input column (`ox * stride + off`) kernel
+    /// column `kx` reads inside the input, and `off`; `None` when there are none.
+    fn columns(&self, kx: usize) -> Option<(usize, usize, isize)> {
+        let sw = self.s.1;
+        let off = (kx * self.d.1) as isize - self.p.1 as isize;
+        let lo = if off < 0 {
+            off.unsigned_abs().div_ceil(sw)
+        } else {
+            0
+        };
+        let last = self.w as isize - 1 - off;
+        if last < 0 {
+            return None;
+        }
+        let hi = (last as usize / sw + 1).min(self.ow);
+        (lo < hi).then_some((lo, hi, off))
+    }
+
+    /// The input row of output row `oy` and kernel row `ky`, if inside the input.
+    fn row(&self, oy: usize, ky: usize) -> Option<usize> {
+        let iy = (oy * self.s.0 + ky * self.d.0) as isize - self.p.0 as isize;
+        (0..self.h as isize).contains(&iy).then_some(iy as usize)
+    }
+
     /// One channel: `x` (h*w), `k` (kh*kw) into `out` (oh*ow, zeroed).
     fn run<T: Copy + Add<Output = T> + Mul<Output = T>>(&self, x: &[T], k: &[T], out: &mut [T]) {
-        let (sh, sw) = self.s;
+        let sw = self.s.1;
         for oy in 0..self.oh {
             let orow = &mut out[oy * self.ow..][..self.ow];
             for ky in 0..self.kh {
-                let iy = (oy * sh + ky * self.d.0) as isize - self.p.0 as isize;
-                if iy < 0 || iy >= self.h as isize {
+                let Some(iy) = self.row(oy, ky) else {
                     continue;
-                }
-                let irow = &x[iy as usize * self.w..][..self.w];
+                };
+                let irow = &x[iy * self.w..][..self.w];
                 for kx in 0..self.kw {
                     let wv = k[ky * self.kw + kx];
-                    // Input column of output column ox: ox * sw + off.
-                    let off = (kx * self.d.1) as isize - self.p.1 as isize;
-                    let lo = if off < 0 {
-                        (off.unsigned_abs()).div_ceil(sw)
-                    } else {
-                        0
+                    let Some((lo, hi, off)) = self.columns(kx) else {
+                        continue;
                     };
-                    let last = self.w as isize - 1 - off;
-                    if last < 0 {
-                        continue;
-                    }
-                    let hi = (last as usize / sw + 1).min(self.ow);
-                    if lo >= hi {
-                        continue;
-                    }
                     if sw == 1 {
                         let base = (lo as isize + off) as usize;
                         for (o, &i) in orow[lo..hi].iter_mut().zip(&irow[base..base + hi - lo]) {
@@ -107,6 +123,58 @@ impl Plane {
             }
         }
     }
+}
+
+/// The im2col matrix of `x` (N, C, spatial...): (N, C·K, L), row `c·K + k` holding what
+/// kernel offset `k` reads of channel `c` at each output position (0 in the padding).
+pub(crate) fn im2col(x: &CTensor, g: &Geometry) -> OpResult<CTensor> {
+    match x.dtype() {
+        CDType::F32 => im2col_as::<f32>(x, g),
+        CDType::F64 => im2col_as::<f64>(x, g),
+        d => Err(failed!("im2col kernel has no {d:?} version")),
+    }
+}
+
+fn im2col_as<T: WithDType>(x: &CTensor, g: &Geometry) -> OpResult<CTensor> {
+    let (n, c) = (x.dims()[0], x.dims()[1]);
+    let pl = Plane::of(g);
+    let x = x.contiguous()?;
+    let (xg, xl) = x.storage_and_layout();
+    let xs = cpu_slice::<T>(&xg, xl)?;
+    let (isz, ksz, l) = (pl.h * pl.w, pl.kh * pl.kw, pl.oh * pl.ow);
+    let mut out = vec![T::zero(); n * c * ksz * l];
+    let channel = |(p, cols): (usize, &mut [T])| {
+        let x = &xs[p * isz..][..isz];
+        for ky in 0..pl.kh {
+            for kx in 0..pl.kw {
+                let row = &mut cols[(ky * pl.kw + kx) * l..][..l];
+                let Some((lo, hi, off)) = pl.columns(kx) else {
+                    continue;
+                };
+                for oy in 0..pl.oh {
+                    let Some(iy) = pl.row(oy, ky) else {
+                        continue;
+                    };
+                    let (irow, orow) = (&x[iy * pl.w..][..pl.w], &mut row[oy * pl.ow..][..pl.ow]);
+                    if pl.s.1 == 1 {
+                        let base = (lo as isize + off) as usize;
+                        orow[lo..hi].copy_from_slice(&irow[base..base + hi - lo]);
+                    } else {
+                        for (ox, o) in orow.iter_mut().enumerate().take(hi).skip(lo) {
+                            *o = irow[(ox as isize * pl.s.1 as isize + off) as usize];
+                        }
+                    }
+                }
+            }
+        }
+    };
+    let chunk = (ksz * l).max(1);
+    if rayon::current_num_threads() > 1 {
+        out.par_chunks_mut(chunk).enumerate().for_each(channel);
+    } else {
+        out.chunks_mut(chunk).enumerate().for_each(channel);
+    }
+    Ok(CTensor::from_vec(out, (n, c * ksz, l), x.device())?)
 }
 
 fn run<T: WithDType + Add<Output = T> + Mul<Output = T>>(
