@@ -10,9 +10,10 @@
 //!
 //! Other devices use the device-generic paths in `conv`.
 
+use super::cpu_fast::cpu_slice;
 use super::window::Geometry;
 use crate::backend::candle::error::{failed, OpResult};
-use candle_core::{DType as CDType, Layout, Storage, Tensor as CTensor, WithDType};
+use candle_core::{DType as CDType, Tensor as CTensor, WithDType};
 use rayon::prelude::*;
 use std::ops::{Add, Mul};
 
@@ -203,15 +204,4 @@ fn run<T: WithDType + Add<Output = T> + Mul<Output = T>>(
     let mut shape = vec![n, c];
     shape.extend(&g.output);
     Ok(CTensor::from_vec(out, shape, x.device())?)
-}
-
-/// The elements of a contiguous CPU tensor's storage.
-fn cpu_slice<'a, T: WithDType>(storage: &'a Storage, layout: &Layout) -> OpResult<&'a [T]> {
-    let Storage::Cpu(cpu) = storage else {
-        return Err(failed!("depthwise kernel needs a CPU tensor"));
-    };
-    let (start, end) = layout
-        .contiguous_offsets()
-        .ok_or_else(|| failed!("depthwise kernel needs a contiguous tensor"))?;
-    Ok(&cpu.as_slice::<T>()?[start..end])
 }

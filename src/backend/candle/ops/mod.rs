@@ -8,6 +8,7 @@ mod bitwise;
 mod control;
 mod conv;
 mod conv_cpu;
+mod cpu_fast;
 mod einsum;
 mod indexing;
 mod loss;

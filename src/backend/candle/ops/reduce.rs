@@ -5,8 +5,8 @@
 //! Half-precision inputs are reduced in f32 and rounded back once.
 
 use super::{
-    contiguous, first_arg, input, norm_axes, norm_axis, op, opt_input, refuse_nan, widen_half,
-    Built, Ctx,
+    contiguous, cpu_fast, first_arg, input, norm_axes, norm_axis, op, opt_input, refuse_nan,
+    widen_half, Built, Ctx,
 };
 use crate::backend::candle::error::{failed, unsupported, OpResult};
 use crate::backend::candle::value::{full, Value};
@@ -282,6 +282,14 @@ fn build_softmax(ctx: &Ctx) -> OpResult<Built> {
             let range = CTensor::arange(0i64, len as i64, t.device())?.reshape(rshape)?;
             let y = first.broadcast_eq(&range)?.to_dtype(x.t.dtype())?;
             return Ok(vec![Value::new(y.reshape(dims)?, x.dtype)]);
+        }
+        if dim + 1 == t.rank() {
+            if let Some(y) = cpu_fast::softmax_last(&t, log)? {
+                return Ok(vec![Value::new(
+                    y.reshape(dims)?.to_dtype(x.t.dtype())?,
+                    x.dtype,
+                )]);
+            }
         }
         let m = t.max_keepdim(dim)?;
         let shifted = t.broadcast_sub(&m)?;

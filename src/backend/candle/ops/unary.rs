@@ -3,7 +3,7 @@
 //! approximation...). NaN passes through every activation as in ONNX Runtime: candle's
 //! `relu` maps NaN to 0, so Relu is a `maximum` with NaN on the left instead.
 
-use super::{input, map_f64, maximum, minimum, op, Built, Ctx};
+use super::{cpu_fast, input, map_f64, maximum, minimum, op, Built, Ctx};
 use crate::backend::candle::error::{unsupported, OpResult};
 use crate::backend::candle::value::Value;
 use crate::tensor::DType;
@@ -101,7 +101,15 @@ pub(crate) fn build(ctx: &Ctx) -> OpResult<Built> {
                 if matches!(x.dtype, DType::U8 | DType::U32 | DType::U16 | DType::Bool) {
                     return Err(unsupported!("input of dtype {} is not supported", x.dtype));
                 }
-                numeric(x, "Relu", |t| maximum(t, 0f64))
+                numeric(x, "Relu", |t| {
+                    // NaN < 0 is false: NaN stays NaN, as `maximum` keeps it.
+                    let relu32 = |v: f32| if v < 0.0 { 0.0 } else { v };
+                    let relu64 = |v: f64| if v < 0.0 { 0.0 } else { v };
+                    match cpu_fast::map(t, relu32, relu64)? {
+                        Some(y) => Ok(y),
+                        None => maximum(t, 0f64),
+                    }
+                })
             })
         }
         "Sign" => {
@@ -298,5 +306,10 @@ fn keep_nan(t: &CTensor, r: CTensor) -> OpResult<CTensor> {
 }
 
 fn sigmoid(t: &CTensor) -> OpResult<CTensor> {
+    let one32 = |v: f32| 1.0 / (1.0 + (-v).exp());
+    let one64 = |v: f64| 1.0 / (1.0 + (-v).exp());
+    if let Some(y) = cpu_fast::map(t, one32, one64)? {
+        return Ok(y);
+    }
     Ok((t.neg()?.exp()? + 1.0)?.recip()?)
 }
