@@ -4,6 +4,13 @@
 quantized op), calibrated on the data sets of a suite.
 
     .venv/bin/python scripts/make-qdq-model.py models/cnn /tmp/cnn-qdq.onnx [--per-channel]
+        [--format qoperator]
+
+`--format qoperator` writes ONNX Runtime's other static form instead: the integer
+operators themselves (QLinearConv, QLinearMatMul; for most other ops ORT's own
+com.microsoft QLinear* contrib ops, which only ONNX Runtime runs). `--format dynamic`
+uses quantize_dynamic: int8 weights, activations quantized at run time
+(DynamicQuantizeLinear, MatMulInteger/ConvInteger, all standard ONNX); no calibration.
 
 The result is what teams ship as "the int8 model"; parity checks candle-cpu's run of it
 against ONNX Runtime's (docs/conformance.md).
@@ -16,7 +23,7 @@ import sys
 import onnx
 from onnx import numpy_helper
 from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType,
-                                      quantize_static)
+                                      quantize_dynamic, quantize_static)
 
 
 class SuiteReader(CalibrationDataReader):
@@ -38,12 +45,19 @@ def main() -> int:
     p.add_argument("suite")
     p.add_argument("out")
     p.add_argument("--per-channel", action="store_true")
+    p.add_argument("--format", choices=("qdq", "qoperator", "dynamic"), default="qdq")
     a = p.parse_args()
+    if a.format == "dynamic":
+        quantize_dynamic(os.path.join(a.suite, "model.onnx"), a.out, weight_type=QuantType.QInt8,
+                         per_channel=a.per_channel)
+        print(f"wrote {a.out}")
+        return 0
     reader = SuiteReader(a.suite)
     if not reader.feeds:
         print(f"make-qdq-model: {a.suite} has no data sets", file=sys.stderr)
         return 1
-    quantize_static(os.path.join(a.suite, "model.onnx"), a.out, reader, quant_format=QuantFormat.QDQ,
+    quantize_static(os.path.join(a.suite, "model.onnx"), a.out, reader, 
+                    quant_format=QuantFormat.QOperator if a.format == "qoperator" else QuantFormat.QDQ,
                     activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                     per_channel=a.per_channel)
     print(f"wrote {a.out}")

@@ -1539,3 +1539,70 @@ fn depthwise_and_grouped_convs_match_a_direct_computation() {
         }
     }
 }
+
+/// MatMulInteger with a per-column zero point gives the exact int32 product;
+/// QLinearMatMul requantizes it with ties to even and saturation.
+#[test]
+fn integer_matmuls_are_exact_and_requantize_half_to_even() {
+    let u8s = |shape: &[usize], v: &[u8]| Tensor::from_vec(shape.to_vec(), v.to_vec()).expect("t");
+    let scalar = |name: &str, dtype: i32, v: f32| TensorProto {
+        name: Some(name.into()),
+        data_type: Some(dtype),
+        float_data: if dtype == F32 { vec![v] } else { vec![] },
+        int32_data: if dtype == F32 { vec![] } else { vec![v as i32] },
+        ..Default::default()
+    };
+    let bzp = TensorProto {
+        name: Some("bzp".into()),
+        dims: vec![2],
+        data_type: Some(2),
+        int32_data: vec![1, 3],
+        ..Default::default()
+    };
+    let mmi = model(
+        10,
+        vec![node(
+            "MatMulInteger",
+            &["a", "b", "azp", "bzp"],
+            &["y"],
+            vec![],
+        )],
+        vec![
+            value_info("a", 2, &[Ok(1), Ok(2)]),
+            value_info("b", 2, &[Ok(2), Ok(2)]),
+        ],
+        vec![value_info("y", I32, &[Ok(1), Ok(2)])],
+        vec![scalar("azp", 2, 2.0), bzp],
+    );
+    let (a, b) = (u8s(&[1, 2], &[255, 4]), u8s(&[2, 2], &[3, 0, 5, 7]));
+    let y = run1(&mmi, &[a.clone(), b.clone()]).expect("run");
+    assert_eq!(y.dtype(), DType::I32);
+    // (253, 2) @ ((2, -3), (4, 4)) = (514, -751).
+    assert_eq!(vals(&y), [514.0, -751.0]);
+
+    // Without zero points: (255, 4) @ ((3, 0), (5, 7)) = (785, 28); scales 0.5 * 0.25 / 1
+    // make 98.125 and 3.5: 98 and 4 (ties to even), + 200 saturates the first at 255.
+    let qmm = model(
+        10,
+        vec![node(
+            "QLinearMatMul",
+            &["a", "as", "azp", "b", "bs", "bzp", "ys", "yzp"],
+            &["y"],
+            vec![],
+        )],
+        vec![
+            value_info("a", 2, &[Ok(1), Ok(2)]),
+            value_info("b", 2, &[Ok(2), Ok(2)]),
+        ],
+        vec![value_info("y", 2, &[Ok(1), Ok(2)])],
+        vec![
+            scalar("as", F32, 0.5),
+            scalar("azp", 2, 0.0),
+            scalar("bs", F32, 0.25),
+            scalar("bzp", 2, 0.0),
+            scalar("ys", F32, 1.0),
+            scalar("yzp", 2, 200.0),
+        ],
+    );
+    assert_eq!(vals(&run1(&qmm, &[a, b]).expect("run")), [255.0, 204.0]);
+}

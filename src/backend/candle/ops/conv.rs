@@ -96,7 +96,7 @@ fn add_bias(y: CTensor, b: Option<&Value>, m: usize, dt: CDType) -> OpResult<CTe
     Ok(y.broadcast_add(&b.t.to_dtype(dt)?.reshape(shape)?)?)
 }
 
-fn conv(
+pub(crate) fn conv(
     x: &Value,
     w: &Value,
     b: Option<&Value>,

@@ -15,6 +15,7 @@ mod loss;
 mod matmul;
 mod norm;
 mod pool;
+mod qlinear;
 mod quant;
 mod recurrent;
 mod reduce;
@@ -199,6 +200,10 @@ const FAMILIES: &[Family] = &[
     Family {
         ops: quant::OPS,
         build: quant::build,
+    },
+    Family {
+        ops: qlinear::OPS,
+        build: qlinear::build,
     },
     Family {
         ops: bitwise::OPS,

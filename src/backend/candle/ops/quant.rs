@@ -27,7 +27,7 @@ pub(crate) fn build(ctx: &Ctx) -> OpResult<Built> {
 }
 
 /// The integer range of a quantized type.
-fn range(d: DType) -> OpResult<(f64, f64)> {
+pub(crate) fn range(d: DType) -> OpResult<(f64, f64)> {
     Ok(match d {
         DType::U8 => (0.0, 255.0),
         DType::I8 => (-128.0, 127.0),
@@ -192,7 +192,7 @@ fn zero_points(zp: Option<&Value>, n: usize) -> OpResult<Vec<f64>> {
 }
 
 /// A value of quantized type `d` from exact integers.
-fn quantized(
+pub(crate) fn quantized(
     d: DType,
     shape: &[usize],
     q: Vec<f64>,

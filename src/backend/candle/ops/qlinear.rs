@@ -1,0 +1,281 @@
+//! The integer kernels of quantized graphs: MatMulInteger and ConvInteger (exact int32
+//! results of `(x - x_zero_point) · (w - w_zero_point)`), QLinearMatMul and QLinearConv
+//! (the same accumulation, requantized: `saturate(round_half_even(acc · x_scale ·
+//! w_scale / y_scale) + y_zero_point)`, with QLinearConv's int32 bias added to the
+//! accumulator), for int8/uint8 operands with per-tensor or per-row/column/channel zero
+//! points and scales. The accumulation runs as an f64 matmul/conv on the device, which is
+//! exact for int8 products summed over fewer than 2^37 terms; the requantization runs on
+//! the host, like QuantizeLinear's.
+
+use super::conv::conv;
+use super::matmul::matmul;
+use super::quant::{quantized, range};
+use super::window::WindowAttrs;
+use super::{input, op, opt_input, Built, Ctx};
+use crate::backend::candle::error::{failed, unsupported, OpResult};
+use crate::backend::candle::value::Value;
+use crate::tensor::DType;
+use candle_core::{DType as CDType, Tensor as CTensor};
+
+/// Op types of this family with the first opset defining each.
+pub(crate) const OPS: &[(&str, i64)] = &[
+    ("MatMulInteger", 10),
+    ("ConvInteger", 10),
+    ("QLinearMatMul", 10),
+    ("QLinearConv", 10),
+];
+
+pub(crate) fn build(ctx: &Ctx) -> OpResult<Built> {
+    match ctx.op() {
+        "MatMulInteger" => {
+            ctx.arity((2, 4), (1, 1))?;
+            ctx.attrs(&[])?;
+            op(|inputs| {
+                let (a, b) = (input(inputs, 0)?, input(inputs, 1)?);
+                let acc = int_matmul(a, opt_input(inputs, 2), b, opt_input(inputs, 3))?;
+                Ok(vec![Value::wrapped(
+                    acc.to_dtype(CDType::I64)?,
+                    DType::I32,
+                )?])
+            })
+        }
+        "QLinearMatMul" => {
+            ctx.arity((8, 8), (1, 1))?;
+            ctx.attrs(&[])?;
+            op(|inputs| {
+                let (a, b) = (input(inputs, 0)?, input(inputs, 3)?);
+                let (azp, bzp) = (opt_input(inputs, 2), opt_input(inputs, 5));
+                let acc = int_matmul(a, azp, b, bzp)?;
+                let rank = acc.rank();
+                // a's scale per row (axis -2), b's per column (axis -1).
+                let sa = Scale::read(
+                    input(inputs, 1)?,
+                    rank.saturating_sub(2),
+                    acc.dims(),
+                    "a_scale",
+                )?;
+                let sb = Scale::read(input(inputs, 4)?, rank - 1, acc.dims(), "b_scale")?;
+                requantize(
+                    &acc,
+                    &sa,
+                    &sb,
+                    input(inputs, 6)?,
+                    opt_input(inputs, 7),
+                    a.dtype,
+                )
+            })
+        }
+        _ => build_conv(ctx),
+    }
+}
+
+fn build_conv(ctx: &Ctx) -> OpResult<Built> {
+    let linear = ctx.op() == "QLinearConv";
+    if linear {
+        ctx.arity((8, 9), (1, 1))?;
+    } else {
+        ctx.arity((2, 4), (1, 1))?;
+    }
+    let a = ctx.attrs(&[
+        "auto_pad",
+        "dilations",
+        "group",
+        "kernel_shape",
+        "pads",
+        "strides",
+    ])?;
+    let w = WindowAttrs::parse(&a)?;
+    let group = match a.int("group", 1)? {
+        g if g >= 1 => g as usize,
+        g => return Err(failed!("attribute `group` = {g} must be positive")),
+    };
+    op(move |inputs| {
+        // Input positions: x, [x_scale], x_zero_point, w, [w_scale], w_zero_point, ...
+        let (xi, wi) = if linear { (0, 3) } else { (0, 1) };
+        let (xzi, wzi) = if linear { (2, 5) } else { (2, 3) };
+        let (x, wt) = (input(inputs, xi)?, input(inputs, wi)?);
+        let xs = shifted(x, opt_input(inputs, xzi), None, "x")?;
+        let ws = shifted(wt, opt_input(inputs, wzi), Some(0), "w")?;
+        let mut acc = conv(
+            &Value::new(xs, DType::F64),
+            &Value::new(ws, DType::F64),
+            None,
+            &w,
+            group,
+        )?
+        .t;
+        if !linear {
+            return Ok(vec![Value::wrapped(
+                acc.to_dtype(CDType::I64)?,
+                DType::I32,
+            )?]);
+        }
+        if let Some(bias) = opt_input(inputs, 8) {
+            if bias.dtype != DType::I32 || bias.shape() != [acc.dims()[1]] {
+                return Err(failed!(
+                    "B must be an int32 tensor of shape [{}], got {} {:?}",
+                    acc.dims()[1],
+                    bias.dtype,
+                    bias.shape()
+                ));
+            }
+            let mut shape = vec![1; acc.rank()];
+            shape[1] = acc.dims()[1];
+            acc = acc.broadcast_add(&bias.t.to_dtype(CDType::F64)?.reshape(shape)?)?;
+        }
+        let sx = Scale::read(input(inputs, 1)?, 1, acc.dims(), "x_scale")?;
+        let sw = Scale::read(input(inputs, 4)?, 1, acc.dims(), "w_scale")?;
+        requantize(
+            &acc,
+            &sx,
+            &sw,
+            input(inputs, 6)?,
+            opt_input(inputs, 7),
+            x.dtype,
+        )
+    })
+}
+
+/// `x - zero_point` in f64 (exact): a scalar zero point, or one per index of `axis`
+/// (`None`: the second-to-last axis, a matrix's rows, when the zero point is 1-D and
+/// `x` has rank >= 2; `Some(0)`: a conv weight's output channels).
+fn shifted(x: &Value, zp: Option<&Value>, axis: Option<usize>, what: &str) -> OpResult<CTensor> {
+    if !matches!(x.dtype, DType::U8 | DType::I8) {
+        return Err(unsupported!(
+            "{what} of dtype {} is not supported (int8 and uint8 are)",
+            x.dtype
+        ));
+    }
+    let t = x.t.to_dtype(CDType::F64)?;
+    let Some(z) = zp else { return Ok(t) };
+    if z.dtype != x.dtype {
+        return Err(failed!(
+            "{what}'s zero point has dtype {}, {what} has {}",
+            z.dtype,
+            x.dtype
+        ));
+    }
+    let zt = z.t.to_dtype(CDType::F64)?;
+    if z.t.elem_count() == 1 {
+        return Ok(t.broadcast_sub(&zt.flatten_all()?.reshape(())?)?);
+    }
+    let axis = match axis {
+        Some(a) => a,
+        None if x.rank() >= 2 => x.rank() - 2,
+        None => {
+            return Err(failed!(
+                "{what}'s zero point must be a scalar for rank {}",
+                x.rank()
+            ))
+        }
+    };
+    if z.rank() != 1 || z.shape()[0] != x.shape()[axis] {
+        return Err(failed!(
+            "{what}'s zero point of shape {:?} matches neither a scalar nor axis {axis} of {:?}",
+            z.shape(),
+            x.shape()
+        ));
+    }
+    let mut shape = vec![1; x.rank()];
+    shape[axis] = z.shape()[0];
+    Ok(t.broadcast_sub(&zt.reshape(shape)?)?)
+}
+
+/// `(a - a_zp) @ (b - b_zp)`, exact, in f64 (b's zero point is per column: axis -1).
+fn int_matmul(a: &Value, azp: Option<&Value>, b: &Value, bzp: Option<&Value>) -> OpResult<CTensor> {
+    let at = shifted(a, azp, None, "A")?;
+    let bt = shifted(b, bzp, Some(b.rank().saturating_sub(1)), "B")?;
+    matmul(&Value::new(at, DType::F64), &Value::new(bt, DType::F64))
+}
+
+/// A scale: one value, or one per index of an axis of the accumulator.
+struct Scale {
+    values: Vec<f64>,
+    dtype: DType,
+    axis: usize,
+}
+
+impl Scale {
+    fn read(v: &Value, axis: usize, acc: &[usize], what: &str) -> OpResult<Scale> {
+        if !matches!(v.dtype, DType::F32 | DType::F16 | DType::BF16) {
+            return Err(unsupported!("{what} of dtype {} is not supported", v.dtype));
+        }
+        let values = v.f64s()?;
+        if values.len() != 1 && (axis >= acc.len() || values.len() != acc[axis]) {
+            return Err(failed!(
+                "{what} has {} values; expected 1 or {}",
+                values.len(),
+                acc.get(axis).copied().unwrap_or(1)
+            ));
+        }
+        Ok(Scale {
+            values,
+            dtype: v.dtype,
+            axis,
+        })
+    }
+
+    fn at(&self, index: &[usize]) -> f64 {
+        if self.values.len() == 1 {
+            self.values[0]
+        } else {
+            self.values[index[self.axis]]
+        }
+    }
+}
+
+/// `s1 · s2 / s3` computed in the scales' own type, each step rounded to it, as the
+/// reference (numpy on the scale arrays) and ONNX Runtime do.
+fn multiplier(dtype: DType, s1: f64, s2: f64, s3: f64) -> f64 {
+    match dtype {
+        DType::F16 => {
+            let h = half::f16::from_f64;
+            f64::from(h(s1) * h(s2) / h(s3))
+        }
+        DType::BF16 => {
+            let h = half::bf16::from_f64;
+            f64::from(h(s1) * h(s2) / h(s3))
+        }
+        _ => f64::from(s1 as f32 * s2 as f32 / s3 as f32),
+    }
+}
+
+/// `saturate(round_half_even(acc · (s1 · s2 / y_scale)) + y_zero_point)` in the type of
+/// the output zero point (else `fallback`), the multiplier computed in f32 as ONNX Runtime
+/// and the reference do.
+fn requantize(
+    acc: &CTensor,
+    s1: &Scale,
+    s2: &Scale,
+    y_scale: &Value,
+    y_zp: Option<&Value>,
+    fallback: DType,
+) -> OpResult<Vec<Value>> {
+    let ys = Scale::read(y_scale, 0, &[1], "y_scale")?;
+    if ys.values.len() != 1 || s1.dtype != ys.dtype || s2.dtype != ys.dtype {
+        return Err(unsupported!(
+            "the scales must be of one type and y_scale a scalar"
+        ));
+    }
+    let (dtype, zp) = match y_zp {
+        Some(z) if z.t.elem_count() == 1 => (z.dtype, z.f64s()?[0]),
+        Some(z) => {
+            return Err(unsupported!(
+                "y_zero_point of shape {:?} is not a scalar",
+                z.shape()
+            ))
+        }
+        None => (fallback, 0.0),
+    };
+    let (lo, hi) = range(dtype)?;
+    let dims = acc.dims().to_vec();
+    let values = acc.flatten_all()?.to_vec1::<f64>()?;
+    let mut index = vec![0; dims.len()];
+    let mut q = Vec::with_capacity(values.len());
+    for (flat, v) in values.into_iter().enumerate() {
+        super::window::unravel(flat, &dims, &mut index);
+        let m = multiplier(ys.dtype, s1.at(&index), s2.at(&index), ys.values[0]);
+        q.push(((v * m).round_ties_even() + zp).clamp(lo, hi));
+    }
+    Ok(vec![quantized(dtype, &dims, q, acc)?])
+}
