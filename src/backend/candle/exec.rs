@@ -53,6 +53,12 @@ pub(crate) fn run(plan: &Plan, inputs: &[Tensor]) -> Result<Vec<(String, Tensor)
                 )));
             }
         }
+        if v.seq.is_some() {
+            return Err(BackendError::new(format!(
+                "output `{}` is a sequence; parity compares tensors",
+                spec.name
+            )));
+        }
         let t = v
             .to_tensor()
             .map_err(|e| e.into_backend("output", &spec.name))?;
@@ -122,6 +128,12 @@ fn execute(
             .iter()
             .map(|s| s.and_then(|s| env[s].as_ref()))
             .collect();
+        if !takes_sequences(&step.op_type) && args.iter().flatten().any(|v| v.seq.is_some()) {
+            return Err(BackendError::new(format!(
+                "{} (node `{}`) was given a sequence where it takes tensors",
+                step.op_type, step.label
+            )));
+        }
         let outs = step
             .op
             .run(&args)
@@ -136,7 +148,7 @@ fn execute(
             })?;
             // Later ops (index_select, index_add, reshape views) want contiguous data.
             let t = contiguous(v.t).map_err(|e| e.into_backend(&step.op_type, &step.label))?;
-            env[*slot] = Some(Value::new(t, v.dtype));
+            env[*slot] = Some(Value { t, ..v });
         }
         for &s in &step.free_after {
             env[s] = None;
@@ -144,4 +156,11 @@ fn execute(
     }
     *current = None;
     Ok(())
+}
+
+/// Ops that may be given a sequence: the sequence ops, Identity, and If and Loop, whose
+/// subgraphs take and give values as they are (Loop refuses a sequence scan output).
+fn takes_sequences(op_type: &str) -> bool {
+    op_type.starts_with("Sequence")
+        || matches!(op_type, "ConcatFromSequence" | "Identity" | "If" | "Loop")
 }

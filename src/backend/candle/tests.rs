@@ -1606,3 +1606,63 @@ fn integer_matmuls_are_exact_and_requantize_half_to_even() {
     );
     assert_eq!(vals(&run1(&qmm, &[a, b]).expect("run")), [255.0, 204.0]);
 }
+
+/// A sequence built, edited and joined inside a graph whose inputs and outputs are
+/// tensors; and a sequence given to a tensor op is refused, naming the op.
+#[test]
+fn sequences_split_edit_and_join_inside_a_graph() {
+    let m = model(
+        13,
+        vec![
+            node(
+                "SplitToSequence",
+                &["x"],
+                &["cols"],
+                vec![attr_i("axis", 1), attr_i("keepdims", 0)],
+            ),
+            node("SequenceErase", &["cols", "zero"], &["rest"], vec![]),
+            node("SequenceAt", &["cols", "zero"], &["first"], vec![]),
+            node("SequenceInsert", &["rest", "first"], &["rotated"], vec![]),
+            node(
+                "ConcatFromSequence",
+                &["rotated"],
+                &["y"],
+                vec![attr_i("axis", -1), attr_i("new_axis", 1)],
+            ),
+            node("SequenceLength", &["rotated"], &["n"], vec![]),
+        ],
+        vec![value_info("x", F32, &[Ok(2), Ok(3)])],
+        vec![
+            value_info("y", F32, &[Ok(2), Ok(3)]),
+            value_info("n", I64, &[]),
+        ],
+        vec![TensorProto {
+            name: Some("zero".into()),
+            data_type: Some(I64),
+            int64_data: vec![0],
+            ..Default::default()
+        }],
+    );
+    let x = f32s(&[2, 3], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+    let out = load(&m.path).expect("load").run(std::slice::from_ref(&x)).expect("run");
+    // Columns (1,4), (2,5), (3,6): the first moved to the end, stacked as columns again.
+    assert_eq!(vals(&out[0].1), [2.0, 3.0, 1.0, 5.0, 6.0, 4.0]);
+    assert_eq!(vals(&out[1].1), [3.0]);
+
+    let bad = model(
+        13,
+        vec![
+            node("SequenceConstruct", &["x"], &["s"], vec![]),
+            node("Relu", &["s"], &["y"], vec![]),
+        ],
+        vec![value_info("x", F32, &[Ok(2), Ok(3)])],
+        vec![value_info("y", F32, &[Ok(2), Ok(3)])],
+        vec![],
+    );
+    let e = refused(load(&bad.path).expect("load").run(&[x]));
+    assert!(
+        e.message.contains("Relu (node `y`) was given a sequence"),
+        "{}",
+        e.message
+    );
+}

@@ -15,13 +15,19 @@ use super::error::{failed, unsupported, OpResult};
 use crate::tensor::{DType, Tensor};
 use candle_core::{DType as CDType, Device, Tensor as CTensor};
 
-/// A tensor in the interpreter: candle storage plus the ONNX dtype it represents.
+/// A tensor in the interpreter: candle storage plus the ONNX dtype it represents; or an
+/// ONNX sequence of tensors (inside a graph only: parity's inputs and outputs are
+/// tensors).
 #[derive(Clone, Debug)]
 pub(crate) struct Value {
-    /// The data, in [`storage_dtype`] of `dtype`.
+    /// The data, in [`storage_dtype`] of `dtype` (an empty placeholder for a sequence).
     pub t: CTensor,
-    /// The ONNX element type.
+    /// The ONNX element type (of the elements, for a sequence).
     pub dtype: DType,
+    /// The elements when this is a sequence. Only the sequence ops, Identity, If and
+    /// Loop's carried values accept one (the executor refuses it anywhere else), so no
+    /// tensor op ever reads the placeholder.
+    pub seq: Option<std::sync::Arc<Vec<Value>>>,
 }
 
 /// The candle dtype that stores a logical dtype, `None` when none is exact.
@@ -52,7 +58,30 @@ pub(crate) fn dtype_from_onnx(code: i32) -> OpResult<DType> {
 impl Value {
     /// Wraps a candle tensor already stored as `dtype` requires.
     pub(crate) fn new(t: CTensor, dtype: DType) -> Self {
-        Value { t, dtype }
+        Value {
+            t,
+            dtype,
+            seq: None,
+        }
+    }
+
+    /// A sequence of `items` (tensors of `dtype`) on `dev`.
+    pub(crate) fn sequence(items: Vec<Value>, dtype: DType, dev: &Device) -> OpResult<Self> {
+        let storage =
+            storage_dtype(dtype).ok_or_else(|| unsupported!("dtype {dtype} is not supported"))?;
+        Ok(Value {
+            t: CTensor::zeros(0, storage, dev)?,
+            dtype,
+            seq: Some(std::sync::Arc::new(items)),
+        })
+    }
+
+    /// The elements of a sequence; an error for a tensor.
+    pub(crate) fn items(&self, what: &str) -> OpResult<&[Value]> {
+        self.seq
+            .as_deref()
+            .map(Vec::as_slice)
+            .ok_or_else(|| failed!("{what} must be a sequence, got a tensor"))
     }
 
     /// Wraps the result of integer arithmetic: narrow integer types stored as i64 are
@@ -75,7 +104,7 @@ impl Value {
             }
             _ => t,
         };
-        Ok(Value { t, dtype })
+        Ok(Value::new(t, dtype))
     }
 
     /// A 1-D i64 value (shapes, indices) on `dev`.

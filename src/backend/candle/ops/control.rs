@@ -258,6 +258,9 @@ fn build_loop(ctx: &Ctx) -> OpResult<Built> {
             }
             values = out.by_ref().take(carried).collect();
             for (k, v) in out.enumerate() {
+                if v.seq.is_some() {
+                    return Err(unsupported!("scan output {k} is a sequence"));
+                }
                 dtypes[k] = v.dtype;
                 scanned[k].push(v.t);
             }

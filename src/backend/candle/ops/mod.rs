@@ -20,6 +20,7 @@ mod quant;
 mod recurrent;
 mod reduce;
 mod resize;
+mod sequence;
 mod shape;
 mod slicing;
 mod unary;
@@ -200,6 +201,10 @@ const FAMILIES: &[Family] = &[
     Family {
         ops: quant::OPS,
         build: quant::build,
+    },
+    Family {
+        ops: sequence::OPS,
+        build: sequence::build,
     },
     Family {
         ops: qlinear::OPS,

@@ -170,7 +170,7 @@ fn gather(data: &Value, indices: &Value, axis: i64) -> OpResult<Value> {
     Ok(Value::new(picked.reshape(shape)?, data.dtype))
 }
 
-fn concat(inputs: &[Option<&Value>], axis: i64) -> OpResult<Value> {
+pub(crate) fn concat(inputs: &[Option<&Value>], axis: i64) -> OpResult<Value> {
     let vals = inputs
         .iter()
         .enumerate()
