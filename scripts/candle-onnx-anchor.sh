@@ -38,6 +38,7 @@ for suite in "$@"; do
       ratio=$(python3 -c "print(f'{$ours / $theirs:.2f}x')")
       printf '%-14s %13.4f ms %13.4f ms %8s\n' "$name" "$theirs" "$ours" "$ratio" ;;
     *)
-      printf '%-14s %16s %13.4f ms %8s   (candle-onnx: %s)\n' "$name" "cannot run" "$ours" "-" "${line#error=}" ;;
+      reason=${line#error=}
+      printf '%-14s %16s %13.4f ms %8s   (candle-onnx: %.110s)\n' "$name" "cannot run" "$ours" "-" "$reason" ;;
   esac
 done

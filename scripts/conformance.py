@@ -72,8 +72,8 @@ _GRADIENT = (
     "neither tract-onnx nor parity's candle-cpu interpreter implements."
 )
 _SEQUENCES = (
-    "Tensor inputs and outputs, but Sequence* ops inside the graph: ort-cpu runs them; "
-    "tract-onnx 0.23.9 and parity's candle-cpu interpreter implement no Sequence* op."
+    "Tensor inputs and outputs, but Sequence* ops inside the graph: ort-cpu and "
+    "candle-cpu run them; tract-onnx 0.23.9 implements no Sequence* op."
 )
 _OLD_OPSET_CASES = [
     "test_AvgPool1d", "test_AvgPool1d_stride", "test_AvgPool2d", "test_AvgPool2d_stride",
