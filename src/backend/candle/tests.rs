@@ -1644,7 +1644,10 @@ fn sequences_split_edit_and_join_inside_a_graph() {
         }],
     );
     let x = f32s(&[2, 3], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
-    let out = load(&m.path).expect("load").run(std::slice::from_ref(&x)).expect("run");
+    let out = load(&m.path)
+        .expect("load")
+        .run(std::slice::from_ref(&x))
+        .expect("run");
     // Columns (1,4), (2,5), (3,6): the first moved to the end, stacked as columns again.
     assert_eq!(vals(&out[0].1), [2.0, 3.0, 1.0, 5.0, 6.0, 4.0]);
     assert_eq!(vals(&out[1].1), [3.0]);

@@ -378,13 +378,18 @@ fn repeat_heads(t: &CTensor, n: usize) -> OpResult<CTensor> {
 /// 0 where `allowed` (u8) is set, -inf elsewhere.
 fn additive(allowed: &CTensor, cdt: CDType) -> OpResult<CTensor> {
     let zeros = CTensor::zeros(allowed.dims(), cdt, allowed.device())?;
+    let neg = neg_inf(allowed.dims(), cdt, allowed.device())?;
+    Ok(allowed.where_cond(&zeros, &neg)?)
+}
+
+/// A tensor of -inf in the compute dtype `cdt` (f32 or f64).
+fn neg_inf(shape: &[usize], cdt: CDType, dev: &Device) -> OpResult<CTensor> {
     let dt = if cdt == CDType::F64 {
         DType::F64
     } else {
         DType::F32
     };
-    let neg = full(f64::NEG_INFINITY, allowed.dims(), dt, allowed.device())?.to_dtype(cdt)?;
-    Ok(allowed.where_cond(&zeros, &neg)?)
+    full(f64::NEG_INFINITY, shape, dt, dev)
 }
 
 /// The user's mask as an additive bias over `skv` keys: a bool mask attends where true;
@@ -406,14 +411,10 @@ fn mask_bias(m: &Value, skv: usize, cdt: CDType) -> OpResult<CTensor> {
         return Ok(bias);
     }
     let mut pad_shape = bias.dims().to_vec();
-    *pad_shape.last_mut().unwrap_or(&mut 0) = skv - last;
-    let dt = if cdt == CDType::F64 {
-        DType::F64
-    } else {
-        DType::F32
-    };
-    let pad = full(f64::NEG_INFINITY, &pad_shape, dt, bias.device())?.to_dtype(cdt)?;
-    Ok(CTensor::cat(&[&bias, &pad], bias.rank() - 1)?)
+    let r = pad_shape.len();
+    pad_shape[r - 1] = skv - last;
+    let pad = neg_inf(&pad_shape, cdt, bias.device())?;
+    Ok(CTensor::cat(&[&bias, &pad], r - 1)?)
 }
 
 /// An additive mask from the signed distance `d = i + offset - j` of each (query, key)
