@@ -19,24 +19,12 @@ pub(crate) const OPS: &[(&str, i64)] = &[("Conv", 1), ("ConvTranspose", 1)];
 pub(crate) fn build(ctx: &Ctx) -> OpResult<Built> {
     ctx.arity((2, 3), (1, 1))?;
     let transpose = ctx.op() == "ConvTranspose";
-    let mut allowed = vec![
-        "auto_pad",
-        "dilations",
-        "group",
-        "kernel_shape",
-        "pads",
-        "strides",
-    ];
-    if transpose {
-        allowed.extend(["output_padding", "output_shape"]);
-    }
-    let a = ctx.attrs(&allowed)?;
-    let w = WindowAttrs::parse(&a)?;
-    let group = a.int("group", 1)?;
-    if group < 1 {
-        return Err(failed!("attribute `group` = {group} must be positive"));
-    }
-    let group = group as usize;
+    let extra: &[&str] = if transpose {
+        &["output_padding", "output_shape"]
+    } else {
+        &[]
+    };
+    let (a, w, group) = conv_attrs(ctx, extra)?;
     if !transpose {
         return op(move |inputs| {
             let (x, wt) = (input(inputs, 0)?, input(inputs, 1)?);
@@ -58,6 +46,30 @@ pub(crate) fn build(ctx: &Ctx) -> OpResult<Built> {
             &t,
         )?])
     })
+}
+
+/// The attributes every convolution has (window, `group`), plus `extra`: the parsed
+/// attributes, the window and the group count.
+pub(crate) fn conv_attrs<'a>(
+    ctx: &Ctx<'a>,
+    extra: &[&str],
+) -> OpResult<(crate::backend::candle::attrs::Attrs<'a>, WindowAttrs, usize)> {
+    let mut allowed = vec![
+        "auto_pad",
+        "dilations",
+        "group",
+        "kernel_shape",
+        "pads",
+        "strides",
+    ];
+    allowed.extend_from_slice(extra);
+    let a = ctx.attrs(&allowed)?;
+    let w = WindowAttrs::parse(&a)?;
+    let group = match a.int("group", 1)? {
+        g if g >= 1 => g as usize,
+        g => return Err(failed!("attribute `group` = {g} must be positive")),
+    };
+    Ok((a, w, group))
 }
 
 /// ConvTranspose's own attributes.

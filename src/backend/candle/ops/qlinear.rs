@@ -7,10 +7,9 @@
 //! exact for int8 products summed over fewer than 2^37 terms; the requantization runs on
 //! the host, like QuantizeLinear's.
 
-use super::conv::conv;
+use super::conv::{conv, conv_attrs};
 use super::matmul::matmul;
 use super::quant::{quantized, range};
-use super::window::WindowAttrs;
 use super::{input, op, opt_input, Built, Ctx};
 use crate::backend::candle::error::{failed, unsupported, OpResult};
 use crate::backend::candle::value::Value;
@@ -76,19 +75,7 @@ fn build_conv(ctx: &Ctx) -> OpResult<Built> {
     } else {
         ctx.arity((2, 4), (1, 1))?;
     }
-    let a = ctx.attrs(&[
-        "auto_pad",
-        "dilations",
-        "group",
-        "kernel_shape",
-        "pads",
-        "strides",
-    ])?;
-    let w = WindowAttrs::parse(&a)?;
-    let group = match a.int("group", 1)? {
-        g if g >= 1 => g as usize,
-        g => return Err(failed!("attribute `group` = {g} must be positive")),
-    };
+    let (_, w, group) = conv_attrs(ctx, &[])?;
     op(move |inputs| {
         // Input positions: x, [x_scale], x_zero_point, w, [w_scale], w_zero_point, ...
         let (xi, wi) = if linear { (0, 3) } else { (0, 1) };
