@@ -51,7 +51,11 @@ fn chain(path: &Path, nodes: usize, width: usize) {
     let mut node = Vec::with_capacity(nodes);
     let mut prev = "x".to_string();
     for i in 0..nodes {
-        let out = if i + 1 == nodes { "y".to_string() } else { format!("t{i}") };
+        let out = if i + 1 == nodes {
+            "y".to_string()
+        } else {
+            format!("t{i}")
+        };
         let (op, inputs) = if i % 2 == 0 {
             ("Add", vec![prev.clone(), "c".into()])
         } else {
@@ -98,7 +102,9 @@ fn nodes(c: &mut Criterion) {
         let mut group = c.benchmark_group(format!("chain_{label}"));
         let x = Tensor::from_vec(
             vec![1, width],
-            (0..width).map(|i| (i % 5) as f32 - 2.0).collect::<Vec<f32>>(),
+            (0..width)
+                .map(|i| (i % 5) as f32 - 2.0)
+                .collect::<Vec<f32>>(),
         )
         .expect("input");
         for n in [2usize, 16, 64] {
