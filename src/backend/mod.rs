@@ -112,8 +112,9 @@ pub fn pin_process_threads(threads: Option<usize>) {
     let _ = PROCESS_THREADS.set(threads);
 }
 
-/// Whether `threads` is what [`pin_process_threads`] fixed the process for (so a session
-/// can run its kernels on the caller's thread instead of in a pool of its own).
+/// Whether `threads` is what [`pin_process_threads`] fixed the process for (so a
+/// one-thread session can run its kernels on the caller's thread instead of in a pool of
+/// its own).
 pub fn is_process_threads(threads: Option<usize>) -> bool {
     threads.is_some() && PROCESS_THREADS.get() == Some(&threads)
 }

@@ -38,10 +38,10 @@
 //! every case inside it (`ThreadPool::install`), so parallel kernels (gemm, conv tiles)
 //! use at most `n` threads; gemm still splits its work into `RAYON_NUM_THREADS` (else
 //! physical-core) chunks, which the `n` threads execute. `None` uses the global pool.
-//! When the process was started for `n` threads ([`super::pin_process_threads`]: the
-//! verb's `--threads`, which sets `RAYON_NUM_THREADS`), the session needs no pool and
-//! runs on the caller's thread (no cross-thread hand-off per case; gemm runs serially
-//! at `n` = 1).
+//! When the process was started for one thread ([`super::pin_process_threads`]: the
+//! verb's `--threads 1`, which sets `RAYON_NUM_THREADS=1`), a one-thread session needs
+//! no pool and runs on the caller's thread (no cross-thread hand-off per case; gemm
+//! runs serially).
 //! On CUDA the same pool only runs the host-side parts.
 
 mod attrs;
@@ -96,8 +96,10 @@ fn load_on(
     let plan = catch_unwind(AssertUnwindSafe(|| graph::load(model, device)))
         .map_err(|_| BackendError::new("candle panicked while loading the model"))??;
     let pool = match options.threads {
-        // The process's own thread settings already say n: run on the caller's thread.
-        Some(_) if super::is_process_threads(options.threads) => None,
+        // One thread, and the process pinned to one (gemm serial, no pool to hand work
+        // to): the caller's thread is that thread. With n > 1 each session keeps its
+        // own pool, so that concurrent sessions get n threads each.
+        Some(1) if super::is_process_threads(Some(1)) => None,
         Some(n) => Some(
             rayon::ThreadPoolBuilder::new()
                 .num_threads(n.max(1))
