@@ -1669,3 +1669,89 @@ fn sequences_split_edit_and_join_inside_a_graph() {
         e.message
     );
 }
+
+/// Sizes a model can claim without the data to back them are refused or handled without
+/// allocating for them: a pooling stride far beyond the input (one output position),
+/// a `group` that overflows, attention over zero keys, a loss over zero classes.
+#[test]
+fn hostile_windows_groups_and_empty_axes_are_errors_not_crashes() {
+    let pool = model(
+        13,
+        vec![node(
+            "MaxPool",
+            &["x"],
+            &["y"],
+            vec![
+                attr_ints("kernel_shape", &[1, 1]),
+                attr_ints("strides", &[1 << 40, 1 << 40]),
+            ],
+        )],
+        vec![value_info("x", F32, &[Ok(1), Ok(1), Ok(2), Ok(2)])],
+        vec![value_info("y", F32, &[Ok(1), Ok(1), Ok(1), Ok(1)])],
+        vec![],
+    );
+    let y = run1(&pool, &[f32s(&[1, 1, 2, 2], &[3.0, 1.0, 2.0, 4.0])]).expect("run");
+    assert_eq!(vals(&y), [3.0]);
+
+    let conv = model(
+        13,
+        vec![node(
+            "Conv",
+            &["x", "w"],
+            &["y"],
+            vec![attr_i("group", 1 << 62)],
+        )],
+        vec![
+            value_info("x", F32, &[Ok(1), Ok(0), Ok(2)]),
+            value_info("w", F32, &[Ok(4), Ok(2), Ok(1)]),
+        ],
+        vec![value_info("y", F32, &[Ok(1), Ok(4), Ok(2)])],
+        vec![],
+    );
+    let e = refused(run1(
+        &conv,
+        &[f32s(&[1, 0, 2], &[]), f32s(&[4, 2, 1], &[0.0; 8])],
+    ));
+    assert!(e.message.contains("does not fit"), "{}", e.message);
+
+    let att = model(
+        23,
+        vec![node("Attention", &["q", "k", "v"], &["y"], vec![])],
+        vec![
+            value_info("q", F32, &[Ok(1), Ok(1), Ok(2), Ok(2)]),
+            value_info("k", F32, &[Ok(1), Ok(1), Ok(0), Ok(2)]),
+            value_info("v", F32, &[Ok(1), Ok(1), Ok(0), Ok(2)]),
+        ],
+        vec![value_info("y", F32, &[Ok(1), Ok(1), Ok(2), Ok(2)])],
+        vec![],
+    );
+    let empty = f32s(&[1, 1, 0, 2], &[]);
+    let e = refused(run1(
+        &att,
+        &[f32s(&[1, 1, 2, 2], &[0.0; 4]), empty.clone(), empty],
+    ));
+    assert!(
+        e.message.contains("no positions to attend"),
+        "{}",
+        e.message
+    );
+
+    let sce = model(
+        13,
+        vec![node(
+            "SoftmaxCrossEntropyLoss",
+            &["x", "t"],
+            &["loss"],
+            vec![],
+        )],
+        vec![
+            value_info("x", F32, &[Ok(2), Ok(0)]),
+            value_info("t", I64, &[Ok(2)]),
+        ],
+        vec![value_info("loss", F32, &[])],
+        vec![],
+    );
+    let t = Tensor::from_vec(vec![2], vec![0i64, 0]).expect("t");
+    let e = refused(run1(&sce, &[f32s(&[2, 0], &[]), t]));
+    assert!(e.message.contains("no classes"), "{}", e.message);
+}

@@ -226,12 +226,15 @@ impl Attention {
                         failed!("{what} {:?} does not extend {:?}", p.shape(), t.dims())
                     })
                 };
-                let len = pk.shape()[2];
-                (cat(pk, &kt, "past_key")?, cat(pv, &vt, "past_value")?, len)
+                let (k, v) = (cat(pk, &kt, "past_key")?, cat(pv, &vt, "past_value")?);
+                (k, v, pk.shape()[2])
             }
             _ => return Err(failed!("past_key and past_value must be given together")),
         };
         let skv = present_k.dims()[2];
+        if skv == 0 {
+            return Err(failed!("K has no positions to attend"));
+        }
         if present_v.dims()[2] != skv {
             return Err(failed!(
                 "K and V have {skv} and {} positions",
@@ -258,8 +261,9 @@ impl Attention {
 
         // Grouped-query attention: each KV head serves hq / hk query heads.
         let (mut kc, mut vc) = (widen_half(&present_k)?, widen_half(&present_v)?);
+        super::check_size(&[b, hq, sq.max(skv), skv.max(dq)])?;
         if hq != hk || hk != hv {
-            if hk != hv || hq % hk != 0 {
+            if hk == 0 || hk != hv || hq % hk != 0 {
                 return Err(failed!(
                     "{hq} query heads cannot share {hk} key and {hv} value heads"
                 ));

@@ -386,6 +386,9 @@ fn build_scan(ctx: &Ctx) -> OpResult<Built> {
             let mut out = body.run(formal, &inputs[explicit..], "body")?.into_iter();
             states = out.by_ref().take(n).collect();
             for (i, v) in out.enumerate() {
+                if v.seq.is_some() {
+                    return Err(unsupported!("scan output {i} is a sequence"));
+                }
                 scanned[i].push(v);
             }
         }

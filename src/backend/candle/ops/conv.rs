@@ -118,7 +118,7 @@ pub(crate) fn conv(
     let dt = check(x, w, b)?;
     let (xs, ws) = (x.shape(), w.shape());
     let (n, c, m, cg) = (xs[0], xs[1], ws[0], ws[1]);
-    if cg * group != c || m % group != 0 {
+    if group > c.max(1) || cg.checked_mul(group) != Some(c) || m % group != 0 {
         return Err(failed!(
             "X has {c} channels, W {ws:?} with group {group} does not fit"
         ));
@@ -184,12 +184,16 @@ fn conv_transpose(
     let dt = check(x, w, b)?;
     let (xs, ws) = (x.shape(), w.shape());
     let (n, c, mg) = (xs[0], xs[1], ws[1]);
-    if ws[0] != c || c % group != 0 {
+    if ws[0] != c || group > c.max(1) || c % group != 0 {
         return Err(failed!(
             "X has {c} channels, W {ws:?} with group {group} does not fit"
         ));
     }
-    let (cg, m) = (c / group, mg * group);
+    let m = mg
+        .checked_mul(group)
+        .filter(|&m| m <= super::MAX_ELEMENTS)
+        .ok_or_else(|| failed!("W {ws:?} with group {group} is too large"))?;
+    let cg = c / group;
     let sp = xs.len() - 2;
     let kernel = &ws[2..];
     if kernel.len() != sp {

@@ -48,6 +48,9 @@ pub(crate) fn build(ctx: &Ctx) -> OpResult<Built> {
                 x.shape()
             ));
         }
+        if x.shape()[1] == 0 {
+            return Err(failed!("input has no classes (C = 0)"));
+        }
         let xt = widen_half(&x.t)?;
         let log_prob = if softmax {
             let shifted = xt.broadcast_sub(&xt.max_keepdim(1)?)?;

@@ -45,15 +45,9 @@ pub(crate) fn build(ctx: &Ctx) -> OpResult<Built> {
                 let (a, b) = (input(inputs, 0)?, input(inputs, 3)?);
                 let (azp, bzp) = (opt_input(inputs, 2), opt_input(inputs, 5));
                 let acc = int_matmul(a, azp, b, bzp)?;
-                let rank = acc.rank();
-                // a's scale per row (axis -2), b's per column (axis -1).
-                let sa = Scale::read(
-                    input(inputs, 1)?,
-                    rank.saturating_sub(2),
-                    acc.dims(),
-                    "a_scale",
-                )?;
-                let sb = Scale::read(input(inputs, 4)?, rank - 1, acc.dims(), "b_scale")?;
+                let (row, col) = product_axes(a, b, &acc);
+                let sa = Scale::read(input(inputs, 1)?, row, acc.dims(), "a_scale")?;
+                let sb = Scale::read(input(inputs, 4)?, col, acc.dims(), "b_scale")?;
                 requantize(
                     &acc,
                     &sa,
@@ -110,8 +104,9 @@ fn build_conv(ctx: &Ctx) -> OpResult<Built> {
             shape[1] = acc.dims()[1];
             acc = acc.broadcast_add(&bias.t.to_dtype(CDType::F64)?.reshape(shape)?)?;
         }
-        let sx = Scale::read(input(inputs, 1)?, 1, acc.dims(), "x_scale")?;
-        let sw = Scale::read(input(inputs, 4)?, 1, acc.dims(), "w_scale")?;
+        // x's scale is per tensor; w's per tensor or per output channel (axis 1 of y).
+        let sx = Scale::read(input(inputs, 1)?, None, acc.dims(), "x_scale")?;
+        let sw = Scale::read(input(inputs, 4)?, Some(1), acc.dims(), "w_scale")?;
         requantize(
             &acc,
             &sx,
@@ -123,9 +118,8 @@ fn build_conv(ctx: &Ctx) -> OpResult<Built> {
     })
 }
 
-/// `x - zero_point` in f64 (exact): a scalar zero point, or one per index of `axis`
-/// (`None`: the second-to-last axis, a matrix's rows, when the zero point is 1-D and
-/// `x` has rank >= 2; `Some(0)`: a conv weight's output channels).
+/// `x - zero_point` in f64 (exact): a scalar zero point, or (when `axis` is given) one
+/// per index of that axis of `x`.
 fn shifted(x: &Value, zp: Option<&Value>, axis: Option<usize>, what: &str) -> OpResult<CTensor> {
     if !matches!(x.dtype, DType::U8 | DType::I8) {
         return Err(unsupported!(
@@ -146,15 +140,11 @@ fn shifted(x: &Value, zp: Option<&Value>, axis: Option<usize>, what: &str) -> Op
     if z.t.elem_count() == 1 {
         return Ok(t.broadcast_sub(&zt.flatten_all()?.reshape(())?)?);
     }
-    let axis = match axis {
-        Some(a) => a,
-        None if x.rank() >= 2 => x.rank() - 2,
-        None => {
-            return Err(failed!(
-                "{what}'s zero point must be a scalar for rank {}",
-                x.rank()
-            ))
-        }
+    let Some(axis) = axis.filter(|&a| a < x.rank()) else {
+        return Err(failed!(
+            "{what}'s zero point of shape {:?} must be a scalar here",
+            z.shape()
+        ));
     };
     if z.rank() != 1 || z.shape()[0] != x.shape()[axis] {
         return Err(failed!(
@@ -168,10 +158,25 @@ fn shifted(x: &Value, zp: Option<&Value>, axis: Option<usize>, what: &str) -> Op
     Ok(t.broadcast_sub(&zt.reshape(shape)?)?)
 }
 
+/// The axes of a matrix product's result that A's rows and B's columns become (`None`
+/// for a 1-D operand, whose zero point and scale must then be scalars).
+fn product_axes(a: &Value, b: &Value, acc: &CTensor) -> (Option<usize>, Option<usize>) {
+    let r = acc.rank();
+    let col = (b.rank() >= 2 && r >= 1).then(|| r - 1);
+    let row = (a.rank() >= 2).then(|| r - if col.is_some() { 2 } else { 1 });
+    (row, col)
+}
+
 /// `(a - a_zp) @ (b - b_zp)`, exact, in f64 (b's zero point is per column: axis -1).
 fn int_matmul(a: &Value, azp: Option<&Value>, b: &Value, bzp: Option<&Value>) -> OpResult<CTensor> {
-    let at = shifted(a, azp, None, "A")?;
-    let bt = shifted(b, bzp, Some(b.rank().saturating_sub(1)), "B")?;
+    // A's zero point per row (axis -2), B's per column (axis -1).
+    let at = shifted(a, azp, a.rank().checked_sub(2), "A")?;
+    let bt = shifted(
+        b,
+        bzp,
+        b.rank().checked_sub(1).filter(|_| b.rank() >= 2),
+        "B",
+    )?;
     matmul(&Value::new(at, DType::F64), &Value::new(bt, DType::F64))
 }
 
@@ -183,22 +188,25 @@ struct Scale {
 }
 
 impl Scale {
-    fn read(v: &Value, axis: usize, acc: &[usize], what: &str) -> OpResult<Scale> {
+    /// Reads scale `v`: a scalar, or (when `axis` is given) one value per index of that
+    /// axis of the accumulator `acc`.
+    fn read(v: &Value, axis: Option<usize>, acc: &[usize], what: &str) -> OpResult<Scale> {
         if !matches!(v.dtype, DType::F32 | DType::F16 | DType::BF16) {
             return Err(unsupported!("{what} of dtype {} is not supported", v.dtype));
         }
         let values = v.f64s()?;
-        if values.len() != 1 && (axis >= acc.len() || values.len() != acc[axis]) {
+        let per_axis = axis.and_then(|a| acc.get(a).copied());
+        if values.len() != 1 && per_axis != Some(values.len()) {
             return Err(failed!(
-                "{what} has {} values; expected 1 or {}",
+                "{what} has {} values; expected 1{}",
                 values.len(),
-                acc.get(axis).copied().unwrap_or(1)
+                per_axis.map_or(String::new(), |n| format!(" or {n}"))
             ));
         }
         Ok(Scale {
             values,
             dtype: v.dtype,
-            axis,
+            axis: axis.unwrap_or(0),
         })
     }
 
@@ -238,7 +246,7 @@ fn requantize(
     y_zp: Option<&Value>,
     fallback: DType,
 ) -> OpResult<Vec<Value>> {
-    let ys = Scale::read(y_scale, 0, &[1], "y_scale")?;
+    let ys = Scale::read(y_scale, None, &[], "y_scale")?;
     if ys.values.len() != 1 || s1.dtype != ys.dtype || s2.dtype != ys.dtype {
         return Err(unsupported!(
             "the scales must be of one type and y_scale a scalar"

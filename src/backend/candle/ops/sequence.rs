@@ -31,6 +31,9 @@ pub(crate) fn build(ctx: &Ctx) -> OpResult<Built> {
                 let items: Vec<Value> = (0..inputs.len())
                     .map(|i| input(inputs, i).cloned())
                     .collect::<OpResult<_>>()?;
+                if items.iter().any(|v| v.seq.is_some()) {
+                    return Err(failed!("a sequence holds tensors, not sequences"));
+                }
                 let dtype = items[0].dtype;
                 if let Some(v) = items.iter().find(|v| v.dtype != dtype) {
                     return Err(failed!("the tensors have dtypes {dtype} and {}", v.dtype));
@@ -197,7 +200,11 @@ fn split_sizes(s: &Value, len: usize) -> OpResult<Vec<usize>> {
         }
         return Ok(sizes);
     }
-    if v.iter().any(|&x| x < 0) || v.iter().sum::<i64>() != len as i64 {
+    let total = v.iter().try_fold(
+        0i64,
+        |acc, &x| if x < 0 { None } else { acc.checked_add(x) },
+    );
+    if total != Some(len as i64) {
         return Err(failed!("split {v:?} does not divide an axis of {len}"));
     }
     Ok(v.into_iter().map(|x| x as usize).collect())

@@ -139,8 +139,13 @@ impl WindowAttrs {
             pads_end: mut pe,
         } = self.params(n)?;
         let mut output = vec![0; n];
+        let too_large = || failed!("window geometry {kernel:?} over {input:?} is too large");
         for i in 0..n {
-            let ke = (kernel[i] - 1) * dilations[i] + 1;
+            let ke = (kernel[i] - 1)
+                .checked_mul(dilations[i])
+                .and_then(|v| v.checked_add(1))
+                .filter(|&v| v <= super::MAX_ELEMENTS)
+                .ok_or_else(too_large)?;
             let s = strides[i];
             match self.auto_pad {
                 AutoPad::SameUpper | AutoPad::SameLower => {
@@ -155,7 +160,11 @@ impl WindowAttrs {
                     output[i] = out;
                 }
                 AutoPad::NotSet | AutoPad::Valid => {
-                    let span = input[i] + pb[i] + pe[i];
+                    let span = input[i]
+                        .checked_add(pb[i])
+                        .and_then(|v| v.checked_add(pe[i]))
+                        .filter(|&v| v <= super::MAX_ELEMENTS)
+                        .ok_or_else(too_large)?;
                     if span < ke {
                         return Err(failed!(
                             "window of {ke} does not fit spatial dim {i} of size {} with pads ({}, {})",
@@ -237,12 +246,24 @@ impl Geometry {
     /// the input for the padding.
     pub(crate) fn shifted_views(&self, x: &CTensor, pad: f64) -> OpResult<Vec<CTensor>> {
         let r = self.input.len();
+        // A dim with one output position is read at the kernel offsets only: stride 1
+        // there, so that a stride larger than the input pads nothing.
+        let stride = |i: usize| {
+            if self.output[i] == 1 {
+                1
+            } else {
+                self.strides[i]
+            }
+        };
+        // Rows of each phase that the last offset still reads.
+        let rows = |i: usize| (self.kernel[i] - 1) * self.dilations[i] / stride(i) + self.output[i];
+        let mut padded = x.dims()[..2].to_vec();
+        padded.extend((0..r).map(|i| rows(i) * stride(i)));
+        super::check_size(&padded)?;
         let mut t = x.clone();
         let mut split = x.dims()[..2].to_vec();
         for i in 0..r {
-            let (s, o) = (self.strides[i], self.output[i]);
-            // Rows of each phase that the last offset still reads.
-            let a = (self.kernel[i] - 1) * self.dilations[i] / s + o;
+            let (s, a) = (stride(i), rows(i));
             let begin = self.pads_begin[i];
             let end = (a * s) as i64 - (self.input[i] + begin) as i64;
             t = pad_dim(&t, 2 + i, begin, end.max(0) as usize, pad)?;
@@ -260,7 +281,7 @@ impl Geometry {
             // Last dims first, so that the dims of the earlier ones keep their index.
             for i in (0..r).rev() {
                 let off = kk[i] * self.dilations[i];
-                let (row, phase) = (off / self.strides[i], off % self.strides[i]);
+                let (row, phase) = (off / stride(i), off % stride(i));
                 let dim = 2 + 2 * i;
                 v = v.narrow(dim + 1, phase, 1)?.squeeze(dim + 1)?.narrow(
                     dim,
