@@ -200,23 +200,13 @@ impl Value {
     /// The elements of an integer tensor (shape inputs, axes, indices), widened to i64.
     pub(crate) fn i64s(&self, what: &str) -> OpResult<Vec<i64>> {
         match self.dtype {
-            DType::I64 | DType::I32 | DType::I16 | DType::I8 | DType::U16 => {
-                Ok(self.t.flatten_all()?.to_vec1::<i64>()?)
-            }
-            DType::U8 => Ok(self
-                .t
-                .flatten_all()?
-                .to_vec1::<u8>()?
-                .into_iter()
-                .map(i64::from)
-                .collect()),
-            DType::U32 => Ok(self
-                .t
-                .flatten_all()?
-                .to_vec1::<u32>()?
-                .into_iter()
-                .map(i64::from)
-                .collect()),
+            DType::I64
+            | DType::I32
+            | DType::I16
+            | DType::I8
+            | DType::U16
+            | DType::U8
+            | DType::U32 => host_i64s(&self.t),
             d => Err(failed!("{what} must be an integer tensor, got {d}")),
         }
     }
@@ -261,6 +251,15 @@ where
         .map(|x| T::try_from(x).map_err(|_| failed!("value {x} does not fit in {}", T::DTYPE)))
         .collect::<OpResult<Vec<T>>>()?;
     Tensor::from_vec(shape, v).map_err(|e| failed!("{e}"))
+}
+
+/// The elements of an integer tensor (any integer storage: u8, u32, i64), widened
+/// exactly to i64 on the host, for the integer ops candle has no kernel for.
+pub(crate) fn host_i64s(t: &CTensor) -> OpResult<Vec<i64>> {
+    Ok(t.contiguous()?
+        .flatten_all()?
+        .to_dtype(candle_core::DType::I64)?
+        .to_vec1::<i64>()?)
 }
 
 /// A tensor of `shape` on `dev` filled with `v`, stored as the logical `dtype` requires.

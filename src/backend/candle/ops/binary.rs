@@ -5,11 +5,10 @@
 //! to A's shape; no broadcasting at all when `broadcast` is 0).
 
 use super::{
-    broadcast_shape, host_i64s, input, maximum, minimum, norm_axis, op, opt_input, zip_f64, Built,
-    Ctx,
+    broadcast_shape, input, maximum, minimum, norm_axis, op, opt_input, zip_f64, Built, Ctx,
 };
 use crate::backend::candle::error::{failed, unsupported, OpResult};
-use crate::backend::candle::value::Value;
+use crate::backend::candle::value::{host_i64s, Value};
 use crate::tensor::DType;
 use candle_core::Tensor as CTensor;
 

@@ -4,9 +4,9 @@
 //! type stored as i64 is sign- or zero-extended, which the bit ops preserve).
 
 use super::binary::{broadcast_pair, same_dtype};
-use super::{host_i64s, input, op, Built, Ctx};
+use super::{input, op, Built, Ctx};
 use crate::backend::candle::error::{failed, unsupported, OpResult};
-use crate::backend::candle::value::Value;
+use crate::backend::candle::value::{host_i64s, Value};
 use crate::tensor::DType;
 use candle_core::Tensor as CTensor;
 

@@ -127,7 +127,9 @@ pub(crate) fn conv(
     let (k, l, mg) = (g.kernel_size(), g.output_size(), m / group);
     let xt = x.t.to_dtype(dt)?;
     let wt = contiguous(w.t.to_dtype(dt)?)?;
-    let y = if cg == 1 && mg == 1 && conv_cpu::applies(&xt, xs.len() - 2) {
+    // The direct CPU kernels, where they apply (checked once).
+    let direct = conv_cpu::applies(&xt, xs.len() - 2);
+    let y = if cg == 1 && mg == 1 && direct {
         conv_cpu::depthwise(&xt, &wt, &g)?.reshape((n, c, l))?
     } else if cg == 1 && mg == 1 {
         // Depthwise: per channel, the sum over kernel offsets of the shifted input times
@@ -150,7 +152,7 @@ pub(crate) fn conv(
         // per group.
         let cols = if g.is_pointwise() {
             contiguous(xt)?.reshape((n, group, cg, l))?
-        } else if conv_cpu::applies(&xt, xs.len() - 2) {
+        } else if direct {
             conv_cpu::im2col(&xt, &g)?.reshape((n, group, cg * k, l))?
         } else {
             CTensor::stack(&g.shifted_views(&xt, 0.0)?, 2)?.reshape((n, group, cg * k, l))?

@@ -378,15 +378,6 @@ pub(crate) fn map_f64(t: &CTensor, f: impl Fn(f64) -> f64) -> OpResult<CTensor> 
     Ok(CTensor::from_vec(v, shape, t.device())?.to_dtype(dt)?)
 }
 
-/// The elements of an integer tensor (any integer storage: u8, u32, i64), widened
-/// exactly to i64 on the host, for the integer ops candle has no kernel for.
-pub(crate) fn host_i64s(t: &CTensor) -> OpResult<Vec<i64>> {
-    Ok(t.contiguous()?
-        .flatten_all()?
-        .to_dtype(candle_core::DType::I64)?
-        .to_vec1::<i64>()?)
-}
-
 /// Like [`map_f64`] for two tensors of the same shape.
 pub(crate) fn zip_f64(a: &CTensor, b: &CTensor, f: impl Fn(f64, f64) -> f64) -> OpResult<CTensor> {
     let dt = a.dtype();
