@@ -6,7 +6,7 @@
 //! Layers, top to bottom (a module uses only modules on lower lines; modules on one
 //! line do not use each other; `tests/it/layers.rs` enforces this list):
 //! - `cli`
-//! - `bisect` `data` `fuzz`
+//! - `bisect` `data` `fuzz` `generate`
 //! - `bench`
 //! - `isolate`
 //! - `suite`
@@ -26,6 +26,7 @@ pub mod data;
 pub mod error;
 pub mod formats;
 pub mod fuzz;
+pub mod generate;
 pub mod interrupt;
 pub mod isolate;
 pub mod jobs;

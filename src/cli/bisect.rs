@@ -2,7 +2,7 @@
 //! find the first node where two runs of a model diverge (see docs/bisect.md).
 
 use super::output::{OutputArgs, PlainFormat};
-use super::Global;
+use super::{model_file, Global};
 use crate::backend::{self, LoadOptions};
 use crate::bisect::compare::Mode;
 use crate::bisect::expose::Exposable;
@@ -12,7 +12,6 @@ use crate::bisect::{bisect, Request};
 use crate::error::{Error, Result};
 use crate::formats::onnx_model::inspect;
 use crate::suite::record::{self, DimValue};
-use crate::suite::MODEL_FILE;
 use std::path::PathBuf;
 
 /// Find the first node where two backends (or two versions of a model) diverge.
@@ -148,15 +147,6 @@ pub fn run(args: BisectArgs, global: Global) -> Result<u8> {
     };
     args.output.general().emit(&text)?;
     Ok(report.exit_code())
-}
-
-/// A suite directory stands for its model.onnx.
-fn model_file(path: &std::path::Path) -> PathBuf {
-    if path.is_dir() {
-        path.join(MODEL_FILE)
-    } else {
-        path.to_path_buf()
-    }
 }
 
 /// The inputs, named by model input, and where they came from.

@@ -9,6 +9,7 @@ mod compare;
 mod data;
 mod demo;
 mod fuzz;
+mod generate;
 mod inspect;
 mod limits;
 mod merge;
@@ -57,6 +58,7 @@ enum Command {
     Bisect(bisect::BisectArgs),
     Data(data::DataArgs),
     Fuzz(fuzz::FuzzArgs),
+    Generate(generate::GenerateArgs),
     #[command(name = "__worker", hide = true)]
     Worker(worker::WorkerArgs),
 }
@@ -79,6 +81,7 @@ impl Cli {
             Command::Record(a) => a.threads,
             Command::Bisect(a) => a.threads,
             Command::Fuzz(a) => a.threads,
+            Command::Generate(a) => a.threads,
             Command::Worker(a) => a.threads,
             _ => None,
         }
@@ -103,6 +106,7 @@ impl Cli {
             Command::Bisect(a) => bisect::run(a, global),
             Command::Data(a) => data::run(a, global),
             Command::Fuzz(a) => fuzz::run(a, global),
+            Command::Generate(a) => generate::run(a, global),
             Command::Worker(a) => worker::run(a, global),
         }
     }
@@ -126,6 +130,15 @@ impl From<&crate::backend::Selected> for crate::report::BackendInfo {
 
 /// The environment of a run over `selected`: the machine, the backends that ran, and
 /// every built-in backend that did not, with why (reports always name what they skipped).
+/// A suite directory stands for its model.onnx.
+fn model_file(path: &std::path::Path) -> std::path::PathBuf {
+    if path.is_dir() {
+        path.join(crate::suite::MODEL_FILE)
+    } else {
+        path.to_path_buf()
+    }
+}
+
 pub fn run_environment(selected: &[crate::backend::Selected]) -> crate::report::Environment {
     let mut environment =
         crate::report::Environment::detect(selected.iter().map(Into::into).collect());

@@ -13,6 +13,7 @@ mod crash_safety;
 mod data;
 mod exec;
 mod fuzz;
+mod generate;
 mod hostile_reads;
 mod html;
 mod kernels;

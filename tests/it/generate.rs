@@ -1,0 +1,157 @@
+//! `parity generate`: tiny GPT-2 and Llama models from `transformers`' own modeling code
+//! (tests/fixtures/lm, scripts/make-tiny-lm.sh) decode the same 32 tokens on every CPU
+//! backend, batched prompts with left padding give each prompt its batch-1 tokens, and
+//! bad input is one line with exit 2.
+
+use crate::common::{assert_clean_error, json, models, parity, root, s};
+use serde_json::Value;
+
+const BACKENDS: [&str; 3] = ["ort-cpu", "candle-cpu", "tract-cpu"];
+const PROMPTS: [&str; 3] = ["5,17,42", "1,2,3,4,5,6,7", "99"];
+
+fn lm(name: &str) -> String {
+    root()
+        .join("tests/fixtures/lm")
+        .join(format!("{name}.onnx"))
+        .display()
+        .to_string()
+}
+
+fn generate(model: &str, extra: &[&str]) -> (i32, Value) {
+    let model = lm(model);
+    let mut args = vec!["generate", model.as_str(), "--format", "json", "-q"];
+    for b in BACKENDS {
+        args.extend(["--backend", b]);
+    }
+    for p in PROMPTS {
+        args.extend(["--prompt-ids", p]);
+    }
+    args.extend(extra);
+    let o = parity(&args);
+    (o.code, json(&o))
+}
+
+/// Every prompt's tokens, per backend (the reference first).
+fn tokens(report: &Value) -> Vec<Vec<Vec<i64>>> {
+    let ids = |v: &Value| -> Vec<i64> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t.as_i64().unwrap())
+            .collect()
+    };
+    report["prompts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            std::iter::once(ids(&p["reference_tokens"]))
+                .chain(
+                    p["results"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|r| ids(&r["tokens"])),
+                )
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn tiny_gpt2_and_llama_decode_the_same_tokens_on_every_cpu_backend() {
+    for model in ["gpt2-kv", "llama-kv"] {
+        let (code, r) = generate(model, &["--max-new-tokens", "32"]);
+        assert_eq!(code, 0, "{model}: {r:#}");
+        assert_eq!(r["schema"], "parity.generate/v1");
+        assert_eq!(r["verdict"], "pass");
+        assert_eq!(r["summary"]["results"], 6, "{model}");
+        assert_eq!(r["summary"]["passed"], 6, "{model}");
+        for (p, per_backend) in tokens(&r).iter().enumerate() {
+            assert_eq!(per_backend[0].len(), 32);
+            for t in &per_backend[1..] {
+                assert_eq!(t, &per_backend[0], "{model} prompt {p}");
+            }
+        }
+        for p in r["prompts"].as_array().unwrap() {
+            for res in p["results"].as_array().unwrap() {
+                assert_eq!(res["steps_compared"], 32);
+                let steps = res["steps"].as_array().unwrap();
+                assert_eq!(steps.len(), 32);
+                assert!(steps
+                    .iter()
+                    .all(|s| s["tolerance_used"].as_f64().unwrap() < 1.0));
+            }
+        }
+        let speeds: Vec<f64> = r["backends"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b["tokens_per_s"].as_f64().unwrap())
+            .collect();
+        assert!(
+            speeds.len() == 3 && speeds.iter().all(|&v| v > 0.0),
+            "{speeds:?}"
+        );
+    }
+}
+
+#[test]
+fn left_padded_batches_give_each_prompt_its_batch_one_tokens() {
+    for model in ["gpt2-kv", "llama-kv"] {
+        let (code, one) = generate(model, &["--max-new-tokens", "16"]);
+        assert_eq!(code, 0, "{one:#}");
+        let (code, three) = generate(model, &["--max-new-tokens", "16", "--batch", "3"]);
+        assert_eq!(code, 0, "{three:#}");
+        assert_eq!(three["batch"], 3);
+        // The prompts have 3, 7 and 1 tokens: two of the three are padded.
+        assert_eq!(tokens(&one), tokens(&three), "{model}");
+    }
+}
+
+#[test]
+fn a_model_without_the_convention_is_refused_with_one_line() {
+    let mlp = models().join("mlp");
+    let o = parity(&[
+        "generate",
+        s(&mlp),
+        "--backend",
+        "ort-cpu",
+        "--prompt-ids",
+        "1,2",
+    ]);
+    assert_clean_error(&o, "no input `input_ids`");
+    assert!(o.stderr.contains("model.onnx"), "{}", o.stderr);
+    let model = lm("gpt2-kv");
+    let o = parity(&[
+        "generate",
+        &model,
+        "--backend",
+        "ort-cpu",
+        "--prompt-ids",
+        "1,x",
+    ]);
+    assert_clean_error(&o, "`x` is not a token id");
+    let o = parity(&[
+        "generate",
+        &model,
+        "--backend",
+        "ort-cpu",
+        "--prompt-ids",
+        "1",
+        "--kv",
+        "present.0.key",
+    ]);
+    assert_clean_error(&o, "is not OUT=IN");
+    let o = parity(&[
+        "generate",
+        &model,
+        "--backend",
+        "ort-cpu",
+        "--prompt-ids",
+        "1",
+        "--position-ids",
+        "pos",
+    ]);
+    assert_clean_error(&o, "no input `pos` (named by --position-ids)");
+}
