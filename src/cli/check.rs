@@ -149,9 +149,15 @@ pub fn run(args: CheckArgs, global: Global) -> Result<u8> {
         if let Some(shard) = args.shard {
             for suite in &mut found {
                 let dir = suite.dir.clone();
-                suite
+                // A stateful suite's steps stay together: its first data set decides.
+                let whole = suite
                     .cases
-                    .retain(|c| shard.contains(&case_key(root, &dir, &c.name)));
+                    .first()
+                    .filter(|_| suite.is_sequence())
+                    .map(|c| c.name.clone());
+                suite.cases.retain(|c| {
+                    shard.contains(&case_key(root, &dir, whole.as_deref().unwrap_or(&c.name)))
+                });
             }
             found.retain(|s| !s.cases.is_empty());
         }

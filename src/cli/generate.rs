@@ -201,7 +201,7 @@ fn prompt_ids(s: &str) -> std::result::Result<Vec<i64>, String> {
 }
 
 /// `OUT=IN`.
-fn pair(s: &str) -> std::result::Result<(String, String), String> {
+pub(super) fn pair(s: &str) -> std::result::Result<(String, String), String> {
     match s.split_once('=') {
         Some((o, i)) if !o.is_empty() && !i.is_empty() => Ok((o.to_string(), i.to_string())),
         _ => Err(format!("`{s}` is not OUT=IN")),

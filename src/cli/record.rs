@@ -5,7 +5,7 @@ use super::Global;
 use crate::backend::LoadOptions;
 use crate::error::Result;
 use crate::interrupt;
-use crate::suite::record::{self, DimValue, InputPlan, RecordOptions};
+use crate::suite::record::{self, DimValue, InputPlan, RecordOptions, SequencePlan};
 use crate::suite::MODEL_FILE;
 use std::path::PathBuf;
 
@@ -63,6 +63,14 @@ pub struct RecordArgs {
     /// Replace an existing suite at DIR (only once the new one is complete).
     #[arg(long)]
     force: bool,
+    /// Record the data sets as consecutive steps of one stream (a stateful suite): each
+    /// step's state outputs feed the next step's inputs, as --carry names them or as
+    /// inferred from the model's names and shapes (printed).
+    #[arg(long, conflicts_with = "calibrate")]
+    sequence: bool,
+    /// With --sequence: an output and the input it feeds at the next step (repeatable).
+    #[arg(long = "carry", value_name = "OUT=IN", requires = "sequence", value_parser = super::generate::pair)]
+    carry: Vec<(String, String)>,
 }
 
 /// Parses a count of at least 1.
@@ -106,6 +114,10 @@ pub fn run(args: RecordArgs, global: Global) -> Result<u8> {
         rtol: args.rtol,
         force: args.force,
         calibrate: args.calibrate.then_some(args.margin),
+        sequence: args.sequence.then(|| match args.carry.is_empty() {
+            true => SequencePlan::Infer,
+            false => SequencePlan::Carry(args.carry.iter().cloned().collect()),
+        }),
     };
     let recorded = record::record(&model, &args.out, &plan, &options);
     if let (Err(_), Some(signal)) = (&recorded, interrupt::pending()) {
@@ -133,6 +145,19 @@ pub fn run(args: RecordArgs, global: Global) -> Result<u8> {
             field(&p.backend_version),
             field(&p.device),
         );
+        if !recorded.carry.is_empty() {
+            let how = if args.carry.is_empty() {
+                "inferred"
+            } else {
+                "--carry"
+            };
+            let pairs: Vec<String> = recorded
+                .carry
+                .iter()
+                .map(|(o, i)| format!("{o} -> {i}"))
+                .collect();
+            println!("stateful suite, carrying ({how}): {}", pairs.join(", "));
+        }
         if let Some(c) = &recorded.calibration {
             println!(
                 "calibrated tolerances ({}x the worst error of {} and the f64 oracle{}):",

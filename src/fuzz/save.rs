@@ -81,6 +81,7 @@ pub fn save(ctx: &SaveContext, result: &CaseResult) -> Result<Option<(PathBuf, V
             result.case.case, result.case.recipe, ctx.seed
         ),
         finite_outputs: finite_outputs(result),
+        carry: Default::default(),
     };
     let options = RecordOptions {
         backend: run.backend.clone(),
@@ -89,6 +90,7 @@ pub fn save(ctx: &SaveContext, result: &CaseResult) -> Result<Option<(PathBuf, V
         rtol: ctx.rtol,
         force: true,
         calibrate: None,
+        sequence: None,
     };
     let recorded = record::write_suite(
         ctx.model,

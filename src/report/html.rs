@@ -63,6 +63,7 @@ pub fn render(report: &Report) -> String {
     cases(&mut out, report);
     matrix(&mut out, report);
     suites(&mut out, report);
+    sequences(&mut out, report);
     not_compared(&mut out, report);
     environment(&mut out, &report.environment);
     out.push_str("</body>\n</html>\n");
@@ -513,6 +514,48 @@ fn suites(out: &mut String, report: &Report) {
                 out.push_str("</td>");
             }
         }
+        out.push_str("</tr>\n");
+    }
+    out.push_str("</table>\n");
+}
+
+/// Stateful suites: one row per stream with its first step out of tolerance and the
+/// curve of tolerance used per step.
+fn sequences(out: &mut String, report: &Report) {
+    if report.sequences.is_empty() {
+        return;
+    }
+    out.push_str("<h2>Stateful suites</h2>\n<table>\n");
+    header(
+        out,
+        &[
+            "suite",
+            "backend",
+            "steps",
+            "first step out of tolerance",
+            "error growth",
+            "tolerance used per step",
+        ],
+    );
+    for s in &report.sequences {
+        out.push_str("<tr>");
+        cell(out, &s.suite, false);
+        cell(out, &s.backend, false);
+        cell(out, &s.steps.to_string(), true);
+        let first = match (s.first_step_out_of_tolerance, s.first_error_step) {
+            (Some(f), _) => f.to_string(),
+            (None, Some(e)) => format!("none (step {e} could not run)"),
+            (None, None) => "none".to_string(),
+        };
+        cell(out, &first, false);
+        cell(
+            out,
+            &s.error_growth.map_or("-".into(), |g| format!("x{g:.3}")),
+            true,
+        );
+        let points: Vec<(usize, Option<f64>)> =
+            s.curve.iter().map(|p| (p.step, p.tolerance_used)).collect();
+        let _ = write!(out, "<td>{}</td>", super::curve::svg(&points));
         out.push_str("</tr>\n");
     }
     out.push_str("</table>\n");

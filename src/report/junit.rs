@@ -223,6 +223,21 @@ fn properties(x: &mut String, report: &Report, g: &Group<'_>) {
     }
     props.push(("suite".into(), g.suite.to_string()));
     props.push(("backend".into(), g.backend.to_string()));
+    let stream = report
+        .sequences
+        .iter()
+        .find(|s| s.suite == g.suite && s.backend == g.backend);
+    if let Some(s) = stream {
+        props.push(("sequence.steps".into(), s.steps.to_string()));
+        let first = s.first_step_out_of_tolerance;
+        props.push((
+            "sequence.first_step_out_of_tolerance".into(),
+            first.map_or("none".into(), |f| f.to_string()),
+        ));
+        if let Some(g) = s.error_growth {
+            props.push(("sequence.error_growth".into(), format!("{g}")));
+        }
+    }
     let mut references: Vec<&str> = Vec::new();
     let mut devices: Vec<&str> = Vec::new();
     for c in &g.cases {

@@ -85,6 +85,13 @@ pub fn render(report: &Report) -> String {
         }
         md.push('\n');
     }
+    if !report.sequences.is_empty() {
+        let _ = writeln!(md, "### Stateful suites ({})\n", report.sequences.len());
+        for s in &report.sequences {
+            let _ = writeln!(md, "- {}", escape(&s.line()));
+        }
+        md.push('\n');
+    }
     matrix(&mut md, report);
     environment(&mut md, report);
     md

@@ -3,6 +3,7 @@
 //! JUnit XML, Markdown or HTML.
 //! Renderers never know which backend produced a tensor; they only see this model.
 
+pub mod curve;
 pub mod environment;
 pub mod html;
 pub mod junit;
@@ -10,6 +11,7 @@ pub mod markdown;
 pub mod matrix;
 pub mod openmetrics;
 pub mod provenance;
+pub mod sequence;
 pub mod style;
 pub mod text;
 
@@ -19,6 +21,7 @@ use serde::{Deserialize, Serialize};
 pub use environment::{BackendInfo, Environment, SkippedBackend};
 pub use matrix::MatrixEntry;
 pub use provenance::Provenance;
+pub use sequence::SequenceSummary;
 
 /// Schema identifier written into every JSON report.
 pub const SCHEMA: &str = "parity.report/v1";
@@ -84,6 +87,10 @@ pub struct Report {
     /// Every warning of the run, in the order it was given; `[]` when there was none.
     #[serde(default)]
     pub warnings: Vec<Warning>,
+    /// Stateful suites (`[sequence]`): each stream's per-step error and its first step
+    /// out of tolerance. Absent when the run checked none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sequences: Vec<SequenceSummary>,
 }
 
 /// Something the run noticed that did not decide a verdict by itself (a suite whose
@@ -165,6 +172,10 @@ pub struct CaseReport {
     /// named so that a skipped output never reads as a passed one.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub skipped_outputs: Vec<SkippedOutput>,
+    /// In a stateful suite (`[sequence]`), the case's step in its stream (0-based);
+    /// absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<usize>,
 }
 
 /// A model output left out of a case's comparison.
@@ -244,6 +255,7 @@ impl CaseReport {
             device,
             outputs,
             skipped_outputs: Vec::new(),
+            step: None,
         }
     }
 
@@ -261,6 +273,7 @@ impl CaseReport {
             device: None,
             outputs: Vec::new(),
             skipped_outputs: Vec::new(),
+            step: None,
         }
     }
 }
@@ -294,13 +307,14 @@ impl Report {
             verdict,
             environment,
             summary,
-            cases,
             suites: Vec::new(),
             matrix: None,
             shard: None,
             merged: Vec::new(),
             incomplete: None,
             warnings: Vec::new(),
+            sequences: sequence::sequences(&cases),
+            cases,
         }
     }
 

@@ -96,6 +96,10 @@ pub fn not_tested(report: &Report) -> String {
             s.output.name, s.suite, s.cases, s.output.reason
         ));
     }
+    for s in &report.sequences {
+        out.push_str(&s.line());
+        out.push('\n');
+    }
     out
 }
 

@@ -32,6 +32,9 @@
 //! [outputs.debug_dump]
 //! mode = "skip"        # or: skip = true
 //!
+//! [sequence.carry]     # the data sets are consecutive steps of one stream: each
+//! stateN = "state"     # step's output `stateN` is the next step's input `state`
+//!
 //! [provenance]         # written by `parity record`: where the goldens came from
 //! backend = "ort-cpu"
 //! model_sha256 = "9f86d0…"
@@ -78,6 +81,10 @@ pub struct Manifest {
     /// `[inputs.NAME] min/max/allow_nan/allow_inf`.
     #[serde(default)]
     pub inputs: BTreeMap<String, InputRange>,
+    /// `[sequence]`: the data sets are consecutive steps of one stream, each backend
+    /// feeding its own outputs forward (docs/suites.md, "Stateful suites").
+    #[serde(default)]
+    pub sequence: Option<Sequence>,
     /// How each output in `outputs` is compared, resolved and validated on reading.
     #[serde(skip)]
     rules: BTreeMap<String, OutputRule>,
@@ -270,6 +277,17 @@ pub struct OutputSettings {
     pub backends: BTreeMap<String, ToleranceOverride>,
 }
 
+/// `[sequence]`: how the steps of a stateful suite are chained.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Sequence {
+    /// Output name → the input it becomes at the next step. Step 0 reads every input
+    /// from its data set; later steps read the carried inputs from the backend's own
+    /// previous outputs (the data set's value of a carried input is what the recording
+    /// backend fed, kept for reference).
+    pub carry: BTreeMap<String, String>,
+}
+
 impl Manifest {
     /// Reads `dir/parity.toml` when it exists; defaults otherwise.
     pub fn read_or_default(dir: &Path) -> Result<Manifest> {
@@ -451,6 +469,38 @@ impl Manifest {
                     format!("[{table}.{key}]: the model has no {kind} `{key}` ({known})"),
                 ));
             }
+        }
+        if self.sequence.as_ref().is_some_and(|s| s.carry.is_empty()) {
+            return Err(Error::file(
+                dir.join(MANIFEST_FILE),
+                "[sequence] carries nothing: name at least one output = input pair in [sequence.carry]",
+            ));
+        }
+        let carry = self.sequence.iter().flat_map(|s| &s.carry);
+        let mut fed: Vec<&String> = Vec::new();
+        for (output, input) in carry {
+            let bad = |msg: String| {
+                Err(Error::file(
+                    dir.join(MANIFEST_FILE),
+                    format!("[sequence.carry] \"{output}\" = \"{input}\": {msg}"),
+                ))
+            };
+            if !outputs.contains(output) {
+                return bad(format!(
+                    "the model has no output `{output}` (its outputs: {})",
+                    outputs.join(", ")
+                ));
+            }
+            if !inputs.contains(input) {
+                return bad(format!(
+                    "the model has no input `{input}` (its inputs: {})",
+                    inputs.join(", ")
+                ));
+            }
+            if fed.contains(&input) {
+                return bad(format!("input `{input}` is already fed by another output"));
+            }
+            fed.push(input);
         }
         Ok(())
     }

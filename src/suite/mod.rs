@@ -75,6 +75,62 @@ pub struct Case {
     pub expected: Vec<(String, Tensor)>,
 }
 
+impl Suite {
+    /// Whether the data sets are consecutive steps of one stream (`[sequence]`).
+    pub fn is_sequence(&self) -> bool {
+        self.manifest.sequence.is_some()
+    }
+
+    /// The inputs of `case` as run at its step: the data set's own, except in a stateful
+    /// suite after the first step, where every carried input is the backend's own output
+    /// of the step before (`previous`; `None` when that step produced nothing, which
+    /// leaves this step unrunnable).
+    pub fn step_inputs<'a>(
+        &self,
+        case: &'a Case,
+        step: usize,
+        previous: Option<&NamedTensors>,
+    ) -> std::result::Result<std::borrow::Cow<'a, [Tensor]>, String> {
+        let Some(sequence) = self.manifest.sequence.as_ref().filter(|_| step > 0) else {
+            return Ok(std::borrow::Cow::Borrowed(&case.inputs));
+        };
+        let Some(previous) = previous else {
+            return Err(format!(
+                "not run: step {} produced no outputs to carry into this step",
+                step - 1
+            ));
+        };
+        let mut inputs = case.inputs.clone();
+        carry_into(&sequence.carry, &self.info.inputs, &mut inputs, previous)
+            .map_err(|e| format!("step {}: {e}", step - 1))?;
+        Ok(std::borrow::Cow::Owned(inputs))
+    }
+}
+
+/// Replaces each carried input of `inputs` (in `specs` order) by the output of
+/// `previous` that feeds it (`carry`: output → input), as a stateful suite's next step
+/// reads it.
+pub fn carry_into(
+    carry: &std::collections::BTreeMap<String, String>,
+    specs: &[IoSpec],
+    inputs: &mut [Tensor],
+    previous: &[(String, Tensor)],
+) -> std::result::Result<(), String> {
+    for (output, input) in carry {
+        let at = specs.iter().position(|s| &s.name == input);
+        let value = previous.iter().find(|(n, _)| n == output).map(|(_, t)| t);
+        match (at, value) {
+            (Some(i), Some(t)) if i < inputs.len() => inputs[i] = t.clone(),
+            _ => {
+                return Err(format!(
+                    "no output `{output}` to carry into input `{input}`"
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Finds every suite under the given paths. A path that is itself a suite is taken as
 /// is; otherwise it is searched recursively. A path holding no suite is an error.
 pub fn discover(paths: &[PathBuf]) -> Result<Vec<Suite>> {

@@ -219,6 +219,8 @@ fn run_unit(
         }
         let session = selected.backend.load(&suite.model, &options.load);
         let mut session = session.map_err(|e| (e.message, e.op));
+        // A stateful suite's previous step's outputs, this backend's own.
+        let mut state: Option<NamedTensors> = None;
         for (c, (case, expected)) in cases.iter().zip(&expected).enumerate() {
             let id = CaseId {
                 suite: suite.dir.display().to_string(),
@@ -226,25 +228,34 @@ fn run_unit(
                 backend: selected.backend.name().to_string(),
                 reference: reference.name().to_string(),
             };
-            let row = match (&mut session, case, expected) {
+            let inputs = case
+                .as_ref()
+                .map_err(Clone::clone)
+                .and_then(|case| suite.step_inputs(case, c, state.as_ref()));
+            state = None;
+            let mut row = match (&mut session, inputs.as_ref(), expected) {
                 (_, Err(e), _) | (_, _, Err(e)) => CaseReport::errored(id, e.clone(), None),
                 (Err((msg, op)), _, _) => CaseReport::errored(id, msg.clone(), op.clone()),
-                (Ok(session), Ok(case), Ok(expected)) => {
+                (Ok(session), Ok(inputs), Ok(expected)) => {
                     let (row, actual) = run_case(
                         suite,
                         session.as_mut(),
-                        case,
+                        inputs,
                         expected,
                         id,
                         &selected.device,
                         options,
                     );
                     if let Some(actual) = actual {
+                        if suite.is_sequence() {
+                            state = Some(actual.clone());
+                        }
                         on_outputs(suite, c, selected.backend.name(), actual);
                     }
                     row
                 }
             };
+            row.step = suite.is_sequence().then_some(c);
             on_case(&row);
             suite_rows.push((c, b, row));
         }
@@ -267,16 +278,25 @@ fn reference_outputs(
             .collect();
     };
     let mut session = reference.backend.load(&suite.model, &options.load);
+    let mut state: Option<NamedTensors> = None;
     cases
         .iter()
-        .map(|case| {
+        .enumerate()
+        .map(|(c, case)| {
             let case = case.as_ref().map_err(Clone::clone)?;
+            let inputs = suite
+                .step_inputs(case, c, state.take().as_ref())
+                .map_err(|e| format!("reference {name}: {e}"))?;
             let session = session
                 .as_mut()
                 .map_err(|e| format!("reference {name}: {}", e.message))?;
-            run_timed(session.as_mut(), &case.inputs, options.overlap_inference)
+            let out = run_timed(session.as_mut(), &inputs, options.overlap_inference)
                 .0
-                .map_err(|e| format!("reference {name}: {}", e.message))
+                .map_err(|e| format!("reference {name}: {}", e.message))?;
+            if suite.is_sequence() {
+                state = Some(out.clone());
+            }
+            Ok(out)
         })
         .collect()
 }
@@ -286,13 +306,13 @@ fn reference_outputs(
 fn run_case(
     suite: &Suite,
     session: &mut dyn Session,
-    case: &Case,
+    inputs: &[Tensor],
     expected: &[(String, Tensor)],
     id: CaseId,
     device: &str,
     options: &RunOptions,
 ) -> (CaseReport, Option<NamedTensors>) {
-    let (result, latency_ms) = run_timed(session, &case.inputs, options.overlap_inference);
+    let (result, latency_ms) = run_timed(session, inputs, options.overlap_inference);
     let actual = match result {
         Ok(a) => a,
         Err(e) => return (CaseReport::errored(id, e.message, e.op), None),

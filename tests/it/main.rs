@@ -24,5 +24,6 @@ mod modes;
 mod openmetrics;
 mod record;
 mod reports;
+mod sequence;
 mod shard;
 mod verdict;

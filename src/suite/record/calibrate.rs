@@ -83,7 +83,7 @@ pub fn calibrate(
             .backend
             .load(model, load)
             .map_err(|e| format!("cannot load the model: {}", e.message))
-            .and_then(|mut s| run_all(s.as_mut(), info, sets, |t| Ok(t.clone())));
+            .and_then(|mut s| run_all(s.as_mut(), info, sets, &BTreeMap::new(), |t| Ok(t.clone())));
         match outputs {
             Ok(outputs) => runs.push((name, outputs)),
             Err(why) => excluded.push(format!("{name}: {why}")),
@@ -200,7 +200,7 @@ fn run_oracle(
             .backend
             .load(&promoted, load)
             .map_err(|e| format!("cannot load the model promoted to f64: {}", e.message))
-            .and_then(|mut s| run_all(s.as_mut(), info, sets, widen));
+            .and_then(|mut s| run_all(s.as_mut(), info, sets, &BTreeMap::new(), widen));
         match outputs {
             Ok(outputs) => {
                 names.push(name.to_string());

@@ -21,6 +21,7 @@ pub mod calibrate;
 pub mod dims;
 pub mod generate;
 pub mod inputs;
+pub mod sequence;
 pub mod write;
 
 use super::manifest::{Calibration, Provenance, MANIFEST_FILE};
@@ -60,6 +61,17 @@ pub struct RecordOptions {
     /// Calibrate the tolerances with this margin over the worst observed natural
     /// error (`--calibrate`), instead of writing the dtype defaults or `atol`/`rtol`.
     pub calibrate: Option<f64>,
+    /// `--sequence`: record the data sets as consecutive steps of one stream.
+    pub sequence: Option<SequencePlan>,
+}
+
+/// How the steps of a stateful suite are chained.
+#[derive(Debug, Clone)]
+pub enum SequencePlan {
+    /// Inferred from the model's names, dtypes and dims ([`sequence::infer`]).
+    Infer,
+    /// Named by the user (`--carry OUT=IN`): output → input.
+    Carry(BTreeMap<String, String>),
 }
 
 /// What `record` wrote.
@@ -80,6 +92,8 @@ pub struct Recorded {
     pub per_backend: BTreeMap<String, BTreeMap<String, Tolerance>>,
     /// The evidence of `--calibrate`.
     pub calibration: Option<Calibration>,
+    /// `--sequence`: the carry map written under `[sequence.carry]` (output → input).
+    pub carry: BTreeMap<String, String>,
 }
 
 /// Records a golden suite for `model` at `out`.
@@ -107,12 +121,50 @@ pub fn record(
             Error::file(model, format!("inputs from {}: {}", set.origin, e.message))
         })?;
     }
-    let (outputs, selected_version, selected_device) = run_backend(model, &info, &sets, options)?;
+    let carry = match &options.sequence {
+        None => BTreeMap::new(),
+        Some(SequencePlan::Infer) => {
+            sequence::infer(&info.inputs, &info.outputs).map_err(|msg| Error::file(model, msg))?
+        }
+        Some(SequencePlan::Carry(map)) => {
+            sequence::validate(map, &info.inputs, &info.outputs)
+                .map_err(|msg| Error::file(model, msg))?;
+            map.clone()
+        }
+    };
+    let mut sets = sets;
+    if matches!(plan, InputPlan::Random { .. }) {
+        // A generated stream starts from a zero state, as streaming models do.
+        for input in carry.values() {
+            if let Some(i) = info.inputs.iter().position(|s| &s.name == input) {
+                let t = &sets[0].tensors[i];
+                sets[0].tensors[i] =
+                    Tensor::from_bytes(t.dtype(), t.shape().to_vec(), vec![0; t.bytes().len()])
+                        .map_err(|e| Error::file(model, e.to_string()))?;
+            }
+        }
+    }
+    let (outputs, selected_version, selected_device) =
+        run_backend(model, &info, &sets, &carry, options)?;
+    // The data sets hold what each step was fed: the carried state of the step before.
+    let carried: Vec<usize> = carry
+        .values()
+        .filter_map(|input| info.inputs.iter().position(|s| &s.name == input))
+        .collect();
+    for n in 1..sets.len() {
+        let set = &mut sets[n];
+        super::carry_into(&carry, &info.inputs, &mut set.tensors, &outputs[n - 1])
+            .map_err(|msg| Error::file(model, msg))?;
+        for &i in &carried {
+            set.verbatim[i] = None;
+        }
+    }
     let source = GoldenSource {
         backend_version: selected_version,
         device: selected_device,
         inputs: plan.describe(),
         finite_outputs: Vec::new(),
+        carry,
     };
     write_suite(model, out, &info, &sets, &outputs, &source, options)
 }
@@ -130,6 +182,8 @@ pub struct GoldenSource {
     /// Outputs written with `finite = true` (NaN/Inf fails them even against a NaN/Inf
     /// golden).
     pub finite_outputs: Vec<String>,
+    /// A stateful suite's carry map (output → input; empty: independent data sets).
+    pub carry: BTreeMap<String, String>,
 }
 
 /// Writes a suite from inputs and expected outputs computed already: the second half of
@@ -188,6 +242,7 @@ pub fn write_suite(
         &provenance,
         &files,
         calibration.as_ref(),
+        &source.carry,
     )?;
     write_synced(&staging.path().join(MANIFEST_FILE), manifest.as_bytes())?;
     warnings.extend(staging.commit(out, options.force)?);
@@ -199,6 +254,7 @@ pub fn write_suite(
         tolerances,
         per_backend,
         calibration,
+        carry: source.carry.clone(),
     })
 }
 
@@ -210,6 +266,7 @@ fn run_backend(
     model: &Path,
     info: &ModelInfo,
     sets: &[InputSet],
+    carry: &BTreeMap<String, String>,
     options: &RecordOptions,
 ) -> Result<(Outputs, String, String)> {
     let mut selected =
@@ -224,29 +281,34 @@ fn run_backend(
             format!("{name} cannot load the model: {}", e.message),
         )
     })?;
-    let all = run_all(session.as_mut(), info, sets, |t| Ok(t.clone()))
+    let all = run_all(session.as_mut(), info, sets, carry, |t| Ok(t.clone()))
         .map_err(|msg| Error::file(model, format!("{name} failed {msg}")))?;
     Ok((all, selected.version, selected.device))
 }
 
 /// Runs `session` on every data set (each input passed through `prepare` first) and
-/// orders its outputs as the model declares them. The error says which data set failed
-/// and why, to follow "BACKEND failed ".
+/// orders its outputs as the model declares them; with a `carry` map (a stateful suite)
+/// each data set after the first takes the carried inputs from the outputs before. The
+/// error says which data set failed and why, to follow "BACKEND failed ".
 pub(super) fn run_all(
     session: &mut dyn backend::Session,
     info: &ModelInfo,
     sets: &[InputSet],
+    carry: &BTreeMap<String, String>,
     prepare: impl Fn(&Tensor) -> std::result::Result<Tensor, TensorError>,
 ) -> std::result::Result<Outputs, String> {
-    let mut all = Vec::with_capacity(sets.len());
+    let mut all: Outputs = Vec::with_capacity(sets.len());
     for (n, set) in sets.iter().enumerate() {
         let on_set = |msg: String| format!("on data set {n} (inputs from {}): {msg}", set.origin);
-        let inputs = set
+        let mut inputs = set
             .tensors
             .iter()
             .map(&prepare)
             .collect::<std::result::Result<Vec<_>, _>>()
             .map_err(|e| on_set(e.to_string()))?;
+        if let Some(previous) = all.last().filter(|_| !carry.is_empty()) {
+            super::carry_into(carry, &info.inputs, &mut inputs, previous).map_err(on_set)?;
+        }
         let produced =
             super::runner::run_guarded(session, &inputs).map_err(|e| on_set(e.message))?;
         let mut ordered = Vec::with_capacity(info.outputs.len());

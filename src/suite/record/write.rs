@@ -61,10 +61,18 @@ pub(super) fn write_data(
 #[derive(Serialize)]
 struct ManifestOut<'a> {
     outputs: BTreeMap<&'a str, OutputOut<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sequence: Option<SequenceOut<'a>>,
     provenance: &'a Provenance,
     files: &'a BTreeMap<String, String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     calibration: Option<&'a Calibration>,
+}
+
+/// The `[sequence]` table as written.
+#[derive(Serialize)]
+struct SequenceOut<'a> {
+    carry: &'a BTreeMap<String, String>,
 }
 
 /// One `[outputs.NAME]` table as written.
@@ -88,6 +96,7 @@ pub(super) fn manifest_text(
     provenance: &Provenance,
     files: &BTreeMap<String, String>,
     calibration: Option<&Calibration>,
+    carry: &BTreeMap<String, String>,
 ) -> Result<String> {
     let body = toml::to_string(&ManifestOut {
         outputs: tolerances
@@ -102,6 +111,7 @@ pub(super) fn manifest_text(
                 (k.as_str(), out)
             })
             .collect(),
+        sequence: (!carry.is_empty()).then_some(SequenceOut { carry }),
         provenance,
         files,
         calibration,
@@ -112,6 +122,8 @@ pub(super) fn manifest_text(
          # [outputs.NAME]  tolerances `parity check` applies to each output (the dtype defaults\n\
          #                 when recorded, --atol/--rtol, or calibrated); edit to loosen or tighten.\n\
          #                 [outputs.NAME.backends.B]: backend B's own, against these goldens.\n\
+         # [sequence]      the data sets are consecutive steps of one stream: each output in\n\
+         #                 [sequence.carry] feeds the named input of the next step.\n\
          # [provenance]    what produced the expected outputs, where and when.\n\
          # [files]         sha256 of every file; `parity check` refuses a data file that\n\
          #                 changed and warns when model.onnx is not the recorded model.\n\
@@ -196,9 +208,18 @@ mod tests {
         )]);
         for calibrated in [None, Some(&calibration)] {
             let backends = calibrated.map_or_else(BTreeMap::new, |_| per_backend.clone());
-            let text = manifest_text(&tol, &backends, &[], &prov, &files, calibrated).unwrap();
+            // The calibrated manifest also carries a `[sequence]` table, read back as written.
+            let carry: BTreeMap<String, String> = calibrated
+                .map(|_| BTreeMap::from([("state_out".to_string(), "state".to_string())]))
+                .unwrap_or_default();
+            let text =
+                manifest_text(&tol, &backends, &[], &prov, &files, calibrated, &carry).unwrap();
             std::fs::write(dir.path().join(MANIFEST_FILE), &text).unwrap();
             let m = Manifest::read_or_default(dir.path()).unwrap();
+            assert_eq!(
+                m.sequence.clone().map(|s| s.carry).unwrap_or_default(),
+                carry
+            );
             assert_eq!(m.tolerance_for("output.1", None).rtol, Some(1e-4));
             let on_ort = m.tolerance_for("output.1", Some("ort-cpu"));
             let expected = match calibrated {
