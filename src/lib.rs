@@ -6,10 +6,11 @@
 //! Layers, top to bottom (a module uses only modules on lower lines; modules on one
 //! line do not use each other; `tests/it/layers.rs` enforces this list):
 //! - `cli`
-//! - `bisect` `data` `fuzz` `generate`
+//! - `bisect` `data` `fuzz`
 //! - `bench`
 //! - `isolate`
 //! - `suite`
+//! - `generate`
 //! - `interrupt`
 //! - `report` `backend`
 //! - `compare` `formats`

@@ -11,10 +11,10 @@ use crate::generate::convention::{Layout, Names};
 use crate::generate::decode::{decode, Generation};
 use crate::generate::report::{BackendOutcome, GenerateReport, Settings};
 use crate::generate::verdict::judge;
+use crate::generate::MAX_TOKENS;
+use crate::suite::generation::load_golden;
+use crate::suite::runner::guarded;
 use std::path::PathBuf;
-
-/// Most tokens one prompt may hold, and most new tokens: every step keeps its logits row.
-pub const MAX_TOKENS: usize = 1 << 14;
 
 /// Greedy decoding on several backends with token-level parity.
 #[derive(Debug, clap::Args)]
@@ -34,43 +34,32 @@ pub struct GenerateArgs {
     /// A backend to decode on (repeatable; default: every available backend).
     #[arg(long = "backend", value_name = "B")]
     backends: Vec<String>,
-    /// The backend whose generations are expected (default: the first backend).
+    /// The backend whose generations are expected (default: the first backend), or
+    /// `golden`: a generation suite's recorded generations.
     #[arg(long, value_name = "B")]
     reference: Option<String>,
-    /// A prompt's token ids, comma-separated (repeatable).
-    #[arg(long = "prompt-ids", value_name = "IDS", required = true, value_parser = prompt_ids)]
+    /// A prompt's token ids, comma-separated (repeatable; default: a generation suite's).
+    #[arg(long = "prompt-ids", value_name = "IDS", value_parser = prompt_ids)]
     prompts: Vec<Vec<i64>>,
-    /// Tokens to generate per prompt.
-    #[arg(long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=MAX_TOKENS as i64))]
-    max_new_tokens: u32,
-    /// k of the near-tie rule, and of the top tokens reported at a divergence.
-    #[arg(long, value_name = "K", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
-    top_logprobs: u32,
-    /// Prompts decoded together, left-padded to one length.
-    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
-    batch: u32,
+    /// Tokens to generate per prompt (default: a generation suite's, else 32).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=MAX_TOKENS as i64))]
+    max_new_tokens: Option<u32>,
+    /// k of the near-tie rule, and of the top tokens reported at a divergence (default:
+    /// a generation suite's, else 5).
+    #[arg(long, value_name = "K", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    top_logprobs: Option<u32>,
+    /// Prompts decoded together, left-padded to one length (default: a generation
+    /// suite's, else 1).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    batch: Option<u32>,
     /// Absolute tolerance of the logits (default: per dtype).
     #[arg(long, value_name = "F", value_parser = super::check::non_negative)]
     atol: Option<f64>,
     /// Relative tolerance of the logits (default: per dtype).
     #[arg(long, value_name = "F", value_parser = super::check::non_negative)]
     rtol: Option<f64>,
-    /// The token ids input.
-    #[arg(long, value_name = "NAME", default_value = "input_ids")]
-    input_ids: String,
-    /// The attention mask input.
-    #[arg(long, value_name = "NAME")]
-    attention_mask: Option<String>,
-    /// The position ids input.
-    #[arg(long, value_name = "NAME")]
-    position_ids: Option<String>,
-    /// The logits output.
-    #[arg(long, value_name = "NAME", default_value = "logits")]
-    logits: String,
-    /// A cache output and the input it feeds at the next step (repeatable; replaces the
-    /// `present.X` -> `past_key_values.X` convention).
-    #[arg(long = "kv", value_name = "OUT=IN", value_parser = pair)]
-    kv: Vec<(String, String)>,
+    #[command(flatten)]
+    names: IoNames,
     /// Intra-op threads of every backend (default: each engine's own choice).
     #[arg(long, value_name = "N", value_parser = super::limits::threads)]
     pub(super) threads: Option<usize>,
@@ -80,45 +69,88 @@ pub struct GenerateArgs {
 
 pub fn run(args: GenerateArgs, global: Global) -> Result<u8> {
     let model = model_file(&args.model);
-    if args.reference.as_deref() == Some("golden") {
-        return Err(Error::Usage(
-            "--reference golden needs a generation suite (parity record MODEL --generate)".into(),
-        ));
-    }
+    // A generation suite brings its prompts, settings, tolerance and goldens.
+    let suite = match args.model.is_dir() {
+        true => Some(crate::suite::open(&args.model)?),
+        false => None,
+    };
+    let recorded = suite.as_ref().and_then(|s| s.manifest.generate.clone());
+    let goldens: Option<Vec<Generation>> = match (&suite, &recorded) {
+        (Some(s), Some(g)) => Some(
+            s.cases
+                .iter()
+                .map(|c| load_golden(s, c, g))
+                .collect::<Result<_>>()?,
+        ),
+        _ => None,
+    };
+    let prompts: Vec<Vec<i64>> =
+        match (&goldens, args.prompts.is_empty()) {
+            (_, false) => args.prompts.clone(),
+            (Some(g), true) => g.iter().map(|g| g.prompt.clone()).collect(),
+            (None, true) => return Err(Error::Usage(
+                "--prompt-ids is required unless MODEL is a generation suite (record --generate)"
+                    .into(),
+            )),
+        };
+    let max_new = args
+        .max_new_tokens
+        .map(|n| n as usize)
+        .or(recorded.as_ref().map(|g| g.max_new_tokens))
+        .unwrap_or(32);
+    let k = args
+        .top_logprobs
+        .map(|n| n as usize)
+        .or(recorded.as_ref().map(|g| g.top_logprobs))
+        .unwrap_or(5);
+    let batch = args
+        .batch
+        .map(|n| n as usize)
+        .or(recorded.as_ref().map(|g| g.batch))
+        .unwrap_or(1);
+    let against_golden = args.reference.as_deref() == Some("golden");
+    let golden = match (against_golden, &goldens) {
+        (false, _) => None,
+        (true, None) => {
+            return Err(Error::Usage(
+                "--reference golden needs a generation suite (parity record MODEL --generate)"
+                    .into(),
+            ))
+        }
+        (true, Some(g)) => {
+            let same = g.len() == prompts.len()
+                && g.iter().zip(&prompts).all(|(g, p)| &g.prompt == p)
+                && g.iter().all(|g| g.tokens.len() == max_new);
+            if !same {
+                return Err(Error::Usage(format!(
+                    "--reference golden compares the suite's own prompts and {} new tokens; drop --prompt-ids and --max-new-tokens",
+                    g.first().map_or(0, |g| g.tokens.len())
+                )));
+            }
+            Some(g.clone())
+        }
+    };
     let mut names = args.backends.clone();
-    if let Some(r) = &args.reference {
+    if let Some(r) = args.reference.as_ref().filter(|_| !against_golden) {
         if !names.is_empty() && !names.contains(r) {
             names.insert(0, r.clone());
         }
     }
     let selected = backend::select(&names)?;
-    let reference = args
-        .reference
-        .clone()
-        .unwrap_or_else(|| selected[0].backend.name().to_string());
+    let reference = match &args.reference {
+        Some(r) => r.clone(),
+        None => selected[0].backend.name().to_string(),
+    };
     let io = crate::formats::onnx_model::inspect(&model)?;
-    let io_names = Names {
-        input_ids: args.input_ids.clone(),
-        attention_mask: args
-            .attention_mask
-            .clone()
-            .unwrap_or_else(|| "attention_mask".into()),
-        position_ids: args
-            .position_ids
-            .clone()
-            .unwrap_or_else(|| "position_ids".into()),
-        logits: args.logits.clone(),
-        cache: args.kv.clone(),
-        explicit_mask: args.attention_mask.is_some(),
-        explicit_positions: args.position_ids.is_some(),
+    let io_names = match &recorded {
+        Some(g) => g.names(),
+        None => args.names.names(),
     };
     let layout =
         Layout::detect(&io.inputs, &io.outputs, &io_names).map_err(|e| Error::file(&model, e))?;
     let load = LoadOptions {
         threads: args.threads,
     };
-    let max_new = args.max_new_tokens as usize;
-    let batch = args.batch as usize;
     let mut outcomes: Vec<BackendOutcome> = selected
         .iter()
         .map(|s| {
@@ -131,9 +163,9 @@ pub fn run(args: GenerateArgs, global: Global) -> Result<u8> {
                 .map_err(|e| format!("load: {e}"))
                 .and_then(|mut session| {
                     let mut all: Vec<Generation> = Vec::new();
-                    for group in args.prompts.chunks(batch) {
+                    for group in prompts.chunks(batch) {
                         all.extend(
-                            decode(session.as_mut(), &layout, group, max_new)
+                            guarded(|| decode(session.as_mut(), &layout, group, max_new))
                                 .map_err(|e| e.message)?,
                         );
                     }
@@ -145,19 +177,32 @@ pub fn run(args: GenerateArgs, global: Global) -> Result<u8> {
             }
         })
         .collect();
-    let r = outcomes
-        .iter()
-        .position(|o| o.name == reference)
-        .unwrap_or(0);
-    let reference_outcome = outcomes.remove(r);
-    let k = args.top_logprobs as usize;
-    let (atol, rtol) = (args.atol, args.rtol);
+    let reference_outcome = match golden {
+        Some(g) => BackendOutcome {
+            name: "golden".to_string(),
+            generations: Ok(g),
+        },
+        None => {
+            let r = outcomes
+                .iter()
+                .position(|o| o.name == reference)
+                .unwrap_or(0);
+            outcomes.remove(r)
+        }
+    };
+    // The suite's logits tolerance, unless the command line sets one.
+    let recorded_tol = suite.as_ref().zip(recorded.as_ref()).map(|(s, g)| {
+        s.manifest
+            .tolerance_for(g.logits.as_deref().unwrap_or("logits"), None)
+    });
+    let atol = args.atol.or(recorded_tol.and_then(|t| t.atol));
+    let rtol = args.rtol.or(recorded_tol.and_then(|t| t.rtol));
     let report = GenerateReport::new(
         model.display().to_string(),
         &reference_outcome,
         &outcomes,
         Settings {
-            prompts: args.prompts.clone(),
+            prompts: prompts.clone(),
             max_new_tokens: max_new,
             top_logprobs: k,
             batch,
@@ -185,8 +230,46 @@ pub fn run(args: GenerateArgs, global: Global) -> Result<u8> {
     Ok(report.exit_code())
 }
 
+/// The model's IO names for decoding, when not the usual convention (shared by
+/// `generate` and `record --generate`).
+#[derive(Debug, Clone, clap::Args)]
+pub(super) struct IoNames {
+    /// The token ids input.
+    #[arg(long, value_name = "NAME", default_value = "input_ids")]
+    input_ids: String,
+    /// The attention mask input.
+    #[arg(long, value_name = "NAME")]
+    attention_mask: Option<String>,
+    /// The position ids input.
+    #[arg(long, value_name = "NAME")]
+    position_ids: Option<String>,
+    /// The logits output.
+    #[arg(long, value_name = "NAME", default_value = "logits")]
+    logits: String,
+    /// A cache output and the input it feeds at the next step (repeatable; replaces the
+    /// `present.X` -> `past_key_values.X` convention).
+    #[arg(long = "kv", value_name = "OUT=IN", value_parser = pair)]
+    kv: Vec<(String, String)>,
+}
+
+impl IoNames {
+    /// As the decoder looks them up.
+    pub(super) fn names(&self) -> Names {
+        let d = Names::default();
+        Names {
+            input_ids: self.input_ids.clone(),
+            attention_mask: self.attention_mask.clone().unwrap_or(d.attention_mask),
+            position_ids: self.position_ids.clone().unwrap_or(d.position_ids),
+            logits: self.logits.clone(),
+            cache: self.kv.clone(),
+            explicit_mask: self.attention_mask.is_some(),
+            explicit_positions: self.position_ids.is_some(),
+        }
+    }
+}
+
 /// `5,17,42`: token ids (non-negative), at most [`MAX_TOKENS`].
-fn prompt_ids(s: &str) -> std::result::Result<Vec<i64>, String> {
+pub(super) fn prompt_ids(s: &str) -> std::result::Result<Vec<i64>, String> {
     let ids = s
         .split(',')
         .map(|t| match t.trim().parse::<i64>() {

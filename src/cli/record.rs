@@ -5,6 +5,7 @@ use super::Global;
 use crate::backend::LoadOptions;
 use crate::error::Result;
 use crate::interrupt;
+use crate::suite::manifest::GenerateSettings;
 use crate::suite::record::{self, DimValue, InputPlan, RecordOptions, SequencePlan};
 use crate::suite::MODEL_FILE;
 use std::path::PathBuf;
@@ -12,12 +13,15 @@ use std::path::PathBuf;
 /// Make a golden suite: inputs, expected outputs from one backend, tolerances, provenance.
 #[derive(Debug, clap::Args)]
 #[command(
-    group(clap::ArgGroup::new("source").required(true).args(["inputs", "random"])),
+    group(clap::ArgGroup::new("source").required(true).args(["inputs", "random", "generate"])),
     after_help = "Inputs come from --inputs (reused exactly) or --random (floats standard normal, \
 integers in [0, 10), bools 50/50, deterministic from --seed). The suite is built next to DIR \
 and renamed into place when complete.\n\n\
+With --generate, a generation suite: the golden greedy generations of --prompt-ids \
+(docs/generate.md).\n\n\
 Examples:\n  parity record models/mlp/model.onnx --out goldens/mlp --random 3 --seed 1 --dim batch=2\n  \
-parity record new/model.onnx --out goldens/mlp-v2 --inputs goldens/mlp --backend tract-cpu"
+parity record new/model.onnx --out goldens/mlp-v2 --inputs goldens/mlp --backend tract-cpu\n  \
+parity record lm.onnx --out goldens/lm --generate --prompt-ids 5,17,42 --prompt-ids 99 --max-new-tokens 32"
 )]
 pub struct RecordArgs {
     /// The ONNX model, or a suite directory (its model.onnx is used).
@@ -71,6 +75,24 @@ pub struct RecordArgs {
     /// With --sequence: an output and the input it feeds at the next step (repeatable).
     #[arg(long = "carry", value_name = "OUT=IN", requires = "sequence", value_parser = super::generate::pair)]
     carry: Vec<(String, String)>,
+    /// Record a generation suite: the golden greedy generations (with a KV cache) of
+    /// every --prompt-ids.
+    #[arg(long, conflicts_with_all = ["calibrate", "sequence"], requires = "prompts")]
+    generate: bool,
+    /// With --generate: a prompt's token ids, comma-separated (repeatable).
+    #[arg(long = "prompt-ids", value_name = "IDS", requires = "generate", value_parser = super::generate::prompt_ids)]
+    prompts: Vec<Vec<i64>>,
+    /// With --generate: tokens to generate per prompt.
+    #[arg(long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=crate::generate::MAX_TOKENS as i64))]
+    max_new_tokens: u32,
+    /// With --generate: k of the near-tie rule, and of the top tokens stored per step.
+    #[arg(long, value_name = "K", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    top_logprobs: u32,
+    /// With --generate: prompts decoded together, left-padded to one length.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    batch: u32,
+    #[command(flatten)]
+    names: super::generate::IoNames,
 }
 
 /// Parses a count of at least 1.
@@ -119,7 +141,17 @@ pub fn run(args: RecordArgs, global: Global) -> Result<u8> {
             false => SequencePlan::Carry(args.carry.iter().cloned().collect()),
         }),
     };
-    let recorded = record::record(&model, &args.out, &plan, &options);
+    let recorded = if args.generate {
+        let settings = GenerateSettings::from_names(
+            &args.names.names(),
+            args.max_new_tokens as usize,
+            args.top_logprobs as usize,
+            args.batch as usize,
+        );
+        record::generation::record_generation(&model, &args.out, &args.prompts, &settings, &options)
+    } else {
+        record::record(&model, &args.out, &plan, &options)
+    };
     if let (Err(_), Some(signal)) = (&recorded, interrupt::pending()) {
         // The staging directory is gone with the error; the destination is as it was.
         eprintln!(

@@ -413,7 +413,9 @@ fn deserialize_some_f64_or_inf<'de, D: serde::Deserializer<'de>>(
     deserialize_f64_or_inf(deserializer).map(Some)
 }
 
-fn deserialize_f64_or_inf<'de, D: serde::Deserializer<'de>>(
+/// Reads an `f64` that JSON wrote as `null` when it was +inf (error maxima of a NaN/Inf
+/// mismatch); used by every report type that serialises such a maximum.
+pub fn deserialize_f64_or_inf<'de, D: serde::Deserializer<'de>>(
     deserializer: D,
 ) -> Result<f64, D::Error> {
     let v = <Option<f64> as serde::Deserialize>::deserialize(deserializer)?;

@@ -9,3 +9,7 @@ pub mod convention;
 pub mod decode;
 pub mod report;
 pub mod verdict;
+
+/// Most tokens a prompt may hold, and most new tokens a generation may ask for: every
+/// step keeps its row of logits, so this bounds what a run holds.
+pub const MAX_TOKENS: usize = 1 << 14;

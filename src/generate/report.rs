@@ -5,6 +5,7 @@
 use super::decode::Generation;
 use super::verdict::Judgement;
 use crate::compare::Verdict;
+use crate::report::generation::GenerationCase;
 use crate::report::Environment;
 use serde::Serialize;
 
@@ -226,7 +227,11 @@ impl GenerateReport {
                     "  {:width$}  {:9}  {}\n",
                     r.backend,
                     r.verdict.to_uppercase(),
-                    line(r)
+                    line(
+                        r,
+                        &p.prompt,
+                        p.reference_tokens.as_deref().unwrap_or_default()
+                    )
                 );
                 if verbose {
                     for st in r.judgement.iter().flat_map(|j| &j.steps) {
@@ -369,8 +374,9 @@ fn backend_run(o: &BackendOutcome) -> BackendRun {
     }
 }
 
-/// What a result line says: tokens equal and the error, or where and how it diverged.
-fn line(r: &ResultEntry) -> String {
+/// What a result line says: the tokens' verdict line of check reports, with the
+/// logits' largest error.
+fn line(r: &ResultEntry, prompt: &[i64], expected: &[i64]) -> String {
     if let Some(e) = &r.error {
         return e.clone();
     }
@@ -383,46 +389,19 @@ fn line(r: &ResultEntry) -> String {
         .map(|s| s.tolerance_used.unwrap_or(f64::INFINITY))
         .fold(0.0, f64::max);
     let err = j.steps.iter().map(|s| s.max_abs_err).fold(0.0, f64::max);
-    let mut s = match &j.divergence {
-        None => format!(
-            "{} tokens equal; logits max abs err {err:.3e} ({})",
-            r.tokens.len(),
-            used(worst)
-        ),
-        Some(d) => format!(
-            "step {}: token {} instead of {} (reference logit gap {:.3e}, {} {:.3e}){}",
-            d.step,
-            d.actual,
-            d.expected,
-            d.gap,
-            if d.near_tie {
-                "a near-tie within"
-            } else {
-                "allowed"
-            },
-            d.allowed_gap,
-            if d.near_tie {
-                "; not compared after it"
-            } else {
-                ""
-            }
-        ),
+    let case = GenerationCase {
+        prompt: prompt.to_vec(),
+        expected_tokens: expected.to_vec(),
+        actual_tokens: r.tokens.clone(),
+        judgement: j.clone(),
     };
-    if let Some(step) = j.first_step_out_of_tolerance {
-        let st = &j.steps[step];
-        s += &format!(
-            "; logits out of tolerance from step {step} (token {}: expected {}, actual {}, max abs err {:.3e})",
-            st.worst_token.map_or("-".into(), |t| t.to_string()),
-            st.expected.map_or("-".into(), |v| format!("{v:.6}")),
-            st.actual.map_or("-".into(), |v| format!("{v:.6}")),
-            st.max_abs_err
-        );
-    }
+    let mut s = format!(
+        "{}; logits max abs err {err:.3e} ({})",
+        case.line(),
+        used(worst)
+    );
     if let Some(p) = &j.problem {
         s += &format!("; {p}");
-    }
-    if j.divergence.is_none() && !r.tokens.is_empty() && j.verdict == Verdict::Fail {
-        s += "; tokens equal";
     }
     s
 }

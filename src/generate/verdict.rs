@@ -8,76 +8,8 @@
 
 use super::decode::Generation;
 use crate::compare::{compare, Tolerance, Verdict};
+pub use crate::report::generation::{Divergence, Judgement, Ranked, StepError};
 use crate::tensor::Tensor;
-use serde::Serialize;
-
-/// The error of one compared step.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct StepError {
-    /// 0 is the step that read the prompt.
-    pub step: usize,
-    /// Whether the step's logits are within tolerance.
-    pub verdict: Verdict,
-    /// Largest `|a - e|` over the vocabulary (+inf on a NaN/Inf mismatch; JSON null).
-    pub max_abs_err: f64,
-    /// Share of tolerance the worst logit used (1 = the edge; null unbounded).
-    pub tolerance_used: Option<f64>,
-    /// The worst logit: its token id, expected and actual values.
-    pub worst_token: Option<usize>,
-    /// Reference logit of `worst_token`.
-    pub expected: Option<f64>,
-    /// Candidate logit of `worst_token`.
-    pub actual: Option<f64>,
-}
-
-/// A token with its log-probability on one side.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Ranked {
-    /// Token id.
-    pub token: i64,
-    /// `log_softmax` of the logits at it.
-    pub logprob: f64,
-}
-
-/// The first step where the two sides chose different tokens.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Divergence {
-    /// The step.
-    pub step: usize,
-    /// The reference's token.
-    pub expected: i64,
-    /// The candidate's token.
-    pub actual: i64,
-    /// Reference logit of `expected` minus reference logit of `actual` (>= 0).
-    pub gap: f64,
-    /// The gap a near-tie may have: the logits' tolerance at the reference's value.
-    pub allowed_gap: f64,
-    /// Whether the two tokens are a near-tie (then the divergence passes).
-    pub near_tie: bool,
-    /// The reference's top-k at this step.
-    pub expected_top: Vec<Ranked>,
-    /// The candidate's top-k at this step.
-    pub actual_top: Vec<Ranked>,
-}
-
-/// The verdict on one candidate generation against its reference.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Judgement {
-    /// Pass: every compared step within tolerance and no divergence but a near-tie
-    /// (the report's entry carries it as its own `verdict`).
-    #[serde(skip)]
-    pub verdict: Verdict,
-    /// Steps whose logits were compared (up to and including a divergence).
-    pub steps_compared: usize,
-    /// The first step whose logits are out of tolerance.
-    pub first_step_out_of_tolerance: Option<usize>,
-    /// The first differing token, if any.
-    pub divergence: Option<Divergence>,
-    /// Every compared step's error, in order: the error curve.
-    pub steps: Vec<StepError>,
-    /// What else is wrong in one line (lengths differ, vocabularies differ).
-    pub problem: Option<String>,
-}
 
 /// Judges `candidate` against `reference` (same prompt) under the logits' tolerance
 /// `tol`, with near-ties allowed among the top `k` tokens.

@@ -40,6 +40,7 @@ figure{margin:.3rem 0}figcaption{font-size:12px;color:#59636e}
 svg text{font:10px sans-serif;fill:#1f2328}
 .bar-ok{fill:#2da44e}.bar-bad{fill:#cf222e}.bar-nf{fill:#8250df}
 .bound{stroke:#1f2328;stroke-dasharray:3 2}
+.tokens code{white-space:normal;word-break:break-word}.after{color:#8c959f}mark{background:#ffd8b5}
 ";
 
 /// Renders the report as one HTML document.
@@ -256,11 +257,51 @@ fn case_block(out: &mut String, case: &CaseReport, open: bool) {
         }
         let _ = writeln!(out, "<pre>{}</pre>", body.join("\n"));
     }
+    if let Some(g) = &case.generation {
+        generation(out, g);
+    }
     if !case.outputs.is_empty() {
         outputs_table(out, case);
         histograms(out, case);
     }
     out.push_str("</details>\n");
+}
+
+/// A generation suite's case: the verdict line, the tokens side by side (the first
+/// differing one marked) and the curve of tolerance used per step.
+fn generation(out: &mut String, g: &super::generation::GenerationCase) {
+    let _ = writeln!(out, "<p>{}</p>", html(&g.line()));
+    let split = g.judgement.divergence.as_ref().map(|d| d.step);
+    let tokens = |ts: &[i64]| -> String {
+        ts.iter()
+            .enumerate()
+            .map(|(i, t)| match split {
+                Some(s) if i == s => format!("<mark>{t}</mark>"),
+                Some(s) if i > s => format!("<span class=\"after\">{t}</span>"),
+                _ => t.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let _ = writeln!(
+        out,
+        "<table class=\"tokens\">\n<tr><th>prompt</th><td><code>{}</code></td></tr>\n\
+         <tr><th>expected</th><td><code>{}</code></td></tr>\n<tr><th>actual</th><td><code>{}</code></td></tr>\n</table>",
+        g.prompt.iter().map(ToString::to_string).collect::<Vec<_>>().join(" "),
+        tokens(&g.expected_tokens),
+        tokens(&g.actual_tokens),
+    );
+    let points: Vec<(usize, Option<f64>)> = g
+        .judgement
+        .steps
+        .iter()
+        .map(|s| (s.step, s.tolerance_used))
+        .collect();
+    let _ = writeln!(
+        out,
+        "<p>share of the logits' tolerance used per step</p>\n{}",
+        super::curve::svg(&points)
+    );
 }
 
 fn outputs_table(out: &mut String, case: &CaseReport) {

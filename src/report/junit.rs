@@ -135,6 +135,9 @@ pub fn failing_outputs(case: &CaseReport) -> impl Iterator<Item = &OutputReport>
 /// One-line message of a failed case: its first failing output's [`output_line`], plus
 /// how many other outputs failed.
 pub fn failure_message(case: &CaseReport) -> String {
+    if let Some(g) = &case.generation {
+        return g.line();
+    }
     let failing: Vec<_> = failing_outputs(case).collect();
     match failing.split_first() {
         None => "failed (no failing output recorded)".to_string(),
@@ -315,6 +318,18 @@ fn case_line(case: &CaseReport) -> String {
 pub fn failure_body(case: &CaseReport) -> String {
     let mut s = case_line(case);
     s.push('\n');
+    if let Some(g) = &case.generation {
+        let ids = |t: &[i64]| {
+            t.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let _ = writeln!(s, "\n{}", g.line());
+        let _ = writeln!(s, "  prompt   {}", ids(&g.prompt));
+        let _ = writeln!(s, "  expected {}", ids(&g.expected_tokens));
+        let _ = writeln!(s, "  actual   {}", ids(&g.actual_tokens));
+    }
     for o in failing_outputs(case) {
         let c = &o.comparison;
         let _ = writeln!(s, "\n{}", output_line(o));

@@ -185,6 +185,22 @@ fn failure_details(md: &mut String, case: &CaseReport) {
         html(&failure_message(case))
     );
     let _ = writeln!(md, "{}\n", context(case));
+    if let Some(g) = &case.generation {
+        let ids = |t: &[i64]| {
+            t.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let _ = writeln!(md, "{}\n", escape(&g.line()));
+        let _ = writeln!(
+            md,
+            "| prompt | expected tokens | actual tokens |\n| --- | --- | --- |\n| {} | {} | {} |\n",
+            code(&ids(&g.prompt), true),
+            code(&ids(&g.expected_tokens), true),
+            code(&ids(&g.actual_tokens), true)
+        );
+    }
     md.push_str("| output | mismatched | worst index | expected | actual | max abs err | max rel err | tolerance used | atol | rtol | problem |\n");
     md.push_str("| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n");
     for o in failing_outputs(case) {

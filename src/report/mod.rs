@@ -5,6 +5,7 @@
 
 pub mod curve;
 pub mod environment;
+pub mod generation;
 pub mod html;
 pub mod junit;
 pub mod markdown;
@@ -176,6 +177,10 @@ pub struct CaseReport {
     /// absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub step: Option<usize>,
+    /// In a generation suite (`[generate]`), the prompt's generation compared with the
+    /// reference's: tokens side by side, per-step error, first divergence; absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<generation::GenerationCase>,
 }
 
 /// A model output left out of a case's comparison.
@@ -256,6 +261,7 @@ impl CaseReport {
             outputs,
             skipped_outputs: Vec::new(),
             step: None,
+            generation: None,
         }
     }
 
@@ -274,6 +280,7 @@ impl CaseReport {
             outputs: Vec::new(),
             skipped_outputs: Vec::new(),
             step: None,
+            generation: None,
         }
     }
 }

@@ -85,6 +85,10 @@ pub struct Manifest {
     /// feeding its own outputs forward (docs/suites.md, "Stateful suites").
     #[serde(default)]
     pub sequence: Option<Sequence>,
+    /// `[generate]`: a generation suite, whose data sets are prompts with their golden
+    /// greedy generations (docs/generate.md).
+    #[serde(default)]
+    pub generate: Option<GenerateSettings>,
     /// How each output in `outputs` is compared, resolved and validated on reading.
     #[serde(skip)]
     rules: BTreeMap<String, OutputRule>,
@@ -288,6 +292,80 @@ pub struct Sequence {
     pub carry: BTreeMap<String, String>,
 }
 
+/// `[generate]`: how a generation suite's prompts are decoded and judged.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct GenerateSettings {
+    /// Tokens generated per prompt.
+    pub max_new_tokens: usize,
+    /// k of the near-tie rule.
+    pub top_logprobs: usize,
+    /// Prompts decoded together (left-padded).
+    #[serde(default = "one")]
+    pub batch: usize,
+    /// The token ids input, when not `input_ids`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_ids: Option<String>,
+    /// The attention mask input, when not `attention_mask`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attention_mask: Option<String>,
+    /// The position ids input, when not `position_ids`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position_ids: Option<String>,
+    /// The logits output, when not `logits`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logits: Option<String>,
+    /// Cache pairs output → input, when not the `present.X` → `past_key_values.X`
+    /// convention.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub kv: BTreeMap<String, String>,
+}
+
+fn one() -> usize {
+    1
+}
+
+impl GenerateSettings {
+    /// The IO names to look for in the model.
+    pub fn names(&self) -> crate::generate::convention::Names {
+        let d = crate::generate::convention::Names::default();
+        crate::generate::convention::Names {
+            input_ids: self.input_ids.clone().unwrap_or(d.input_ids),
+            attention_mask: self.attention_mask.clone().unwrap_or(d.attention_mask),
+            position_ids: self.position_ids.clone().unwrap_or(d.position_ids),
+            logits: self.logits.clone().unwrap_or(d.logits),
+            cache: self
+                .kv
+                .iter()
+                .map(|(o, i)| (o.clone(), i.clone()))
+                .collect(),
+            explicit_mask: self.attention_mask.is_some(),
+            explicit_positions: self.position_ids.is_some(),
+        }
+    }
+
+    /// The settings as a `parity generate` run names them (`None` stays the convention).
+    pub fn from_names(
+        names: &crate::generate::convention::Names,
+        max_new_tokens: usize,
+        top_logprobs: usize,
+        batch: usize,
+    ) -> GenerateSettings {
+        let d = crate::generate::convention::Names::default();
+        let given = |v: &String, default: &String| (v != default).then(|| v.clone());
+        GenerateSettings {
+            max_new_tokens,
+            top_logprobs,
+            batch,
+            input_ids: given(&names.input_ids, &d.input_ids),
+            attention_mask: given(&names.attention_mask, &d.attention_mask),
+            position_ids: given(&names.position_ids, &d.position_ids),
+            logits: given(&names.logits, &d.logits),
+            kv: names.cache.iter().cloned().collect(),
+        }
+    }
+}
+
 impl Manifest {
     /// Reads `dir/parity.toml` when it exists; defaults otherwise.
     pub fn read_or_default(dir: &Path) -> Result<Manifest> {
@@ -347,6 +425,27 @@ impl Manifest {
                         ));
                     }
                 }
+            }
+        }
+        if let Some(g) = &self.generate {
+            let max = crate::generate::MAX_TOKENS;
+            for (key, v, lo, hi) in [
+                ("max_new_tokens", g.max_new_tokens, 1, max),
+                ("top_logprobs", g.top_logprobs, 1, 1000),
+                ("batch", g.batch, 1, 1024),
+            ] {
+                if !(lo..=hi).contains(&v) {
+                    return Err(Error::file(
+                        path,
+                        format!("[generate] {key} = {v}: must be between {lo} and {hi}"),
+                    ));
+                }
+            }
+            if self.sequence.is_some() {
+                return Err(Error::file(
+                    path,
+                    "[generate] and [sequence] exclude each other (a generation suite carries its KV cache itself)",
+                ));
             }
         }
         for (name, r) in &self.inputs {

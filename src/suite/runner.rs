@@ -154,6 +154,11 @@ pub fn run_jobs(
 /// Only one timed inference at a time in this process (see [`run_jobs`]).
 static INFERENCE_TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
+/// Takes the process-wide inference turn for a timed engine call (none with `overlap`).
+pub(super) fn inference_turn(overlap: bool) -> Option<std::sync::MutexGuard<'static, ()>> {
+    (!overlap).then(|| lock(&INFERENCE_TURN))
+}
+
 /// Runs one case on a session inside the process-wide inference turn; returns the
 /// outputs and the wall time of the call alone, in milliseconds. With
 /// `overlap` the call takes no turn and is not timed (`None`).
@@ -182,6 +187,11 @@ fn run_unit(
     on_case: &mut dyn FnMut(&CaseReport),
     on_outputs: OutputsObserver<'_>,
 ) -> Vec<(usize, usize, CaseReport)> {
+    if let Some(settings) = &suite.manifest.generate {
+        return super::generation::run_unit(
+            suite, settings, candidates, only, reference, options, on_case,
+        );
+    }
     let cases: Vec<Result<Case, String>> = suite
         .cases
         .iter()
@@ -472,7 +482,7 @@ pub fn guarded<R>(call: impl FnOnce() -> Result<R, BackendError>) -> Result<R, B
 /// manifest entry, then the per-dtype default. The output's comparison mode
 /// (`parity.toml`) decides whether atol/rtol decide its verdict; the command line
 /// never changes the mode.
-fn tolerance(
+pub(super) fn tolerance(
     suite: &Suite,
     output: &str,
     backend: Option<&str>,

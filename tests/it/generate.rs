@@ -3,7 +3,7 @@
 //! backend, batched prompts with left padding give each prompt its batch-1 tokens, and
 //! bad input is one line with exit 2.
 
-use crate::common::{assert_clean_error, json, models, parity, root, s};
+use crate::common::{assert_clean_error, assert_schema, json, models, parity, root, s};
 use serde_json::Value;
 
 const BACKENDS: [&str; 3] = ["ort-cpu", "candle-cpu", "tract-cpu"];
@@ -63,7 +63,7 @@ fn tiny_gpt2_and_llama_decode_the_same_tokens_on_every_cpu_backend() {
     for model in ["gpt2-kv", "llama-kv"] {
         let (code, r) = generate(model, &["--max-new-tokens", "32"]);
         assert_eq!(code, 0, "{model}: {r:#}");
-        assert_eq!(r["schema"], "parity.generate/v1");
+        assert_schema(&r, "generate.schema.json");
         assert_eq!(r["verdict"], "pass");
         assert_eq!(r["summary"]["results"], 6, "{model}");
         assert_eq!(r["summary"]["passed"], 6, "{model}");
@@ -154,4 +154,127 @@ fn a_model_without_the_convention_is_refused_with_one_line() {
         "pos",
     ]);
     assert_clean_error(&o, "no input `pos` (named by --position-ids)");
+}
+
+/// Records a generation suite of `model` (the three prompts, 32 tokens) into `dir`.
+fn record_generation(model: &str, dir: &std::path::Path) -> std::path::PathBuf {
+    let suite = dir.join(model);
+    let lm = lm(model);
+    let mut args = vec![
+        "record",
+        lm.as_str(),
+        "--out",
+        s(&suite),
+        "--generate",
+        "--max-new-tokens",
+        "32",
+    ];
+    for p in PROMPTS {
+        args.extend(["--prompt-ids", p]);
+    }
+    let o = parity(&args);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    suite
+}
+
+#[test]
+fn generation_suites_replay_on_every_backend_and_catch_a_moved_mlp_weight() {
+    let dir = tempfile::tempdir().unwrap();
+    for model in ["gpt2-kv", "llama-kv"] {
+        let suite = record_generation(model, dir.path());
+        let manifest = std::fs::read_to_string(suite.join("parity.toml")).unwrap();
+        assert!(
+            manifest.contains("[generate]\nmax_new_tokens = 32\ntop_logprobs = 5"),
+            "{manifest}"
+        );
+        let mut args = vec!["check", s(&suite), "--format", "json"];
+        for b in BACKENDS {
+            args.extend(["--backend", b]);
+        }
+        let o = parity(&args);
+        assert_eq!(o.code, 0, "{model}: {}", o.stdout);
+        let r = json(&o);
+        assert_schema(&r, "report.schema.json");
+        assert_eq!(r["summary"]["passed"], 9, "{model}");
+        for c in r["cases"].as_array().unwrap() {
+            let g = &c["generation"];
+            assert_eq!(g["expected_tokens"], g["actual_tokens"], "{model} {c:#}");
+            assert_eq!(g["expected_tokens"].as_array().unwrap().len(), 32);
+            assert_eq!(g["steps_compared"], 32);
+            assert_eq!(c["outputs"][0]["name"], "logits");
+        }
+        // The same model with one MLP weight x1.05: the same greedy tokens, logits moved.
+        std::fs::copy(lm(&format!("{model}-mlp105")), suite.join("model.onnx")).unwrap();
+        args.truncate(4);
+        args.extend(["--backend", "ort-cpu", "--backend", "candle-cpu"]);
+        let o = parity(&args);
+        assert_eq!(o.code, 1, "{model}: {}", o.stdout);
+        for c in json(&o)["cases"].as_array().unwrap() {
+            let g = &c["generation"];
+            assert_eq!(c["verdict"], "fail");
+            assert_eq!(
+                g["expected_tokens"], g["actual_tokens"],
+                "{model}: same greedy tokens"
+            );
+            assert_eq!(g["divergence"], Value::Null);
+            let first = g["first_step_out_of_tolerance"].as_u64().unwrap() as usize;
+            let step = &g["steps"][first];
+            assert_eq!(step["verdict"], "fail");
+            assert!(
+                step["expected"].is_f64()
+                    && step["actual"].is_f64()
+                    && step["worst_token"].is_u64()
+            );
+        }
+        let o = parity(&["check", s(&suite), "--backend", "ort-cpu"]);
+        assert_eq!(o.code, 1);
+        assert!(
+            o.stdout
+                .contains("tokens: 32/32 equal; logits out of tolerance from step "),
+            "{}",
+            o.stdout
+        );
+    }
+}
+
+#[test]
+fn generate_replays_a_suite_against_its_goldens() {
+    let dir = tempfile::tempdir().unwrap();
+    let suite = record_generation("llama-kv", dir.path());
+    let o = parity(&[
+        "generate",
+        s(&suite),
+        "--reference",
+        "golden",
+        "--backend",
+        "candle-cpu",
+        "--format",
+        "json",
+        "-q",
+    ]);
+    assert_eq!(o.code, 0, "{}", o.stdout);
+    let r = json(&o);
+    assert_eq!(r["reference"], "golden");
+    assert_eq!(r["max_new_tokens"], 32);
+    assert_eq!(r["summary"]["passed"], 3);
+    let o = parity(&[
+        "generate",
+        s(&suite),
+        "--reference",
+        "golden",
+        "--prompt-ids",
+        "1",
+        "--backend",
+        "candle-cpu",
+    ]);
+    assert_clean_error(&o, "--reference golden compares the suite's own prompts");
+    let o = parity(&[
+        "generate",
+        &lm("llama-kv"),
+        "--reference",
+        "golden",
+        "--prompt-ids",
+        "1",
+    ]);
+    assert_clean_error(&o, "--reference golden needs a generation suite");
 }

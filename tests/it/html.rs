@@ -322,3 +322,44 @@ fn bench_report_renders_in_chromium() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn generation_report_renders_in_chromium() {
+    let dir = tempfile::tempdir().unwrap().keep();
+    // A generation suite checked against a model whose MLP weight moved: the tokens
+    // side by side, the first step out of tolerance and the per-step curve.
+    let suite = dir.join("gpt2");
+    let lm = root().join("tests/fixtures/lm");
+    let o = parity(&[
+        "record",
+        s(&lm.join("gpt2-kv.onnx")),
+        "--out",
+        s(&suite),
+        "--generate",
+        "--prompt-ids",
+        "5,17,42",
+        "--max-new-tokens",
+        "8",
+    ]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    std::fs::copy(lm.join("gpt2-kv-mlp105.onnx"), suite.join("model.onnx")).unwrap();
+    let page = html_report(&dir, &suite, &["--backend", "ort-cpu"], 1);
+    let shot = dir.join("shot.png");
+    let size = screenshot(&dir, &page, &shot);
+    assert!(
+        size > 3 * blank_size(&dir),
+        "screenshot {} looks blank",
+        shot.display()
+    );
+    dom_has(
+        &dir,
+        &page,
+        &[
+            "1 cases: 0 passed, 1 failed, 0 errors",
+            "tokens: 8/8 equal; logits out of tolerance from step 0",
+            "share of the logits' tolerance used per step",
+            "class=\"curve\"",
+        ],
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

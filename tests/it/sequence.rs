@@ -4,7 +4,7 @@
 //! streaming model (silero-vad 6.2.3 from its PyPI wheel, 24 chunks of 512 samples) and
 //! on a hand-made accumulator whose state update a variant changes.
 
-use crate::common::{assert_clean_error, json, parity, root, s};
+use crate::common::{assert_clean_error, assert_schema, json, parity, root, s};
 use parity::formats::onnx_pb::{
     tensor_shape_proto::{dimension, Dimension},
     type_proto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto,
@@ -109,6 +109,7 @@ fn silero_vad_streams_24_chunks_with_each_backend_carrying_its_own_state() {
     // tract-cpu 0.23 cannot analyse silero-vad's If branches; the other CPU backends run it.
     let (code, r) = check_json(&suite, &["ort-cpu", "candle-cpu"]);
     assert_eq!(code, 0, "{r:#}");
+    assert_schema(&r, "report.schema.json");
     let seqs = r["sequences"].as_array().unwrap();
     assert_eq!(seqs.len(), 2);
     for seq in seqs {

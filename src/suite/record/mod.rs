@@ -20,6 +20,7 @@
 pub mod calibrate;
 pub mod dims;
 pub mod generate;
+pub mod generation;
 pub mod inputs;
 pub mod sequence;
 pub mod write;
@@ -40,7 +41,7 @@ use std::time::SystemTime;
 pub use dims::DimValue;
 pub use generate::{generate, INT_HIGH};
 pub use inputs::{load_inputs, InputPlan, InputSet};
-use write::{manifest_text, write_data, write_synced};
+use write::{manifest_text, write_data, write_synced, ManifestTables};
 
 /// The largest tensor a `.pb` file can hold (protobuf messages stop at 2 GiB).
 pub(crate) const MAX_TENSOR_BYTES: usize = (2 << 30) - 1024;
@@ -202,20 +203,7 @@ pub fn write_suite(
     let model_bytes = formats::read_file(model)?;
     let mut warnings = non_finite_warnings(out, outputs);
 
-    let env = Environment::detect(Vec::new());
-    let provenance = Provenance {
-        parity_version: Some(env.parity),
-        backend: Some(options.backend.clone()),
-        backend_version: Some(source.backend_version.clone()),
-        device: Some(source.device.clone()),
-        host: Some(env.host),
-        cpu: Some(env.cpu),
-        gpu: env.gpu,
-        os: Some(env.os),
-        date: Some(crate::time::iso8601_utc(SystemTime::now())),
-        model_sha256: Some(onnx_model::sha256_hex(&model_bytes)),
-        inputs: Some(source.inputs.clone()),
-    };
+    let provenance = provenance(&options.backend, source, &model_bytes);
 
     let staging = Staging::create(out)?;
     let files = write_data(staging.path(), &model_bytes, info, sets, outputs)?;
@@ -235,15 +223,16 @@ pub fn write_suite(
         }
         None => (tolerances(info, outputs, options), BTreeMap::new(), None),
     };
-    let manifest = manifest_text(
-        &tolerances,
-        &per_backend,
-        &source.finite_outputs,
-        &provenance,
-        &files,
-        calibration.as_ref(),
-        &source.carry,
-    )?;
+    let manifest = manifest_text(&ManifestTables {
+        tolerances: &tolerances,
+        per_backend: &per_backend,
+        finite: &source.finite_outputs,
+        provenance: &provenance,
+        files: &files,
+        calibration: calibration.as_ref(),
+        carry: &source.carry,
+        generate: None,
+    })?;
     write_synced(&staging.path().join(MANIFEST_FILE), manifest.as_bytes())?;
     warnings.extend(staging.commit(out, options.force)?);
     Ok(Recorded {
@@ -256,6 +245,24 @@ pub fn write_suite(
         calibration,
         carry: source.carry.clone(),
     })
+}
+
+/// The `[provenance]` of goldens computed now by `backend` on this machine.
+fn provenance(backend: &str, source: &GoldenSource, model_bytes: &[u8]) -> Provenance {
+    let env = Environment::detect(Vec::new());
+    Provenance {
+        parity_version: Some(env.parity),
+        backend: Some(backend.to_string()),
+        backend_version: Some(source.backend_version.clone()),
+        device: Some(source.device.clone()),
+        host: Some(env.host),
+        cpu: Some(env.cpu),
+        gpu: env.gpu,
+        os: Some(env.os),
+        date: Some(crate::time::iso8601_utc(SystemTime::now())),
+        model_sha256: Some(onnx_model::sha256_hex(model_bytes)),
+        inputs: Some(source.inputs.clone()),
+    }
 }
 
 /// Outputs of every data set, in model output order.

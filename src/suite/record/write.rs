@@ -7,7 +7,7 @@ use crate::compare::Tolerance;
 use crate::error::{Error, Result};
 use crate::formats::{self, onnx_model, onnx_model::ModelInfo};
 use crate::suite::integrity;
-use crate::suite::manifest::{Calibration, Provenance};
+use crate::suite::manifest::{Calibration, GenerateSettings, Provenance};
 use crate::suite::{DATA_SET_PREFIX, MODEL_FILE};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -60,6 +60,8 @@ pub(super) fn write_data(
 /// `parity.toml` as written by `record`.
 #[derive(Serialize)]
 struct ManifestOut<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    generate: Option<&'a GenerateSettings>,
     outputs: BTreeMap<&'a str, OutputOut<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     sequence: Option<SequenceOut<'a>>,
@@ -86,35 +88,47 @@ struct OutputOut<'a> {
     backends: Option<&'a BTreeMap<String, Tolerance>>,
 }
 
+/// What a recorded suite's `parity.toml` states, table by table.
+pub(super) struct ManifestTables<'a> {
+    /// `[outputs.NAME]` atol/rtol.
+    pub tolerances: &'a BTreeMap<String, Tolerance>,
+    /// `[outputs.NAME.backends.B]`: output → backend → its own tolerance.
+    pub per_backend: &'a BTreeMap<String, BTreeMap<String, Tolerance>>,
+    /// Outputs written with `finite = true`.
+    pub finite: &'a [String],
+    /// `[provenance]`.
+    pub provenance: &'a Provenance,
+    /// `[files]`: relative path → sha256.
+    pub files: &'a BTreeMap<String, String>,
+    /// `[calibration]`, with `--calibrate`.
+    pub calibration: Option<&'a Calibration>,
+    /// `[sequence.carry]` (empty: not a stateful suite).
+    pub carry: &'a BTreeMap<String, String>,
+    /// `[generate]`, for a generation suite.
+    pub generate: Option<&'a GenerateSettings>,
+}
+
 /// The manifest text: a header saying what each table is for, then the tables.
-/// Outputs named in `finite` get `finite = true`; `per_backend` (output → backend →
-/// tolerance) becomes `[outputs.NAME.backends.BACKEND]`.
-pub(super) fn manifest_text(
-    tolerances: &BTreeMap<String, Tolerance>,
-    per_backend: &BTreeMap<String, BTreeMap<String, Tolerance>>,
-    finite: &[String],
-    provenance: &Provenance,
-    files: &BTreeMap<String, String>,
-    calibration: Option<&Calibration>,
-    carry: &BTreeMap<String, String>,
-) -> Result<String> {
+pub(super) fn manifest_text(t: &ManifestTables) -> Result<String> {
     let body = toml::to_string(&ManifestOut {
-        outputs: tolerances
+        generate: t.generate,
+        outputs: t
+            .tolerances
             .iter()
             .map(|(k, v)| {
                 let out = OutputOut {
                     atol: v.atol,
                     rtol: v.rtol,
-                    finite: finite.contains(k).then_some(true),
-                    backends: per_backend.get(k).filter(|b| !b.is_empty()),
+                    finite: t.finite.contains(k).then_some(true),
+                    backends: t.per_backend.get(k).filter(|b| !b.is_empty()),
                 };
                 (k.as_str(), out)
             })
             .collect(),
-        sequence: (!carry.is_empty()).then_some(SequenceOut { carry }),
-        provenance,
-        files,
-        calibration,
+        sequence: (!t.carry.is_empty()).then_some(SequenceOut { carry: t.carry }),
+        provenance: t.provenance,
+        files: t.files,
+        calibration: t.calibration,
     })
     .map_err(|e| Error::Usage(format!("cannot write parity.toml: {e}")))?;
     Ok(format!(
@@ -122,6 +136,8 @@ pub(super) fn manifest_text(
          # [outputs.NAME]  tolerances `parity check` applies to each output (the dtype defaults\n\
          #                 when recorded, --atol/--rtol, or calibrated); edit to loosen or tighten.\n\
          #                 [outputs.NAME.backends.B]: backend B's own, against these goldens.\n\
+         # [generate]      a generation suite: each data set is a prompt with its golden greedy\n\
+         #                 generation (prompt_ids, tokens, logits); docs/generate.md.\n\
          # [sequence]      the data sets are consecutive steps of one stream: each output in\n\
          #                 [sequence.carry] feeds the named input of the next step.\n\
          # [provenance]    what produced the expected outputs, where and when.\n\
@@ -212,8 +228,17 @@ mod tests {
             let carry: BTreeMap<String, String> = calibrated
                 .map(|_| BTreeMap::from([("state_out".to_string(), "state".to_string())]))
                 .unwrap_or_default();
-            let text =
-                manifest_text(&tol, &backends, &[], &prov, &files, calibrated, &carry).unwrap();
+            let text = manifest_text(&ManifestTables {
+                tolerances: &tol,
+                per_backend: &backends,
+                finite: &[],
+                provenance: &prov,
+                files: &files,
+                calibration: calibrated,
+                carry: &carry,
+                generate: None,
+            })
+            .unwrap();
             std::fs::write(dir.path().join(MANIFEST_FILE), &text).unwrap();
             let m = Manifest::read_or_default(dir.path()).unwrap();
             assert_eq!(
