@@ -74,6 +74,7 @@ pub fn render(report: &BenchReport) -> String {
         charts(&mut out, model, scenario, &group);
     }
     server_table(&mut out, results);
+    generate_table(&mut out, results);
     if let Some(b) = &report.baseline {
         gate(&mut out, b);
     }
@@ -812,6 +813,50 @@ fn server_table(out: &mut String, results: &[BenchResult]) {
         cell(out, &s.dropped.to_string(), true);
         cell(out, &s.late.map_or("-".into(), |n| n.to_string()), true);
         cell(out, &num(s.latency_bound_ms), true);
+        out.push_str("</tr>\n");
+    }
+    out.push_str("</table>\n");
+}
+
+/// The generate scenario's own figures: time to first token, inter-token latency,
+/// tokens/s.
+fn generate_table(out: &mut String, results: &[BenchResult]) {
+    let with: Vec<_> = results
+        .iter()
+        .filter_map(|r| r.generate.as_ref().map(|g| (r, g)))
+        .collect();
+    if with.is_empty() {
+        return;
+    }
+    out.push_str("<h2>Generation</h2>\n<table>\n");
+    header(
+        out,
+        &[
+            "model",
+            "backend",
+            "prompt tokens",
+            "new tokens",
+            "first token p50 (ms)",
+            "first token p99 (ms)",
+            "inter-token p50 (ms)",
+            "inter-token p99 (ms)",
+            "tokens/s",
+        ],
+    );
+    for (r, g) in with {
+        let _ = write!(
+            out,
+            "<tr><td><code>{}</code></td><td><code>{}</code></td>",
+            html(&r.model_name),
+            html(&r.backend)
+        );
+        cell(out, &g.prompt_len.to_string(), true);
+        cell(out, &g.new_tokens.to_string(), true);
+        cell(out, &num(g.ttft_ms.map(|l| l.p50)), true);
+        cell(out, &num(g.ttft_ms.map(|l| l.p99)), true);
+        cell(out, &num(g.inter_token_ms.map(|l| l.p50)), true);
+        cell(out, &num(g.inter_token_ms.map(|l| l.p99)), true);
+        cell(out, &rate(g.tokens_per_s), true);
         out.push_str("</tr>\n");
     }
     out.push_str("</table>\n");

@@ -30,7 +30,8 @@ pub struct Target {
 /// Opens `path` (a model file, or a suite directory) and picks the query inputs: the
 /// suite's first data set when it has one, else inputs generated from the schema with
 /// `seed` and `dims` (symbolic dims without a `--dim` value are an error naming them).
-pub fn target(path: &Path, seed: u64, dims: &[DimValue]) -> Result<Target> {
+/// `decodes` (the generate scenario, which builds every step's inputs itself): none.
+pub fn target(path: &Path, seed: u64, dims: &[DimValue], decodes: bool) -> Result<Target> {
     let label = path.display().to_string();
     let (model, suite_dir) = if path.is_dir() {
         (path.join(MODEL_FILE), Some(path))
@@ -45,8 +46,24 @@ pub fn target(path: &Path, seed: u64, dims: &[DimValue]) -> Result<Target> {
     }
     let info = onnx_model::inspect(&model)?;
     let name = model_name(&model);
+    if decodes {
+        return Ok(Target {
+            label,
+            name,
+            model,
+            info,
+            inputs: Vec::new(),
+            origin: "each decoding step's own".to_string(),
+        });
+    }
     if let Some(dir) = suite_dir.filter(|_| dims.is_empty()) {
         let suite = suite::open(dir)?;
+        if suite.manifest.generate.is_some() {
+            return Err(Error::file(
+                dir,
+                "a generation suite holds prompts, not inputs: bench it with --scenario generate",
+            ));
+        }
         if let Some(first) = suite.cases.first() {
             let case = suite.load_case(first)?;
             return Ok(Target {

@@ -5,6 +5,7 @@
 
 pub mod baseline;
 pub mod gate;
+pub mod generation;
 pub mod gpu_memory;
 pub mod html;
 pub mod inputs;

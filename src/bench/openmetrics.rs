@@ -41,7 +41,7 @@ pub fn render(report: &BenchReport) -> String {
         );
     }
     type Stat = fn(&BenchResult) -> Option<f64>;
-    let gauges: [(&str, &str, Stat); 4] = [
+    let gauges: [(&str, &str, Stat); 7] = [
         (
             "parity_bench_throughput_queries_per_second",
             "Completed queries per second.",
@@ -51,6 +51,31 @@ pub fn render(report: &BenchReport) -> String {
             "parity_bench_throughput_samples_per_second",
             "Completed samples (queries x batch) per second.",
             |r| r.error.is_none().then_some(r.samples_per_s),
+        ),
+        (
+            "parity_bench_tokens_per_second",
+            "Generate scenario: generated tokens per second.",
+            |r| r.generate.as_ref().map(|g| g.tokens_per_s),
+        ),
+        (
+            "parity_bench_time_to_first_token_p50_seconds",
+            "Generate scenario: median time to first token.",
+            |r| {
+                r.generate
+                    .as_ref()
+                    .and_then(|g| g.ttft_ms)
+                    .map(|l| l.p50 / 1000.0)
+            },
+        ),
+        (
+            "parity_bench_inter_token_p50_seconds",
+            "Generate scenario: median time of one later decoding step.",
+            |r| {
+                r.generate
+                    .as_ref()
+                    .and_then(|g| g.inter_token_ms)
+                    .map(|l| l.p50 / 1000.0)
+            },
         ),
         (
             "parity_bench_stable",

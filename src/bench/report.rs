@@ -30,6 +30,9 @@ pub enum Scenario {
     Offline,
     /// Poisson arrivals at a rate: latency under load, including queueing.
     Server,
+    /// Greedy generations with a KV cache: time to first token, inter-token latency,
+    /// tokens/s.
+    Generate,
 }
 
 impl Scenario {
@@ -39,6 +42,7 @@ impl Scenario {
             Scenario::SingleStream => "single-stream",
             Scenario::Offline => "offline",
             Scenario::Server => "server",
+            Scenario::Generate => "generate",
         }
     }
 }
@@ -98,6 +102,25 @@ pub struct BenchResult {
     /// `--verify`: every response checked against the suite's golden outputs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verify: Option<super::verify::VerifyStats>,
+    /// The generate scenario: time to first token, inter-token latency, tokens/s (a
+    /// query is one whole generation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generate: Option<GenerateStats>,
+}
+
+/// What only the generate scenario measures.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GenerateStats {
+    /// Tokens in each prompt.
+    pub prompt_len: usize,
+    /// Tokens generated per query.
+    pub new_tokens: usize,
+    /// Time to first token (the step that reads the prompt), ms.
+    pub ttft_ms: Option<LatencyStats>,
+    /// Time of every later step (one token each), ms.
+    pub inter_token_ms: Option<LatencyStats>,
+    /// Generated tokens per second of wall time, over every worker.
+    pub tokens_per_s: f64,
 }
 
 /// What only the server scenario measures.
@@ -138,6 +161,9 @@ impl BenchResult {
                 .server
                 .as_ref()
                 .map(|s| ("max_qps", s.target_qps, true));
+        }
+        if let Some(g) = &self.generate {
+            return Some(("tokens_per_s", g.tokens_per_s, true));
         }
         match self.scenario {
             Scenario::Offline => Some(("samples_per_s", self.samples_per_s, true)),
@@ -272,6 +298,23 @@ pub fn render_text(report: &BenchReport) -> String {
                 }
             );
         }
+        if let Some(g) = &r.generate {
+            let p = |l: Option<LatencyStats>, f: fn(&LatencyStats) -> f64| {
+                l.map_or("-".into(), |l| ms(f(&l)))
+            };
+            out += &format!(
+                "generate {} on {}: prompt {} tokens, {} new; time to first token p50 {} p99 {} ms; inter-token p50 {} p99 {} ms; {:.1} tokens/s\n",
+                r.model_name,
+                r.backend,
+                g.prompt_len,
+                g.new_tokens,
+                p(g.ttft_ms, |l| l.p50),
+                p(g.ttft_ms, |l| l.p99),
+                p(g.inter_token_ms, |l| l.p50),
+                p(g.inter_token_ms, |l| l.p99),
+                g.tokens_per_s
+            );
+        }
         if let Some(steps) = &r.search {
             out += &format!(
                 "find-max-qps {} on {}: {} steps\n",
@@ -316,7 +359,7 @@ fn table(rows: &[Vec<String>]) -> String {
 }
 
 /// Header of `--format csv`, one column per field of a result row.
-const CSV_HEADER: &str = "model,model_name,backend,backend_version,device,scenario,threads,concurrency,sessions,batch,queries,duration_s,throughput_per_s,samples_per_s,min_ms,mean_ms,stddev_ms,p50_ms,p90_ms,p95_ms,p99_ms,p999_ms,max_ms,stable,spread,slowdown_vs_first,peak_rss_bytes,target_qps,achieved_qps,queueing_p99_ms,dropped,late,error,gpu_memory_bytes";
+const CSV_HEADER: &str = "model,model_name,backend,backend_version,device,scenario,threads,concurrency,sessions,batch,queries,duration_s,throughput_per_s,samples_per_s,min_ms,mean_ms,stddev_ms,p50_ms,p90_ms,p95_ms,p99_ms,p999_ms,max_ms,stable,spread,slowdown_vs_first,peak_rss_bytes,target_qps,achieved_qps,queueing_p99_ms,dropped,late,error,gpu_memory_bytes,ttft_p50_ms,ttft_p99_ms,inter_token_p50_ms,inter_token_p99_ms,tokens_per_s";
 
 /// Renders `--format csv`: the header, then one line per result (RFC 4180 quoting).
 pub fn render_csv(report: &BenchReport) -> String {
@@ -327,6 +370,7 @@ pub fn render_csv(report: &BenchReport) -> String {
         let l = r.latency_ms;
         let get = |f: fn(&LatencyStats) -> f64| opt(l.as_ref().map(f));
         let s = r.server.as_ref();
+        let g = r.generate.as_ref();
         let fields = [
             csv(&r.model),
             csv(&r.model_name),
@@ -363,6 +407,11 @@ pub fn render_csv(report: &BenchReport) -> String {
                 .map_or(String::new(), |n| n.to_string()),
             csv(r.error.as_deref().unwrap_or("")),
             r.gpu_memory_bytes.map_or(String::new(), |b| b.to_string()),
+            opt(g.and_then(|g| g.ttft_ms).map(|l| l.p50)),
+            opt(g.and_then(|g| g.ttft_ms).map(|l| l.p99)),
+            opt(g.and_then(|g| g.inter_token_ms).map(|l| l.p50)),
+            opt(g.and_then(|g| g.inter_token_ms).map(|l| l.p99)),
+            opt(g.map(|g| g.tokens_per_s)),
         ];
         out += &fields.join(",");
         out.push('\n');
@@ -421,6 +470,7 @@ pub(crate) mod tests {
             search: None,
             error: None,
             verify: None,
+            generate: None,
         }
     }
 
@@ -439,8 +489,9 @@ pub(crate) mod tests {
         assert_eq!(lines.len(), 3);
         let columns = CSV_HEADER.split(',').count();
         assert_eq!(lines[2].split(',').count(), columns);
+        // The five generate-scenario columns close the line, empty here.
         assert!(
-            lines[1].ends_with(",\"bad, \"\"very\"\"\","),
+            lines[1].ends_with(",\"bad, \"\"very\"\"\",,,,,,"),
             "{}",
             lines[1]
         );
@@ -495,7 +546,11 @@ pub(crate) mod tests {
         );
         let csv = render_csv(&report);
         let lines: Vec<&str> = csv.lines().collect();
-        assert!(lines[1].ends_with(&format!(",{}", 300u64 << 20)), "{csv}");
-        assert!(lines[2].ends_with(','), "{csv}");
+        // GPU memory, then the five (empty) generate-scenario columns.
+        assert!(
+            lines[1].ends_with(&format!(",{},,,,,", 300u64 << 20)),
+            "{csv}"
+        );
+        assert!(lines[2].ends_with(",,,,,,"), "{csv}");
     }
 }

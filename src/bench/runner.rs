@@ -37,6 +37,10 @@ pub struct Plan {
     pub stability_limit: f64,
     /// `--verify`: check every response against the suite's golden outputs.
     pub verify: bool,
+    /// The generate scenario: tokens per random prompt.
+    pub prompt_len: usize,
+    /// The generate scenario: tokens generated per query.
+    pub max_new_tokens: usize,
 }
 
 /// Benches one target on one backend: a result per batch size (one with an `error`
@@ -90,7 +94,38 @@ pub fn bench(
         search: None,
         error: None,
         verify: None,
+        generate: None,
     };
+    if plan.scenario == Scenario::Generate {
+        step(&format!("{} {name} generate", target.name));
+        let work = super::generation::workload(
+            target,
+            plan.verify,
+            plan.prompt_len,
+            plan.max_new_tokens,
+            plan.settings.concurrency,
+            plan.seed,
+            name,
+        );
+        let error = |e: String| BenchResult {
+            error: Some(e),
+            ..base(1)
+        };
+        let mut result = match (sessions, work) {
+            (Err(e), _) => error(format!("cannot load the model: {}", e.message)),
+            (_, Err(e)) => error(e),
+            (Ok(s), Ok(work)) => match super::generation::bench(s, &work, plan.settings) {
+                Ok(o) => BenchResult {
+                    generate: Some(o.stats),
+                    verify: o.verify,
+                    ..assemble(base(1), &o.measured, None, None, plan)
+                },
+                Err(e) => error(e.message),
+            },
+        };
+        record_memory(std::slice::from_mut(&mut result), gpu_sampler, None);
+        return vec![result];
+    }
     let verifier = match plan
         .verify
         .then(|| Verifier::open(&target.model_dir(), name))
@@ -146,18 +181,29 @@ pub fn bench(
             },
         });
     }
+    record_memory(&mut results, gpu_sampler, verifier.as_deref());
+    results
+}
+
+/// Sets every result's peak memory (and `--verify` counts) once its runs are over.
+fn record_memory(
+    results: &mut [BenchResult],
+    gpu_sampler: Option<GpuMemorySampler>,
+    verifier: Option<&Verifier>,
+) {
     let peak = memory::peak_rss_bytes();
     let gpu = gpu_sampler.map(GpuMemorySampler::finish);
-    for r in &mut results {
+    for r in results {
         r.peak_rss_bytes = peak;
-        r.verify = verifier.as_ref().map(|v| v.stats());
+        if let Some(v) = verifier {
+            r.verify = Some(v.stats());
+        }
         match &gpu {
             Some(Ok(bytes)) => r.gpu_memory_bytes = Some(*bytes),
             Some(Err(why)) => r.gpu_memory_note = Some(why.clone()),
             None => {}
         }
     }
-    results
 }
 
 type Outcome = (Measured, Option<ServerStats>, Option<Vec<SearchStep>>);
@@ -174,6 +220,7 @@ fn run_scenario(
                 .map(|m| (m, None, None))
                 .map_err(|e| e.message)
         }
+        Scenario::Generate => Err("the generate scenario decodes; it has no fixed query".into()),
         Scenario::Server if plan.find_max_qps => find_max_qps(pool, inputs, plan),
         Scenario::Server => {
             let qps = plan

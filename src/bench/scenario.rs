@@ -169,28 +169,28 @@ fn warm_up(pool: &Pool, inputs: &[Tensor], settings: Settings) -> Result<(), Bac
 
 /// What the workers of one loop share: the first error any of them met, which stops
 /// them all.
-struct Control {
+pub(super) struct Control {
     error: Mutex<Option<BackendError>>,
     stop: AtomicBool,
 }
 
 impl Control {
     /// Records `e` (the first one wins) and tells every worker to stop.
-    fn fail(&self, e: BackendError) {
+    pub(super) fn fail(&self, e: BackendError) {
         let mut slot = self.error.lock().unwrap_or_else(|p| p.into_inner());
         slot.get_or_insert(e);
         self.stop.store(true, Ordering::Relaxed);
     }
 
     /// Whether a worker failed.
-    fn stopped(&self) -> bool {
+    pub(super) fn stopped(&self) -> bool {
         self.stop.load(Ordering::Relaxed)
     }
 }
 
 /// Runs `body(worker, control)` on `workers` scoped threads and concatenates what they
 /// return, or gives the first error a worker reported through `control`.
-fn on_workers<T: Send>(
+pub(super) fn on_workers<T: Send>(
     workers: usize,
     body: impl Fn(usize, &Control) -> Vec<T> + Sync,
 ) -> Result<Vec<T>, BackendError> {

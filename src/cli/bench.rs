@@ -31,14 +31,15 @@ pub enum BenchFormat {
     Openmetrics,
 }
 
-/// Benchmark models on backends: latency (single-stream), throughput (offline), latency under load (server).
+/// Benchmark models on backends: latency (single-stream), throughput (offline), latency under load (server), token generation (generate).
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:\n  \
 parity bench models/mlp --backend ort-cpu --backend candle-cpu\n  \
 parity bench models/cnn --scenario offline --batch 1 --batch 8 --batch 32\n  \
 parity bench models/mlp --scenario server --qps 2000 --p99-ms 1\n  \
 parity bench models/mlp --scenario server --find-max-qps --p99-ms 0.5\n  \
-parity bench models/mlp --save-baseline base.json   # later: --baseline base.json\n\n\
+parity bench models/mlp --save-baseline base.json   # later: --baseline base.json\n  \
+parity bench lm.onnx --scenario generate --prompt-len 16 --max-new-tokens 32\n\n\
 A measurement runs --warmup queries per worker, then until both --min-queries and\n\
 --min-duration are reached (at most --max-duration). The run is split into --windows\n\
 parts; if their median latencies differ by more than --stability-pct the result is\n\
@@ -120,6 +121,12 @@ pub struct BenchArgs {
     /// within its tolerances; count mismatches and errors (then not fatal); exit 1 on any.
     #[arg(long, conflicts_with_all = ["batches", "dims"])]
     verify: bool,
+    /// Generate scenario: tokens in each (random) prompt.
+    #[arg(long, value_name = "P", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=crate::generate::MAX_TOKENS as i64))]
+    prompt_len: u32,
+    /// Generate scenario: tokens generated per query.
+    #[arg(long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=crate::generate::MAX_TOKENS as i64))]
+    max_new_tokens: u32,
     /// Report format.
     #[arg(long, value_enum, default_value_t = BenchFormat::Text)]
     format: BenchFormat,
@@ -153,6 +160,11 @@ pub fn run(args: BenchArgs, global: Global) -> Result<u8> {
     if args.scenario != Scenario::Server && (args.qps.is_some() || args.find_max_qps) {
         return Err(Error::Usage(
             "--qps and --find-max-qps are for --scenario server".to_string(),
+        ));
+    }
+    if args.scenario == Scenario::Generate && !args.batches.is_empty() {
+        return Err(Error::Usage(
+            "--batch is not used by --scenario generate (each worker decodes one stream)".into(),
         ));
     }
     let sessions = args.sessions.unwrap_or(args.concurrency);
@@ -189,7 +201,14 @@ pub fn run(args: BenchArgs, global: Global) -> Result<u8> {
     let mut targets = args
         .models
         .iter()
-        .map(|m| inputs::target(m, args.seed, &args.dims))
+        .map(|m| {
+            inputs::target(
+                m,
+                args.seed,
+                &args.dims,
+                args.scenario == Scenario::Generate,
+            )
+        })
         .collect::<Result<Vec<_>>>()?;
     inputs::disambiguate(&mut targets);
     // After Ctrl-C or SIGTERM, measurements stop and nothing more is loaded.
@@ -213,6 +232,8 @@ pub fn run(args: BenchArgs, global: Global) -> Result<u8> {
         windows: args.windows,
         stability_limit: args.stability_pct / 100.0,
         verify: args.verify,
+        prompt_len: args.prompt_len as usize,
+        max_new_tokens: args.max_new_tokens as usize,
     };
     let allowed =
         args.format == BenchFormat::Text && args.out.is_none() && progress_wanted(global.quiet);

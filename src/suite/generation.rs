@@ -5,8 +5,8 @@
 //! token by token ([`crate::generate::verdict`]); this module reads the goldens and
 //! turns the judgements into case rows.
 
+use super::execution::{guarded, inference_turn, tolerance, Reference, RunOptions};
 use super::manifest::GenerateSettings;
-use super::runner::{guarded, tolerance, Reference, RunOptions};
 use super::{CaseFiles, CaseSource, Suite};
 use crate::backend::Selected;
 use crate::compare::{self, Mode, OutputComparison, Policy};
@@ -239,7 +239,7 @@ fn decode_all(
         .collect();
     for group in readable.chunks(settings.batch) {
         let prompts: Vec<Vec<i64>> = group.iter().map(|(_, p)| p.clone()).collect();
-        let _turn = super::runner::inference_turn(options.overlap_inference);
+        let _turn = inference_turn(options.overlap_inference);
         let decoded =
             guarded(|| decode(session.as_mut(), layout, &prompts, settings.max_new_tokens));
         match decoded {

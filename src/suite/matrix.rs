@@ -9,8 +9,8 @@
 //! over the suite's cases. It holds one suite's outputs of every backend
 //! until the suite is done.
 
+use super::execution::{tolerance_set, RunOptions};
 use super::manifest::{OutputRule, ToleranceOverride};
-use super::runner::{tolerance_set, RunOptions};
 use super::{NamedTensors, Suite};
 use crate::compare;
 use crate::report::{matrix, MatrixEntry};

@@ -420,3 +420,143 @@ fn models_sharing_a_name_stay_apart_and_the_gate_names_what_it_did_not_measure()
         );
     }
 }
+
+/// `bench --scenario generate` on the tiny GPT-2: a query is one generation, its figures
+/// agree with each other, and the JSON is valid.
+#[test]
+fn generate_scenario_reports_time_to_first_token_inter_token_latency_and_tokens_per_s() {
+    let lm = root().join("tests/fixtures/lm/gpt2-kv.onnx");
+    let o = parity(&[
+        "bench",
+        s(&lm),
+        "--scenario",
+        "generate",
+        "--backend",
+        "ort-cpu",
+        "--backend",
+        "candle-cpu",
+        "--prompt-len",
+        "6",
+        "--max-new-tokens",
+        "8",
+        "--min-queries",
+        "5",
+        "--min-duration",
+        "0.1",
+        "--warmup",
+        "1",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let r = json(&o);
+    validate(&r);
+    let results = r["results"].as_array().unwrap();
+    assert_eq!(results.len(), 2);
+    for res in results {
+        assert_eq!(res["scenario"], "generate");
+        let g = &res["generate"];
+        assert_eq!(
+            (g["prompt_len"].as_u64(), g["new_tokens"].as_u64()),
+            (Some(6), Some(8))
+        );
+        let queries = res["queries"].as_u64().unwrap();
+        assert!(queries >= 5);
+        // Every generation has one first step and 7 later ones; a query's latency is
+        // their sum, so the mean query is the mean first step plus 7 mean later steps.
+        let (ttft, itl) = (f(&g["ttft_ms"]["mean"]), f(&g["inter_token_ms"]["mean"]));
+        let query = f(&res["latency_ms"]["mean"]);
+        assert!(
+            (query - (ttft + 7.0 * itl)).abs() <= 1e-6 * query.max(1.0),
+            "{query} vs {ttft} + 7 x {itl}"
+        );
+        // Tokens/s counts 8 tokens per generation over the run's wall time.
+        let expected = 8.0 * queries as f64 / f(&res["duration_s"]);
+        assert!((f(&g["tokens_per_s"]) - expected).abs() <= 1e-6 * expected);
+    }
+    assert!(results[1]["slowdown_vs_first"].is_f64());
+    let dir = tempfile::tempdir().unwrap();
+    let page = dir.path().join("bench.html");
+    let o = parity(&[
+        "bench",
+        s(&lm),
+        "--scenario",
+        "generate",
+        "--backend",
+        "ort-cpu",
+        "--max-new-tokens",
+        "4",
+        "--min-queries",
+        "2",
+        "--min-duration",
+        "0.05",
+        "--format",
+        "html",
+        "--out",
+        s(&page),
+    ]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(html.contains("<h2>Generation</h2>") && html.contains("inter-token p99 (ms)"));
+    let o = parity(&["bench", s(&lm), "--scenario", "generate", "--batch", "2"]);
+    assert_clean_error(&o, "--batch is not used by --scenario generate");
+}
+
+/// `--verify` against a generation suite: every measured generation judged against its
+/// golden; a model whose MLP weight moved is counted as mismatched (exit 1).
+#[test]
+fn generate_scenario_verifies_every_generation_against_a_generation_suite() {
+    let dir = tempfile::tempdir().unwrap();
+    let suite = dir.path().join("lm");
+    let lm = root().join("tests/fixtures/lm");
+    let o = parity(&[
+        "record",
+        s(&lm.join("llama-kv.onnx")),
+        "--out",
+        s(&suite),
+        "--generate",
+        "--prompt-ids",
+        "5,17,42",
+        "--prompt-ids",
+        "9",
+        "--max-new-tokens",
+        "6",
+    ]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let args = |b: &str| {
+        vec![
+            "bench".to_string(),
+            s(&suite).to_string(),
+            "--scenario".into(),
+            "generate".into(),
+            "--backend".into(),
+            b.into(),
+            "--verify".into(),
+            "--min-queries".into(),
+            "4".into(),
+            "--min-duration".into(),
+            "0.05".into(),
+            "--warmup".into(),
+            "1".into(),
+            "--format".into(),
+            "json".into(),
+        ]
+    };
+    let run = |b: &str| {
+        let a = args(b);
+        parity(&a.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    let o = run("candle-cpu");
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let r = json(&o);
+    let v = &r["results"][0]["verify"];
+    assert!(v["checked"].as_u64().unwrap() >= 4, "{v}");
+    assert_eq!(v["mismatched"], 0);
+    assert_eq!(r["results"][0]["generate"]["new_tokens"], 6);
+    std::fs::copy(lm.join("llama-kv-mlp105.onnx"), suite.join("model.onnx")).unwrap();
+    let o = run("ort-cpu");
+    assert_eq!(o.code, 1, "{}", o.stderr);
+    let r = json(&o);
+    let v = &r["results"][0]["verify"];
+    assert_eq!(v["mismatched"], v["checked"], "{v}");
+}
