@@ -355,6 +355,271 @@ def inputs_transformer():
 
 
 # ---------------------------------------------------------------------------
+# lm: a decoder-only language model with a KV cache (a generation suite)
+# ---------------------------------------------------------------------------
+
+LM_VOCAB = 64
+LM_D = 32
+LM_HEADS = 2
+LM_HEAD_DIM = LM_D // LM_HEADS
+LM_FF = 64
+LM_LAYERS = 2
+LM_POSITIONS = 64
+LM_BLOCKED = -1e9  # the additive bias of a masked (future or padded) key
+LM_PROMPTS = [[1, 2, 3, 4], [10, 20, 30], [5], [7, 7, 7, 7, 7, 7]]
+LM_NEW_TOKENS = 16
+LM_TOP = 5
+
+
+def build_lm():
+    rng = np.random.default_rng(4001)
+    weights = {
+        "tok_emb": small_normal(rng, (LM_VOCAB, LM_D), 1.0),
+        "pos_emb": small_normal(rng, (LM_POSITIONS, LM_D), 0.3),
+    }
+    layer_names = [f"layer{l}" for l in range(LM_LAYERS)]
+    for prefix in [f"{n}.{ln}" for n in layer_names for ln in ("ln1", "ln2")] + ["ln_f"]:
+        weights[f"{prefix}.scale"] = (1.0 + 0.1 * rng.standard_normal(LM_D)).astype(np.float32)
+        weights[f"{prefix}.bias"] = small_normal(rng, (LM_D,))
+    for n in layer_names:
+        for part, fan_in, fan_out in [("q", LM_D, LM_D), ("k", LM_D, LM_D), ("v", LM_D, LM_D),
+                                      ("out", LM_D, LM_D), ("ff1", LM_D, LM_FF), ("ff2", LM_FF, LM_D)]:
+            weights[f"{n}.{part}.weight"] = xavier_normal(rng, (fan_in, fan_out), fan_in, fan_out)
+            weights[f"{n}.{part}.bias"] = small_normal(rng, (fan_out,))
+    # Scaled up so that the greedy choice is rarely a near-tie.
+    weights["lm_head"] = xavier_normal(rng, (LM_D, LM_VOCAB), LM_D, LM_VOCAB) * np.float32(4.0)
+    weights["heads_shape"] = np.array([0, 0, LM_HEADS, LM_HEAD_DIM], dtype=np.int64)
+    weights["model_shape"] = np.array([0, 0, LM_D], dtype=np.int64)
+    weights["attn_scale"] = np.array(1.0 / math.sqrt(LM_HEAD_DIM), dtype=np.float32)
+    weights["half"] = np.array(0.5, dtype=np.float32)
+    weights["one"] = np.array(1.0, dtype=np.float32)
+    weights["inv_sqrt2"] = np.array(1.0 / math.sqrt(2.0), dtype=np.float32)
+    weights["blocked"] = np.array(LM_BLOCKED, dtype=np.float32)
+    weights["open"] = np.array(0.0, dtype=np.float32)
+    weights["zero_i"] = np.array(0, dtype=np.int64)
+    weights["one_i"] = np.array(1, dtype=np.int64)
+    weights["axis0"] = np.array([0], dtype=np.int64)
+    weights["axis1"] = np.array([1], dtype=np.int64)
+    weights["axes12"] = np.array([1, 2], dtype=np.int64)
+
+    node = helper.make_node
+
+    def layernorm(x, prefix, y):
+        return node("LayerNormalization", [x, f"{prefix}.scale", f"{prefix}.bias"], [y],
+                    axis=-1, epsilon=LN_EPSILON)
+
+    def linear(x, prefix, y):
+        return [node("MatMul", [x, f"{prefix}.weight"], [f"{y}.mm"]),
+                node("Add", [f"{y}.mm", f"{prefix}.bias"], [y])]
+
+    nodes = [
+        # The attention bias [batch, 1, seq, total]: a key is blocked when it is in the
+        # query's future (causal, positions counted over past + seq) or padding.
+        node("Shape", ["input_ids"], ["ids_shape"]),
+        node("Gather", ["ids_shape", "one_i"], ["seq_len"], axis=0),
+        node("Shape", ["attention_mask"], ["mask_shape"]),
+        node("Gather", ["mask_shape", "one_i"], ["total_len"], axis=0),
+        node("Sub", ["total_len", "seq_len"], ["past_len"]),
+        node("Range", ["past_len", "total_len", "one_i"], ["query_pos"]),
+        node("Range", ["zero_i", "total_len", "one_i"], ["key_pos"]),
+        node("Unsqueeze", ["query_pos", "axis1"], ["query_col"]),  # [seq, 1]
+        node("Unsqueeze", ["key_pos", "axis0"], ["key_row"]),  # [1, total]
+        node("Greater", ["key_row", "query_col"], ["future"]),  # [seq, total]
+        node("Equal", ["attention_mask", "zero_i"], ["padding"]),  # [batch, total]
+        node("Unsqueeze", ["padding", "axes12"], ["padding4"]),  # [batch, 1, 1, total]
+        node("Or", ["future", "padding4"], ["blocked_keys"]),  # [batch, 1, seq, total]
+        node("Where", ["blocked_keys", "blocked", "open"], ["attn_bias"]),
+        node("Gather", ["tok_emb", "input_ids"], ["tok"], axis=0),
+        node("Gather", ["pos_emb", "position_ids"], ["pos"], axis=0),
+        node("Add", ["tok", "pos"], ["x0"]),
+    ]
+    x = "x0"
+    for l, n in enumerate(layer_names):
+        p = n
+        nodes += [
+            layernorm(x, f"{p}.ln1", f"{p}.h"),
+            *linear(f"{p}.h", f"{p}.q", f"{p}.q"),
+            *linear(f"{p}.h", f"{p}.k", f"{p}.k"),
+            *linear(f"{p}.h", f"{p}.v", f"{p}.v"),
+        ]
+        for part in ("q", "k", "v"):
+            nodes += [
+                node("Reshape", [f"{p}.{part}", "heads_shape"], [f"{p}.{part}.heads"]),
+                node("Transpose", [f"{p}.{part}.heads"], [f"{p}.{part}.t"], perm=[0, 2, 1, 3]),
+            ]
+        nodes += [
+            node("Concat", [f"past_key_values.{l}.key", f"{p}.k.t"], [f"present.{l}.key"], axis=2),
+            node("Concat", [f"past_key_values.{l}.value", f"{p}.v.t"], [f"present.{l}.value"], axis=2),
+            node("Transpose", [f"present.{l}.key"], [f"{p}.keys_t"], perm=[0, 1, 3, 2]),
+            node("MatMul", [f"{p}.q.t", f"{p}.keys_t"], [f"{p}.scores_raw"]),
+            node("Mul", [f"{p}.scores_raw", "attn_scale"], [f"{p}.scores_scaled"]),
+            node("Add", [f"{p}.scores_scaled", "attn_bias"], [f"{p}.scores"]),
+            node("Softmax", [f"{p}.scores"], [f"{p}.attn"], axis=-1),
+            node("MatMul", [f"{p}.attn", f"present.{l}.value"], [f"{p}.ctx_t"]),
+            node("Transpose", [f"{p}.ctx_t"], [f"{p}.ctx_heads"], perm=[0, 2, 1, 3]),
+            node("Reshape", [f"{p}.ctx_heads", "model_shape"], [f"{p}.ctx"]),
+            *linear(f"{p}.ctx", f"{p}.out", f"{p}.attn_out"),
+            node("Add", [x, f"{p}.attn_out"], [f"{p}.resid1"]),
+            layernorm(f"{p}.resid1", f"{p}.ln2", f"{p}.h2"),
+            *linear(f"{p}.h2", f"{p}.ff1", f"{p}.ff1"),
+            node("Mul", [f"{p}.ff1", "inv_sqrt2"], [f"{p}.gelu.scaled"]),
+            node("Erf", [f"{p}.gelu.scaled"], [f"{p}.gelu.erf"]),
+            node("Add", [f"{p}.gelu.erf", "one"], [f"{p}.gelu.erf1"]),
+            node("Mul", [f"{p}.ff1", f"{p}.gelu.erf1"], [f"{p}.gelu.prod"]),
+            node("Mul", [f"{p}.gelu.prod", "half"], [f"{p}.gelu"]),
+            *linear(f"{p}.gelu", f"{p}.ff2", f"{p}.ff2"),
+            node("Add", [f"{p}.resid1", f"{p}.ff2"], [f"{p}.out_x"]),
+        ]
+        x = f"{p}.out_x"
+    nodes += [
+        layernorm(x, "ln_f", "final"),
+        node("MatMul", ["final", "lm_head"], ["logits"]),
+    ]
+    ids = lambda name, dims: helper.make_tensor_value_info(name, TensorProto.INT64, dims)
+    cache = ["batch", LM_HEADS, "past", LM_HEAD_DIM]
+    present = ["batch", LM_HEADS, "total", LM_HEAD_DIM]
+    inputs = [ids("input_ids", ["batch", "seq"]), ids("attention_mask", ["batch", "total"]),
+              ids("position_ids", ["batch", "seq"])]
+    outputs = [f32_info("logits", ["batch", "seq", LM_VOCAB])]
+    for l in range(LM_LAYERS):
+        for t in ("key", "value"):
+            inputs.append(f32_info(f"past_key_values.{l}.{t}", cache))
+            outputs.append(f32_info(f"present.{l}.{t}", present))
+    return make_model("lm", nodes, inputs, outputs, weights), weights
+
+
+def reference_lm_step(w, ids, mask, positions, past):
+    """One decoding step in float64: logits [batch, seq, vocab] and the present cache."""
+    batch, seq = ids.shape
+    total = mask.shape[1]
+    past_len = total - seq
+    future = np.arange(total)[None, :] > np.arange(past_len, total)[:, None]  # [seq, total]
+    blocked = future[None, None, :, :] | (mask == 0)[:, None, None, :]
+    bias = np.where(blocked, LM_BLOCKED, 0.0)
+    x = w["tok_emb"][ids] + w["pos_emb"][positions]
+
+    def linear(h, prefix):
+        return h @ w[f"{prefix}.weight"] + w[f"{prefix}.bias"]
+
+    def split_heads(h):
+        return h.reshape(batch, seq, LM_HEADS, LM_HEAD_DIM).transpose(0, 2, 1, 3)
+
+    present = []
+    for l in range(LM_LAYERS):
+        p = f"layer{l}"
+        h = layernorm_ref(x, w[f"{p}.ln1.scale"], w[f"{p}.ln1.bias"])
+        q, k, v = (split_heads(linear(h, f"{p}.{part}")) for part in ("q", "k", "v"))
+        keys = np.concatenate([past[2 * l], k], axis=2)
+        values = np.concatenate([past[2 * l + 1], v], axis=2)
+        present += [keys, values]
+        scores = q @ keys.transpose(0, 1, 3, 2) / math.sqrt(LM_HEAD_DIM) + bias
+        ctx = (softmax_ref(scores, axis=-1) @ values).transpose(0, 2, 1, 3).reshape(batch, seq, LM_D)
+        x = x + linear(ctx, f"{p}.out")
+        h = linear(layernorm_ref(x, w[f"{p}.ln2.scale"], w[f"{p}.ln2.bias"]), f"{p}.ff1")
+        h = 0.5 * h * (1.0 + erf_ref(h / math.sqrt(2.0)))
+        x = x + linear(h, f"{p}.ff2")
+    logits = layernorm_ref(x, w["ln_f.scale"], w["ln_f.bias"]) @ w["lm_head"]
+    return logits, present
+
+
+def greedy(step, prompt, new_tokens, cast):
+    """Greedy decoding as parity decodes: the prompt as the first step with an empty past,
+    then one token per step; `step(ids, mask, positions, past)` -> (logits, present).
+    Returns the tokens and each step's last-position logits."""
+    ids = np.array([prompt], dtype=np.int64)
+    mask = np.ones((1, len(prompt)), dtype=np.int64)
+    positions = np.arange(len(prompt), dtype=np.int64)[None, :]
+    past = [cast(np.zeros((1, LM_HEADS, 0, LM_HEAD_DIM))) for _ in range(2 * LM_LAYERS)]
+    tokens, rows = [], []
+    for _ in range(new_tokens):
+        logits, past = step(ids, mask, positions, past)
+        row = logits[0, -1]
+        token = int(np.argmax(row))
+        tokens.append(token)
+        rows.append(row)
+        ids = np.array([[token]], dtype=np.int64)
+        mask = np.concatenate([mask, np.ones((1, 1), dtype=np.int64)], axis=1)
+        positions = positions[:, -1:] + 1
+    return tokens, np.stack(rows)
+
+
+def log_softmax(row):
+    m = row.max()
+    return row - (m + np.log(np.exp(row - m).sum()))
+
+
+def write_npz(path, arrays):
+    """An uncompressed .npz with fixed timestamps, so reruns are byte-identical."""
+    import io
+    import zipfile
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as z:
+        for name, array in arrays:
+            buf = io.BytesIO()
+            np.lib.format.write_array(buf, np.ascontiguousarray(array), allow_pickle=False)
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            z.writestr(info, buf.getvalue())
+
+
+LM_MANIFEST = f"""# Generation suite of the bundled decoder-only model, written by models/make_models.py.
+# Each test_data_set_N.npz holds a prompt (prompt_ids), the greedy tokens and every step's
+# logits computed by the script's float64 numpy reference (top_tokens/top_logprobs: its
+# top-{LM_TOP} per step, for people); `parity check` decodes each prompt with the KV cache on
+# every backend and judges the tokens and logits (docs/generate.md).
+
+[generate]
+max_new_tokens = {LM_NEW_TOKENS}
+top_logprobs = {LM_TOP}
+batch = 1
+
+[outputs.logits]
+atol = {ATOL}
+rtol = {RTOL}
+"""
+
+
+def make_lm_suite():
+    suite_dir = OUT_DIR / "lm"
+    if suite_dir.exists():
+        shutil.rmtree(suite_dir)
+    suite_dir.mkdir()
+    model, weights = build_lm()
+    model_path = suite_dir / "model.onnx"
+    model_path.write_bytes(model.SerializeToString())
+    print(f"lm: {model_path.stat().st_size} bytes, ops: "
+          f"{', '.join(sorted({n.op_type for n in model.graph.node}))}")
+    w = {k: f64(v) for k, v in weights.items()}
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+    names = [i.name for i in model.graph.input]
+
+    def ort_step(ids, mask, positions, past):
+        out = session.run(None, dict(zip(names, [ids, mask, positions, *past])))
+        return out[0], out[1:]
+
+    f32 = lambda a: a.astype(np.float32)
+    for n, prompt in enumerate(LM_PROMPTS):
+        tokens, logits = greedy(lambda *a: reference_lm_step(w, *a), prompt, LM_NEW_TOKENS, f64)
+        top = [np.argsort(-row, kind="stable")[:LM_TOP] for row in logits]
+        write_npz(suite_dir / f"test_data_set_{n}.npz", [
+            ("prompt_ids", np.array(prompt, dtype=np.int64)),
+            ("tokens", np.array(tokens, dtype=np.int64)),
+            ("logits", logits.astype(np.float32)),
+            ("top_tokens", np.array(top, dtype=np.int64)),
+            ("top_logprobs", np.array([log_softmax(r)[t] for r, t in zip(logits, top)])),
+        ])
+        ort_tokens, ort_logits = greedy(ort_step, prompt, LM_NEW_TOKENS, f32)
+        gaps = [sorted(r)[-1] - sorted(r)[-2] for r in logits]
+        used = float((np.abs(f64(ort_logits) - logits) / (ATOL + RTOL * np.abs(logits))).max())
+        ok = ort_tokens == tokens and used <= 1.0
+        print(f"  test_data_set_{n}: prompt {prompt} -> {tokens}; smallest top-2 gap {min(gaps):.3f}; "
+              f"onnxruntime tokens {'equal' if ort_tokens == tokens else 'DIFFER'}, "
+              f"logits tolerance_used={used:.3f} {'ok' if ok else 'MISMATCH'}")
+        assert ok, f"{model_path}: onnxruntime's generation differs from the golden"
+    (suite_dir / "parity.toml").write_text(LM_MANIFEST)
+
+
+# ---------------------------------------------------------------------------
 # Writing and checking suites
 # ---------------------------------------------------------------------------
 
@@ -417,6 +682,7 @@ def make_suite(name, build, reference, make_inputs):
 def main():
     for entry in MODELS:
         make_suite(*entry)
+    make_lm_suite()
 
 
 if __name__ == "__main__":

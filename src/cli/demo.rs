@@ -1,12 +1,13 @@
 //! `parity demo`: every bundled suite on every available backend — the parity verdict
-//! against the float64 goldens, and how fast each backend runs each model.
+//! against the float64 goldens, and how fast each backend runs each model (tokens/s of
+//! greedy generation for the bundled language model).
 
 use super::output::{OutputArgs, Progress};
 use super::Global;
 use crate::backend::{self, LoadOptions};
 use crate::bench::{self, Budget};
 use crate::error::{Error, Result};
-use crate::report::{text, CaseVerdict};
+use crate::report::{text, CaseReport, CaseVerdict};
 use crate::suite::{self, runner};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -31,8 +32,13 @@ pub fn run(args: DemoArgs, global: Global) -> Result<u8> {
     let suites = suite::discover(&[dir])?;
     let selected = backend::select(&args.backends)?;
     let options = runner::RunOptions::default();
-    let total = suites.iter().map(|s| s.cases.len()).sum::<usize>() * selected.len()
-        + suites.len() * selected.len();
+    // Every case on every backend, then one timing per model and backend (generation
+    // suites are timed by their own decoding).
+    let timed = suites
+        .iter()
+        .filter(|s| s.manifest.generate.is_none())
+        .count();
+    let total = (suites.iter().map(|s| s.cases.len()).sum::<usize>() + timed) * selected.len();
     let output = OutputArgs {
         format: super::output::Format::Text,
         out: None,
@@ -55,11 +61,14 @@ pub fn run(args: DemoArgs, global: Global) -> Result<u8> {
         vec![["MODEL", "BACKEND", "VERDICT", "MAX REL", "P50 MS", "INF/S"].map(String::from)];
     let mut verdicts = Vec::new();
     let mut worst = CaseVerdict::Pass;
+    // One line per generation suite: each backend's decoding speed, below the table.
+    let mut generation_lines = Vec::new();
     for suite in &suites {
         let model = suite.dir.file_name().map_or_else(
             || suite.dir.display().to_string(),
             |n| n.to_string_lossy().into_owned(),
         );
+        let mut speeds = Vec::new();
         for s in &selected {
             let mine: Vec<_> = rows
                 .iter()
@@ -76,6 +85,21 @@ pub fn run(args: DemoArgs, global: Global) -> Result<u8> {
                 .iter()
                 .flat_map(|r| r.outputs.iter().map(|o| o.comparison.max_rel_err))
                 .fold(None, |a: Option<f64>, v| Some(a.map_or(v, |a| a.max(v))));
+            worst = worst.max(verdict);
+            verdicts.push(verdict);
+            if suite.manifest.generate.is_some() {
+                // Timed by the check's own decoding: tokens/s on the line below the table.
+                speeds.push(format!("{} {}", s.backend.name(), tokens_per_s(&mine)));
+                table.push([
+                    model.clone(),
+                    s.backend.name().to_string(),
+                    verdict.name().to_string(),
+                    text::num(max_rel),
+                    "-".to_string(),
+                    "-".to_string(),
+                ]);
+                continue;
+            }
             let timing = suite
                 .cases
                 .first()
@@ -97,8 +121,6 @@ pub fn run(args: DemoArgs, global: Global) -> Result<u8> {
                 ),
                 Err(_) => ("-".to_string(), "-".to_string()),
             };
-            worst = worst.max(verdict);
-            verdicts.push(verdict);
             table.push([
                 model.clone(),
                 s.backend.name().to_string(),
@@ -108,12 +130,21 @@ pub fn run(args: DemoArgs, global: Global) -> Result<u8> {
                 ips,
             ]);
         }
+        if let Some(g) = &suite.manifest.generate {
+            generation_lines.push(format!(
+                "{model}: greedy generation with a KV cache, {} prompts x {} new tokens: {}\n",
+                suite.cases.len(),
+                g.max_new_tokens,
+                speeds.join(", ")
+            ));
+        }
     }
     progress.finish();
     let style = text::Style {
         color: output.color(global.color),
     };
     let mut out = render_table(&table, &verdicts, style);
+    out.extend(generation_lines);
     let errors: Vec<_> = rows
         .iter()
         .filter(|r| r.verdict != CaseVerdict::Pass)
@@ -132,6 +163,21 @@ pub fn run(args: DemoArgs, global: Global) -> Result<u8> {
     );
     output.emit(&out)?;
     Ok(worst.exit_code())
+}
+
+/// Generated tokens per second of a backend's generation rows, from the decoding time
+/// the check measured; "-" when nothing was generated or timed.
+fn tokens_per_s(rows: &[&CaseReport]) -> String {
+    let tokens: usize = rows
+        .iter()
+        .filter_map(|r| r.generation.as_ref())
+        .map(|g| g.actual_tokens.len())
+        .sum();
+    let ms: f64 = rows.iter().filter_map(|r| r.latency_ms).sum();
+    if tokens == 0 || ms <= 0.0 {
+        return "-".to_string();
+    }
+    format!("{:.0} tokens/s", tokens as f64 / ms * 1e3)
 }
 
 fn render_table(rows: &[[String; 6]], verdicts: &[CaseVerdict], style: text::Style) -> String {

@@ -5,7 +5,7 @@
 use super::decode::Generation;
 use super::verdict::Judgement;
 use crate::compare::Verdict;
-use crate::report::generation::GenerationCase;
+use crate::report::generation::{token_ids as ids, GenerationCase};
 use crate::report::Environment;
 use serde::Serialize;
 
@@ -274,9 +274,10 @@ impl GenerateReport {
             s += &format!("skipped backends: {}\n", skipped.join(", "));
         }
         s += &format!(
-            "\nverdict: {} ({} results: {} passed, {} near-ties among them, {} failed, {} errors)\n",
+            "\nverdict: {} ({} result{}: {} passed, {} near-ties among them, {} failed, {} errors)\n",
             self.verdict,
             self.summary.results,
+            if self.summary.results == 1 { "" } else { "s" },
             self.summary.passed,
             self.summary.near_ties,
             self.summary.failed,
@@ -412,10 +413,4 @@ fn used(u: f64) -> String {
     } else {
         "unbounded".into()
     }
-}
-
-/// Token ids on one line.
-fn ids(t: &[i64]) -> String {
-    let all: Vec<String> = t.iter().map(ToString::to_string).collect();
-    all.join(" ")
 }

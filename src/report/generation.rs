@@ -160,3 +160,11 @@ impl GenerationCase {
             || self.actual_tokens != self.expected_tokens
     }
 }
+
+/// Token ids on one line, space-separated, as every report format shows them.
+pub fn token_ids(t: &[i64]) -> String {
+    t.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(" ")
+}

@@ -287,7 +287,7 @@ fn generation(out: &mut String, g: &super::generation::GenerationCase) {
         out,
         "<table class=\"tokens\">\n<tr><th>prompt</th><td><code>{}</code></td></tr>\n\
          <tr><th>expected</th><td><code>{}</code></td></tr>\n<tr><th>actual</th><td><code>{}</code></td></tr>\n</table>",
-        g.prompt.iter().map(ToString::to_string).collect::<Vec<_>>().join(" "),
+        super::generation::token_ids(&g.prompt),
         tokens(&g.expected_tokens),
         tokens(&g.actual_tokens),
     );

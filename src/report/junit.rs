@@ -319,12 +319,7 @@ pub fn failure_body(case: &CaseReport) -> String {
     let mut s = case_line(case);
     s.push('\n');
     if let Some(g) = &case.generation {
-        let ids = |t: &[i64]| {
-            t.iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(" ")
-        };
+        let ids = super::generation::token_ids;
         let _ = writeln!(s, "\n{}", g.line());
         let _ = writeln!(s, "  prompt   {}", ids(&g.prompt));
         let _ = writeln!(s, "  expected {}", ids(&g.expected_tokens));

@@ -186,12 +186,7 @@ fn failure_details(md: &mut String, case: &CaseReport) {
     );
     let _ = writeln!(md, "{}\n", context(case));
     if let Some(g) = &case.generation {
-        let ids = |t: &[i64]| {
-            t.iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(" ")
-        };
+        let ids = super::generation::token_ids;
         let _ = writeln!(md, "{}\n", escape(&g.line()));
         let _ = writeln!(
             md,

@@ -132,12 +132,7 @@ fn details(case: &CaseReport, verbose: bool) -> String {
     if let Some(g) = case.generation.as_ref().filter(|g| verbose || g.notable()) {
         out.push_str(&format!("    {}\n", g.line()));
         if verbose {
-            let ids = |t: &[i64]| {
-                t.iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            };
+            let ids = super::generation::token_ids;
             out.push_str(&format!("    prompt:   {}\n", ids(&g.prompt)));
             out.push_str(&format!("    expected: {}\n", ids(&g.expected_tokens)));
             out.push_str(&format!("    actual:   {}\n", ids(&g.actual_tokens)));

@@ -5,11 +5,16 @@
 //! (`super::runner`) and the generation runner (`super::generation`).
 
 use super::manifest::ToleranceOverride;
-use super::Suite;
+use super::{NamedTensors, Suite};
 use crate::backend::{BackendError, LoadOptions, Session};
 use crate::compare::Tolerance;
 use crate::panic_guard::lock;
 use crate::tensor::{DType, Tensor};
+
+/// One backend's actual outputs on one case, handed to the observer of
+/// [`super::runner::run_observed`]: the suite, the case's index in `suite.cases`, the
+/// backend's name and its outputs.
+pub type OutputsObserver<'a> = &'a mut dyn FnMut(&Suite, usize, &str, NamedTensors);
 
 /// What outputs are compared against.
 #[derive(Debug, Clone, PartialEq, Eq)]

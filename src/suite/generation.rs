@@ -5,7 +5,9 @@
 //! token by token ([`crate::generate::verdict`]); this module reads the goldens and
 //! turns the judgements into case rows.
 
-use super::execution::{guarded, inference_turn, tolerance, Reference, RunOptions};
+use super::execution::{
+    guarded, inference_turn, tolerance, OutputsObserver, Reference, RunOptions,
+};
 use super::manifest::GenerateSettings;
 use super::{CaseFiles, CaseSource, Suite};
 use crate::backend::Selected;
@@ -109,16 +111,30 @@ pub fn load_golden(
 }
 
 /// Runs a generation suite on the compared backends (`only`: just that one), each row
-/// keyed by case and backend index as the runner orders them.
+/// keyed by case and backend index as the runner orders them. A suite without
+/// `[generate]` has no generations to run: no rows.
 pub(super) fn run_unit(
     suite: &Suite,
-    settings: &GenerateSettings,
     candidates: &[Selected],
     only: Option<usize>,
     reference: &Reference,
     options: &RunOptions,
     on_case: &mut dyn FnMut(&CaseReport),
+    on_outputs: OutputsObserver<'_>,
 ) -> Vec<(usize, usize, CaseReport)> {
+    let Some(settings) = &suite.manifest.generate else {
+        return Vec::new();
+    };
+    let logits_name = settings.names().logits;
+    // The cross-backend matrix sees each backend's per-step logits of its own
+    // generation, stacked `[steps, vocab]`.
+    let mut observe = |name: &str, generations: &[std::result::Result<Generation, String>]| {
+        for (c, g) in generations.iter().enumerate() {
+            if let Some(rows) = g.as_ref().ok().and_then(|g| stack_rows(&g.logits)) {
+                on_outputs(suite, c, name, vec![(logits_name.clone(), rows)]);
+            }
+        }
+    };
     let layout = Layout::detect(&suite.info.inputs, &suite.info.outputs, &settings.names())
         .map_err(|e| format!("{}: {e}", suite.model.display()));
     let goldens: Vec<std::result::Result<Generation, String>> = suite
@@ -129,20 +145,20 @@ pub(super) fn run_unit(
     let expected: Vec<std::result::Result<Generation, String>> = match reference {
         Reference::Golden => goldens.clone(),
         Reference::Backend(name) => match candidates.iter().find(|s| s.backend.name() == name) {
-            Some(r) => decode_all(r, suite, settings, &layout, &goldens, options)
-                .into_iter()
-                .map(|g| g.map_err(|e| format!("reference {name}: {e}")))
-                .collect(),
+            Some(r) => {
+                let decoded = decode_all(r, suite, settings, &layout, &goldens, options);
+                observe(name, &decoded);
+                decoded
+                    .into_iter()
+                    .map(|g| g.map_err(|e| format!("reference {name}: {e}")))
+                    .collect()
+            }
             None => goldens
                 .iter()
                 .map(|_| Err(format!("reference backend {name} was not selected")))
                 .collect(),
         },
     };
-    let logits_name = settings
-        .logits
-        .clone()
-        .unwrap_or_else(|| "logits".to_string());
     let mut rows = Vec::new();
     for (b, selected) in candidates.iter().enumerate() {
         let name = selected.backend.name();
@@ -150,6 +166,7 @@ pub(super) fn run_unit(
             continue;
         }
         let actual = decode_all(selected, suite, settings, &layout, &goldens, options);
+        observe(name, &actual);
         for (c, (want, got)) in expected.iter().zip(actual).enumerate() {
             let id = CaseId {
                 suite: suite.dir.display().to_string(),
@@ -261,25 +278,28 @@ fn decode_all(
 /// The first `steps` logits rows of both sides stacked into `[steps, vocab]` tensors,
 /// or `None` when nothing was compared or the rows do not stack.
 fn stacked(want: &Generation, got: &Generation, steps: usize) -> Option<(Tensor, Tensor)> {
-    let stack = |rows: &[Tensor]| -> Option<Tensor> {
-        let first = rows.first()?;
-        let vocab = first.numel();
-        if rows
-            .iter()
-            .any(|r| r.numel() != vocab || r.dtype() != first.dtype())
-        {
-            return None;
-        }
-        let bytes: Vec<u8> = rows
-            .iter()
-            .flat_map(|r| r.bytes().iter().copied())
-            .collect();
-        Tensor::from_bytes(first.dtype(), vec![rows.len(), vocab], bytes).ok()
-    };
     Some((
-        stack(want.logits.get(..steps)?)?,
-        stack(got.logits.get(..steps)?)?,
+        stack_rows(want.logits.get(..steps)?)?,
+        stack_rows(got.logits.get(..steps)?)?,
     ))
+}
+
+/// Per-step logits rows as one `[steps, vocab]` tensor; `None` when there are none or
+/// they differ in size or dtype.
+fn stack_rows(rows: &[Tensor]) -> Option<Tensor> {
+    let first = rows.first()?;
+    let vocab = first.numel();
+    if rows
+        .iter()
+        .any(|r| r.numel() != vocab || r.dtype() != first.dtype())
+    {
+        return None;
+    }
+    let bytes: Vec<u8> = rows
+        .iter()
+        .flat_map(|r| r.bytes().iter().copied())
+        .collect();
+    Tensor::from_bytes(first.dtype(), vec![rows.len(), vocab], bytes).ok()
 }
 
 /// The logits of every compared step as one comparison: the worst element's index is

@@ -36,15 +36,20 @@ pub struct SuiteMatrix {
 }
 
 impl SuiteMatrix {
-    /// An empty matrix over `suite`'s compared outputs and the given backends.
+    /// An empty matrix over `suite`'s compared outputs and the given backends. A
+    /// generation suite compares its logits only: each backend's per-step rows of its
+    /// own greedy generation, stacked `[steps, vocab]` (the KV cache is internal state).
     pub fn new(suite: &Suite, backends: &[String], options: &RunOptions) -> SuiteMatrix {
-        let outputs: Vec<String> = suite
-            .info
-            .outputs
-            .iter()
-            .filter(|o| !matches!(suite.manifest.rule_for(&o.name), OutputRule::Skip))
-            .map(|o| o.name.clone())
-            .collect();
+        let outputs: Vec<String> = match &suite.manifest.generate {
+            Some(g) => vec![g.names().logits],
+            None => suite
+                .info
+                .outputs
+                .iter()
+                .filter(|o| !matches!(suite.manifest.rule_for(&o.name), OutputRule::Skip))
+                .map(|o| o.name.clone())
+                .collect(),
+        };
         let tolerances = outputs
             .iter()
             .map(|o| tolerance_set(suite, o, None, options))

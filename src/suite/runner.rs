@@ -2,7 +2,7 @@
 //! `demo`. Rows come back ordered suite × case × backend. Nothing here prints; progress
 //! is reported through a callback so the CLI decides how to show it.
 
-pub use super::execution::{guarded, run_guarded, Reference, RunOptions};
+pub use super::execution::{guarded, run_guarded, OutputsObserver, Reference, RunOptions};
 use super::execution::{inference_turn, tolerance};
 use super::manifest::OutputRule;
 use super::{Case, NamedTensors, Suite};
@@ -12,10 +12,6 @@ use crate::compare::{self, OutputComparison, Policy};
 use crate::report::{CaseId, CaseReport, OutputReport, SkippedOutput};
 use crate::tensor::{DType, Tensor};
 use std::time::Instant;
-
-/// One backend's actual outputs on one case, handed to the observer of [`run_observed`]:
-/// the suite, the case's index in `suite.cases`, the backend's name and its outputs.
-pub type OutputsObserver<'a> = &'a mut dyn FnMut(&Suite, usize, &str, NamedTensors);
 
 /// Runs every case of every suite on every candidate backend.
 /// `reference` must be present in `candidates` when it names a backend; it is not
@@ -143,9 +139,9 @@ fn run_unit(
     on_case: &mut dyn FnMut(&CaseReport),
     on_outputs: OutputsObserver<'_>,
 ) -> Vec<(usize, usize, CaseReport)> {
-    if let Some(settings) = &suite.manifest.generate {
+    if suite.manifest.generate.is_some() {
         return super::generation::run_unit(
-            suite, settings, candidates, only, reference, options, on_case,
+            suite, candidates, only, reference, options, on_case, on_outputs,
         );
     }
     let cases: Vec<Result<Case, String>> = suite

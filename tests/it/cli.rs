@@ -31,12 +31,26 @@ fn bundled_suites_pass_on_every_backend() {
         .collect();
     assert_eq!(backends, ["ort-cpu", "candle-cpu", "tract-cpu"]);
     assert_eq!(
-        r["summary"]["cases"], 27,
-        "3 models x 3 data sets x 3 backends"
+        r["summary"]["cases"], 39,
+        "(3 models x 3 data sets + the language model's 4 prompts) x 3 backends"
     );
-    assert_eq!(r["summary"]["passed"], 27);
+    assert_eq!(r["summary"]["passed"], 39);
     let suites = r["suites"].as_array().unwrap();
-    assert_eq!(suites.len(), 3);
+    assert_eq!(suites.len(), 4);
+    // The language model's cases are greedy generations, 16 tokens each, equal on
+    // every backend.
+    let lm: Vec<&Value> = r["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["suite"].as_str().unwrap().ends_with("lm"))
+        .collect();
+    assert_eq!(lm.len(), 12);
+    for c in lm {
+        let g = &c["generation"];
+        assert_eq!(g["expected_tokens"].as_array().unwrap().len(), 16, "{c}");
+        assert_eq!(g["expected_tokens"], g["actual_tokens"], "{c}");
+    }
     for s in suites {
         let model = Path::new(s["suite"].as_str().unwrap()).join("model.onnx");
         let bytes = std::fs::read(model).unwrap();
@@ -493,15 +507,32 @@ fn nan_produced_by_the_backend_is_a_mismatch() {
 fn demo_prints_the_table_and_passes() {
     let o = parity(&["demo", "--min-duration", "0.01"]);
     assert_eq!(o.code, 0, "{}\n{}", o.stdout, o.stderr);
-    for model in ["mlp", "cnn", "transformer"] {
+    for model in ["mlp", "cnn", "transformer", "lm"] {
         for backend in ["ort-cpu", "candle-cpu", "tract-cpu"] {
             let row = o
                 .stdout
                 .lines()
-                .find(|l| l.starts_with(model) && l.contains(backend))
+                .find(|l| l.starts_with(&format!("{model} ")) && l.contains(backend))
                 .unwrap_or_else(|| panic!("no row for {model} {backend}:\n{}", o.stdout));
             assert!(row.contains("pass"), "{row}");
         }
+    }
+    // The language model's speed is its decoding rate, on a line of its own.
+    let line = o
+        .stdout
+        .lines()
+        .find(|l| {
+            l.starts_with("lm: greedy generation with a KV cache, 4 prompts x 16 new tokens: ")
+        })
+        .unwrap_or_else(|| panic!("no generation line:\n{}", o.stdout));
+    for backend in ["ort-cpu", "candle-cpu", "tract-cpu"] {
+        let rate = line
+            .split(", ")
+            .find_map(|part| part.split(&format!("{backend} ")).nth(1))
+            .and_then(|r| r.strip_suffix(" tokens/s"))
+            .and_then(|r| r.split(": ").last())
+            .unwrap_or_else(|| panic!("no rate for {backend}: {line}"));
+        assert!(rate.parse::<f64>().unwrap() > 0.0, "{line}");
     }
     assert!(o.stdout.trim_end().ends_with("PASS"), "{}", o.stdout);
 }

@@ -69,8 +69,8 @@ fn the_example_runner_joins_the_matrix_next_to_in_process_backends() {
     ]);
     assert_eq!(o.code, 0, "stderr: {}", o.stderr);
     let report = json(&o);
-    assert_eq!(report["summary"]["cases"], 27, "{}", report["summary"]);
-    assert_eq!(report["summary"]["passed"], 27, "{}", report["summary"]);
+    assert_eq!(report["summary"]["cases"], 39, "{}", report["summary"]);
+    assert_eq!(report["summary"]["passed"], 39, "{}", report["summary"]);
     let info = report["environment"]["backends"]
         .as_array()
         .unwrap()
@@ -80,7 +80,8 @@ fn the_example_runner_joins_the_matrix_next_to_in_process_backends() {
     assert_eq!(info["version"], "onnxruntime 1.31.1");
     assert_eq!(info["device"], "cpu");
     let ran = rows(&report, &runner);
-    assert_eq!(ran.len(), 9);
+    // 3 cases of each of 3 models, and 4 greedy generations of the language model.
+    assert_eq!(ran.len(), 13);
     for row in ran {
         assert_eq!(row["verdict"], "pass", "{row}");
         assert!(row["latency_ms"].as_f64().unwrap() > 0.0, "{row}");
@@ -94,8 +95,8 @@ fn the_example_runner_joins_the_matrix_next_to_in_process_backends() {
     let matrix = report["matrix"].as_array().expect("matrix");
     assert_eq!(
         matrix.len(),
-        4,
-        "cnn logits, mlp logits+probs, transformer hidden"
+        5,
+        "cnn logits, lm logits, mlp logits+probs, transformer hidden"
     );
     for m in matrix {
         let names: Vec<&str> = m["backends"]

@@ -46,6 +46,7 @@ fn json_matrix_covers_every_suite_output_with_small_errors() {
         .collect();
     let want: Vec<(String, String)> = [
         ("cnn", "logits"),
+        ("lm", "logits"),
         ("mlp", "logits"),
         ("mlp", "probs"),
         ("transformer", "hidden"),

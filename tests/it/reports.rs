@@ -107,11 +107,15 @@ fn bundled_suites_in_junit_validate_and_pass() {
     assert_eq!(o.code, 0, "{}\n{}", o.stdout, o.stderr);
     assert_valid(&o.stdout);
     let x = &o.stdout;
-    assert_eq!(attr(x, "<testsuites", "tests"), "27");
+    assert_eq!(attr(x, "<testsuites", "tests"), "39");
     assert_eq!(attr(x, "<testsuites", "failures"), "0");
     assert_eq!(attr(x, "<testsuites", "errors"), "0");
-    assert_eq!(x.matches("<testcase ").count(), 27);
-    assert_eq!(x.matches("<testsuite ").count(), 9, "3 models x 3 backends");
+    assert_eq!(x.matches("<testcase ").count(), 39);
+    assert_eq!(
+        x.matches("<testsuite ").count(),
+        12,
+        "4 models x 3 backends"
+    );
     assert!(!x.contains("<failure") && !x.contains("<error"), "{x}");
     let mlp = models().join("mlp").display().to_string();
     assert!(

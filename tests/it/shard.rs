@@ -125,12 +125,12 @@ fn merged_shards_carry_the_runs_suites_and_matrix() {
     assert_eq!(o.code, 0, "{}", o.stderr);
     let merged = read_json(&merged_file);
     assert_eq!(merged["suites"], all["suites"]);
-    assert_eq!(all["suites"].as_array().unwrap().len(), 3);
+    assert_eq!(all["suites"].as_array().unwrap().len(), 4);
     assert_eq!(merged["matrix"], all["matrix"]);
     assert_eq!(
         all["matrix"].as_array().unwrap().len(),
-        4,
-        "mlp 2 outputs, cnn, transformer"
+        5,
+        "mlp 2 outputs, cnn, lm, transformer"
     );
 
     // Shards of different files are refused: one shard's model hash changed.
@@ -206,7 +206,7 @@ fn shard_flag_is_validated_and_an_empty_shard_passes() {
         assert_eq!(o.code, 2, "{bad}: {}", o.stderr);
         assert!(o.stderr.contains("I/N"), "{bad}: {}", o.stderr);
     }
-    // 9 cases over 12 shards: some shard selects nothing, and that is a pass.
+    // 13 cases over 12 shards: some shard selects nothing, and that is a pass.
     let tmp = tempfile::tempdir().unwrap();
     let mut empty = None;
     let mut total = 0;
@@ -227,7 +227,7 @@ fn shard_flag_is_validated_and_an_empty_shard_passes() {
             empty = Some(out);
         }
     }
-    assert_eq!(total, 9);
+    assert_eq!(total, 13);
     // Merging only empty shards is a run with no case: an error, never a pass.
     let empty = empty.expect("an empty shard among 12");
     let o = parity(&["merge", empty.to_str().unwrap(), "--format", "json"]);

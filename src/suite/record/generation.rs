@@ -98,10 +98,7 @@ pub fn record_generation(
         atol: options.atol.unwrap_or(default.atol),
         rtol: options.rtol.unwrap_or(default.rtol),
     };
-    let logits_name = settings
-        .logits
-        .clone()
-        .unwrap_or_else(|| "logits".to_string());
+    let logits_name = settings.names().logits;
     let tolerances = BTreeMap::from([(logits_name, tolerance)]);
     let manifest = manifest_text(&ManifestTables {
         tolerances: &tolerances,
