@@ -76,6 +76,27 @@ pub struct Judgement {
     pub problem: Option<String>,
 }
 
+impl Judgement {
+    /// The error curve on one line: the share of tolerance each compared step used, in
+    /// step order (`-` where unbounded), so growth over the steps reads at a glance in
+    /// text, Markdown and JUnit.
+    pub fn curve_line(&self) -> String {
+        let used: Vec<String> = self
+            .steps
+            .iter()
+            .map(|s| match s.tolerance_used {
+                Some(u) if u.is_finite() => format!("{:.0}", u * 100.0),
+                _ => "-".to_string(),
+            })
+            .collect();
+        format!(
+            "tolerance used per step (%, steps 0-{}): {}",
+            self.steps.len().saturating_sub(1),
+            used.join(" ")
+        )
+    }
+}
+
 /// A judgement read back from a report has no verdict of its own (its case has).
 fn failed() -> Verdict {
     Verdict::Fail

@@ -321,6 +321,7 @@ pub fn failure_body(case: &CaseReport) -> String {
     if let Some(g) = &case.generation {
         let ids = super::generation::token_ids;
         let _ = writeln!(s, "\n{}", g.line());
+        let _ = writeln!(s, "{}", g.judgement.curve_line());
         let _ = writeln!(s, "  prompt   {}", ids(&g.prompt));
         let _ = writeln!(s, "  expected {}", ids(&g.expected_tokens));
         let _ = writeln!(s, "  actual   {}", ids(&g.actual_tokens));

@@ -195,6 +195,7 @@ fn failure_details(md: &mut String, case: &CaseReport) {
             code(&ids(&g.expected_tokens), true),
             code(&ids(&g.actual_tokens), true)
         );
+        let _ = writeln!(md, "{}\n", escape(&g.judgement.curve_line()));
     }
     md.push_str("| output | mismatched | worst index | expected | actual | max abs err | max rel err | tolerance used | atol | rtol | problem |\n");
     md.push_str("| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n");

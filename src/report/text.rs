@@ -131,6 +131,7 @@ fn details(case: &CaseReport, verbose: bool) -> String {
     }
     if let Some(g) = case.generation.as_ref().filter(|g| verbose || g.notable()) {
         out.push_str(&format!("    {}\n", g.line()));
+        out.push_str(&format!("    {}\n", g.judgement.curve_line()));
         if verbose {
             let ids = super::generation::token_ids;
             out.push_str(&format!("    prompt:   {}\n", ids(&g.prompt)));

@@ -234,6 +234,29 @@ fn generation_suites_replay_on_every_backend_and_catch_a_moved_mlp_weight() {
             "{}",
             o.stdout
         );
+        // The per-step curve: 32 steps, each its share of tolerance in percent.
+        for format in ["text", "markdown", "junit"] {
+            let o = parity(&[
+                "check",
+                s(&suite),
+                "--backend",
+                "ort-cpu",
+                "--format",
+                format,
+            ]);
+            assert_eq!(o.code, 1, "{format}");
+            let curve = o
+                .stdout
+                .lines()
+                .find_map(|l| l.split("tolerance used per step (%, steps 0-31): ").nth(1))
+                .unwrap_or_else(|| panic!("{format}: no curve in {}", o.stdout));
+            let used: Vec<f64> = curve
+                .split_whitespace()
+                .map(|u| u.parse().unwrap())
+                .collect();
+            assert_eq!(used.len(), 32, "{format}: {curve}");
+            assert!(used.iter().any(|&u| u > 100.0), "{format}: {curve}");
+        }
     }
 }
 
