@@ -97,7 +97,10 @@ fn chain(path: &Path, nodes: usize, width: usize) {
 fn nodes(c: &mut Criterion) {
     parity::backend::pin_process_threads(Some(1));
     let dir = tempfile::tempdir().expect("tempdir");
-    let options = LoadOptions { threads: Some(1) };
+    let options = LoadOptions {
+        threads: Some(1),
+        ..Default::default()
+    };
     for (label, width) in [("tiny", 16usize), ("wide", 65536)] {
         let mut group = c.benchmark_group(format!("chain_{label}"));
         let x = Tensor::from_vec(

@@ -6,7 +6,7 @@
 //! Layers, top to bottom (a module uses only modules on lower lines; modules on one
 //! line do not use each other; `tests/it/layers.rs` enforces this list):
 //! - `cli`
-//! - `bisect` `data` `fuzz`
+//! - `bisect` `data` `fuzz` `invariance`
 //! - `bench`
 //! - `isolate`
 //! - `suite`
@@ -29,6 +29,7 @@ pub mod formats;
 pub mod fuzz;
 pub mod generate;
 pub mod interrupt;
+pub mod invariance;
 pub mod isolate;
 pub mod jobs;
 pub mod panic_guard;

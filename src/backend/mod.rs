@@ -124,6 +124,22 @@ pub fn is_process_threads(threads: Option<usize>) -> bool {
 pub struct LoadOptions {
     /// Intra-op threads; `None` lets the engine choose.
     pub threads: Option<usize>,
+    /// One of the backend's [`Knobs::optimization_levels`]; `None` is its default (the
+    /// last, what deployments run). `parity invariance` compares them.
+    pub optimization: Option<String>,
+}
+
+/// What a backend lets a session vary: `parity invariance` checks only what applies and
+/// reports the rest as not applicable, with the reason.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Knobs {
+    /// Whether [`LoadOptions::threads`] changes how the engine runs.
+    pub threads: bool,
+    /// The engine's graph-optimisation levels, weakest first; the last is the default.
+    pub optimization_levels: &'static [&'static str],
+    /// Whether a second [`Backend::load`] makes a new engine session (false for a
+    /// deployed endpoint, where loading only connects).
+    pub fresh_session: bool,
 }
 
 /// A loaded model, ready to run cases. Sessions are used from one thread at a time.
@@ -161,6 +177,13 @@ pub trait Backend: Send + Sync {
     /// Loads a model. Models the backend cannot run (unsupported op, dtype) fail here
     /// when the engine can tell at load time.
     fn load(&self, model: &Path, options: &LoadOptions) -> Result<Box<dyn Session>, BackendError>;
+    /// What a session of this backend can vary; by default nothing but a fresh session.
+    fn knobs(&self) -> Knobs {
+        Knobs {
+            fresh_session: true,
+            ..Knobs::default()
+        }
+    }
 }
 
 /// A backend compiled out of this build: always listed, never available.

@@ -195,7 +195,10 @@ pub fn sweep(backend: &dyn super::Backend) -> (usize, usize, usize) {
             let result = backend
                 .load(
                     &case.join("model.onnx"),
-                    &super::LoadOptions { threads: Some(1) },
+                    &super::LoadOptions {
+                        threads: Some(1),
+                        ..Default::default()
+                    },
                 )
                 .and_then(|mut s| s.run(&inputs));
             let ms = started.elapsed().as_secs_f64() * 1e3;
@@ -234,7 +237,13 @@ pub fn timings(backend: &dyn super::Backend, threads: Option<usize>, cases: &[&s
         let dir = case_dir(rel);
         let (inputs, _) = data_set(&dir, 0);
         let started = std::time::Instant::now();
-        let loaded = backend.load(&dir.join("model.onnx"), &super::LoadOptions { threads });
+        let loaded = backend.load(
+            &dir.join("model.onnx"),
+            &super::LoadOptions {
+                threads,
+                ..Default::default()
+            },
+        );
         let load_ms = started.elapsed().as_secs_f64() * 1e3;
         let mut session = match loaded {
             Ok(s) => s,
@@ -275,7 +284,13 @@ pub fn assert_bool_xor(backend: &dyn super::Backend) {
         vec![b("y")],
     );
     let mut session = backend
-        .load(&model, &super::LoadOptions { threads: Some(1) })
+        .load(
+            &model,
+            &super::LoadOptions {
+                threads: Some(1),
+                ..Default::default()
+            },
+        )
         .unwrap();
     let a = Tensor::from_bools(vec![4], &[true, true, false, false]).unwrap();
     let c = Tensor::from_bools(vec![4], &[true, false, true, false]).unwrap();

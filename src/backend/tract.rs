@@ -14,7 +14,9 @@
 //! `tract-linalg/multithread-mm` cargo feature, which parity does not enable, so
 //! [`LoadOptions::threads`] is accepted and has no effect (see `docs/backends.md`).
 
-use super::{check_inputs, Availability, Backend, BackendError, Dim, IoSpec, LoadOptions, Session};
+use super::{
+    check_inputs, Availability, Backend, BackendError, Dim, IoSpec, Knobs, LoadOptions, Session,
+};
 use crate::tensor::{DType, Element, Tensor};
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -46,9 +48,40 @@ impl Backend for TractCpu {
         }
     }
 
-    fn load(&self, model: &Path, _options: &LoadOptions) -> Result<Box<dyn Session>, BackendError> {
-        guarded("loading the model", || load(model))?.map(|s| Box::new(s) as Box<dyn Session>)
+    fn load(&self, model: &Path, options: &LoadOptions) -> Result<Box<dyn Session>, BackendError> {
+        let level = match options.optimization.as_deref() {
+            None | Some("optimized") => Level::Optimized,
+            Some("decluttered") => Level::Decluttered,
+            Some(other) => {
+                return Err(BackendError::new(format!(
+                    "tract-cpu has no optimisation level `{other}` (known: {})",
+                    LEVELS.join(", ")
+                )))
+            }
+        };
+        guarded("loading the model", || load(model, level))?
+            .map(|s| Box::new(s) as Box<dyn Session>)
     }
+
+    fn knobs(&self) -> Knobs {
+        Knobs {
+            threads: false,
+            optimization_levels: &LEVELS,
+            fresh_session: true,
+        }
+    }
+}
+
+/// tract's two plans of a model, weakest first: decluttered (the typed graph with
+/// tract's semantics-preserving rewrites) and optimized (rewritten into its kernels;
+/// what the backend runs by default).
+const LEVELS: [&str; 2] = ["decluttered", "optimized"];
+
+/// Which of tract's plans a session runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Level {
+    Decluttered,
+    Optimized,
 }
 
 /// Runs tract code, turning a panic inside tract into an error: a model must never take
@@ -64,7 +97,7 @@ fn guarded<T>(what: &str, f: impl FnOnce() -> T) -> Result<T, BackendError> {
     })
 }
 
-fn load(path: &Path) -> Result<TractSession, BackendError> {
+fn load(path: &Path, level: Level) -> Result<TractSession, BackendError> {
     let onnx = tract_onnx::onnx();
     let proto = onnx
         .proto_model_for_path(path)
@@ -110,7 +143,7 @@ fn load(path: &Path) -> Result<TractSession, BackendError> {
             .and_then(|f| f.shape.as_concrete_finite().ok().flatten())
             .is_some()
     });
-    let plan = match compile_symbolic(&model) {
+    let plan = match compile_symbolic(&model, level) {
         Ok(plan) => Plan::Shared(plan.spawn().map_err(|e| tract_error(&e))?),
         // With fixed input shapes there is nothing to specialise: the model cannot run.
         Err(e) if concrete => return Err(with_failing_op(e, &node_ops)),
@@ -122,11 +155,15 @@ fn load(path: &Path) -> Result<TractSession, BackendError> {
         model,
         node_ops,
         plan,
+        level,
     })
 }
 
 /// Compiles the model as declared, with a fresh symbol for every unnamed dynamic dim.
-fn compile_symbolic(model: &InferenceModel) -> Result<Arc<TypedRunnableModel>, BackendError> {
+fn compile_symbolic(
+    model: &InferenceModel,
+    level: Level,
+) -> Result<Arc<TypedRunnableModel>, BackendError> {
     let mut model = model.clone();
     let n_inputs = model.input_outlets().map_err(|e| tract_error(&e))?.len();
     for i in 0..n_inputs {
@@ -154,15 +191,17 @@ fn compile_symbolic(model: &InferenceModel) -> Result<Arc<TypedRunnableModel>, B
         };
         model.set_input_fact(i, fact).map_err(|e| tract_error(&e))?;
     }
-    compile(model)
+    compile(model, level)
 }
 
-/// Type-checks, optimises and plans a model.
-fn compile(model: InferenceModel) -> Result<Arc<TypedRunnableModel>, BackendError> {
-    model
-        .into_optimized()
-        .and_then(|m| m.into_runnable())
-        .map_err(|e| tract_error(&e))
+/// Type-checks, declutters or optimises, and plans a model.
+fn compile(model: InferenceModel, level: Level) -> Result<Arc<TypedRunnableModel>, BackendError> {
+    match level {
+        Level::Optimized => model.into_optimized(),
+        Level::Decluttered => model.into_typed().and_then(|m| m.into_decluttered()),
+    }
+    .and_then(|m| m.into_runnable())
+    .map_err(|e| tract_error(&e))
 }
 
 /// ONNX op type of each node by the name tract gives it (`name`, else first output, else
@@ -296,6 +335,8 @@ struct TractSession {
     /// ONNX op type by tract node name, to name the op in compile errors.
     node_ops: HashMap<String, String>,
     plan: Plan,
+    /// The plan level every compilation uses.
+    level: Level,
 }
 
 impl TractSession {
@@ -315,7 +356,7 @@ impl TractSession {
                 let fact = InferenceFact::dt_shape(t.datum_type(), t.shape());
                 model.set_input_fact(i, fact).map_err(|e| tract_error(&e))?;
             }
-            let state = compile(model)
+            let state = compile(model, self.level)
                 .map_err(|e| with_failing_op(e, &self.node_ops))?
                 .spawn()
                 .map_err(|e| tract_error(&e))?;

@@ -4,6 +4,7 @@
 
 use super::gate::BaselineCheck;
 use super::stats::{Distribution, LatencyStats, Stability};
+use crate::report::style::table;
 use crate::report::Environment;
 use serde::{Deserialize, Serialize};
 
@@ -336,24 +337,6 @@ pub fn render_text(report: &BenchReport) -> String {
     }
     if let Some(b) = &report.baseline {
         out += &super::gate::render_text(b);
-    }
-    out
-}
-
-/// Left-aligned columns separated by two spaces.
-fn table(rows: &[Vec<String>]) -> String {
-    let widths: Vec<usize> = (0..rows[0].len())
-        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
-        .collect();
-    let mut out = String::new();
-    for row in rows {
-        let line: Vec<String> = row
-            .iter()
-            .zip(&widths)
-            .map(|(cell, &w)| format!("{cell:<w$}"))
-            .collect();
-        out += line.join("  ").trim_end();
-        out.push('\n');
     }
     out
 }

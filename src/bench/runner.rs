@@ -61,6 +61,7 @@ pub fn bench(
     let gpu_sampler = GpuMemorySampler::start(&selected.device);
     let load = LoadOptions {
         threads: plan.threads,
+        ..Default::default()
     };
     let sessions = (0..plan.sessions.max(1))
         .map(|_| selected.backend.load(&target.model, &load))

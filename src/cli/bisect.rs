@@ -122,6 +122,7 @@ pub fn run(args: BisectArgs, global: Global) -> Result<u8> {
         mode,
         load: LoadOptions {
             threads: args.threads,
+            ..Default::default()
         },
     };
     let outcome = bisect(&request)?;

@@ -126,6 +126,7 @@ pub fn run(args: CheckArgs, global: Global) -> Result<u8> {
     if args.isolate {
         let load = LoadOptions {
             threads: args.threads,
+            ..Default::default()
         };
         selected = crate::isolate::isolate(selected, &args.limits.options(&load));
     }
@@ -197,6 +198,7 @@ pub fn run(args: CheckArgs, global: Global) -> Result<u8> {
         rtol: args.rtol,
         load: LoadOptions {
             threads: args.threads,
+            ..Default::default()
         },
         histograms: args.output.wants_histograms(),
         overlap_inference: args.overlap_inference,

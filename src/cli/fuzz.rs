@@ -142,6 +142,7 @@ pub fn run(args: FuzzArgs, global: Global) -> Result<u8> {
     }
     let load = LoadOptions {
         threads: args.threads,
+        ..Default::default()
     };
     let options = FuzzOptions {
         atol: args.atol,

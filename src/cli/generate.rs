@@ -150,6 +150,7 @@ pub fn run(args: GenerateArgs, global: Global) -> Result<u8> {
         Layout::detect(&io.inputs, &io.outputs, &io_names).map_err(|e| Error::file(&model, e))?;
     let load = LoadOptions {
         threads: args.threads,
+        ..Default::default()
     };
     let mut outcomes: Vec<BackendOutcome> = selected
         .iter()

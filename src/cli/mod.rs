@@ -11,6 +11,7 @@ mod demo;
 mod fuzz;
 mod generate;
 mod inspect;
+mod invariance;
 mod limits;
 mod merge;
 mod output;
@@ -59,6 +60,7 @@ enum Command {
     Data(data::DataArgs),
     Fuzz(fuzz::FuzzArgs),
     Generate(generate::GenerateArgs),
+    Invariance(invariance::InvarianceArgs),
     #[command(name = "__worker", hide = true)]
     Worker(worker::WorkerArgs),
 }
@@ -82,6 +84,7 @@ impl Cli {
             Command::Bisect(a) => a.threads,
             Command::Fuzz(a) => a.threads,
             Command::Generate(a) => a.threads,
+            Command::Invariance(a) => a.threads,
             Command::Worker(a) => a.threads,
             _ => None,
         }
@@ -107,6 +110,7 @@ impl Cli {
             Command::Data(a) => data::run(a, global),
             Command::Fuzz(a) => fuzz::run(a, global),
             Command::Generate(a) => generate::run(a, global),
+            Command::Invariance(a) => invariance::run(a, global),
             Command::Worker(a) => worker::run(a, global),
         }
     }

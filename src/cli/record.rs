@@ -131,6 +131,7 @@ pub fn run(args: RecordArgs, global: Global) -> Result<u8> {
         backend: args.backend.clone(),
         load: LoadOptions {
             threads: args.threads,
+            ..Default::default()
         },
         atol: args.atol,
         rtol: args.rtol,

@@ -18,11 +18,15 @@ pub struct WorkerArgs {
     /// Intra-op threads.
     #[arg(long)]
     pub(super) threads: Option<usize>,
+    /// The backend's optimisation level (`parity invariance`).
+    #[arg(long)]
+    optimization: Option<String>,
 }
 
 pub fn run(args: WorkerArgs, _global: Global) -> Result<u8> {
     let load = LoadOptions {
         threads: args.threads,
+        optimization: args.optimization,
     };
     crate::isolate::worker::serve(&args.backend, &args.model, &load)
 }

@@ -7,7 +7,9 @@
 pub mod protocol;
 pub mod worker;
 
-use crate::backend::{Availability, Backend, BackendError, IoSpec, LoadOptions, Selected, Session};
+use crate::backend::{
+    Availability, Backend, BackendError, IoSpec, Knobs, LoadOptions, Selected, Session,
+};
 use crate::tensor::Tensor;
 use protocol::Reply;
 use std::collections::VecDeque;
@@ -94,6 +96,9 @@ impl Worker {
             .arg(backend)
             .arg("--model")
             .arg(model);
+        if let Some(level) = &options.load.optimization {
+            cmd.arg("--optimization").arg(level);
+        }
         if let Some(n) = options.load.threads {
             cmd.arg("--threads").arg(n.to_string());
         }
@@ -394,6 +399,9 @@ impl Backend for IsolatedBackend {
         };
         let session = IsolatedSession::start(self.inner.name(), model, &options)?;
         Ok(Box::new(session))
+    }
+    fn knobs(&self) -> Knobs {
+        self.inner.knobs()
     }
 }
 

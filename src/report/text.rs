@@ -5,7 +5,7 @@
 use super::{CaseReport, CaseVerdict, Report};
 // Cell formatting lives in `style` (the matrix and the other renderers share it);
 // re-exported so `text::num` and `text::Style` stay where callers look for them.
-pub use super::style::{index, num, num_pair, share, Style};
+pub use super::style::{index, num, num_pair, share, table, Style};
 use crate::compare::{OutputComparison, Verdict};
 
 /// Renders the whole report.

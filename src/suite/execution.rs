@@ -80,7 +80,7 @@ pub fn guarded<R>(call: impl FnOnce() -> Result<R, BackendError>) -> Result<R, B
 /// manifest entry, then the per-dtype default. The output's comparison mode
 /// (`parity.toml`) decides whether atol/rtol decide its verdict; the command line
 /// never changes the mode.
-pub(super) fn tolerance(
+pub fn tolerance(
     suite: &Suite,
     output: &str,
     backend: Option<&str>,

@@ -16,6 +16,7 @@ mod fuzz;
 mod generate;
 mod hostile_reads;
 mod html;
+mod invariance;
 mod kernels;
 mod kserve;
 mod layers;

@@ -56,7 +56,7 @@ mod value;
 #[cfg(test)]
 mod tests;
 
-use super::{Availability, Backend, BackendError, IoSpec, LoadOptions, Session};
+use super::{Availability, Backend, BackendError, IoSpec, Knobs, LoadOptions, Session};
 use crate::tensor::Tensor;
 use candle_core::Device;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -84,7 +84,19 @@ impl Backend for CandleCpu {
     fn load(&self, model: &Path, options: &LoadOptions) -> Result<Box<dyn Session>, BackendError> {
         load_on(&Device::Cpu, "candle-cpu", model, options)
     }
+
+    fn knobs(&self) -> Knobs {
+        KNOBS
+    }
 }
+
+/// candle sessions take a thread count (a pool of their own); the interpreter has one
+/// plan, so there is no optimisation level to vary.
+const KNOBS: Knobs = Knobs {
+    threads: true,
+    optimization_levels: &[],
+    fresh_session: true,
+};
 
 /// Loads `model` into an interpreter session whose values live on `device`.
 fn load_on(

@@ -662,7 +662,13 @@ fn threads_option_runs_in_own_pool() {
     let dir = case_dir("pytorch-operator/test_operator_conv");
     let (inputs, expected) = data_set(&dir, 0);
     let mut s = CandleCpu
-        .load(&dir.join("model.onnx"), &LoadOptions { threads: Some(1) })
+        .load(
+            &dir.join("model.onnx"),
+            &LoadOptions {
+                threads: Some(1),
+                ..Default::default()
+            },
+        )
         .expect("load");
     let out = s.run(&inputs).expect("run");
     assert_close("conv", &out[0].1, &expected[0], 1e-3, 1e-5);
@@ -828,7 +834,13 @@ fn timings() {
             let (inputs, _) = data_set(dir, 0);
             let t = std::time::Instant::now();
             let mut s = CandleCpu
-                .load(&dir.join("model.onnx"), &LoadOptions { threads })
+                .load(
+                    &dir.join("model.onnx"),
+                    &LoadOptions {
+                        threads,
+                        ..Default::default()
+                    },
+                )
                 .expect("load");
             let load_ms = t.elapsed().as_secs_f64() * 1e3;
             s.run(&inputs).expect("warm-up");

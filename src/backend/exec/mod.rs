@@ -10,7 +10,9 @@ mod child;
 mod exchange;
 pub mod protocol;
 
-use super::{check_inputs, Availability, Backend, BackendError, IoSpec, LoadOptions, Session};
+use super::{
+    check_inputs, Availability, Backend, BackendError, IoSpec, Knobs, LoadOptions, Session,
+};
 use crate::formats::{npz, onnx_model};
 use crate::tensor::Tensor;
 use child::{Child, Failure};
@@ -96,6 +98,16 @@ impl Backend for ExecBackend {
                 device: hello.device,
             },
             Err(reason) => Availability::Unavailable { reason },
+        }
+    }
+
+    fn knobs(&self) -> Knobs {
+        // The thread count reaches the runner (`load` in parity-exec/1); optimisation
+        // levels are the runtime's own business.
+        Knobs {
+            threads: true,
+            optimization_levels: &[],
+            fresh_session: true,
         }
     }
 

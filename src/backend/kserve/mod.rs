@@ -13,7 +13,9 @@
 mod http;
 pub mod protocol;
 
-use super::{check_inputs, Availability, Backend, BackendError, Dim, IoSpec, LoadOptions, Session};
+use super::{
+    check_inputs, Availability, Backend, BackendError, Dim, IoSpec, Knobs, LoadOptions, Session,
+};
 use crate::tensor::Tensor;
 use http::Client;
 use serde_json::Value;
@@ -189,6 +191,12 @@ impl Backend for KServe {
             },
             Err(reason) => Availability::Unavailable { reason },
         }
+    }
+
+    fn knobs(&self) -> Knobs {
+        // A deployed endpoint: loading connects to the same server-side session, and
+        // its threads and graph optimisations are the server's.
+        Knobs::default()
     }
 
     fn load(&self, model: &Path, _: &LoadOptions) -> Result<Box<dyn Session>, BackendError> {

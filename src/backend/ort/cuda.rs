@@ -14,7 +14,7 @@
 //! in, so the last step registers it for real, with `error_on_failure`.
 
 use super::{
-    locate, open, runtime, version_label, Availability, Backend, BackendError, LoadOptions,
+    locate, open, runtime, version_label, Availability, Backend, BackendError, Knobs, LoadOptions,
     OrtRuntime, Provider, Session, SYSTEM_LOADER,
 };
 use ort::ep::{self, ExecutionProvider};
@@ -211,6 +211,10 @@ impl Backend for OrtCuda {
                 device_id: DEVICE_ID,
             },
         )
+    }
+
+    fn knobs(&self) -> Knobs {
+        super::knobs()
     }
 }
 

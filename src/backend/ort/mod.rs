@@ -17,7 +17,9 @@ pub mod cuda;
 pub mod locate;
 
 use self::locate::{Located, SearchContext};
-use super::{check_inputs, Availability, Backend, BackendError, Dim, IoSpec, LoadOptions, Session};
+use super::{
+    check_inputs, Availability, Backend, BackendError, Dim, IoSpec, Knobs, LoadOptions, Session,
+};
 use crate::tensor::{DType, Element, Tensor};
 use ort::ep;
 use ort::session::builder::GraphOptimizationLevel;
@@ -218,6 +220,10 @@ impl Backend for OrtCpu {
             runtime().map_err(|r| BackendError::new(format!("ort-cpu is unavailable: {r}")))?;
         open(&rt.env, model, options, Provider::Cpu)
     }
+
+    fn knobs(&self) -> Knobs {
+        knobs()
+    }
 }
 
 /// The execution provider a session is built for. Each is registered alone and with
@@ -269,7 +275,7 @@ fn build_session(
             .map_err(|e| ort_error(&e))?,
     };
     let mut builder = builder
-        .with_optimization_level(GraphOptimizationLevel::All)
+        .with_optimization_level(optimization_level(options.optimization.as_deref())?)
         .map_err(|e| ort_error(&e))?
         .with_inter_threads(1)
         .map_err(|e| ort_error(&e))?;
@@ -288,6 +294,37 @@ fn build_session(
         builder = builder.with_profiling(prefix).map_err(|e| ort_error(&e))?;
     }
     builder.commit_from_file(model).map_err(|e| ort_error(&e))
+}
+
+/// ONNX Runtime's graph-optimisation levels by the names its own API gives them
+/// (`ORT_DISABLE_ALL`, `ORT_ENABLE_BASIC`, `_EXTENDED`, `_LAYOUT`, `_ALL`), weakest
+/// first; `all` is the default.
+pub(crate) const LEVELS: [&str; 5] = ["disabled", "basic", "extended", "layout", "all"];
+
+/// The ONNX Runtime level of one of [`LEVELS`] (`None`: `all`).
+fn optimization_level(name: Option<&str>) -> Result<GraphOptimizationLevel, BackendError> {
+    Ok(match name.unwrap_or("all") {
+        "disabled" => GraphOptimizationLevel::Disable,
+        "basic" => GraphOptimizationLevel::Level1,
+        "extended" => GraphOptimizationLevel::Level2,
+        "layout" => GraphOptimizationLevel::Level3,
+        "all" => GraphOptimizationLevel::All,
+        other => {
+            return Err(BackendError::new(format!(
+                "ONNX Runtime has no optimisation level `{other}` (known: {})",
+                LEVELS.join(", ")
+            )))
+        }
+    })
+}
+
+/// What an ONNX Runtime session can vary (both execution providers).
+pub(crate) fn knobs() -> Knobs {
+    Knobs {
+        threads: true,
+        optimization_levels: &LEVELS,
+        fresh_session: true,
+    }
 }
 
 /// One-line error; the op is filled in when ONNX Runtime's message names one.

@@ -19,7 +19,13 @@ fn require_ort() {
 }
 
 fn load(model: &Path) -> Result<Box<dyn Session>, BackendError> {
-    OrtCpu.load(model, &LoadOptions { threads: Some(1) })
+    OrtCpu.load(
+        model,
+        &LoadOptions {
+            threads: Some(1),
+            ..Default::default()
+        },
+    )
 }
 
 /// Runs test_data_set_0 of a backend-test case and compares every output.
@@ -468,7 +474,10 @@ fn bound_runs_match_plain_runs_and_reuse_their_output_buffers() {
     require_ort();
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/cnn");
     let rt = runtime().unwrap();
-    let options = LoadOptions { threads: Some(1) };
+    let options = LoadOptions {
+        threads: Some(1),
+        ..Default::default()
+    };
     let mut session =
         OrtSession::open(&rt.env, &dir.join("model.onnx"), &options, Provider::Cpu).unwrap();
     assert!(session.run_bound().is_err(), "nothing is bound yet");

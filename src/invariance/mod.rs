@@ -1,0 +1,521 @@
+//! `parity invariance`: does a backend give the same answer when nothing that should
+//! matter changes? Each check runs a suite's data sets several ways on one backend and
+//! compares every variant's outputs with a reference run of the same backend
+//! (docs/invariance.md):
+//!
+//! - `repeat`: the same session, run again (`--repeats` runs in all);
+//! - `session`: fresh sessions of the same model and options;
+//! - `threads`: intra-op threads 1 against each of `--threads-list`;
+//! - `batch`: the data set alone against its rows placed among other rows in batches of
+//!   `--batch-sizes`, first, last and in the middle, its outputs cut back out;
+//! - `optimization`: the engine's default optimisation level against each other level.
+//!
+//! A check a backend cannot vary (no thread setting, no levels, no batch axis) is not
+//! applicable, with the reason, never a pass.
+
+pub mod batch;
+pub mod report;
+
+use crate::backend::{BackendError, LoadOptions, Selected, Session};
+use crate::compare::{self, OutputComparison};
+use crate::suite::execution::{guarded, tolerance, RunOptions};
+use crate::suite::manifest::OutputRule;
+use crate::suite::{NamedTensors, Suite};
+use crate::tensor::Tensor;
+use report::{CheckResult, NotApplicable, Outcome, OutputDeviation, Skipped};
+
+/// One of the checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Check {
+    /// The same session, run again.
+    Repeat,
+    /// A fresh session.
+    Session,
+    /// Other intra-op thread counts.
+    Threads,
+    /// Other batch sizes and positions.
+    Batch,
+    /// Other optimisation levels.
+    Optimization,
+}
+
+impl Check {
+    /// Every check, in report order.
+    pub const ALL: [Check; 5] = [
+        Check::Repeat,
+        Check::Session,
+        Check::Threads,
+        Check::Batch,
+        Check::Optimization,
+    ];
+
+    /// The name on the command line and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Check::Repeat => "repeat",
+            Check::Session => "session",
+            Check::Threads => "threads",
+            Check::Batch => "batch",
+            Check::Optimization => "optimization",
+        }
+    }
+
+    /// The check named `name`.
+    pub fn parse(name: &str) -> Option<Check> {
+        Check::ALL.into_iter().find(|c| c.name() == name)
+    }
+}
+
+/// What to check and how hard.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The checks to run, in report order.
+    pub checks: Vec<Check>,
+    /// Runs of the same session for `repeat` (the first is the reference), and fresh
+    /// sessions for `session` (besides the reference's).
+    pub repeats: usize,
+    /// Thread counts compared with 1 by `threads`.
+    pub threads_list: Vec<usize>,
+    /// Batch sizes of `batch`.
+    pub batch_sizes: Vec<usize>,
+    /// `--batch-axis`: the batch axis of every input and output (default: each one's
+    /// first symbolic dim).
+    pub batch_axis: Option<usize>,
+    /// Tolerance overrides and the reference run's threads (`--threads`).
+    pub run: RunOptions,
+}
+
+/// Every check of every case of `suite` on one backend, and the checks that do not
+/// apply to it. `on_step` sees each check as it finishes.
+pub fn run_suite(
+    suite: &Suite,
+    selected: &Selected,
+    options: &Options,
+    on_step: &mut dyn FnMut(&CheckResult),
+) -> (Vec<CheckResult>, Vec<NotApplicable>) {
+    let backend = selected.backend.name().to_string();
+    let knobs = selected.backend.knobs();
+    let dir = suite.dir.display().to_string();
+    let mut not_applicable = Vec::new();
+    let mut na = |check: Check, suite: Option<&str>, reason: String| {
+        not_applicable.push(NotApplicable {
+            suite: suite.map(str::to_string),
+            backend: backend.clone(),
+            check: check.name(),
+            reason,
+        });
+    };
+    let mut checks = Vec::new();
+    for &check in &options.checks {
+        let reason = match check {
+            _ if suite.is_sequence() => Some(
+                "a stateful suite's steps depend on each other ([sequence]); invariance runs independent data sets"
+                    .to_string(),
+            ),
+            _ if suite.manifest.generate.is_some() => Some(
+                "a generation suite is decoded token by token; `parity generate --batch` checks batching"
+                    .to_string(),
+            ),
+            Check::Session if !knobs.fresh_session => Some(format!(
+                "{backend} is a deployed endpoint: loading again connects to the same server session"
+            )),
+            Check::Threads if !knobs.threads => Some(format!(
+                "{backend} has no intra-op thread setting that parity can change"
+            )),
+            Check::Optimization if knobs.optimization_levels.len() < 2 => Some(format!(
+                "{backend} has no optimisation levels to compare"
+            )),
+            Check::Batch => batch::axes(&suite.info.inputs, &suite.info.outputs, options.batch_axis)
+                .err()
+                .map(|e| format!("no batch axis: {e}")),
+            _ => None,
+        };
+        match reason {
+            // A suite's own reason names the suite; a backend's holds for every suite.
+            Some(r)
+                if matches!(check, Check::Batch)
+                    || suite.is_sequence()
+                    || suite.manifest.generate.is_some() =>
+            {
+                na(check, Some(&dir), r)
+            }
+            Some(r) => na(check, None, r),
+            None => checks.push(check),
+        }
+    }
+    let mut results = Vec::new();
+    if checks.is_empty() {
+        return (results, not_applicable);
+    }
+    let mut runner = Runner::new(suite, selected, options);
+    for case in &suite.cases {
+        let loaded = suite.load_case(case).map_err(|e| e.to_string());
+        for &check in &checks {
+            let mut result = CheckResult {
+                suite: dir.clone(),
+                case: case.name.clone(),
+                backend: backend.clone(),
+                check: check.name(),
+                reference: reference_label(check, knobs.optimization_levels),
+                outcome: None,
+                error: None,
+                outputs: Vec::new(),
+                skipped_outputs: Vec::new(),
+            };
+            let variants = loaded
+                .as_ref()
+                .map_err(Clone::clone)
+                .and_then(|c| runner.variants(check, &case.name, &c.inputs));
+            match variants {
+                Ok(v) => runner.judge(&mut result, v),
+                Err(e) => result.error = Some(e),
+            }
+            on_step(&result);
+            results.push(result);
+        }
+    }
+    (results, not_applicable)
+}
+
+/// What each check compares against (`optimization`: the backend's default level,
+/// the last of its levels).
+fn reference_label(check: Check, levels: &[&str]) -> String {
+    match check {
+        Check::Repeat => "run 1".to_string(),
+        Check::Session => "session 1".to_string(),
+        Check::Threads => "threads 1".to_string(),
+        Check::Batch => "alone".to_string(),
+        Check::Optimization => levels.last().copied().unwrap_or("default").to_string(),
+    }
+}
+
+/// A reference run and its variants: `(label, outputs)`; outputs the check cannot cut
+/// back (batch) are listed with the reason.
+struct Variants {
+    reference: NamedTensors,
+    runs: Vec<(String, Result<NamedTensors, String>)>,
+    skipped: Vec<Skipped>,
+}
+
+/// A session, or why it could not be loaded.
+type Loaded = Result<Box<dyn Session>, String>;
+
+/// The sessions of one suite on one backend, loaded once and reused by every case.
+struct Runner<'a> {
+    suite: &'a Suite,
+    selected: &'a Selected,
+    options: &'a Options,
+    /// The reference session: default level, `--threads`.
+    base: Option<Loaded>,
+    /// Fresh sessions for `session`.
+    fresh: Option<Vec<Loaded>>,
+    /// `(threads, session)` for `threads`, 1 first.
+    threaded: Option<Vec<(usize, Loaded)>>,
+    /// `(level, session)` for `optimization`, the default level excluded.
+    levels: Option<Vec<(&'static str, Loaded)>>,
+    /// Every readable data set's inputs, by name: the other rows of `batch`.
+    fillers: Option<Vec<(String, Vec<Tensor>)>>,
+}
+
+impl<'a> Runner<'a> {
+    fn new(suite: &'a Suite, selected: &'a Selected, options: &'a Options) -> Runner<'a> {
+        Runner {
+            suite,
+            selected,
+            options,
+            base: None,
+            fresh: None,
+            threaded: None,
+            levels: None,
+            fillers: None,
+        }
+    }
+
+    fn load(&self, load: &LoadOptions) -> Loaded {
+        guarded(|| self.selected.backend.load(&self.suite.model, load))
+            .map_err(|e| format!("load: {}", e.message))
+    }
+
+    /// The inputs of every other readable data set of the suite (read once).
+    fn fillers_except(&mut self, case: &str) -> Vec<Vec<Tensor>> {
+        let suite = self.suite;
+        self.fillers
+            .get_or_insert_with(|| {
+                suite
+                    .cases
+                    .iter()
+                    .filter_map(|c| Some((c.name.clone(), suite.load_case(c).ok()?.inputs)))
+                    .collect()
+            })
+            .iter()
+            .filter(|(name, _)| name != case)
+            .map(|(_, inputs)| inputs.clone())
+            .collect()
+    }
+
+    fn default_load(&self) -> LoadOptions {
+        self.options.run.load.clone()
+    }
+
+    /// The reference run and every variant of `check` on one data set's inputs.
+    fn variants(
+        &mut self,
+        check: Check,
+        case: &str,
+        inputs: &[Tensor],
+    ) -> Result<Variants, String> {
+        let fillers = match check {
+            Check::Batch => self.fillers_except(case),
+            _ => Vec::new(),
+        };
+        if self.base.is_none() {
+            self.base = Some(self.load(&self.default_load()));
+        }
+        let base = match self.base.as_mut() {
+            Some(Ok(s)) => s,
+            Some(Err(e)) => return Err(e.clone()),
+            None => return Err("internal: no session".to_string()),
+        };
+        let reference = run(base.as_mut(), inputs)?;
+        let mut skipped = Vec::new();
+        let runs = match check {
+            Check::Repeat => (2..=self.options.repeats.max(2))
+                .map(|i| (format!("run {i}"), run(base.as_mut(), inputs)))
+                .collect(),
+            Check::Session => {
+                if self.fresh.is_none() {
+                    let load = self.default_load();
+                    let n = self.options.repeats.max(2) - 1;
+                    self.fresh = Some((0..n).map(|_| self.load(&load)).collect());
+                }
+                let fresh = self.fresh.as_mut().map_or(&mut [][..], |v| &mut v[..]);
+                fresh
+                    .iter_mut()
+                    .enumerate()
+                    .map(|(i, s)| {
+                        let out = match s {
+                            Ok(s) => run(s.as_mut(), inputs),
+                            Err(e) => Err(e.clone()),
+                        };
+                        (format!("session {}", i + 2), out)
+                    })
+                    .collect()
+            }
+            Check::Threads => {
+                if self.threaded.is_none() {
+                    let mut counts = vec![1];
+                    counts.extend(self.options.threads_list.iter().filter(|&&t| t != 1));
+                    let sessions = counts
+                        .into_iter()
+                        .map(|t| {
+                            let load = LoadOptions {
+                                threads: Some(t),
+                                ..self.default_load()
+                            };
+                            (t, self.load(&load))
+                        })
+                        .collect();
+                    self.threaded = Some(sessions);
+                }
+                let sessions = self.threaded.as_mut().map_or(&mut [][..], |v| &mut v[..]);
+                let mut outs: Vec<(String, Result<NamedTensors, String>)> = sessions
+                    .iter_mut()
+                    .map(|(t, s)| {
+                        let out = match s {
+                            Ok(s) => run(s.as_mut(), inputs),
+                            Err(e) => Err(e.clone()),
+                        };
+                        (format!("threads {t}"), out)
+                    })
+                    .collect();
+                // threads 1 is this check's reference.
+                let (_, one) = outs.remove(0);
+                return Ok(Variants {
+                    reference: one?,
+                    runs: outs,
+                    skipped,
+                });
+            }
+            Check::Optimization => {
+                if self.levels.is_none() {
+                    let all = self.selected.backend.knobs().optimization_levels;
+                    let others = &all[..all.len().saturating_sub(1)];
+                    let sessions = others
+                        .iter()
+                        .map(|&level| {
+                            let load = LoadOptions {
+                                optimization: Some(level.to_string()),
+                                ..self.default_load()
+                            };
+                            (level, self.load(&load))
+                        })
+                        .collect();
+                    self.levels = Some(sessions);
+                }
+                let sessions = self.levels.as_mut().map_or(&mut [][..], |v| &mut v[..]);
+                sessions
+                    .iter_mut()
+                    .map(|(level, s)| {
+                        let out = match s {
+                            Ok(s) => run(s.as_mut(), inputs),
+                            Err(e) => Err(e.clone()),
+                        };
+                        (level.to_string(), out)
+                    })
+                    .collect()
+            }
+            Check::Batch => {
+                let (input_axes, output_axes) = batch::axes(
+                    &self.suite.info.inputs,
+                    &self.suite.info.outputs,
+                    self.options.batch_axis,
+                )?;
+                let rows = batch::batch_rows(inputs, &input_axes)?;
+                for (spec, axis) in self.suite.info.outputs.iter().zip(&output_axes) {
+                    if axis.is_none() {
+                        skipped.push(Skipped {
+                            name: spec.name.clone(),
+                            reason: "no symbolic dim to cut the data set's rows back out of"
+                                .to_string(),
+                        });
+                    }
+                }
+                let mut runs = Vec::new();
+                for &size in &self.options.batch_sizes {
+                    if size < rows {
+                        // A data set larger than the batch: run in batches of `size`
+                        // rows, the outputs joined back.
+                        let out = batch::chunked(inputs, &input_axes, &output_axes, size, |part| {
+                            run(base.as_mut(), part)
+                        });
+                        runs.push((format!("in batches of {size}"), out));
+                        continue;
+                    }
+                    for at in batch::positions(size, rows) {
+                        if size == rows {
+                            continue;
+                        }
+                        let label = format!("batch {size} at row {at}");
+                        let out = batch::place(inputs, &input_axes, &fillers, size, at)
+                            .and_then(|stacked| run(base.as_mut(), &stacked))
+                            .and_then(|outs| {
+                                outs.into_iter()
+                                    .zip(&output_axes)
+                                    .filter_map(|((name, t), axis)| {
+                                        axis.map(|a| {
+                                            batch::slice(&t, a, at, rows)
+                                                .map(|t| (name, t))
+                                                .map_err(|e| {
+                                                    format!("cutting the rows back out: {e}")
+                                                })
+                                        })
+                                    })
+                                    .collect()
+                            });
+                        runs.push((label, out));
+                    }
+                }
+                if runs.is_empty() {
+                    return Err(format!(
+                        "every size in --batch-sizes is the data set's own {rows} rows"
+                    ));
+                }
+                runs
+            }
+        };
+        Ok(Variants {
+            reference,
+            runs,
+            skipped,
+        })
+    }
+
+    /// Classifies every output of every variant against the reference and keeps each
+    /// output's worst; the check's outcome is the worst output's.
+    fn judge(&self, result: &mut CheckResult, variants: Variants) {
+        result.skipped_outputs = variants.skipped;
+        let mut errors = Vec::new();
+        for (name, expected) in &variants.reference {
+            if matches!(self.suite.manifest.rule_for(name), OutputRule::Skip) {
+                result.skipped_outputs.push(Skipped {
+                    name: name.clone(),
+                    reason: "mode = \"skip\" in parity.toml".to_string(),
+                });
+                continue;
+            }
+            if result.skipped_outputs.iter().any(|s| &s.name == name) {
+                continue;
+            }
+            let tol = tolerance(self.suite, name, None, expected.dtype(), &self.options.run);
+            let mut worst: Option<OutputDeviation> = None;
+            let mut compared = 0;
+            for (label, run) in &variants.runs {
+                let Ok(outs) = run else { continue };
+                let Some((_, actual)) = outs.iter().find(|(n, _)| n == name) else {
+                    continue;
+                };
+                compared += 1;
+                let (outcome, comparison) = classify(expected, actual, tol);
+                let worse = worst.as_ref().is_none_or(|w| {
+                    (outcome, used(&comparison)) > (w.outcome, used(&w.comparison))
+                });
+                if worse {
+                    worst = Some(OutputDeviation {
+                        name: name.clone(),
+                        outcome,
+                        variant: label.clone(),
+                        variants: 0,
+                        comparison,
+                    });
+                }
+            }
+            if let Some(mut w) = worst {
+                w.variants = compared;
+                result.outputs.push(w);
+            }
+        }
+        for (label, run) in &variants.runs {
+            if let Err(e) = run {
+                errors.push(format!("{label}: {e}"));
+            }
+        }
+        if !errors.is_empty() {
+            result.error = Some(errors.join("; "));
+        } else if result.outputs.is_empty() {
+            result.error = Some("no output was compared".to_string());
+        } else {
+            result.outcome = result.outputs.iter().map(|o| o.outcome).max();
+        }
+    }
+}
+
+/// A deviation's share of tolerance used, for ordering (unbounded is largest).
+fn used(c: &OutputComparison) -> f64 {
+    c.tolerance_used.unwrap_or(f64::INFINITY)
+}
+
+/// One run of `inputs`, panics and errors as one-line messages.
+fn run(session: &mut dyn Session, inputs: &[Tensor]) -> Result<NamedTensors, String> {
+    guarded(|| session.run(inputs)).map_err(|e: BackendError| e.message)
+}
+
+/// Bitwise when dtype, shape and bytes are identical; otherwise within or out of
+/// `tol`, with `check`'s comparison figures.
+pub fn classify(
+    expected: &Tensor,
+    actual: &Tensor,
+    tol: compare::Tolerance,
+) -> (Outcome, OutputComparison) {
+    let comparison = compare::compare(expected, actual, tol);
+    let identical = expected.dtype() == actual.dtype()
+        && expected.shape() == actual.shape()
+        && expected.bytes() == actual.bytes();
+    let outcome = if identical {
+        Outcome::Bitwise
+    } else if comparison.verdict == compare::Verdict::Pass {
+        Outcome::Within
+    } else {
+        Outcome::Out
+    };
+    (outcome, comparison)
+}
