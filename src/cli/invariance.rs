@@ -1,7 +1,7 @@
 //! `parity invariance SUITE... --backend B --check repeat,threads,batch`: the same answer
 //! when nothing that should matter changes (docs/invariance.md).
 
-use super::output::{OutputArgs, PlainFormat, Progress};
+use super::output::{InvarianceFormat, OutputArgs, Progress};
 use super::Global;
 use crate::backend::{self, LoadOptions};
 use crate::error::{Error, Result};
@@ -55,7 +55,7 @@ pub struct InvarianceArgs {
     #[arg(long, value_name = "N", value_parser = super::limits::threads)]
     pub(super) threads: Option<usize>,
     #[command(flatten)]
-    output: OutputArgs<PlainFormat>,
+    output: OutputArgs<InvarianceFormat>,
 }
 
 /// A check's name.
@@ -134,8 +134,11 @@ pub fn run(args: InvarianceArgs, global: Global) -> Result<u8> {
         args.bitwise,
     );
     let text = match args.output.format {
-        PlainFormat::Json => report.to_json() + "\n",
-        PlainFormat::Text => report.to_text(global.verbose),
+        InvarianceFormat::Json => report.to_json() + "\n",
+        InvarianceFormat::Text => report.to_text(global.verbose),
+        InvarianceFormat::Junit => report.to_junit(),
+        InvarianceFormat::Markdown => report.to_markdown(),
+        InvarianceFormat::Html => report.to_html(),
     };
     args.output.general().emit(&text)?;
     Ok(report.exit_code())

@@ -67,6 +67,33 @@ impl From<PlainFormat> for Format {
     }
 }
 
+/// `--format` of `invariance`: the report formats of `check` but OpenMetrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum InvarianceFormat {
+    /// A table for people.
+    Text,
+    /// `parity.invariance/v1` JSON for machines.
+    Json,
+    /// JUnit XML for CI test-result pages.
+    Junit,
+    /// Markdown for a CI job summary.
+    Markdown,
+    /// One self-contained HTML page.
+    Html,
+}
+
+impl From<InvarianceFormat> for Format {
+    fn from(f: InvarianceFormat) -> Format {
+        match f {
+            InvarianceFormat::Text => Format::Text,
+            InvarianceFormat::Json => Format::Json,
+            InvarianceFormat::Junit => Format::Junit,
+            InvarianceFormat::Markdown => Format::Markdown,
+            InvarianceFormat::Html => Format::Html,
+        }
+    }
+}
+
 /// `--format` of `data drift`: text, JSON, or OpenMetrics for a Prometheus alert.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum DriftFormat {

@@ -14,6 +14,7 @@
 //! applicable, with the reason, never a pass.
 
 pub mod batch;
+mod render;
 pub mod report;
 
 use crate::backend::{BackendError, LoadOptions, Selected, Session};

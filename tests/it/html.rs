@@ -246,7 +246,7 @@ fn bench_page(dir: &Path, name: &str, args: &[&str]) -> PathBuf {
 }
 
 /// Asserts every needle is in the DOM Chromium renders from `page`.
-fn dom_has(dir: &Path, page: &Path, needles: &[&str]) {
+pub(crate) fn dom_has(dir: &Path, page: &Path, needles: &[&str]) {
     let dom = chromium(dir, page, "--dump-dom");
     for needle in needles {
         assert!(

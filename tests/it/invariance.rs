@@ -288,3 +288,67 @@ fn bad_flags_are_one_line_errors() {
     let o = parity(&["invariance", s(&m.join("nope"))]);
     assert_eq!(o.code, 2);
 }
+
+#[test]
+fn junit_markdown_and_html_carry_the_outcomes() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = models().join("cnn");
+    let args = |format: &'static str| {
+        vec![
+            "invariance",
+            s(&m),
+            "--backend",
+            "ort-cpu",
+            "--backend",
+            "tract-cpu",
+            "--check",
+            "repeat,threads,optimization",
+            "--bitwise",
+            "--format",
+            format,
+        ]
+    };
+    // --bitwise: ONNX Runtime's and tract's levels differ within tolerance: failures.
+    let o = parity(&args("junit"));
+    assert_eq!(o.code, 1, "{}", o.stderr);
+    crate::reports::assert_valid(&o.stdout);
+    let x = &o.stdout;
+    // 3 data sets x (3 checks on ort-cpu, 2 on tract-cpu) + tract's threads skipped.
+    assert!(
+        x.contains("<testsuites name=\"parity invariance\" tests=\"16\""),
+        "{x}"
+    );
+    assert!(
+        x.contains("<skipped message=\"tract-cpu has no intra-op thread setting"),
+        "{x}"
+    );
+    assert!(x.contains("<failure message=\""), "{x}");
+    assert!(x.contains("test_data_set_0 optimization"), "{x}");
+
+    let o = parity(&args("markdown"));
+    assert_eq!(o.code, 1);
+    assert!(
+        o.stdout.starts_with("## parity invariance: FAIL"),
+        "{}",
+        o.stdout
+    );
+    assert!(o.stdout.contains("### Not bitwise"), "{}", o.stdout);
+    assert!(o.stdout.contains("### Not applicable"), "{}", o.stdout);
+
+    let page = dir.path().join("invariance.html");
+    let mut html = args("html");
+    html.extend(["--out", s(&page)]);
+    let o = parity(&html);
+    assert_eq!(o.code, 1, "{}", o.stderr);
+    crate::html::dom_has(
+        dir.path(),
+        &page,
+        &[
+            "<h1>parity invariance: FAIL</h1>",
+            "<th>suite</th><th>backend</th><th>check</th><th>bitwise</th>",
+            "<h2>Not bitwise</h2>",
+            "<h2>Not applicable</h2>",
+            "decluttered vs optimized",
+        ],
+    );
+}

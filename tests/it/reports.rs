@@ -66,7 +66,7 @@ fn validate_junit(xml: &str) -> Result<(), String> {
     }
 }
 
-fn assert_valid(xml: &str) {
+pub(crate) fn assert_valid(xml: &str) {
     if let Err(e) = validate_junit(xml) {
         panic!("JUnit XML invalid against junit-10.xsd:\n{e}\n{xml}");
     }
