@@ -1,6 +1,7 @@
 //! `parity invariance SUITE... --backend B --check repeat,threads,batch`: the same answer
 //! when nothing that should matter changes (docs/invariance.md).
 
+use super::limits::WorkerLimits;
 use super::output::{InvarianceFormat, OutputArgs, Progress};
 use super::Global;
 use crate::backend::{self, LoadOptions};
@@ -54,6 +55,12 @@ pub struct InvarianceArgs {
     /// Intra-op threads of the reference sessions (default: each engine's own choice).
     #[arg(long, value_name = "N", value_parser = super::limits::threads)]
     pub(super) threads: Option<usize>,
+    /// Run each backend's sessions in worker processes under --timeout and
+    /// --memory-limit (see docs/isolation.md): a crash is an error, the run goes on.
+    #[arg(long)]
+    isolate: bool,
+    #[command(flatten)]
+    limits: WorkerLimits,
     #[command(flatten)]
     output: OutputArgs<InvarianceFormat>,
 }
@@ -68,7 +75,7 @@ fn check(s: &str) -> std::result::Result<Check, String> {
 
 pub fn run(args: InvarianceArgs, global: Global) -> Result<u8> {
     let suites = crate::suite::discover(&args.suites)?;
-    let selected = backend::select(&args.backends)?;
+    let mut selected = backend::select(&args.backends)?;
     let mut checks = if args.check.is_empty() {
         Check::ALL.to_vec()
     } else {
@@ -81,6 +88,13 @@ pub fn run(args: InvarianceArgs, global: Global) -> Result<u8> {
             "--threads-list needs a thread count other than 1 to compare with 1".into(),
         ));
     }
+    let load = LoadOptions {
+        threads: args.threads,
+        ..Default::default()
+    };
+    if args.isolate {
+        selected = crate::isolate::isolate(selected, &args.limits.options(&load));
+    }
     let options = Options {
         checks,
         repeats: args.repeats as usize,
@@ -90,10 +104,7 @@ pub fn run(args: InvarianceArgs, global: Global) -> Result<u8> {
         run: RunOptions {
             atol: args.atol,
             rtol: args.rtol,
-            load: LoadOptions {
-                threads: args.threads,
-                ..Default::default()
-            },
+            load,
             histograms: false,
             overlap_inference: false,
         },

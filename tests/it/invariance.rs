@@ -352,3 +352,25 @@ fn junit_markdown_and_html_carry_the_outcomes() {
         ],
     );
 }
+
+#[test]
+fn isolated_workers_vary_threads_and_levels_too() {
+    let m = models().join("mlp");
+    let checks = ["--check", "repeat,session,threads,optimization"];
+    let (code, direct) = invariance(&[&m], &["ort-cpu"], &checks);
+    assert_eq!(code, 0);
+    let (code, isolated) = invariance(&[&m], &["ort-cpu"], &[&checks[..], &["--isolate"]].concat());
+    assert_eq!(code, 0, "{isolated:#}");
+    assert_eq!(isolated["summary"]["results"], 12);
+    assert_eq!(isolated["summary"]["errors"], 0);
+    // The same sessions in worker processes: the same outcomes.
+    let outcomes = |r: &Value| -> Vec<String> {
+        r["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| format!("{} {} {}", x["case"], x["check"], x["outcome"]))
+            .collect()
+    };
+    assert_eq!(outcomes(&direct), outcomes(&isolated));
+}

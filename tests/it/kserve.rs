@@ -483,4 +483,39 @@ fn a_real_server_passes_the_bundled_suites_and_stays_correct_under_load() {
         (Some(0), Some(0))
     );
     assert_eq!(r["device"], format!("remote 127.0.0.1:{}", server.port));
+
+    // Invariance of a deployed endpoint: what a client can vary (repeat, batch); the
+    // server's sessions, threads and optimisations are not applicable, with reasons.
+    let url = server.url("mlp");
+    let o = parity(&[
+        "invariance",
+        s(&models().join("mlp")),
+        "--backend",
+        &url,
+        "--format",
+        "json",
+    ]);
+    assert_eq!(o.code, 0, "{}{}", o.stdout, o.stderr);
+    let r = json(&o);
+    assert_schema(&r, "invariance.schema.json");
+    let checks: Vec<&str> = r["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["check"].as_str().unwrap())
+        .collect();
+    assert_eq!(checks, ["repeat", "batch"].repeat(3));
+    for x in r["results"].as_array().unwrap() {
+        assert!(
+            matches!(x["outcome"].as_str(), Some("bitwise" | "within")),
+            "{x:#}"
+        );
+    }
+    let na: Vec<&str> = r["not_applicable"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["check"].as_str().unwrap())
+        .collect();
+    assert_eq!(na, ["session", "threads", "optimization"]);
 }
