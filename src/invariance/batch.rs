@@ -8,14 +8,11 @@ use crate::tensor::Tensor;
 /// Most bytes one stacked input may take (the bound `record` and `bench` use too).
 const MAX_BYTES: usize = crate::suite::record::MAX_TENSOR_BYTES;
 
-/// The batch axis of every input and output: `forced` (`--batch-axis`), else the first
-/// symbolic dim of each. Inputs must all have one; an output without one is `None` (it
-/// cannot be cut per row). Errors say why the check does not apply.
-pub fn axes(
-    inputs: &[IoSpec],
-    outputs: &[IoSpec],
-    forced: Option<usize>,
-) -> Result<(Vec<usize>, Vec<Option<usize>>), String> {
+/// The batch axis of every input: `forced` (`--batch-axis`), else its first symbolic
+/// dim. A scalar input (a sample rate, a threshold) has none and is passed to every
+/// batch as it is; any other input must have one. Errors say why the check does not
+/// apply. (Outputs are cut along the axis that grew with the batch: [`grown_axis`].)
+pub fn axes(inputs: &[IoSpec], forced: Option<usize>) -> Result<Vec<Option<usize>>, String> {
     let axis_of = |spec: &IoSpec| -> Option<usize> {
         let dims = spec.dims.as_ref()?;
         match forced {
@@ -26,7 +23,10 @@ pub fn axes(
     let input_axes = inputs
         .iter()
         .map(|spec| {
-            axis_of(spec).ok_or_else(|| match forced {
+            if spec.dims.as_ref().is_some_and(Vec::is_empty) {
+                return Ok(None);
+            }
+            axis_of(spec).map(Some).ok_or_else(|| match forced {
                 Some(a) => format!("input `{}` has no symbolic dim at axis {a}", spec.name),
                 None => format!(
                     "input `{}` has no symbolic dim to batch along (every dim is fixed); --batch-axis names one",
@@ -35,10 +35,10 @@ pub fn axes(
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    if input_axes.is_empty() {
-        return Err("the model has no inputs".to_string());
+    if input_axes.iter().all(Option::is_none) {
+        return Err("the model has no input with a batch axis".to_string());
     }
-    Ok((input_axes, outputs.iter().map(axis_of).collect()))
+    Ok(input_axes)
 }
 
 /// `parts` joined along `axis`: every part has the same rank, dtype and dims but `axis`.
@@ -109,45 +109,96 @@ pub fn slice(t: &Tensor, axis: usize, start: usize, len: usize) -> Result<Tensor
     Tensor::from_bytes(t.dtype(), out_shape, bytes).map_err(|e| e.to_string())
 }
 
+/// The axis of an output that holds the batch: the first along which the data set's
+/// own output (`alone`) has `rows` and the batched run's has `size`, every other dim
+/// equal. `None` when the output did not grow with the batch.
+pub fn grown_axis(alone: &[usize], batched: &[usize], rows: usize, size: usize) -> Option<usize> {
+    if alone.len() != batched.len() {
+        return None;
+    }
+    (0..alone.len()).find(|&i| {
+        alone[i] == rows
+            && batched[i] == size
+            && alone
+                .iter()
+                .zip(batched)
+                .enumerate()
+                .all(|(j, (a, b))| j == i || a == b)
+    })
+}
+
+/// Outputs cut or joined back to the data set's own rows, and the names of those that
+/// have no axis that grew with the batch (not compared; the caller says why).
+pub type Cut = (Vec<(String, Tensor)>, Vec<String>);
+
+/// The data set's rows `at..at + rows` cut back out of a batch of `size` rows, along
+/// each output's [`grown_axis`].
+pub fn cut(
+    alone: &[(String, Tensor)],
+    batched: Vec<(String, Tensor)>,
+    rows: usize,
+    size: usize,
+    at: usize,
+) -> Result<Cut, String> {
+    let mut kept = Vec::new();
+    let mut uncut = Vec::new();
+    for (name, t) in batched {
+        let own = alone
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, t)| t.shape());
+        match own.and_then(|own| grown_axis(own, t.shape(), rows, size)) {
+            Some(axis) => kept.push((name, slice(&t, axis, at, rows)?)),
+            None => uncut.push(name),
+        }
+    }
+    Ok((kept, uncut))
+}
+
 /// The data set run in consecutive batches of `size` rows (the last may be smaller),
-/// each output's parts joined back along its batch axis; outputs without one are left
-/// out (the caller lists them).
+/// each output's parts joined back along its [`grown_axis`].
 pub fn chunked(
     inputs: &[Tensor],
-    input_axes: &[usize],
-    output_axes: &[Option<usize>],
+    input_axes: &[Option<usize>],
+    alone: &[(String, Tensor)],
     size: usize,
     mut run: impl FnMut(&[Tensor]) -> Result<Vec<(String, Tensor)>, String>,
-) -> Result<Vec<(String, Tensor)>, String> {
+) -> Result<Cut, String> {
     let rows = batch_rows(inputs, input_axes)?;
-    let mut parts: Vec<Vec<(String, Tensor)>> = Vec::new();
+    let mut parts: Vec<(usize, Vec<(String, Tensor)>)> = Vec::new();
     let mut start = 0;
     while start < rows {
         let len = size.max(1).min(rows - start);
         let part = inputs
             .iter()
             .zip(input_axes)
-            .map(|(t, &ax)| slice(t, ax, start, len))
+            .map(|(t, &ax)| match ax {
+                Some(ax) => slice(t, ax, start, len),
+                None => Ok(t.clone()),
+            })
             .collect::<Result<Vec<_>, _>>()?;
-        parts.push(run(&part)?);
+        parts.push((len, run(&part)?));
         start += len;
     }
-    let Some(first) = parts.first() else {
-        return Err("the data set has no rows".to_string());
-    };
-    first
-        .iter()
-        .zip(output_axes)
-        .enumerate()
-        .filter_map(|(k, ((name, _), axis))| axis.map(|a| (k, name, a)))
-        .map(|(k, name, axis)| {
-            let pieces: Vec<&Tensor> = parts
-                .iter()
-                .map(|p| p.get(k).map(|(_, t)| t).ok_or("an output is missing"))
-                .collect::<Result<_, _>>()?;
-            concat(&pieces, axis).map(|t| (name.clone(), t))
-        })
-        .collect()
+    let mut kept = Vec::new();
+    let mut uncut = Vec::new();
+    for (name, own) in alone {
+        let pieces: Option<Vec<(usize, &Tensor)>> = parts
+            .iter()
+            .map(|(len, outs)| {
+                let (_, t) = outs.iter().find(|(n, _)| n == name)?;
+                Some((grown_axis(own.shape(), t.shape(), rows, *len)?, t))
+            })
+            .collect();
+        match pieces {
+            Some(p) if p.iter().all(|(a, _)| *a == p[0].0) => {
+                let refs: Vec<&Tensor> = p.iter().map(|(_, t)| *t).collect();
+                kept.push((name.clone(), concat(&refs, p[0].0)?));
+            }
+            _ => uncut.push(name.clone()),
+        }
+    }
+    Ok((kept, uncut))
 }
 
 /// Where the data set's rows sit in a batch of `size` rows: first, last and (for
@@ -168,7 +219,7 @@ pub fn positions(size: usize, rows: usize) -> Vec<usize> {
 /// data set itself with its rows reversed, so the batch never holds only copies of it.
 pub fn place(
     inputs: &[Tensor],
-    input_axes: &[usize],
+    input_axes: &[Option<usize>],
     fillers: &[Vec<Tensor>],
     size: usize,
     at: usize,
@@ -180,6 +231,10 @@ pub fn place(
         .filter(|f| {
             f.len() == inputs.len()
                 && f.iter().zip(inputs).zip(input_axes).all(|((a, b), &ax)| {
+                    let Some(ax) = ax else {
+                        // Passed as it is: the filler's own value does not matter.
+                        return true;
+                    };
                     a.dtype() == b.dtype()
                         && a.shape().len() == b.shape().len()
                         && a.shape().get(ax).is_some_and(|&n| n > 0)
@@ -202,7 +257,7 @@ pub fn place(
             continue;
         }
         let src = usable[source % usable.len()];
-        let src_rows = src[0].shape()[input_axes[0]];
+        let src_rows = batch_rows(src, input_axes)?;
         picks.push((Some(source % usable.len()), row % src_rows));
         row += 1;
         if row >= src_rows {
@@ -215,6 +270,9 @@ pub fn place(
         .zip(input_axes)
         .enumerate()
         .map(|(i, (t, &ax))| {
+            let Some(ax) = ax else {
+                return Ok(t.clone());
+            };
             let mut parts: Vec<Tensor> = Vec::with_capacity(need + 1);
             let mut owned: Vec<Tensor> = Vec::with_capacity(need);
             for &(src, r) in &picks {
@@ -234,9 +292,10 @@ pub fn place(
 }
 
 /// Rows of the data set along the batch axis; every input must agree.
-pub fn batch_rows(inputs: &[Tensor], input_axes: &[usize]) -> Result<usize, String> {
+pub fn batch_rows(inputs: &[Tensor], input_axes: &[Option<usize>]) -> Result<usize, String> {
     let mut rows = None;
-    for (t, &ax) in inputs.iter().zip(input_axes) {
+    for (t, ax) in inputs.iter().zip(input_axes) {
+        let Some(ax) = *ax else { continue };
         let n = *t
             .shape()
             .get(ax)
@@ -254,7 +313,7 @@ pub fn batch_rows(inputs: &[Tensor], input_axes: &[usize]) -> Result<usize, Stri
     match rows {
         Some(0) => Err("the data set has no rows".to_string()),
         Some(r) => Ok(r),
-        None => Err("the model has no inputs".to_string()),
+        None => Err("the model has no input with a batch axis".to_string()),
     }
 }
 
@@ -291,7 +350,7 @@ mod tests {
         let case = vec![t(&[1, 2], &[1.0, 1.0])];
         let other = vec![vec![t(&[2, 2], &[2.0, 2.0, 3.0, 3.0])]];
         for at in positions(4, 1) {
-            let batch = place(&case, &[0], &other, 4, at).unwrap();
+            let batch = place(&case, &[Some(0)], &other, 4, at).unwrap();
             assert_eq!(batch[0].shape(), &[4, 2]);
             assert_eq!(vals(&slice(&batch[0], 0, at, 1).unwrap()), [1.0, 1.0]);
             // Only one row of the four is the case: the rest are the other data set's.
@@ -303,31 +362,33 @@ mod tests {
         assert!(positions(1, 2).is_empty());
         // Without other data sets, the case's own rows reversed fill the batch.
         let case = vec![t(&[2, 1], &[1.0, 2.0])];
-        let batch = place(&case, &[0], &[], 4, 2).unwrap();
+        let batch = place(&case, &[Some(0)], &[], 4, 2).unwrap();
         assert_eq!(vals(&batch[0]), [2.0, 1.0, 1.0, 2.0]);
     }
 
     #[test]
     fn a_data_set_runs_in_smaller_batches_and_joins_back() {
         let x = t(&[5, 1], &[1.0, 2.0, 3.0, 4.0, 5.0]);
+        let alone = [
+            ("y".to_string(), x.clone()),
+            ("z".to_string(), t(&[1], &[0.0])),
+        ];
         let mut seen = Vec::new();
-        let out = chunked(
-            std::slice::from_ref(&x),
-            &[0],
-            &[Some(0), None],
-            2,
-            |part| {
-                seen.push(part[0].shape()[0]);
-                Ok(vec![
-                    ("y".to_string(), part[0].clone()),
-                    ("z".to_string(), t(&[1], &[0.0])),
-                ])
-            },
-        )
+        let (out, uncut) = chunked(std::slice::from_ref(&x), &[Some(0)], &alone, 2, |part| {
+            seen.push(part[0].shape()[0]);
+            Ok(vec![
+                ("y".to_string(), part[0].clone()),
+                ("z".to_string(), t(&[1], &[0.0])),
+            ])
+        })
         .unwrap();
         assert_eq!(seen, [2, 2, 1]);
-        assert_eq!(out.len(), 1, "z has no batch axis");
+        assert_eq!(uncut, ["z"], "z does not grow with the batch");
+        assert_eq!(out.len(), 1);
         assert_eq!(vals(&out[0].1), vals(&x));
+        // A state [layers, batch, width]: the batch is axis 1, not the first axis.
+        assert_eq!(grown_axis(&[2, 1, 4], &[2, 3, 4], 1, 3), Some(1));
+        assert_eq!(grown_axis(&[2, 1, 4], &[2, 1, 4], 1, 3), None);
     }
 
     #[test]
@@ -339,13 +400,21 @@ mod tests {
         };
         let sym = || Dim::Symbolic("n".into());
         let inputs = [spec("x", vec![Dim::Fixed(3), sym()])];
-        let outputs = [spec("y", vec![sym()]), spec("z", vec![Dim::Fixed(1)])];
-        let (ia, oa) = axes(&inputs, &outputs, None).unwrap();
-        assert_eq!((ia, oa), (vec![1], vec![Some(0), None]));
+        assert_eq!(axes(&inputs, None).unwrap(), [Some(1)]);
         let fixed = [spec("x", vec![Dim::Fixed(3)])];
-        let e = axes(&fixed, &outputs, None).unwrap_err();
+        let e = axes(&fixed, None).unwrap_err();
         assert!(e.contains("input `x` has no symbolic dim"), "{e}");
-        let e = axes(&inputs, &outputs, Some(0)).unwrap_err();
+        let e = axes(&inputs, Some(0)).unwrap_err();
         assert!(e.contains("no symbolic dim at axis 0"), "{e}");
+        // A scalar input (silero-vad's sample rate) goes to every batch as it is.
+        let with_scalar = [inputs[0].clone(), spec("sr", vec![])];
+        assert_eq!(axes(&with_scalar, None).unwrap(), [Some(1), None]);
+        let e = axes(&[spec("sr", vec![])], None).unwrap_err();
+        assert!(e.contains("no input with a batch axis"), "{e}");
+        let x = t(&[1, 2], &[1.0, 2.0]);
+        let sr = Tensor::from_vec(vec![], vec![16000i64]).unwrap();
+        let batch = place(&[x, sr.clone()], &[Some(0), None], &[], 3, 1).unwrap();
+        assert_eq!(batch[0].shape(), &[3, 2]);
+        assert_eq!(batch[1].bytes(), sr.bytes());
     }
 }

@@ -126,7 +126,7 @@ pub fn run_suite(
             Check::Optimization if knobs.optimization_levels.len() < 2 => Some(format!(
                 "{backend} has no optimisation levels to compare"
             )),
-            Check::Batch => batch::axes(&suite.info.inputs, &suite.info.outputs, options.batch_axis)
+            Check::Batch => batch::axes(&suite.info.inputs, options.batch_axis)
                 .err()
                 .map(|e| format!("no batch axis: {e}")),
             _ => None,
@@ -366,55 +366,45 @@ impl<'a> Runner<'a> {
                     .collect()
             }
             Check::Batch => {
-                let (input_axes, output_axes) = batch::axes(
-                    &self.suite.info.inputs,
-                    &self.suite.info.outputs,
-                    self.options.batch_axis,
-                )?;
+                let input_axes = batch::axes(&self.suite.info.inputs, self.options.batch_axis)?;
                 let rows = batch::batch_rows(inputs, &input_axes)?;
-                for (spec, axis) in self.suite.info.outputs.iter().zip(&output_axes) {
-                    if axis.is_none() {
-                        skipped.push(Skipped {
-                            name: spec.name.clone(),
-                            reason: "no symbolic dim to cut the data set's rows back out of"
-                                .to_string(),
-                        });
-                    }
-                }
                 let mut runs = Vec::new();
+                let mut uncut: Vec<String> = Vec::new();
+                let mut keep = |out: Result<batch::Cut, String>| {
+                    out.map(|(kept, lost)| {
+                        for name in lost {
+                            if !uncut.contains(&name) {
+                                uncut.push(name);
+                            }
+                        }
+                        kept
+                    })
+                };
                 for &size in &self.options.batch_sizes {
                     if size < rows {
                         // A data set larger than the batch: run in batches of `size`
                         // rows, the outputs joined back.
-                        let out = batch::chunked(inputs, &input_axes, &output_axes, size, |part| {
+                        let out = batch::chunked(inputs, &input_axes, &reference, size, |part| {
                             run(base.as_mut(), part)
                         });
-                        runs.push((format!("in batches of {size}"), out));
+                        runs.push((format!("in batches of {size}"), keep(out)));
                         continue;
                     }
                     for at in batch::positions(size, rows) {
                         if size == rows {
                             continue;
                         }
-                        let label = format!("batch {size} at row {at}");
                         let out = batch::place(inputs, &input_axes, &fillers, size, at)
                             .and_then(|stacked| run(base.as_mut(), &stacked))
-                            .and_then(|outs| {
-                                outs.into_iter()
-                                    .zip(&output_axes)
-                                    .filter_map(|((name, t), axis)| {
-                                        axis.map(|a| {
-                                            batch::slice(&t, a, at, rows)
-                                                .map(|t| (name, t))
-                                                .map_err(|e| {
-                                                    format!("cutting the rows back out: {e}")
-                                                })
-                                        })
-                                    })
-                                    .collect()
-                            });
-                        runs.push((label, out));
+                            .and_then(|outs| batch::cut(&reference, outs, rows, size, at));
+                        runs.push((format!("batch {size} at row {at}"), keep(out)));
                     }
+                }
+                for name in uncut {
+                    skipped.push(Skipped {
+                        name,
+                        reason: "no axis of this output grows with the batch, so the data set's rows cannot be cut back out".to_string(),
+                    });
                 }
                 if runs.is_empty() {
                     return Err(format!(
