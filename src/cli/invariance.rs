@@ -7,8 +7,10 @@ use super::Global;
 use crate::backend::{self, LoadOptions};
 use crate::error::{Error, Result};
 use crate::invariance::report::{InvarianceReport, NotApplicable};
-use crate::invariance::{run_suite, Check, Options};
+use crate::invariance::{read_data_sets, run_suite, Check, DataSet, Options};
 use crate::suite::execution::RunOptions;
+use crate::suite::record::{generate, DimValue};
+use crate::suite::Suite;
 use std::path::PathBuf;
 
 /// Same answers across repeats, sessions, threads, batches and optimisation levels.
@@ -18,12 +20,26 @@ use std::path::PathBuf;
 bitwise (identical bytes), within (inside the output's tolerance) or out. A check a backend cannot vary \
 is reported as not applicable, with the reason.\n\n\
 Exit codes: 0 nothing out (with --bitwise: everything bitwise), 1 something out, 2 could not evaluate.\n\n\
-Example:\n  parity invariance models/mlp --backend ort-cpu --check threads,batch --threads-list 2,4 --batch-sizes 4,16"
+A model given as a file is checked on --random data sets (default 3) generated from its input schema \
+(--seed, --dim as in `record`).\n\n\
+Examples:\n  parity invariance models/mlp --backend ort-cpu --check threads,batch --threads-list 2,4 --batch-sizes 4,16\n  \
+parity invariance model.onnx --dim batch=2 --check repeat,batch"
 )]
 pub struct InvarianceArgs {
-    /// Suite directories (or directories holding suites).
-    #[arg(value_name = "SUITE", required = true)]
-    suites: Vec<PathBuf>,
+    /// Suite directories (or directories holding suites), or ONNX models, checked on
+    /// --random data sets generated from their input schema.
+    #[arg(value_name = "SUITE|MODEL", required = true)]
+    paths: Vec<PathBuf>,
+    /// Data sets generated for a model given as a file.
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    random: u32,
+    /// Seed of the generated data sets.
+    #[arg(long, value_name = "S", default_value_t = 0)]
+    seed: u64,
+    /// Size of a dynamic dim of the generated data sets (repeatable; as `record --dim`:
+    /// NAME=VALUE or INPUT:AXIS=VALUE).
+    #[arg(long = "dim", value_name = "NAME=VALUE")]
+    dims: Vec<DimValue>,
     /// A backend to check (repeatable; default: every available backend).
     #[arg(long = "backend", value_name = "B")]
     backends: Vec<String>,
@@ -65,6 +81,41 @@ pub struct InvarianceArgs {
     output: OutputArgs<InvarianceFormat>,
 }
 
+/// What each path stands for: a suite and its data sets read from its files, or a
+/// model (a file) with data sets generated from its input schema and no goldens.
+fn subjects(args: &InvarianceArgs) -> Result<Vec<(Suite, Vec<DataSet>)>> {
+    let mut out = Vec::new();
+    for path in &args.paths {
+        if !path.is_file() {
+            for suite in crate::suite::discover(std::slice::from_ref(path))? {
+                let data = read_data_sets(&suite);
+                out.push((suite, data));
+            }
+            continue;
+        }
+        let info = crate::formats::onnx_model::inspect(path)?;
+        let sets = generate(&info, args.random as usize, args.seed, &args.dims)
+            .map_err(|e| Error::file(path, e))?;
+        let data = sets
+            .into_iter()
+            .enumerate()
+            .map(|(n, set)| DataSet {
+                name: format!("random {n}"),
+                inputs: Ok(set.tensors),
+            })
+            .collect();
+        let suite = Suite {
+            dir: path.clone(),
+            model: path.clone(),
+            info,
+            manifest: Default::default(),
+            cases: Vec::new(),
+        };
+        out.push((suite, data));
+    }
+    Ok(out)
+}
+
 /// A check's name.
 fn check(s: &str) -> std::result::Result<Check, String> {
     Check::parse(s).ok_or_else(|| {
@@ -74,7 +125,7 @@ fn check(s: &str) -> std::result::Result<Check, String> {
 }
 
 pub fn run(args: InvarianceArgs, global: Global) -> Result<u8> {
-    let suites = crate::suite::discover(&args.suites)?;
+    let subjects = subjects(&args)?;
     let mut selected = backend::select(&args.backends)?;
     let mut checks = if args.check.is_empty() {
         Check::ALL.to_vec()
@@ -109,17 +160,18 @@ pub fn run(args: InvarianceArgs, global: Global) -> Result<u8> {
             overlap_inference: false,
         },
     };
-    let total =
-        suites.iter().map(|s| s.cases.len()).sum::<usize>() * selected.len() * options.checks.len();
+    let total = subjects.iter().map(|(_, d)| d.len()).sum::<usize>()
+        * selected.len()
+        * options.checks.len();
     let mut progress = Progress::new(
         total as u64,
         args.output.general().progress_allowed(global.quiet),
     );
     let mut results = Vec::new();
     let mut not_applicable = Vec::new();
-    for suite in &suites {
+    for (suite, data) in &subjects {
         for s in &selected {
-            let (r, na) = run_suite(suite, s, &options, &mut |r| {
+            let (r, na) = run_suite(suite, data, s, &options, &mut |r| {
                 progress.step(&format!("{} {} {}", r.case, r.backend, r.check))
             });
             results.extend(r);

@@ -86,10 +86,35 @@ pub struct Options {
     pub run: RunOptions,
 }
 
-/// Every check of every case of `suite` on one backend, and the checks that do not
+/// One data set's inputs (in model input order), or why they could not be read.
+#[derive(Debug, Clone)]
+pub struct DataSet {
+    /// `test_data_set_N`, or `random N` for generated inputs.
+    pub name: String,
+    /// The inputs.
+    pub inputs: Result<Vec<Tensor>, String>,
+}
+
+/// Every data set of `suite`, read from its files.
+pub fn read_data_sets(suite: &Suite) -> Vec<DataSet> {
+    suite
+        .cases
+        .iter()
+        .map(|c| DataSet {
+            name: c.name.clone(),
+            inputs: suite
+                .load_case(c)
+                .map(|c| c.inputs)
+                .map_err(|e| e.to_string()),
+        })
+        .collect()
+}
+
+/// Every check of every data set of `suite` on one backend, and the checks that do not
 /// apply to it. `on_step` sees each check as it finishes.
 pub fn run_suite(
     suite: &Suite,
+    data: &[DataSet],
     selected: &Selected,
     options: &Options,
     on_step: &mut dyn FnMut(&CheckResult),
@@ -148,9 +173,8 @@ pub fn run_suite(
     if checks.is_empty() {
         return (results, not_applicable);
     }
-    let mut runner = Runner::new(suite, selected, options);
-    for case in &suite.cases {
-        let loaded = suite.load_case(case).map_err(|e| e.to_string());
+    let mut runner = Runner::new(suite, data, selected, options);
+    for case in data {
         for &check in &checks {
             let mut result = CheckResult {
                 suite: dir.clone(),
@@ -163,10 +187,11 @@ pub fn run_suite(
                 outputs: Vec::new(),
                 skipped_outputs: Vec::new(),
             };
-            let variants = loaded
+            let variants = case
+                .inputs
                 .as_ref()
                 .map_err(Clone::clone)
-                .and_then(|c| runner.variants(check, &case.name, &c.inputs));
+                .and_then(|inputs| runner.variants(check, &case.name, inputs));
             match variants {
                 Ok(v) => runner.judge(&mut result, v),
                 Err(e) => result.error = Some(e),
@@ -214,12 +239,17 @@ struct Runner<'a> {
     threaded: Option<Vec<(usize, Loaded)>>,
     /// `(level, session)` for `optimization`, the default level excluded.
     levels: Option<Vec<(&'static str, Loaded)>>,
-    /// Every readable data set's inputs, by name: the other rows of `batch`.
-    fillers: Option<Vec<(String, Vec<Tensor>)>>,
+    /// Every data set: the other rows of `batch`.
+    data: &'a [DataSet],
 }
 
 impl<'a> Runner<'a> {
-    fn new(suite: &'a Suite, selected: &'a Selected, options: &'a Options) -> Runner<'a> {
+    fn new(
+        suite: &'a Suite,
+        data: &'a [DataSet],
+        selected: &'a Selected,
+        options: &'a Options,
+    ) -> Runner<'a> {
         Runner {
             suite,
             selected,
@@ -228,7 +258,7 @@ impl<'a> Runner<'a> {
             fresh: None,
             threaded: None,
             levels: None,
-            fillers: None,
+            data,
         }
     }
 
@@ -237,20 +267,12 @@ impl<'a> Runner<'a> {
             .map_err(|e| format!("load: {}", e.message))
     }
 
-    /// The inputs of every other readable data set of the suite (read once).
-    fn fillers_except(&mut self, case: &str) -> Vec<Vec<Tensor>> {
-        let suite = self.suite;
-        self.fillers
-            .get_or_insert_with(|| {
-                suite
-                    .cases
-                    .iter()
-                    .filter_map(|c| Some((c.name.clone(), suite.load_case(c).ok()?.inputs)))
-                    .collect()
-            })
+    /// The inputs of every other readable data set.
+    fn fillers_except(&self, case: &str) -> Vec<Vec<Tensor>> {
+        self.data
             .iter()
-            .filter(|(name, _)| name != case)
-            .map(|(_, inputs)| inputs.clone())
+            .filter(|d| d.name != case)
+            .filter_map(|d| d.inputs.as_ref().ok().cloned())
             .collect()
     }
 

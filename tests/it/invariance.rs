@@ -374,3 +374,37 @@ fn isolated_workers_vary_threads_and_levels_too() {
     };
     assert_eq!(outcomes(&direct), outcomes(&isolated));
 }
+
+#[test]
+fn a_bare_model_is_checked_on_generated_data_sets() {
+    let model = models().join("mlp/model.onnx");
+    let (code, r) = invariance(
+        &[&model],
+        &["ort-cpu"],
+        &[
+            "--random",
+            "2",
+            "--dim",
+            "batch=3",
+            "--check",
+            "repeat,batch",
+        ],
+    );
+    assert_eq!(code, 0, "{r:#}");
+    let cases: Vec<&str> = r["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["case"].as_str().unwrap())
+        .collect();
+    assert_eq!(cases, ["random 0", "random 0", "random 1", "random 1"]);
+    for x in r["results"].as_array().unwrap() {
+        assert_eq!(
+            x["outputs"].as_array().unwrap().len(),
+            2,
+            "logits and probs"
+        );
+    }
+    let o = parity(&["invariance", s(&model), "--dim", "nope=3"]);
+    assert_clean_error(&o, "--dim nope: the model has no such dim");
+}
