@@ -120,43 +120,24 @@ impl InvarianceReport {
     /// Markdown for a CI job summary: the verdict, a table per outcome count, every
     /// result that is not bitwise, and what did not apply.
     pub fn to_markdown(&self) -> String {
-        let s = &self.summary;
         let mut md = format!(
-            "## parity invariance: {}\n\n{} results: {} bitwise, {} within tolerance, {} out, {} errors; {} not applicable{}\n\n",
-            self.verdict.to_uppercase(),
-            s.results,
-            s.bitwise,
-            s.within,
-            s.out,
-            s.errors,
-            s.not_applicable,
-            if self.bitwise_required {
-                " (--bitwise)"
-            } else {
-                ""
-            }
+            "## parity invariance: {}\n\n{}\n\n",
+            self.verdict.name().to_uppercase(),
+            self.summary_line()
         );
         md += "| suite | backend | check | bitwise | within | out | errors | largest deviation |\n| --- | --- | --- | ---: | ---: | ---: | ---: | --- |\n";
-        for (suite, backend, check, rs) in self.by_check() {
-            let count = |o: Option<Outcome>| rs.iter().filter(|r| r.outcome == o).count();
+        for row in self.by_check() {
+            let [b, w, o, e] = row.counts;
             let _ = writeln!(
                 md,
-                "| {} | {} | {} | {} | {} | {} | {} | {} |",
-                code(suite, true),
-                code(backend, true),
-                check,
-                count(Some(Outcome::Bitwise)),
-                count(Some(Outcome::Within)),
-                count(Some(Outcome::Out)),
-                count(None),
-                escape(&largest(&rs))
+                "| {} | {} | {} | {b} | {w} | {o} | {e} | {} |",
+                code(row.suite, true),
+                code(row.backend, true),
+                row.check,
+                escape(&row.largest)
             );
         }
-        let notable: Vec<&CheckResult> = self
-            .results
-            .iter()
-            .filter(|r| r.outcome != Some(Outcome::Bitwise))
-            .collect();
+        let notable = self.not_bitwise();
         if !notable.is_empty() {
             md += "\n### Not bitwise\n\n";
             for r in notable {
@@ -192,17 +173,13 @@ impl InvarianceReport {
     /// One self-contained HTML page: the verdict, the per-check table, every deviation
     /// that is not bitwise with its figures, what did not apply, the environment.
     pub fn to_html(&self) -> String {
-        let s = &self.summary;
-        let summary = format!(
-            "{} results: {} bitwise, {} within tolerance, {} out, {} errors; {} not applicable",
-            s.results, s.bitwise, s.within, s.out, s.errors, s.not_applicable
-        );
-        let verdict = self.verdict.to_uppercase();
+        let summary = self.summary_line();
+        let verdict = self.verdict.name().to_uppercase();
         let mut out = head(&format!("parity invariance: {verdict} · {summary}"), "");
         let _ = write!(
             out,
             "<header class=\"banner {}\">\n<h1>parity invariance: {verdict}</h1>\n<p class=\"summary\">{}</p>\n</header>\n",
-            self.verdict,
+            self.verdict.name(),
             html(&summary)
         );
         out += "<h2>Checks</h2>\n<table>\n";
@@ -219,29 +196,19 @@ impl InvarianceReport {
                 "largest deviation",
             ],
         );
-        for (suite, backend, check, rs) in self.by_check() {
-            let count = |o: Option<Outcome>| rs.iter().filter(|r| r.outcome == o).count();
+        for row in self.by_check() {
             out += "<tr>";
-            cell(&mut out, suite, false);
-            cell(&mut out, backend, false);
-            cell(&mut out, check, false);
-            for o in [
-                Some(Outcome::Bitwise),
-                Some(Outcome::Within),
-                Some(Outcome::Out),
-                None,
-            ] {
-                cell(&mut out, &count(o).to_string(), true);
+            cell(&mut out, row.suite, false);
+            cell(&mut out, row.backend, false);
+            cell(&mut out, row.check, false);
+            for n in row.counts {
+                cell(&mut out, &n.to_string(), true);
             }
-            cell(&mut out, &largest(&rs), false);
+            cell(&mut out, &row.largest, false);
             out += "</tr>\n";
         }
         out += "</table>\n";
-        let notable: Vec<&CheckResult> = self
-            .results
-            .iter()
-            .filter(|r| r.outcome != Some(Outcome::Bitwise))
-            .collect();
+        let notable = self.not_bitwise();
         if !notable.is_empty() {
             out += "<h2>Not bitwise</h2>\n<table>\n";
             header(
@@ -316,20 +283,56 @@ impl InvarianceReport {
         out
     }
 
-    /// Results grouped by suite, backend and check, in report order.
-    fn by_check(&self) -> Vec<(&str, &str, &str, Vec<&CheckResult>)> {
-        let mut out: Vec<(&str, &str, &str, Vec<&CheckResult>)> = Vec::new();
+    /// One row per suite, backend and check, in report order.
+    fn by_check(&self) -> Vec<CheckRow<'_>> {
+        let mut groups: Vec<(&str, &str, &str, Vec<&CheckResult>)> = Vec::new();
         for r in &self.results {
-            match out
+            match groups
                 .iter_mut()
                 .find(|(s, b, c, _)| *s == r.suite && *b == r.backend && *c == r.check)
             {
                 Some(g) => g.3.push(r),
-                None => out.push((&r.suite, &r.backend, r.check, vec![r])),
+                None => groups.push((&r.suite, &r.backend, r.check, vec![r])),
             }
         }
-        out
+        groups
+            .into_iter()
+            .map(|(suite, backend, check, rs)| {
+                let count = |o: Option<Outcome>| rs.iter().filter(|r| r.outcome == o).count();
+                CheckRow {
+                    suite,
+                    backend,
+                    check,
+                    counts: [
+                        count(Some(Outcome::Bitwise)),
+                        count(Some(Outcome::Within)),
+                        count(Some(Outcome::Out)),
+                        count(None),
+                    ],
+                    largest: largest(&rs),
+                }
+            })
+            .collect()
     }
+
+    /// The results that are not bitwise (within, out or errors), in report order.
+    fn not_bitwise(&self) -> Vec<&CheckResult> {
+        self.results
+            .iter()
+            .filter(|r| r.outcome != Some(Outcome::Bitwise))
+            .collect()
+    }
+}
+
+/// A suite × backend × check in the Markdown and HTML tables.
+struct CheckRow<'a> {
+    suite: &'a str,
+    backend: &'a str,
+    check: &'a str,
+    /// Results bitwise, within, out, errors.
+    counts: [usize; 4],
+    /// The largest deviation, described.
+    largest: String,
 }
 
 /// A suite × backend in JUnit.

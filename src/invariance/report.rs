@@ -4,7 +4,7 @@
 //! the reason.
 
 use crate::compare::OutputComparison;
-use crate::report::{text, Environment};
+use crate::report::{text, CaseVerdict, Environment};
 use serde::Serialize;
 
 /// How far a variant's output is from the reference run's.
@@ -114,7 +114,7 @@ pub struct InvarianceReport {
     /// `parity.invariance/v1`.
     pub schema: &'static str,
     /// `pass`, `fail` or `error`.
-    pub verdict: &'static str,
+    pub verdict: CaseVerdict,
     /// `--bitwise`: anything not bitwise fails.
     pub bitwise_required: bool,
     /// Host and backends.
@@ -148,12 +148,12 @@ impl InvarianceReport {
         let failed = summary.out > 0 || (bitwise_required && summary.within > 0);
         let evaluated = summary.bitwise + summary.within + summary.out;
         let verdict = if failed {
-            "fail"
+            CaseVerdict::Fail
         } else if summary.errors > 0 || evaluated == 0 {
             // Nothing compared is never a pass.
-            "error"
+            CaseVerdict::Error
         } else {
-            "pass"
+            CaseVerdict::Pass
         };
         InvarianceReport {
             schema: "parity.invariance/v1",
@@ -169,11 +169,7 @@ impl InvarianceReport {
     /// 0 pass, 1 something out (or not bitwise under `--bitwise`), 2 nothing evaluated
     /// or an error.
     pub fn exit_code(&self) -> u8 {
-        match self.verdict {
-            "pass" => 0,
-            "fail" => 1,
-            _ => 2,
-        }
+        self.verdict.exit_code()
     }
 
     /// JSON, pretty-printed.
@@ -276,9 +272,21 @@ impl InvarianceReport {
         if !skipped.is_empty() {
             out += &format!("not run: {}\n", skipped.join(", "));
         }
-        let s = &self.summary;
         out += &format!(
-            "{} results: {} bitwise, {} within tolerance, {} out, {} errors; {} not applicable{} -> {}\n",
+            "{} -> {}\n",
+            self.summary_line(),
+            self.verdict.name().to_uppercase()
+        );
+        out
+    }
+}
+
+impl InvarianceReport {
+    /// The counts in one line, as every format shows them.
+    pub fn summary_line(&self) -> String {
+        let s = &self.summary;
+        format!(
+            "{} results: {} bitwise, {} within tolerance, {} out, {} errors; {} not applicable{}",
             s.results,
             s.bitwise,
             s.within,
@@ -289,10 +297,8 @@ impl InvarianceReport {
                 " (--bitwise)"
             } else {
                 ""
-            },
-            self.verdict.to_uppercase()
-        );
-        out
+            }
+        )
     }
 }
 

@@ -451,3 +451,32 @@ fn record_and_bench_run_through_the_runner() {
     );
     assert!(result["error"].is_null(), "{result}");
 }
+
+#[test]
+fn the_example_runner_is_checked_for_invariance() {
+    let runner = example();
+    let o = parity(&[
+        "invariance",
+        s(&models().join("mlp")),
+        "--backend",
+        &runner,
+        "--check",
+        "repeat,session,threads,batch,optimization",
+        "--repeats",
+        "2",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(o.code, 0, "{}{}", o.stdout, o.stderr);
+    let r = json(&o);
+    assert_schema(&r, "invariance.schema.json");
+    // 3 data sets x 4 checks; the runtime's optimisation levels are its own business.
+    assert_eq!(r["summary"]["results"], 12, "{}", r["summary"]);
+    assert_eq!(r["summary"]["errors"], 0);
+    assert_eq!(r["not_applicable"][0]["check"], "optimization");
+    for x in r["results"].as_array().unwrap() {
+        if matches!(x["check"].as_str(), Some("repeat" | "session")) {
+            assert_eq!(x["outcome"], "bitwise", "{x:#}");
+        }
+    }
+}
