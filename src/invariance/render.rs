@@ -91,7 +91,8 @@ impl InvarianceReport {
                         attr(e)
                     );
                 } else if self.fails(r) {
-                    let lines: Vec<String> = r.outputs.iter().map(|o| line(r, o)).collect();
+                    let lines: Vec<String> =
+                        r.outputs.iter().map(|o| r.deviation_line(o)).collect();
                     let _ = write!(
                         x,
                         "\n      <failure message=\"{}\" type=\"{}\">{}</failure>\n    ",
@@ -155,7 +156,7 @@ impl InvarianceReport {
                     }
                     None => {
                         for o in &r.outputs {
-                            let _ = writeln!(md, "- {}", escape(&line(r, o)));
+                            let _ = writeln!(md, "- {}", escape(&r.deviation_line(o)));
                         }
                     }
                 }
@@ -341,29 +342,6 @@ struct Group<'a> {
     backend: &'a str,
     results: Vec<&'a CheckResult>,
     not_applicable: Vec<&'a NotApplicable>,
-}
-
-/// One output's deviation in one line, as JUnit and Markdown show it.
-fn line(r: &CheckResult, o: &super::report::OutputDeviation) -> String {
-    let c = &o.comparison;
-    let (e, a) = num_pair(c.expected, c.actual);
-    format!(
-        "{} {} {} {} {}: {} at {} vs {}: max abs err {}, max rel err {}, tolerance used {}, {}/{} beyond tolerance, worst {} (reference {e}, variant {a})",
-        r.suite,
-        r.case,
-        r.backend,
-        r.check,
-        o.name,
-        o.outcome.name(),
-        o.variant,
-        r.reference,
-        num(Some(c.max_abs_err)),
-        num(Some(c.max_rel_err)),
-        share(c.tolerance_used),
-        c.mismatched,
-        c.total,
-        index(&c.worst_index)
-    )
 }
 
 /// The largest deviation among results, `-` when all are bitwise or none compared.

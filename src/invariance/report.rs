@@ -218,27 +218,7 @@ impl InvarianceReport {
             }
             for o in &r.outputs {
                 if verbose || o.outcome == Outcome::Out {
-                    let c = &o.comparison;
-                    details.push(format!(
-                        "{suite} {} {} {} {}: {} at {} ({} of {} variants compared); {}/{} elements differ beyond tolerance{}",
-                        r.case,
-                        r.backend,
-                        r.check,
-                        o.name,
-                        o.outcome.name(),
-                        o.variant,
-                        o.variants,
-                        o.variants,
-                        c.mismatched,
-                        c.total,
-                        match (&c.worst_index, c.expected, c.actual) {
-                            (Some(i), Some(e), Some(a)) => {
-                                let (e, a) = text::num_pair(Some(e), Some(a));
-                                format!(", worst {i:?}: reference {e}, variant {a}")
-                            }
-                            _ => c.problem.clone().map(|p| format!(", {p}")).unwrap_or_default(),
-                        }
-                    ));
+                    details.push(r.deviation_line(o));
                 }
             }
             for s in r.skipped_outputs.iter().filter(|_| verbose) {
@@ -298,6 +278,39 @@ impl InvarianceReport {
             } else {
                 ""
             }
+        )
+    }
+}
+
+impl CheckResult {
+    /// One output's deviation in one line, as text, JUnit and Markdown show it.
+    pub fn deviation_line(&self, o: &OutputDeviation) -> String {
+        let c = &o.comparison;
+        let worst = match (&c.worst_index, c.expected, c.actual) {
+            (Some(i), Some(e), Some(a)) => {
+                let (e, a) = text::num_pair(Some(e), Some(a));
+                format!(", worst {i:?}: reference {e}, variant {a}")
+            }
+            _ => String::new(),
+        };
+        format!(
+            "{} {} {} {} {}: {} at {} vs {} ({} variant{}): max abs err {}, max rel err {}, tolerance used {}, {}/{} elements differ beyond tolerance{worst}{}",
+            short(&self.suite),
+            self.case,
+            self.backend,
+            self.check,
+            o.name,
+            o.outcome.name(),
+            o.variant,
+            self.reference,
+            o.variants,
+            if o.variants == 1 { "" } else { "s" },
+            text::num(Some(c.max_abs_err)),
+            text::num(Some(c.max_rel_err)),
+            text::share(c.tolerance_used),
+            c.mismatched,
+            c.total,
+            c.problem.as_deref().map(|p| format!("; {p}")).unwrap_or_default()
         )
     }
 }
