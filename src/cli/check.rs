@@ -12,7 +12,9 @@ use crate::error::{Error, Result};
 use crate::formats::onnx_model::sha256_hex;
 use crate::interrupt;
 use crate::panic_guard::lock;
-use crate::report::{CaseId, CaseReport, CaseVerdict, Incomplete, Report, SuiteAudit, Warning};
+use crate::report::{
+    CandidateModel, CaseId, CaseReport, CaseVerdict, Incomplete, Report, SuiteAudit, Warning,
+};
 use crate::suite::integrity::{self, Finding};
 use crate::suite::matrix::SuiteMatrix;
 use crate::suite::runner::{self, Reference, RunOptions};
@@ -87,6 +89,11 @@ pub struct CheckArgs {
     isolate: bool,
     #[command(flatten)]
     limits: WorkerLimits,
+    /// Run this model file instead of each suite's model.onnx (a re-export, a quantized
+    /// or pruned version) and compare it with the suite's goldens: it must take the same
+    /// inputs and give every output the suite compares. The report names both models.
+    #[arg(long, value_name = "CANDIDATE.onnx")]
+    model: Option<PathBuf>,
     #[command(flatten)]
     output: OutputArgs,
 }
@@ -164,13 +171,38 @@ pub fn run(args: CheckArgs, global: Global) -> Result<u8> {
         }
         suites.extend(found);
     }
+    let candidate = match &args.model {
+        Some(path) => Some((path, crate::formats::onnx_model::inspect(path)?)),
+        None => None,
+    };
+    let mut candidate_warnings = Vec::new();
+    if let Some((path, info)) = &candidate {
+        for suite in &mut suites {
+            let warned = crate::suite::candidate::check_schema(
+                &suite.info.inputs,
+                &suite.info.outputs,
+                &info.inputs,
+                &info.outputs,
+            )
+            .map_err(|e| Error::file(path, format!("{e}, against {}", suite.model.display())))?;
+            candidate_warnings.extend(warned.into_iter().map(|message| Warning {
+                suite: Some(suite.dir.display().to_string()),
+                message: format!("{}: {message}", path.display()),
+            }));
+            suite.model = path.to_path_buf();
+        }
+    }
     if reference == Reference::Golden && args.backends.is_empty() && !args.allow_missing_backend {
         require_recorded_backends(&suites, &selected)?;
     }
-    args.output
-        .refuse_inputs(suites.iter().map(|s| s.dir.as_path()))?;
+    args.output.refuse_inputs(
+        suites
+            .iter()
+            .map(|s| s.dir.as_path())
+            .chain(args.model.as_deref()),
+    )?;
     let findings: Vec<Vec<Finding>> = suites.iter().map(integrity::audit).collect();
-    let mut warnings = Vec::new();
+    let mut warnings = candidate_warnings;
     if !args.strict {
         for (suite, suite_findings) in suites.iter().zip(&findings) {
             warnings.extend(suite_findings.iter().map(|f| Warning {
@@ -292,7 +324,18 @@ pub fn run(args: CheckArgs, global: Global) -> Result<u8> {
         .unwrap_or_else(PoisonError::into_inner);
     progress.finish();
     let mut report = Report::new(super::run_environment(&selected), rows);
-    report.suites = suites.iter().map(audit).collect::<Result<_>>()?;
+    report.suites = suites
+        .iter()
+        .map(|s| {
+            audit(s).map(|mut a| {
+                a.candidate = candidate.as_ref().map(|(path, info)| CandidateModel {
+                    path: path.display().to_string(),
+                    sha256: info.sha256.clone(),
+                });
+                a
+            })
+        })
+        .collect::<Result<_>>()?;
     if args.matrix {
         report.matrix = Some(matrix);
     }
@@ -371,5 +414,6 @@ fn audit(suite: &crate::suite::Suite) -> Result<SuiteAudit> {
         model_sha256: suite.info.sha256.clone(),
         manifest_sha256,
         provenance: suite.manifest.provenance.clone(),
+        candidate: None,
     })
 }

@@ -523,7 +523,13 @@ fn suites(out: &mut String, report: &Report) {
     out.push_str("<h2>Suites</h2>\n<table>\n");
     header(
         out,
-        &["suite", "model sha256", "manifest sha256", "provenance"],
+        &[
+            "suite",
+            "model sha256",
+            "manifest sha256",
+            "provenance",
+            "candidate model (check --model)",
+        ],
     );
     for s in &report.suites {
         out.push_str("<tr>");
@@ -553,6 +559,17 @@ fn suites(out: &mut String, report: &Report) {
                     .collect();
                 out.push_str(&items.join("<br>"));
                 out.push_str("</td>");
+            }
+        }
+        match &s.candidate {
+            None => out.push_str("<td>-</td>"),
+            Some(c) => {
+                let _ = write!(
+                    out,
+                    "<td><code>{}</code><br>sha256 <code>{}</code></td>",
+                    html(&c.path),
+                    html(&c.sha256)
+                );
             }
         }
         out.push_str("</tr>\n");
@@ -746,6 +763,7 @@ mod tests {
             suite: "models/mlp".into(),
             model_sha256: "ab".repeat(32),
             manifest_sha256: None,
+            candidate: None,
             provenance: Some(Provenance {
                 backend: Some("ort-cpu".into()),
                 date: Some("2026-11-25T18:33:07Z".into()),

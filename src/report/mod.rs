@@ -127,6 +127,19 @@ pub struct SuiteAudit {
     /// when the suite states one; absent from the JSON otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provenance: Option<Provenance>,
+    /// With `check --model`: the model file that ran instead of `model.onnx`, compared
+    /// with the goldens recorded from it; absent from the JSON otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub candidate: Option<CandidateModel>,
+}
+
+/// The model `check --model` ran in place of a suite's own.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CandidateModel {
+    /// The file as named on the command line.
+    pub path: String,
+    /// Its sha256.
+    pub sha256: String,
 }
 
 /// One input of `parity merge`: where it came from and what it held.

@@ -61,10 +61,27 @@ pub fn render(report: &Report, style: Style, verbose: bool) -> String {
         out.push_str(&super::matrix::render(entries, style));
         out.push('\n');
     }
+    out.push_str(&candidates(report));
     out.push_str(&not_tested(report));
     out.push_str(&warnings(report));
     out.push_str(&summary(report, style));
     out
+}
+
+/// One line per suite checked with `check --model`: which model ran, against whose
+/// goldens, both sha256s.
+pub fn candidates(report: &Report) -> String {
+    report
+        .suites
+        .iter()
+        .filter_map(|s| {
+            let c = s.candidate.as_ref()?;
+            Some(format!(
+                "candidate model {} (sha256 {}) ran against the goldens of {} (model sha256 {})\n",
+                c.path, c.sha256, s.suite, s.model_sha256
+            ))
+        })
+        .collect()
 }
 
 /// One `warning: ` line per warning of the run, as stderr would have shown them.

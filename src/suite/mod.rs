@@ -8,6 +8,7 @@
 //! `parity record` writes suites ([`record`]); the digests it stores are checked when a
 //! suite is opened and when each case is loaded ([`integrity`]).
 
+pub mod candidate;
 pub mod execution;
 pub mod generation;
 pub mod integrity;

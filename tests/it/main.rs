@@ -8,6 +8,7 @@ mod common;
 mod bench;
 mod bisect;
 mod calibrate;
+mod candidate;
 mod cli;
 mod crash_safety;
 mod data;
