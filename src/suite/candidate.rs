@@ -104,12 +104,27 @@ mod tests {
         }
     }
 
+    /// `check_schema` of owned lists (shipped in, shipped out, candidate in, out).
+    fn check(
+        a: Vec<IoSpec>,
+        b: Vec<IoSpec>,
+        c: Vec<IoSpec>,
+        d: Vec<IoSpec>,
+    ) -> Result<Vec<String>, String> {
+        check_schema(&a, &b, &c, &d)
+    }
+
     #[test]
     fn the_candidate_must_take_the_same_inputs_and_give_every_output() {
         let batch = || Dim::Symbolic("batch".into());
         let x = spec("x", DType::F32, vec![batch(), Dim::Fixed(64)]);
         let y = spec("y", DType::F32, vec![batch(), Dim::Fixed(10)]);
-        let ok = check_schema(&[x.clone()], &[y.clone()], &[x.clone()], &[y.clone()]);
+        let ok = check(
+            vec![x.clone()],
+            vec![y.clone()],
+            vec![x.clone()],
+            vec![y.clone()],
+        );
         assert_eq!(ok, Ok(vec![]));
         // A quantized export may name its batch differently: still the same input.
         let x_n = spec(
@@ -118,25 +133,43 @@ mod tests {
             vec![Dim::Symbolic("N".into()), Dim::Fixed(64)],
         );
         let extra = spec("z", DType::F32, vec![]);
-        let warn = check_schema(&[x.clone()], &[y.clone()], &[x_n], &[y.clone(), extra]).unwrap();
+        let warn = check(
+            vec![x.clone()],
+            vec![y.clone()],
+            vec![x_n],
+            vec![y.clone(), extra],
+        )
+        .unwrap();
         assert_eq!(warn.len(), 1);
         assert!(warn[0].contains("`z` is not an output"), "{warn:?}");
         let half = spec("x", DType::F16, vec![batch(), Dim::Fixed(64)]);
-        let e = check_schema(&[x.clone()], &[y.clone()], &[half], &[y.clone()]).unwrap_err();
+        let e = check(
+            vec![x.clone()],
+            vec![y.clone()],
+            vec![half],
+            vec![y.clone()],
+        )
+        .unwrap_err();
         assert_eq!(
             e,
             "input `x` is f16 in the candidate, f32 in the suite's model"
         );
         let wide = spec("x", DType::F32, vec![batch(), Dim::Fixed(128)]);
-        let e = check_schema(&[x.clone()], &[y.clone()], &[wide], &[y.clone()]).unwrap_err();
+        let e = check(
+            vec![x.clone()],
+            vec![y.clone()],
+            vec![wide],
+            vec![y.clone()],
+        )
+        .unwrap_err();
         assert!(
             e.contains("[batch, 128] in the candidate, [batch, 64]"),
             "{e}"
         );
-        let e = check_schema(&[x.clone()], &[y.clone()], &[x.clone()], &[]).unwrap_err();
+        let e = check(vec![x.clone()], vec![y.clone()], vec![x.clone()], vec![]).unwrap_err();
         assert!(e.contains("no output `y`"), "{e}");
         let renamed = spec("input", DType::F32, vec![batch(), Dim::Fixed(64)]);
-        let e = check_schema(&[x], &[y.clone()], &[renamed], &[y]).unwrap_err();
+        let e = check(vec![x], vec![y.clone()], vec![renamed], vec![y]).unwrap_err();
         assert!(e.contains("no input `x` (its inputs: input)"), "{e}");
     }
 }
