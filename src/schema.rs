@@ -33,3 +33,15 @@ pub struct IoSpec {
     pub dtype: Option<DType>,
     pub dims: Option<Vec<Dim>>,
 }
+
+/// Dims as messages show them: `[batch, 64]`.
+pub fn dims_text(dims: &[Dim]) -> String {
+    let dims: Vec<String> = dims.iter().map(ToString::to_string).collect();
+    format!("[{}]", dims.join(", "))
+}
+
+/// The names of inputs or outputs as messages list them: `x, mask`.
+pub fn names_text(specs: &[IoSpec]) -> String {
+    let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
+    names.join(", ")
+}

@@ -75,12 +75,11 @@ pub fn check_tensor(what: &str, spec: &IoSpec, t: &Tensor) -> Result<(), Backend
                 .zip(t.shape())
                 .all(|(d, &n)| !matches!(d, Dim::Fixed(f) if *f != n));
         if !fits {
-            let declared: Vec<String> = dims.iter().map(ToString::to_string).collect();
             return Err(BackendError::new(format!(
-                "{what} `{}` has shape {:?}, the model declares [{}]",
+                "{what} `{}` has shape {:?}, the model declares {}",
                 spec.name,
                 t.shape(),
-                declared.join(", ")
+                crate::schema::dims_text(dims)
             )));
         }
     }

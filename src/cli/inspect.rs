@@ -90,13 +90,7 @@ fn dtype(s: &IoSpec) -> String {
 fn shape_text(s: &IoSpec) -> String {
     match &s.dims {
         None => "rank unknown".to_string(),
-        Some(d) => format!(
-            "[{}]",
-            d.iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
+        Some(d) => crate::schema::dims_text(d),
     }
 }
 

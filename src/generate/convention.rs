@@ -4,7 +4,7 @@
 //! (`input_ids`, `attention_mask`, `position_ids`, `past_key_values.{i}.key/value` in;
 //! `logits`, `present.{i}.key/value` out), with every name overridable.
 
-use crate::schema::{Dim, IoSpec};
+use crate::schema::{dims_text, names_text, Dim, IoSpec};
 use crate::tensor::DType;
 
 /// The names to look for; [`Names::default`] is the Hugging Face / Optimum convention.
@@ -83,7 +83,7 @@ impl Layout {
             format!(
                 "the model has no input `{}` for the token ids (inputs: {}); name it with --input-ids",
                 names.input_ids,
-                list(inputs)
+                names_text(inputs)
             )
         })?;
         let ids_dtype = match inputs[input_ids].dtype {
@@ -100,7 +100,7 @@ impl Layout {
             Some(i) => Ok(Some(i)),
             None if explicit => Err(format!(
                 "the model has no input `{name}` (named by {flag}); inputs: {}",
-                list(inputs)
+                names_text(inputs)
             )),
             None => Ok(None),
         };
@@ -126,7 +126,7 @@ impl Layout {
                 format!(
                     "the model has no output `{}` (outputs: {}); name it with --logits",
                     names.logits,
-                    list(outputs)
+                    names_text(outputs)
                 )
             })?;
         let pairs = if names.cache.is_empty() {
@@ -139,7 +139,7 @@ impl Layout {
             let input = find_in(in_name).ok_or_else(|| {
                 format!(
                     "the model has no cache input `{in_name}` (inputs: {})",
-                    list(inputs)
+                    names_text(inputs)
                 )
             })?;
             let output = outputs
@@ -148,7 +148,7 @@ impl Layout {
                 .ok_or_else(|| {
                     format!(
                         "the model has no output `{out_name}` to feed its input `{in_name}` (outputs: {}); pair them with --kv OUT=IN",
-                        list(outputs)
+                        names_text(outputs)
                     )
                 })?;
             cache.push(slot(&inputs[input], input, output)?);
@@ -213,8 +213,8 @@ fn slot(spec: &IoSpec, input: usize, output: usize) -> Result<CacheSlot, String>
         _ if dims.len() == 4 && matches!(dims[1], Dim::Fixed(_)) && matches!(dims[3], Dim::Fixed(_)) => 2,
         _ => {
             return Err(format!(
-                "cache input `{name}` has dims [{}]: parity needs every axis but the batch (0) and one sequence axis fixed",
-                dims.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+                "cache input `{name}` has dims {}: parity needs every axis but the batch (0) and one sequence axis fixed",
+                dims_text(dims)
             ))
         }
     };
@@ -233,14 +233,6 @@ fn slot(spec: &IoSpec, input: usize, output: usize) -> Result<CacheSlot, String>
         dims,
         seq_axis,
     })
-}
-
-fn list(specs: &[IoSpec]) -> String {
-    specs
-        .iter()
-        .map(|s| s.name.as_str())
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 #[cfg(test)]

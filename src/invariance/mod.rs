@@ -24,6 +24,7 @@ use crate::suite::manifest::OutputRule;
 use crate::suite::{NamedTensors, Suite};
 use crate::tensor::Tensor;
 use report::{CheckResult, NotApplicable, Outcome, OutputDeviation, Skipped};
+use std::collections::BTreeMap;
 
 /// One of the checks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -233,12 +234,11 @@ struct Runner<'a> {
     options: &'a Options,
     /// The reference session: default level, `--threads`.
     base: Option<Loaded>,
-    /// Fresh sessions for `session`.
-    fresh: Option<Vec<Loaded>>,
-    /// `(threads, session)` for `threads`, 1 first.
-    threaded: Option<Vec<(usize, Loaded)>>,
-    /// `(level, session)` for `optimization`, the default level excluded.
-    levels: Option<Vec<(&'static str, Loaded)>>,
+    /// The base session's first run of the current data set (by name), the reference
+    /// of every check but `threads`: run once per data set.
+    base_run: Option<(String, Result<NamedTensors, String>)>,
+    /// The labelled sessions `session`, `threads` (1 first) and `optimization` compare.
+    sessions: BTreeMap<Check, Vec<(String, Loaded)>>,
     /// Every data set: the other rows of `batch`.
     data: &'a [DataSet],
 }
@@ -255,9 +255,8 @@ impl<'a> Runner<'a> {
             selected,
             options,
             base: None,
-            fresh: None,
-            threaded: None,
-            levels: None,
+            base_run: None,
+            sessions: BTreeMap::new(),
             data,
         }
     }
@@ -276,8 +275,101 @@ impl<'a> Runner<'a> {
             .collect()
     }
 
-    fn default_load(&self) -> LoadOptions {
-        self.options.run.load.clone()
+    /// The base session, loaded on first use.
+    fn base(&mut self) -> Result<&mut Box<dyn Session>, String> {
+        if self.base.is_none() {
+            self.base = Some(self.load(&self.options.run.load));
+        }
+        match self.base.as_mut() {
+            Some(Ok(s)) => Ok(s),
+            Some(Err(e)) => Err(e.clone()),
+            None => Err("internal: no base session".to_string()),
+        }
+    }
+
+    /// The base session's run of data set `case` (the first one, kept for its other
+    /// checks).
+    fn base_run(&mut self, case: &str, inputs: &[Tensor]) -> Result<NamedTensors, String> {
+        if let Some((name, out)) = &self.base_run {
+            if name == case {
+                return out.clone();
+            }
+        }
+        let out = self.base().and_then(|s| run(s.as_mut(), inputs));
+        self.base_run = Some((case.to_string(), out.clone()));
+        out
+    }
+
+    /// The labelled load options of the sessions `check` compares besides the base
+    /// one: fresh sessions, thread counts (1 first, the check's reference), or the
+    /// levels other than the default.
+    fn plans(&self, check: Check) -> Vec<(String, LoadOptions)> {
+        let base = &self.options.run.load;
+        match check {
+            Check::Session => (2..=self.options.repeats.max(2))
+                .map(|i| (format!("session {i}"), base.clone()))
+                .collect(),
+            Check::Threads => std::iter::once(1)
+                .chain(
+                    self.options
+                        .threads_list
+                        .iter()
+                        .copied()
+                        .filter(|&t| t != 1),
+                )
+                .map(|t| {
+                    let load = LoadOptions {
+                        threads: Some(t),
+                        ..base.clone()
+                    };
+                    (format!("threads {t}"), load)
+                })
+                .collect(),
+            Check::Optimization => {
+                let all = self.selected.backend.knobs().optimization_levels;
+                all[..all.len().saturating_sub(1)]
+                    .iter()
+                    .map(|&level| {
+                        let load = LoadOptions {
+                            optimization: Some(level.to_string()),
+                            ..base.clone()
+                        };
+                        (level.to_string(), load)
+                    })
+                    .collect()
+            }
+            Check::Repeat | Check::Batch => Vec::new(),
+        }
+    }
+
+    /// `inputs` run on each of `check`'s sessions (loaded on first use), labelled.
+    fn run_sessions(
+        &mut self,
+        check: Check,
+        inputs: &[Tensor],
+    ) -> Vec<(String, Result<NamedTensors, String>)> {
+        if !self.sessions.contains_key(&check) {
+            let loaded = self
+                .plans(check)
+                .into_iter()
+                .map(|(label, load)| (label, self.load(&load)))
+                .collect();
+            self.sessions.insert(check, loaded);
+        }
+        let sessions = self
+            .sessions
+            .get_mut(&check)
+            .map_or(&mut [][..], |v| &mut v[..]);
+        sessions
+            .iter_mut()
+            .map(|(label, s)| {
+                let out = match s {
+                    Ok(s) => run(s.as_mut(), inputs),
+                    Err(e) => Err(e.clone()),
+                };
+                (label.clone(), out)
+            })
+            .collect()
     }
 
     /// The reference run and every variant of `check` on one data set's inputs.
@@ -287,109 +379,38 @@ impl<'a> Runner<'a> {
         case: &str,
         inputs: &[Tensor],
     ) -> Result<Variants, String> {
-        let fillers = match check {
-            Check::Batch => self.fillers_except(case),
-            _ => Vec::new(),
-        };
-        if self.base.is_none() {
-            self.base = Some(self.load(&self.default_load()));
+        if check == Check::Threads {
+            // threads 1 is this check's reference.
+            let mut runs = self.run_sessions(check, inputs);
+            if runs.is_empty() {
+                return Err("internal: no thread counts".to_string());
+            }
+            let (_, one) = runs.remove(0);
+            return Ok(Variants {
+                reference: one?,
+                runs,
+                skipped: Vec::new(),
+            });
         }
-        let base = match self.base.as_mut() {
-            Some(Ok(s)) => s,
-            Some(Err(e)) => return Err(e.clone()),
-            None => return Err("internal: no session".to_string()),
-        };
-        let reference = run(base.as_mut(), inputs)?;
+        let reference = self.base_run(case, inputs)?;
+        let options = self.options;
         let mut skipped = Vec::new();
         let runs = match check {
-            Check::Repeat => (2..=self.options.repeats.max(2))
-                .map(|i| (format!("run {i}"), run(base.as_mut(), inputs)))
-                .collect(),
-            Check::Session => {
-                if self.fresh.is_none() {
-                    let load = self.default_load();
-                    let n = self.options.repeats.max(2) - 1;
-                    self.fresh = Some((0..n).map(|_| self.load(&load)).collect());
-                }
-                let fresh = self.fresh.as_mut().map_or(&mut [][..], |v| &mut v[..]);
-                fresh
-                    .iter_mut()
-                    .enumerate()
-                    .map(|(i, s)| {
-                        let out = match s {
-                            Ok(s) => run(s.as_mut(), inputs),
-                            Err(e) => Err(e.clone()),
-                        };
-                        (format!("session {}", i + 2), out)
-                    })
-                    .collect()
+            Check::Threads | Check::Session | Check::Optimization => {
+                self.run_sessions(check, inputs)
             }
-            Check::Threads => {
-                if self.threaded.is_none() {
-                    let mut counts = vec![1];
-                    counts.extend(self.options.threads_list.iter().filter(|&&t| t != 1));
-                    let sessions = counts
-                        .into_iter()
-                        .map(|t| {
-                            let load = LoadOptions {
-                                threads: Some(t),
-                                ..self.default_load()
-                            };
-                            (t, self.load(&load))
-                        })
-                        .collect();
-                    self.threaded = Some(sessions);
-                }
-                let sessions = self.threaded.as_mut().map_or(&mut [][..], |v| &mut v[..]);
-                let mut outs: Vec<(String, Result<NamedTensors, String>)> = sessions
-                    .iter_mut()
-                    .map(|(t, s)| {
-                        let out = match s {
-                            Ok(s) => run(s.as_mut(), inputs),
-                            Err(e) => Err(e.clone()),
-                        };
-                        (format!("threads {t}"), out)
-                    })
-                    .collect();
-                // threads 1 is this check's reference.
-                let (_, one) = outs.remove(0);
-                return Ok(Variants {
-                    reference: one?,
-                    runs: outs,
-                    skipped,
-                });
-            }
-            Check::Optimization => {
-                if self.levels.is_none() {
-                    let all = self.selected.backend.knobs().optimization_levels;
-                    let others = &all[..all.len().saturating_sub(1)];
-                    let sessions = others
-                        .iter()
-                        .map(|&level| {
-                            let load = LoadOptions {
-                                optimization: Some(level.to_string()),
-                                ..self.default_load()
-                            };
-                            (level, self.load(&load))
-                        })
-                        .collect();
-                    self.levels = Some(sessions);
-                }
-                let sessions = self.levels.as_mut().map_or(&mut [][..], |v| &mut v[..]);
-                sessions
-                    .iter_mut()
-                    .map(|(level, s)| {
-                        let out = match s {
-                            Ok(s) => run(s.as_mut(), inputs),
-                            Err(e) => Err(e.clone()),
-                        };
-                        (level.to_string(), out)
-                    })
+            Check::Repeat => {
+                let base = self.base()?;
+                (2..=options.repeats.max(2))
+                    .map(|i| (format!("run {i}"), run(base.as_mut(), inputs)))
                     .collect()
             }
             Check::Batch => {
-                let input_axes = batch::axes(&self.suite.info.inputs, self.options.batch_axis)?;
+                let fillers = self.fillers_except(case);
+                let input_axes = batch::axes(&self.suite.info.inputs, options.batch_axis)?;
                 let rows = batch::batch_rows(inputs, &input_axes)?;
+                let sizes = &options.batch_sizes;
+                let base = self.base()?;
                 let mut runs = Vec::new();
                 let mut uncut: Vec<String> = Vec::new();
                 let mut keep = |out: Result<batch::Cut, String>| {
@@ -402,7 +423,7 @@ impl<'a> Runner<'a> {
                         kept
                     })
                 };
-                for &size in &self.options.batch_sizes {
+                for &size in sizes.iter().filter(|&&size| size != rows) {
                     if size < rows {
                         // A data set larger than the batch: run in batches of `size`
                         // rows, the outputs joined back.
@@ -413,9 +434,6 @@ impl<'a> Runner<'a> {
                         continue;
                     }
                     for at in batch::positions(size, rows) {
-                        if size == rows {
-                            continue;
-                        }
                         let out = batch::place(inputs, &input_axes, &fillers, size, at)
                             .and_then(|stacked| run(base.as_mut(), &stacked))
                             .and_then(|outs| batch::cut(&reference, outs, rows, size, at));

@@ -3,7 +3,7 @@
 //! from the shipped model. The candidate must take the same inputs; it must give every
 //! output the suite compares; what it gives beyond them is named, not compared.
 
-use crate::schema::{Dim, IoSpec};
+use crate::schema::{dims_text, names_text, Dim, IoSpec};
 
 /// Whether `candidate`'s IO can stand in for `shipped`'s: an error naming the first
 /// input or output that differs, else the warnings (outputs the candidate adds).
@@ -18,7 +18,7 @@ pub fn check_schema(
             return Err(format!(
                 "the candidate has no input `{}` (its inputs: {})",
                 want.name,
-                names(candidate)
+                names_text(candidate)
             ));
         };
         if let (Some(a), Some(b)) = (want.dtype, got.dtype) {
@@ -37,10 +37,10 @@ pub fn check_schema(
                 });
             if !fits {
                 return Err(format!(
-                    "input `{}` is [{}] in the candidate, [{}] in the suite's model",
+                    "input `{}` is {} in the candidate, {} in the suite's model",
                     want.name,
-                    dims(b),
-                    dims(a)
+                    dims_text(b),
+                    dims_text(a)
                 ));
             }
         }
@@ -61,7 +61,7 @@ pub fn check_schema(
         return Err(format!(
             "the candidate has no output `{}` (its outputs: {})",
             missing.name,
-            names(candidate_outputs)
+            names_text(candidate_outputs)
         ));
     }
     Ok(candidate_outputs
@@ -74,21 +74,6 @@ pub fn check_schema(
             )
         })
         .collect())
-}
-
-fn names(specs: &[IoSpec]) -> String {
-    specs
-        .iter()
-        .map(|s| s.name.as_str())
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-fn dims(d: &[Dim]) -> String {
-    d.iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! step, as the user named them (`--carry OUT=IN`) or inferred from the model's names,
 //! dtypes and dims (printed, so the user sees what was chosen).
 
-use crate::schema::{Dim, IoSpec};
+use crate::schema::{names_text, Dim, IoSpec};
 use std::collections::BTreeMap;
 
 /// Output names that are the next value of input `I`: `IN`, `I_out`, `I_next`, `new_I`,
@@ -61,8 +61,8 @@ pub fn infer(inputs: &[IoSpec], outputs: &[IoSpec]) -> Result<BTreeMap<String, S
     if carry.is_empty() {
         return Err(format!(
             "--sequence: no output of the model looks like the next value of an input (inputs: {}; outputs: {}); name the pairs with --carry OUT=IN",
-            names(inputs),
-            names(outputs)
+            names_text(inputs),
+            names_text(outputs)
         ));
     }
     Ok(carry)
@@ -80,13 +80,13 @@ pub fn validate(
         let out = outputs.iter().find(|s| &s.name == o).ok_or_else(|| {
             format!(
                 "--carry {o}={i}: the model has no output `{o}` (outputs: {})",
-                names(outputs)
+                names_text(outputs)
             )
         })?;
         let input = inputs.iter().find(|s| &s.name == i).ok_or_else(|| {
             format!(
                 "--carry {o}={i}: the model has no input `{i}` (inputs: {})",
-                names(inputs)
+                names_text(inputs)
             )
         })?;
         if out.dtype != input.dtype {
@@ -100,14 +100,6 @@ pub fn validate(
         fed.push(i);
     }
     Ok(())
-}
-
-fn names(specs: &[IoSpec]) -> String {
-    specs
-        .iter()
-        .map(|s| s.name.as_str())
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 #[cfg(test)]
