@@ -6,7 +6,7 @@ use super::decode::Generation;
 use super::verdict::Judgement;
 use crate::compare::Verdict;
 use crate::report::generation::{token_ids as ids, GenerationCase};
-use crate::report::Environment;
+use crate::report::{CaseVerdict, Environment};
 use serde::Serialize;
 
 /// The JSON schema identifier of generate reports.
@@ -18,7 +18,7 @@ pub struct GenerateReport {
     /// Always [`SCHEMA`].
     pub schema: &'static str,
     /// `pass`, `fail` (a result out of tolerance), or `error` (a backend could not decode).
-    pub verdict: &'static str,
+    pub verdict: CaseVerdict,
     /// The model decoded.
     pub model: String,
     /// The backend whose generations are expected.
@@ -92,7 +92,7 @@ pub struct ResultEntry {
     /// Backend name.
     pub backend: String,
     /// `pass`, `fail` or `error`.
-    pub verdict: &'static str,
+    pub verdict: CaseVerdict,
     /// Why there is no result.
     pub error: Option<String>,
     /// Its tokens.
@@ -137,9 +137,9 @@ impl GenerateReport {
                         let entry = result(c, p, expected, &reference.name, &judge);
                         summary.results += 1;
                         match entry.verdict {
-                            "pass" => summary.passed += 1,
-                            "fail" => summary.failed += 1,
-                            _ => summary.errors += 1,
+                            CaseVerdict::Pass => summary.passed += 1,
+                            CaseVerdict::Fail => summary.failed += 1,
+                            CaseVerdict::Error => summary.errors += 1,
                         }
                         let tie = entry
                             .judgement
@@ -157,11 +157,11 @@ impl GenerateReport {
             })
             .collect();
         let verdict = if summary.errors > 0 || reference.generations.is_err() {
-            "error"
+            CaseVerdict::Error
         } else if summary.failed > 0 {
-            "fail"
+            CaseVerdict::Fail
         } else {
-            "pass"
+            CaseVerdict::Pass
         };
         GenerateReport {
             schema: SCHEMA,
@@ -185,11 +185,7 @@ impl GenerateReport {
 
     /// 0 every result passes, 1 a result fails, 2 a backend could not decode.
     pub fn exit_code(&self) -> u8 {
-        match self.verdict {
-            "pass" => 0,
-            "fail" => 1,
-            _ => 2,
-        }
+        self.verdict.exit_code()
     }
 
     /// Pretty JSON.
@@ -226,7 +222,7 @@ impl GenerateReport {
                 s += &format!(
                     "  {:width$}  {:9}  {}\n",
                     r.backend,
-                    r.verdict.to_uppercase(),
+                    r.verdict.name().to_uppercase(),
                     line(
                         r,
                         &p.prompt,
@@ -244,7 +240,7 @@ impl GenerateReport {
                                 .map_or("unbounded".into(), |u| format!("{:.1}%", u * 100.0))
                         );
                     }
-                } else if let Some(j) = r.judgement.as_ref().filter(|_| r.verdict != "pass") {
+                } else if let Some(j) = r.judgement.as_ref().filter(|_| r.verdict != CaseVerdict::Pass) {
                     s += &format!("  {:width$}  {}\n", "", j.curve_line());
                 }
             }
@@ -277,7 +273,7 @@ impl GenerateReport {
         }
         s += &format!(
             "\nverdict: {} ({} result{}: {} passed, {} near-ties among them, {} failed, {} errors)\n",
-            self.verdict,
+            self.verdict.name(),
             self.summary.results,
             if self.summary.results == 1 { "" } else { "s" },
             self.summary.passed,
@@ -314,7 +310,7 @@ fn result(
 ) -> ResultEntry {
     let error = |e: String| ResultEntry {
         backend: c.name.clone(),
-        verdict: "error",
+        verdict: CaseVerdict::Error,
         error: Some(e),
         tokens: Vec::new(),
         judgement: None,
@@ -333,9 +329,9 @@ fn result(
     ResultEntry {
         backend: c.name.clone(),
         verdict: if j.verdict == Verdict::Pass {
-            "pass"
+            CaseVerdict::Pass
         } else {
-            "fail"
+            CaseVerdict::Fail
         },
         error: None,
         tokens: actual.tokens.clone(),
