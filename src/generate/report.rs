@@ -240,7 +240,11 @@ impl GenerateReport {
                                 .map_or("unbounded".into(), |u| format!("{:.1}%", u * 100.0))
                         );
                     }
-                } else if let Some(j) = r.judgement.as_ref().filter(|_| r.verdict != CaseVerdict::Pass) {
+                } else if let Some(j) = r
+                    .judgement
+                    .as_ref()
+                    .filter(|_| r.verdict != CaseVerdict::Pass)
+                {
                     s += &format!("  {:width$}  {}\n", "", j.curve_line());
                 }
             }

@@ -123,37 +123,21 @@ fn a_model_without_the_convention_is_refused_with_one_line() {
     assert_clean_error(&o, "no input `input_ids`");
     assert!(o.stderr.contains("model.onnx"), "{}", o.stderr);
     let model = lm("gpt2-kv");
-    let o = parity(&[
-        "generate",
-        &model,
-        "--backend",
-        "ort-cpu",
-        "--prompt-ids",
-        "1,x",
-    ]);
-    assert_clean_error(&o, "`x` is not a token id");
-    let o = parity(&[
-        "generate",
-        &model,
-        "--backend",
-        "ort-cpu",
-        "--prompt-ids",
-        "1",
-        "--kv",
-        "present.0.key",
-    ]);
-    assert_clean_error(&o, "is not OUT=IN");
-    let o = parity(&[
-        "generate",
-        &model,
-        "--backend",
-        "ort-cpu",
-        "--prompt-ids",
-        "1",
-        "--position-ids",
-        "pos",
-    ]);
-    assert_clean_error(&o, "no input `pos` (named by --position-ids)");
+    for (extra, needle) in [
+        (&["--prompt-ids", "1,x"][..], "`x` is not a token id"),
+        (
+            &["--prompt-ids", "1", "--kv", "present.0.key"],
+            "is not OUT=IN",
+        ),
+        (
+            &["--prompt-ids", "1", "--position-ids", "pos"],
+            "no input `pos` (named by --position-ids)",
+        ),
+    ] {
+        let mut args = vec!["generate", model.as_str(), "--backend", "ort-cpu"];
+        args.extend(extra);
+        assert_clean_error(&parity(&args), needle);
+    }
 }
 
 /// Records a generation suite of `model` (the three prompts, 32 tokens) into `dir`.
