@@ -6,7 +6,7 @@
 # nvidia-cuda-nvrtc==13.0.88 (into .venv, ~60 MB; tests/it/kernels.rs compiles the CUDA
 # comparison kernels with it, no GPU needed) and headless Chromium (Debian package
 # `chromium`, for tests/it/html.rs), installed with apt-get as root or through sudo;
-# prometheus-client (tests/it/openmetrics.rs); silero-vad's model (tests/it/sequence.rs); MLServer 1.7.1 into a second virtualenv,
+# prometheus-client (tests/it/openmetrics.rs); silero-vad's and magika's models (tests/it/sequence.rs, gates.rs); MLServer 1.7.1 into a second virtualenv,
 # .venv-serve, from requirements-serve.txt (tests/it/kserve.rs).
 # Idempotent: re-running only installs what is missing.
 set -euo pipefail
@@ -50,13 +50,15 @@ if $tests && ! .venv/bin/python -c 'import sys, importlib.metadata as m; sys.exi
   .venv/bin/pip install --quiet --disable-pip-version-check prometheus-client==0.23.1
   echo "setup: installed prometheus-client 0.23.1 for tests/it/openmetrics.rs"
 fi
-# tests/it/sequence.rs checks a public streaming model with recurrent state as a stateful
-# suite: silero-vad 6.2.3's silero_vad.onnx from its PyPI wheel (requirements-test-models.txt
-# pins the wheel's sha256; --no-deps: only the model file is used), into .venv.
-if $tests && ! ls .venv/lib/python3*/site-packages/silero_vad/data/silero_vad.onnx >/dev/null 2>&1; then
+# Public models from PyPI wheels (requirements-test-models.txt pins each wheel's sha256;
+# --no-deps: only their model files are used), into .venv: silero-vad 6.2.3's
+# silero_vad.onnx (tests/it/sequence.rs, a streaming model with recurrent state) and
+# magika 1.0.3's content-type classifier (tests/it/gates.rs, dataset gates on an int8 copy).
+if $tests && ! { ls .venv/lib/python3*/site-packages/silero_vad/data/silero_vad.onnx \
+    && ls .venv/lib/python3*/site-packages/magika/models/standard_v3_3/model.onnx; } >/dev/null 2>&1; then
   .venv/bin/pip install --quiet --disable-pip-version-check --no-deps --require-hashes \
     -r requirements-test-models.txt
-  echo "setup: installed silero-vad 6.2.3 (its ONNX model) for tests/it/sequence.rs"
+  echo "setup: installed silero-vad 6.2.3 and magika 1.0.3 (their ONNX models) for tests/it/sequence.rs and tests/it/gates.rs"
 fi
 # tests/it/kserve.rs starts a real Open Inference Protocol server: MLServer 1.7.1 with
 # onnxruntime 1.31.1, in its own virtualenv .venv-serve (many dependencies, kept out of .venv).

@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::formats::onnx_model::sha256_hex;
 use crate::interrupt;
 use crate::panic_guard::lock;
+use crate::report::gates::{Gate, SuiteGates};
 use crate::report::{
     CandidateModel, CaseId, CaseReport, CaseVerdict, Incomplete, Report, SuiteAudit, Warning,
 };
@@ -94,6 +95,13 @@ pub struct CheckArgs {
     /// inputs and give every output the suite compares. The report names both models.
     #[arg(long, value_name = "CANDIDATE.onnx")]
     model: Option<PathBuf>,
+    /// A dataset gate (repeatable): `OUTPUT:METRIC>=VALUE` or `<=` (top1_agreement,
+    /// topk_agreement, label_accuracy, label_accuracy_drop, sqnr_db, psnr_db,
+    /// cosine_mean, cosine_min, mean_abs_err, max_abs_err, out_of_tolerance), or
+    /// `OUTPUT:METRIC:disparity<=VALUE` across slices. An output with a gate is judged
+    /// by its gates instead of element-wise tolerances; see docs/gates.md.
+    #[arg(long = "gate", value_name = "OUTPUT:METRIC>=VALUE", value_parser = Gate::parse)]
+    gates: Vec<Gate>,
     #[command(flatten)]
     output: OutputArgs,
 }
@@ -192,6 +200,7 @@ pub fn run(args: CheckArgs, global: Global) -> Result<u8> {
             suite.model = path.to_path_buf();
         }
     }
+    add_gates(&mut suites, &args.gates)?;
     if reference == Reference::Golden && args.backends.is_empty() && !args.allow_missing_backend {
         require_recorded_backends(&suites, &selected)?;
     }
@@ -336,6 +345,16 @@ pub fn run(args: CheckArgs, global: Global) -> Result<u8> {
             })
         })
         .collect::<Result<_>>()?;
+    let suite_names: Vec<String> = suites.iter().map(|s| s.dir.display().to_string()).collect();
+    let gated: Vec<SuiteGates> = suites
+        .iter()
+        .zip(&suite_names)
+        .map(|(s, name)| SuiteGates {
+            suite: name,
+            gates: &s.gating.gates,
+        })
+        .collect();
+    report.judge_gates(&gated);
     if args.matrix {
         report.matrix = Some(matrix);
     }
@@ -364,6 +383,47 @@ pub fn run(args: CheckArgs, global: Global) -> Result<u8> {
     }
     let code = args.output.emit_report(&report, global)?;
     Ok(interrupt::exit_code(code))
+}
+
+/// Gives each suite the command line's gates on its outputs. A gate that names an
+/// output no suite has, a label gate on a suite without labels for that output, or any
+/// gate on a generation suite, is a usage error (exit 2): a gate that judges nothing
+/// must never read as a pass.
+fn add_gates(suites: &mut [crate::suite::Suite], gates: &[Gate]) -> Result<()> {
+    for gate in gates {
+        let mut used = false;
+        for suite in suites.iter_mut() {
+            if !suite.info.outputs.iter().any(|o| o.name == gate.output) {
+                continue;
+            }
+            let text = gate.text();
+            if suite.manifest.generate.is_some() {
+                return Err(Error::Usage(format!(
+                    "--gate {text}: {} is a generation suite, judged token by token (docs/generate.md), not by dataset gates",
+                    suite.dir.display()
+                )));
+            }
+            if gate.metric.needs_labels()
+                && suite.gating.labelled_output.as_deref() != Some(gate.output.as_str())
+            {
+                return Err(Error::Usage(format!(
+                    "--gate {text}: {} has no labels for output `{}` (labels.csv or [labels], docs/gates.md)",
+                    suite.dir.display(),
+                    gate.output
+                )));
+            }
+            suite.gating.add_gate(gate.clone());
+            used = true;
+        }
+        if !used {
+            return Err(Error::Usage(format!(
+                "--gate {}: no suite of this run has an output `{}`",
+                gate.text(),
+                gate.output
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// A run that chose its backends by availability must include the backend each suite's

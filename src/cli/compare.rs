@@ -180,6 +180,8 @@ fn compare_files(
                 error_histogram: got
                     .filter(|_| args.output.wants_histograms())
                     .and_then(|(_, got)| compare::error_histogram(want, got, tol)),
+                stats: None,
+                gated: false,
             }
         })
         .collect();
@@ -210,5 +212,7 @@ fn missing_golden(name: &str, got: &Tensor, args: &CompareArgs) -> OutputReport 
         name: name.to_string(),
         comparison: compare::OutputComparison::missing_golden(name, got.dtype(), Some(got), tol),
         error_histogram: None,
+        stats: None,
+        gated: false,
     }
 }

@@ -110,6 +110,7 @@ fn subjects(args: &InvarianceArgs) -> Result<Vec<(Suite, Vec<DataSet>)>> {
             info,
             manifest: Default::default(),
             cases: Vec::new(),
+            gating: Default::default(),
         };
         out.push((suite, data));
     }

@@ -10,6 +10,7 @@
 use super::output::OutputArgs;
 use super::Global;
 use crate::error::{Error, Result};
+use crate::report::gates::{Gate, GateResult, SuiteGates};
 use crate::report::{
     BackendInfo, CaseReport, CaseVerdict, Environment, Incomplete, MatrixEntry, MergedReport,
     Report, SuiteAudit, Summary, Warning, SCHEMA,
@@ -69,6 +70,9 @@ pub struct ReportFile {
     /// The run's warnings; carried into the merged report (each once).
     #[serde(default)]
     pub warnings: Vec<Warning>,
+    /// The dataset gates judged; `merge` re-judges them on the merged metrics.
+    #[serde(default)]
+    pub gates: Vec<GateResult>,
 }
 
 /// Reads one JSON report, checking its schema identifier first.
@@ -170,6 +174,12 @@ pub fn merge(inputs: &[(&PathBuf, ReportFile)]) -> Result<Report> {
             }
         }
     }
+    let gates = merge_gates(inputs)?;
+    let suite_gates: Vec<SuiteGates> = gates
+        .iter()
+        .map(|(suite, gates)| SuiteGates { suite, gates })
+        .collect();
+    merged.judge_gates(&suite_gates);
     let (matrix, without) = merge_matrices(inputs);
     for path in without {
         merged.warnings.push(Warning {
@@ -192,6 +202,29 @@ pub fn merge(inputs: &[(&PathBuf, ReportFile)]) -> Result<Report> {
         merged.verdict = CaseVerdict::Error;
     }
     Ok(merged)
+}
+
+/// The gates each suite was judged by in any input (each once, in first-seen order),
+/// read back from their canonical text.
+fn merge_gates(inputs: &[(&PathBuf, ReportFile)]) -> Result<Vec<(String, Vec<Gate>)>> {
+    let mut suites: Vec<(String, Vec<Gate>)> = Vec::new();
+    for (path, report) in inputs {
+        for result in &report.gates {
+            let gate = Gate::parse(&result.gate)
+                .map_err(|e| Error::file(path, format!("gates[]: {e}")))?;
+            let i = match suites.iter().position(|(s, _)| *s == result.suite) {
+                Some(i) => i,
+                None => {
+                    suites.push((result.suite.clone(), Vec::new()));
+                    suites.len() - 1
+                }
+            };
+            if !suites[i].1.contains(&gate) {
+                suites[i].1.push(gate);
+            }
+        }
+    }
+    Ok(suites)
 }
 
 /// The suites of every input, in order of first appearance. The same suite must carry

@@ -42,6 +42,7 @@ mod float;
 pub mod gpu;
 mod histogram;
 mod lanes;
+pub mod metrics;
 pub mod mode;
 mod parallel;
 mod slices;

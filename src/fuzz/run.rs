@@ -458,6 +458,8 @@ fn compare_outputs(
                 name: name.clone(),
                 comparison,
                 error_histogram: None,
+                stats: None,
+                gated: false,
             })
         })
         .collect()

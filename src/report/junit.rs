@@ -471,6 +471,8 @@ pub(crate) mod tests {
             name: name.to_string(),
             comparison: compare(&e, &a, tol),
             error_histogram: error_histogram(&e, &a, tol),
+            stats: None,
+            gated: false,
         }
     }
 

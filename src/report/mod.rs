@@ -5,17 +5,20 @@
 
 pub mod curve;
 pub mod environment;
+pub mod gates;
 pub mod generation;
 pub mod html;
 pub mod junit;
 pub mod markdown;
 pub mod matrix;
+pub mod metrics;
 pub mod openmetrics;
 pub mod provenance;
 pub mod sequence;
 pub mod style;
 pub mod text;
 
+use crate::compare::metrics::OutputStats;
 use crate::compare::{ErrorHistogram, OutputComparison, Verdict};
 use serde::{Deserialize, Serialize};
 
@@ -92,6 +95,14 @@ pub struct Report {
     /// out of tolerance. Absent when the run checked none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sequences: Vec<SequenceSummary>,
+    /// Dataset metrics per suite × backend × output (docs/gates.md), summed from the
+    /// case rows' `stats`. Absent when no output was measured.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub metrics: Vec<metrics::OutputMetrics>,
+    /// Every dataset gate judged (`--gate`, `[gates]`), per suite × backend, with the
+    /// per-slice and disparity results. Absent when the run had no gate.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub gates: Vec<gates::GateResult>,
 }
 
 /// Something the run noticed that did not decide a verdict by itself (a suite whose
@@ -162,6 +173,9 @@ pub struct Summary {
     pub passed: usize,
     pub failed: usize,
     pub errors: usize,
+    /// Dataset gates by verdict; absent when the run had none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gates: Option<gates::GateSummary>,
 }
 
 /// One suite × data set × backend.
@@ -194,6 +208,10 @@ pub struct CaseReport {
     /// reference's: tokens side by side, per-step error, first divergence; absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub generation: Option<generation::GenerationCase>,
+    /// The slice (group) the data set belongs to, when its suite names slices
+    /// (docs/gates.md): dataset metrics and gates are also computed per slice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slice: Option<String>,
 }
 
 /// A model output left out of a case's comparison.
@@ -223,6 +241,16 @@ pub struct OutputReport {
     /// shape and dtype); absent otherwise and in reports written before it existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_histogram: Option<ErrorHistogram>,
+    /// What this case adds to the output's dataset metrics (sums and counts; see
+    /// `metrics`); absent when the output could not be measured (shape or dtype
+    /// mismatch, missing) and in reports written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stats: Option<OutputStats>,
+    /// The output has dataset gates, which judge it instead of its element-wise
+    /// tolerance: `verdict` is then `fail` only for a shape, dtype or NaN/Inf problem,
+    /// and the element-wise figures are evidence, not the verdict.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub gated: bool,
 }
 
 impl CaseReport {
@@ -275,6 +303,7 @@ impl CaseReport {
             skipped_outputs: Vec::new(),
             step: None,
             generation: None,
+            slice: None,
         }
     }
 
@@ -294,6 +323,7 @@ impl CaseReport {
             skipped_outputs: Vec::new(),
             step: None,
             generation: None,
+            slice: None,
         }
     }
 }
@@ -316,6 +346,7 @@ impl Report {
             passed: count(CaseVerdict::Pass),
             failed: count(CaseVerdict::Fail),
             errors: count(CaseVerdict::Error),
+            gates: None,
         };
         let verdict = cases
             .iter()
@@ -334,8 +365,23 @@ impl Report {
             incomplete: None,
             warnings: Vec::new(),
             sequences: sequence::sequences(&cases),
+            metrics: metrics::metrics(&cases),
+            gates: Vec::new(),
             cases,
         }
+    }
+
+    /// Judges the suites' dataset gates on the report's metrics: the results join the
+    /// report, its summary counts them and a failed (errored) gate fails (errors) the
+    /// run, as a case would.
+    pub fn judge_gates(&mut self, suites: &[gates::SuiteGates]) {
+        self.gates = gates::judge(&self.cases, &self.metrics, suites);
+        if self.gates.is_empty() {
+            return;
+        }
+        self.summary.gates = Some(gates::GateSummary::of(&self.gates));
+        let worst = self.gates.iter().map(|g| g.verdict).max();
+        self.verdict = self.verdict.max(worst.unwrap_or(CaseVerdict::Pass));
     }
 
     /// Every output skipped by some case, once per suite × output, with its reason and

@@ -62,6 +62,7 @@ pub fn render(report: &Report, style: Style, verbose: bool) -> String {
         out.push('\n');
     }
     out.push_str(&candidates(report));
+    out.push_str(&dataset(report, verbose));
     out.push_str(&not_tested(report));
     out.push_str(&warnings(report));
     out.push_str(&summary(report, style));
@@ -120,11 +121,61 @@ pub fn not_tested(report: &Report) -> String {
     out
 }
 
-/// The closing line: counts by verdict and the overall verdict.
+/// The dataset metrics (docs/gates.md) of every output that has gates or is read as
+/// class scores (every measured output with `verbose`), each as a table with a column
+/// per slice, then one line per gate result.
+pub fn dataset(report: &Report, verbose: bool) -> String {
+    let mut out = String::new();
+    for m in report
+        .metrics
+        .iter()
+        .filter(|m| verbose || shown(report, m))
+    {
+        out.push_str(&m.title());
+        out.push('\n');
+        for line in table(&m.table()).lines() {
+            out.push_str("  ");
+            out.push_str(line.trim_end());
+            out.push('\n');
+        }
+        if let Some(line) = m.confusion_line() {
+            out.push_str(&format!("  {line}\n"));
+        }
+    }
+    for g in &report.gates {
+        out.push_str(&format!(
+            "gate {} on {}, {}: {}\n",
+            g.verdict.name().to_uppercase(),
+            g.backend,
+            g.suite,
+            g.message
+        ));
+    }
+    out
+}
+
+/// Whether an output's metrics are worth a table without `-v`: it has gates, or it is
+/// read as class scores.
+pub fn shown(report: &Report, m: &super::metrics::OutputMetrics) -> bool {
+    m.overall.k.is_some()
+        || report
+            .gates
+            .iter()
+            .any(|g| g.suite == m.suite && g.backend == m.backend && g.output == m.output)
+}
+
+/// The closing line: counts by verdict (and of gates, when there were any) and the
+/// overall verdict.
 pub fn summary(report: &Report, style: Style) -> String {
     let s = &report.summary;
+    let gates = s.gates.as_ref().map_or(String::new(), |g| {
+        format!(
+            "; {} gates: {} passed, {} failed, {} errors",
+            g.total, g.passed, g.failed, g.errors
+        )
+    });
     format!(
-        "{} cases: {} passed, {} failed, {} errors -> {}\n",
+        "{} cases: {} passed, {} failed, {} errors{gates} -> {}\n",
         s.cases,
         s.passed,
         s.failed,

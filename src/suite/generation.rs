@@ -201,6 +201,8 @@ pub(super) fn run_unit(
                             name: logits_name.clone(),
                             comparison: logits,
                             error_histogram: histogram,
+                            stats: None,
+                            gated: false,
                         }],
                     );
                     if j.verdict == compare::Verdict::Fail {

@@ -89,6 +89,18 @@ pub struct Manifest {
     /// greedy generations (docs/generate.md).
     #[serde(default)]
     pub generate: Option<GenerateSettings>,
+    /// `[gates]`: output → its dataset gates (`"top1_agreement>=0.98"`, docs/gates.md).
+    #[serde(default)]
+    pub gates: BTreeMap<String, Vec<String>>,
+    /// `[metrics.NAME]`: read the output as class scores (axis, top-k).
+    #[serde(default)]
+    pub metrics: BTreeMap<String, super::gating::MetricsSettings>,
+    /// `[labels]`: ground-truth classes of the data sets.
+    #[serde(default)]
+    pub labels: Option<super::gating::LabelsTable>,
+    /// `[slices]`: data set → the group it belongs to.
+    #[serde(default)]
+    pub slices: BTreeMap<String, String>,
     /// How each output in `outputs` is compared, resolved and validated on reading.
     #[serde(skip)]
     rules: BTreeMap<String, OutputRule>,

@@ -10,6 +10,7 @@
 
 pub mod candidate;
 pub mod execution;
+pub mod gating;
 pub mod generation;
 pub mod integrity;
 pub mod manifest;
@@ -47,6 +48,8 @@ pub struct Suite {
     pub manifest: Manifest,
     /// Data sets in numeric order.
     pub cases: Vec<CaseSource>,
+    /// Labels, slices, class outputs and gates of the dataset (docs/gates.md).
+    pub gating: gating::Gating,
 }
 
 /// Where one data set's tensors are stored.
@@ -217,12 +220,14 @@ pub fn open(dir: &Path) -> Result<Suite> {
         return Err(Error::file(dir, "suite has no data sets (expected test_data_set_N directories or .npz/.safetensors files)"));
     }
     integrity::verify_listing(dir, &manifest, &cases)?;
+    let gating = gating::Gating::load(dir, &manifest, &outputs, &cases)?;
     Ok(Suite {
         dir: dir.to_path_buf(),
         model,
         info,
         manifest,
         cases,
+        gating,
     })
 }
 

@@ -218,6 +218,10 @@ fn run_unit(
                 }
             };
             row.step = suite.is_sequence().then_some(c);
+            row.slice = suite
+                .gating
+                .slice_of(&suite.cases[c].name)
+                .map(str::to_string);
             on_case(&row);
             suite_rows.push((c, b, row));
         }
@@ -281,7 +285,13 @@ fn run_case(
     };
     // A backend's own tolerances are fitted against the goldens: only there do they apply.
     let against_goldens = (id.reference == Reference::Golden.name()).then_some(id.backend.as_str());
-    let outputs = compare_outputs(suite, against_goldens, expected, &actual, options);
+    let mut outputs = compare_outputs(suite, against_goldens, expected, &actual, options);
+    if let Err(problem) = measure(suite, &id.case, &mut outputs, expected, &actual) {
+        let mut row = CaseReport::errored(id, problem, None);
+        row.latency_ms = latency_ms;
+        row.device = Some(device.to_string());
+        return (row, Some(actual));
+    }
     let skipped = skipped_outputs(suite);
     let mut row = if outputs.is_empty() {
         let names: Vec<&str> = skipped.iter().map(|s| s.name.as_str()).collect();
@@ -357,9 +367,60 @@ pub fn compare_outputs(
                 error_histogram: got
                     .filter(|_| options.histograms)
                     .and_then(|got| compare::error_histogram(want, got, policy.tolerance)),
+                stats: None,
+                gated: false,
             })
         })
         .collect()
+}
+
+/// Dataset statistics and gates (docs/gates.md): every output compared with equal
+/// dtype and shape gets what this case adds to its dataset metrics; an output with
+/// gates is judged by them, so its element-wise misses no longer fail the case (a shape,
+/// dtype or NaN/Inf problem, or a missing output, still does). Labels that do not fit
+/// the output are the case's error, naming where they come from.
+fn measure(
+    suite: &Suite,
+    case: &str,
+    outputs: &mut [OutputReport],
+    expected: &[(String, Tensor)],
+    actual: &[(String, Tensor)],
+) -> Result<(), String> {
+    fn find<'a>(list: &'a [(String, Tensor)], name: &str) -> Option<&'a Tensor> {
+        list.iter().find(|(n, _)| n == name).map(|(_, t)| t)
+    }
+    for o in outputs.iter_mut() {
+        let (Some(want), Some(got)) = (find(expected, &o.name), find(actual, &o.name)) else {
+            continue;
+        };
+        let classes = suite.gating.classes.get(&o.name).copied();
+        let labels = suite.gating.labels_for(case, &o.name);
+        o.stats = match compare::metrics::OutputStats::measure(want, got, classes, labels) {
+            Some(Ok(stats)) => Some(stats),
+            Some(Err(e)) => return Err(format!(
+                "output `{}`: {e} (labels: {}/labels.csv or parity.toml; class axis: [metrics.{}])",
+                o.name,
+                suite.dir.display(),
+                o.name
+            )),
+            None => None,
+        };
+        if !suite.gating.gates_output(&o.name) {
+            continue;
+        }
+        o.gated = true;
+        let c = &mut o.comparison;
+        let plain_misses = c.problem.is_none()
+            || !matches!(c.mode, compare::Mode::AllClose | compare::Mode::Ulp { .. });
+        let non_finite = o
+            .stats
+            .as_ref()
+            .is_none_or(|s| s.non_finite > 0 && suite.manifest.requires_finite(&o.name));
+        if o.stats.is_some() && c.max_abs_err.is_finite() && plain_misses && !non_finite {
+            c.verdict = compare::Verdict::Pass;
+        }
+    }
+    Ok(())
 }
 
 /// The model outputs `parity.toml` leaves out of every comparison, in model order.
@@ -393,6 +454,8 @@ fn missing_golden(
         name: spec.name.clone(),
         comparison: OutputComparison::missing_golden(&spec.name, dtype, actual, tolerance),
         error_histogram: None,
+        stats: None,
+        gated: false,
     }
 }
 
