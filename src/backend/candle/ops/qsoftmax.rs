@@ -11,7 +11,7 @@
 //! * Each softmax: with `m` its largest input, `v(x) = E[255 − (m − x)]` (the input's
 //!   zero point cancels), `sum` the f32 sum of `v` in index order, and
 //!   `k = floor(1 / y_scale)` in f32, `y = round_half_even(v · k / sum) + y_zero_point`
-//!   in f32, saturated above at 255 (uint8); int8 results wrap as ONNX Runtime's cast.
+//!   in f32, saturated to the output type (results are never below the zero point).
 
 use super::qtensor::{from_ints, ints, Quant};
 use super::{input, norm_axis, op, opt_input, Built, Ctx};
@@ -78,13 +78,13 @@ fn exp_table(x_scale: f32, len: usize) -> Vec<f32> {
         .collect()
 }
 
-/// ONNX Runtime's store of a result: above 255 becomes 255 (uint8) or −1 (int8, the
-/// byte 255); int8 values wrap.
+/// A result saturated to `dtype`'s range (ONNX Runtime 1.31 clamps int8 at 127 too,
+/// where older versions wrapped).
 fn saturate(q: i32, dtype: DType) -> i32 {
-    let q = q.min(255);
-    if dtype == DType::I8 {
-        i32::from(q as u8 as i8)
+    let (lo, hi) = if dtype == DType::I8 {
+        (-128, 127)
     } else {
-        q.max(0)
-    }
+        (0, 255)
+    };
+    q.clamp(lo, hi)
 }
