@@ -58,7 +58,7 @@ fn apply(table: &Table, x: &Value) -> OpResult<Value> {
 
 fn build_concat(ctx: &Ctx) -> OpResult<Built> {
     let n = ctx.node.input.len();
-    if n < 5 || (n - 2) % 3 != 0 {
+    if n < 5 || !(n - 2).is_multiple_of(3) {
         return Err(failed!(
             "has {n} inputs; expected Y_scale, Y_zero_point and (X, X_scale, X_zero_point) triples"
         ));
