@@ -8,7 +8,7 @@ quantized op), calibrated on the data sets of a suite.
 
 `--format qoperator` writes ONNX Runtime's other static form instead: the integer
 operators themselves (QLinearConv, QLinearMatMul; for most other ops ORT's own
-com.microsoft QLinear* contrib ops, which only ONNX Runtime runs). `--format dynamic`
+com.microsoft QLinear* contrib ops, which ONNX Runtime and candle-cpu run). `--format dynamic`
 uses quantize_dynamic: int8 weights, activations quantized at run time
 (DynamicQuantizeLinear, MatMulInteger/ConvInteger, all standard ONNX); no calibration.
 `--format optimized` quantizes nothing: it writes a float re-export, the model as ONNX

@@ -124,7 +124,18 @@ pub(crate) fn plan_graph(
                 .unwrap_or_default(),
             n => n.to_string(),
         };
-        if !matches!(node.domain(), "" | "ai.onnx") {
+        let microsoft = node.domain() == ops::MICROSOFT;
+        if microsoft && !ops::microsoft_ops().contains(&op_type.as_str()) {
+            return Err(BackendError::unsupported_op(
+                op_type,
+                format!(
+                    "domain `{}` is not supported beyond its QOperator ops {} (node `{label}`)",
+                    ops::MICROSOFT,
+                    ops::microsoft_ops().join(", ")
+                ),
+            ));
+        }
+        if !microsoft && !matches!(node.domain(), "" | "ai.onnx") {
             return Err(BackendError::unsupported_op(
                 op_type,
                 format!(
@@ -133,11 +144,16 @@ pub(crate) fn plan_graph(
                 ),
             ));
         }
-        let opset = opset.ok_or_else(|| {
-            BackendError::new(format!(
-                "node `{label}` ({op_type}) is in ai.onnx, which the model does not import"
-            ))
-        })?;
+        // Every com.microsoft op this backend runs is version 1 of that domain.
+        let opset = if microsoft {
+            1
+        } else {
+            opset.ok_or_else(|| {
+                BackendError::new(format!(
+                    "node `{label}` ({op_type}) is in ai.onnx, which the model does not import"
+                ))
+            })?
+        };
         let planner = Planner { path, device };
         let ctx = Ctx {
             node,
@@ -146,7 +162,16 @@ pub(crate) fn plan_graph(
             device,
             subgraphs: &planner,
         };
-        match ops::build(&ctx).map_err(|e| e.into_backend(&op_type, &label))? {
+        let built = if microsoft {
+            ops::build_microsoft(&ctx).unwrap_or_else(|| {
+                Err(super::error::OpError::Unsupported(
+                    "the op is not implemented by candle-cpu".into(),
+                ))
+            })
+        } else {
+            ops::build(&ctx)
+        };
+        match built.map_err(|e| e.into_backend(&op_type, &label))? {
             Built::Constant(v) => {
                 let out = node
                     .output

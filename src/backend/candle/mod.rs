@@ -54,6 +54,8 @@ mod proto;
 mod value;
 
 #[cfg(test)]
+mod qop_tests;
+#[cfg(test)]
 mod tests;
 
 use super::{Availability, Backend, BackendError, IoSpec, Knobs, LoadOptions, Session};

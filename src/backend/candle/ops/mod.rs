@@ -1,6 +1,7 @@
 //! The op registry: every ONNX op this backend runs, grouped by family, each built once at
 //! load time from its node (attributes parsed, validated and whitelisted for the model's
-//! opset) into an [`Op`] that the executor runs on candle tensors.
+//! opset) into an [`Op`] that the executor runs on candle tensors; and, apart, the few
+//! ONNX Runtime `com.microsoft` contrib ops it runs (the QOperator quantized ops).
 
 mod attention;
 mod binary;
@@ -15,7 +16,12 @@ mod loss;
 mod matmul;
 mod norm;
 mod pool;
+mod qbinary;
 mod qlinear;
+mod qlookup;
+mod qpool;
+mod qsoftmax;
+mod qtensor;
 mod quant;
 mod recurrent;
 mod reduce;
@@ -223,6 +229,54 @@ const FAMILIES: &[Family] = &[
         build: attention::build,
     },
 ];
+
+/// The `com.microsoft` domain, whose QOperator ops (ONNX Runtime's contrib ops that
+/// `quantize_static(..., quant_format=QOperator)` writes) this backend runs.
+pub(crate) const MICROSOFT: &str = "com.microsoft";
+
+/// The `com.microsoft` families; every op of theirs is version 1 of the domain.
+const MICROSOFT_FAMILIES: &[Family] = &[
+    Family {
+        ops: qlinear::MS_OPS,
+        build: qlinear::build,
+    },
+    Family {
+        ops: qbinary::OPS,
+        build: qbinary::build,
+    },
+    Family {
+        ops: qlookup::OPS,
+        build: qlookup::build,
+    },
+    Family {
+        ops: qsoftmax::OPS,
+        build: qsoftmax::build,
+    },
+    Family {
+        ops: qpool::OPS,
+        build: qpool::build,
+    },
+];
+
+/// The `com.microsoft` op types this backend runs, sorted.
+pub(crate) fn microsoft_ops() -> Vec<&'static str> {
+    let mut v: Vec<_> = MICROSOFT_FAMILIES
+        .iter()
+        .flat_map(|f| f.ops.iter().map(|o| o.0))
+        .collect();
+    v.sort_unstable();
+    v
+}
+
+/// Builds the op for a `com.microsoft` node, or `None` when this backend does not run
+/// that op type.
+pub(crate) fn build_microsoft(ctx: &Ctx) -> Option<OpResult<Built>> {
+    let op = ctx.op();
+    MICROSOFT_FAMILIES
+        .iter()
+        .find(|f| f.ops.iter().any(|o| o.0 == op))
+        .map(|f| (f.build)(ctx))
+}
 
 /// Every op type this backend can run (documentation and tests).
 pub(crate) fn supported_ops() -> Vec<&'static str> {

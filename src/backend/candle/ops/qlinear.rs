@@ -5,7 +5,10 @@
 //! accumulator), for int8/uint8 operands with per-tensor or per-row/column/channel zero
 //! points and scales. The accumulation runs as an f64 matmul/conv on the device, which is
 //! exact for int8 products summed over fewer than 2^37 terms; the requantization runs on
-//! the host, like QuantizeLinear's.
+//! the host, like QuantizeLinear's. ONNX Runtime's `QGemm` contrib op (`com.microsoft`: `alpha`,
+//! `transA`, `transB`, an int32 bias C broadcast to (M, N), per-column B scales and zero
+//! points, a quantized or (without `y_scale`) f32 output) is built here too: its
+//! requantization is MLAS's, in f32 (`f32(acc) · f32(alpha · s_a · s_b / s_y)`).
 
 use super::conv::{conv, conv_attrs};
 use super::matmul::matmul;
@@ -24,8 +27,12 @@ pub(crate) const OPS: &[(&str, i64)] = &[
     ("QLinearConv", 10),
 ];
 
+/// The `com.microsoft` op of this family (version 1).
+pub(crate) const MS_OPS: &[(&str, i64)] = &[("QGemm", 1)];
+
 pub(crate) fn build(ctx: &Ctx) -> OpResult<Built> {
     match ctx.op() {
+        "QGemm" => build_qgemm(ctx),
         "MatMulInteger" => {
             ctx.arity((2, 4), (1, 1))?;
             ctx.attrs(&[])?;
@@ -55,11 +62,84 @@ pub(crate) fn build(ctx: &Ctx) -> OpResult<Built> {
                     input(inputs, 6)?,
                     opt_input(inputs, 7),
                     a.dtype,
+                    Product::Exact,
                 )
             })
         }
         _ => build_conv(ctx),
     }
+}
+
+fn build_qgemm(ctx: &Ctx) -> OpResult<Built> {
+    ctx.arity((6, 9), (1, 1))?;
+    let a = ctx.attrs(&["alpha", "transA", "transB"])?;
+    let alpha = a.float("alpha", 1.0)?;
+    let flag = |name: &str| -> OpResult<bool> {
+        match a.int(name, 0)? {
+            0 => Ok(false),
+            1 => Ok(true),
+            v => Err(unsupported!("attribute `{name}` = {v} is not supported")),
+        }
+    };
+    let (trans_a, trans_b) = (flag("transA")?, flag("transB")?);
+    op(move |inputs| {
+        let matrix = |i: usize, trans: bool, what: &str| -> OpResult<Value> {
+            let v = input(inputs, i)?;
+            if v.rank() != 2 {
+                return Err(failed!("{what} must be 2-D, got {:?}", v.shape()));
+            }
+            Ok(if trans {
+                Value::new(v.t.t()?.contiguous()?, v.dtype)
+            } else {
+                v.clone()
+            })
+        };
+        let (a, b) = (matrix(0, trans_a, "A")?, matrix(3, trans_b, "B")?);
+        let azp = opt_input(inputs, 2);
+        if azp.is_some_and(|z| z.t.elem_count() != 1) {
+            return Err(failed!("a_zero_point must be a scalar"));
+        }
+        let mut acc = int_matmul(&a, azp, &b, opt_input(inputs, 5))?;
+        if let Some(c) = opt_input(inputs, 6) {
+            if c.dtype != DType::I32 {
+                return Err(failed!("C must be int32, got {}", c.dtype));
+            }
+            acc = acc.broadcast_add(&c.t.to_dtype(CDType::F64)?)?;
+        }
+        let mut sa = Scale::read(input(inputs, 1)?, None, acc.dims(), "a_scale")?;
+        if sa.values.len() != 1 || sa.dtype != DType::F32 {
+            return Err(failed!("a_scale must be one f32 value"));
+        }
+        // ONNX Runtime folds alpha into A's scale, in f32.
+        sa.values[0] = f64::from(alpha * sa.values[0] as f32);
+        let sb = Scale::read(input(inputs, 4)?, Some(1), acc.dims(), "b_scale")?;
+        match (opt_input(inputs, 7), opt_input(inputs, 8)) {
+            (Some(ys), Some(yz)) => requantize(&acc, &sa, &sb, ys, Some(yz), a.dtype, Product::F32),
+            (None, None) => float_output(&acc, &sa, &sb),
+            _ => Err(unsupported!(
+                "y_scale and y_zero_point must be given together"
+            )),
+        }
+    })
+}
+
+/// QGemm without `y_scale`: `f32(acc) · f32(s1 · s2)`, an f32 tensor.
+fn float_output(acc: &CTensor, s1: &Scale, s2: &Scale) -> OpResult<Vec<Value>> {
+    let dims = acc.dims().to_vec();
+    let values = acc.flatten_all()?.to_vec1::<f64>()?;
+    let mut index = vec![0; dims.len()];
+    let y: Vec<f32> = values
+        .into_iter()
+        .enumerate()
+        .map(|(flat, v)| {
+            super::window::unravel(flat, &dims, &mut index);
+            v as f32 * (s1.at(&index) as f32 * s2.at(&index) as f32)
+        })
+        .collect();
+    Ok(vec![Value::new(
+        CTensor::from_vec(y, dims, acc.device())?,
+        DType::F32,
+    )])
 }
 
 fn build_conv(ctx: &Ctx) -> OpResult<Built> {
@@ -114,6 +194,7 @@ fn build_conv(ctx: &Ctx) -> OpResult<Built> {
             input(inputs, 6)?,
             opt_input(inputs, 7),
             x.dtype,
+            Product::Exact,
         )
     })
 }
@@ -235,9 +316,18 @@ fn multiplier(dtype: DType, s1: f64, s2: f64, s3: f64) -> f64 {
     }
 }
 
+/// How the accumulator is multiplied by the requantization multiplier.
+#[derive(Clone, Copy)]
+enum Product {
+    /// In f64 (exact for int32 accumulators times an f32 multiplier, as the reference).
+    Exact,
+    /// In f32, the accumulator converted to f32 first (MLAS's `MlasRequantizeOutput`).
+    F32,
+}
+
 /// `saturate(round_half_even(acc · (s1 · s2 / y_scale)) + y_zero_point)` in the type of
 /// the output zero point (else `fallback`), the multiplier computed in f32 as ONNX Runtime
-/// and the reference do.
+/// and the reference do, the product as `product` says.
 fn requantize(
     acc: &CTensor,
     s1: &Scale,
@@ -245,6 +335,7 @@ fn requantize(
     y_scale: &Value,
     y_zp: Option<&Value>,
     fallback: DType,
+    product: Product,
 ) -> OpResult<Vec<Value>> {
     let ys = Scale::read(y_scale, None, &[], "y_scale")?;
     if ys.values.len() != 1 || s1.dtype != ys.dtype || s2.dtype != ys.dtype {
@@ -270,7 +361,11 @@ fn requantize(
     for (flat, v) in values.into_iter().enumerate() {
         super::window::unravel(flat, &dims, &mut index);
         let m = multiplier(ys.dtype, s1.at(&index), s2.at(&index), ys.values[0]);
-        q.push(((v * m).round_ties_even() + zp).clamp(lo, hi));
+        let p = match product {
+            Product::Exact => v * m,
+            Product::F32 => f64::from(v as f32 * m as f32),
+        };
+        q.push((p.round_ties_even() + zp).clamp(lo, hi));
     }
     Ok(vec![quantized(dtype, &dims, q, acc)?])
 }
