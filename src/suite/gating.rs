@@ -185,10 +185,12 @@ impl Gating {
             ) {
                 (Some(o), _) => o,
                 (None, [only]) => only.clone(),
-                (None, _) => return Err(bad(format!(
+                (None, _) => {
+                    return Err(bad(format!(
                     "labels need [labels] output = \"NAME\": the model has several outputs ({})",
                     outputs.join(", ")
-                ))),
+                )))
+                }
             };
             gating.classes.entry(output.clone()).or_default();
             gating.labelled_output = Some(output);

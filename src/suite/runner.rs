@@ -397,12 +397,14 @@ fn measure(
         let labels = suite.gating.labels_for(case, &o.name);
         o.stats = match compare::metrics::OutputStats::measure(want, got, classes, labels) {
             Some(Ok(stats)) => Some(stats),
-            Some(Err(e)) => return Err(format!(
+            Some(Err(e)) => {
+                return Err(format!(
                 "output `{}`: {e} (labels: {}/labels.csv or parity.toml; class axis: [metrics.{}])",
                 o.name,
                 suite.dir.display(),
                 o.name
-            )),
+            ))
+            }
             None => None,
         };
         if !suite.gating.gates_output(&o.name) {

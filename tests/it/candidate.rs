@@ -3,23 +3,8 @@
 //! with a weight moved by 1% fails; a model with other inputs is a one-line error; the
 //! report names both models with their sha256.
 
-use crate::common::{assert_clean_error, assert_schema, json, models, parity, root, s};
+use crate::common::{assert_clean_error, assert_schema, json, models, parity, python, s};
 use std::path::{Path, PathBuf};
-
-/// Runs a Python snippet with the project's .venv (onnx, onnxruntime, numpy).
-fn python(code: &str, args: &[&Path]) {
-    let out = std::process::Command::new(root().join(".venv/bin/python"))
-        .arg("-c")
-        .arg(code)
-        .args(args)
-        .output()
-        .expect("run .venv/bin/python (scripts/setup.sh)");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// The bundled MLP saved by ONNX Runtime after its basic graph optimisations: another
 /// file (other bytes, other sha256) computing the same function.

@@ -14,6 +14,7 @@ mod crash_safety;
 mod data;
 mod exec;
 mod fuzz;
+mod gates;
 mod generate;
 mod hostile_reads;
 mod html;

@@ -119,3 +119,35 @@ pub fn assert_schema(report: &Value, schema: &str) {
         .collect();
     assert!(errors.is_empty(), "{schema}: {errors:?}");
 }
+
+/// Runs a Python snippet with the project's .venv (onnx, onnxruntime, numpy; made by
+/// scripts/setup.sh), `args` as `sys.argv[1:]`; panics with its stderr when it fails.
+pub fn python(code: &str, args: &[&Path]) {
+    let out = Command::new(root().join(".venv/bin/python"))
+        .arg("-c")
+        .arg(code)
+        .args(args)
+        .output()
+        .expect("run .venv/bin/python (scripts/setup.sh)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Runs `scripts/SCRIPT ARGS...` with the project's .venv and returns its stdout;
+/// panics with its stderr when it fails.
+pub fn python_script(script: &str, args: &[&str]) -> String {
+    let out = Command::new(root().join(".venv/bin/python"))
+        .arg(root().join("scripts").join(script))
+        .args(args)
+        .output()
+        .expect("run .venv/bin/python (scripts/setup.sh)");
+    assert!(
+        out.status.success(),
+        "{script}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
