@@ -56,6 +56,8 @@ fn output(name: &str, seed: u64, fail: bool) -> OutputReport {
         name: name.to_string(),
         comparison: compare(&e, &a, tol),
         error_histogram: error_histogram(&e, &a, tol),
+        stats: None,
+        gated: false,
     }
 }
 

@@ -47,8 +47,14 @@ svg text{font:10px sans-serif;fill:#1f2328}
 pub fn render(report: &Report) -> String {
     let s = &report.summary;
     let verdict = verdict_word(report.verdict);
+    let gates = s.gates.as_ref().map_or(String::new(), |g| {
+        format!(
+            "; {} gates: {} passed, {} failed, {} errors",
+            g.total, g.passed, g.failed, g.errors
+        )
+    });
     let line = format!(
-        "{} cases: {} passed, {} failed, {} errors",
+        "{} cases: {} passed, {} failed, {} errors{gates}",
         s.cases, s.passed, s.failed, s.errors
     );
     let mut out = head(&format!("parity: {verdict} · {line}"), "");
@@ -61,6 +67,7 @@ pub fn render(report: &Report) -> String {
     run_info(&mut out, report);
     warnings(&mut out, report);
     summary_table(&mut out, &groups(report));
+    super::dataset::html(&mut out, report);
     cases(&mut out, report);
     matrix(&mut out, report);
     suites(&mut out, report);

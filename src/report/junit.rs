@@ -11,7 +11,11 @@
 //! - one `<testcase name="CASE" classname="SUITE.BACKEND" time="SECONDS">` per case; a
 //!   failed case holds `<failure type="mismatch">` whose message is the first failing
 //!   output's one-line summary and whose body details every failing output; a case
-//!   that could not be evaluated holds `<error type="error">`.
+//!   that could not be evaluated holds `<error type="error">`;
+//! - when the run judged dataset gates (docs/gates.md), one more `<testsuite
+//!   name="dataset gates">` with a `<testcase name="GATE [on]" classname="SUITE.BACKEND">`
+//!   per gate result: a failed gate holds `<failure type="gate">`, one that could not be
+//!   measured `<error type="error">`, the message saying value, sample size and interval.
 //!
 //! `time` is the backend's wall time for the case (0 when not measured, as in
 //! `compare`); suite and run totals are written with three decimals, as the schema's
@@ -155,15 +159,16 @@ pub fn failure_message(case: &CaseReport) -> String {
 /// `<testsuite timestamp=...>` (see [`timestamp`]).
 pub fn render(report: &Report, timestamp: &str) -> String {
     let groups = groups(report);
+    let gates = report.summary.gates.clone().unwrap_or_default();
     let total_seconds: f64 = groups.iter().map(Group::seconds).sum();
     let mut x = String::new();
     x.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let _ = writeln!(
         x,
         "<testsuites name=\"parity\" tests=\"{}\" failures=\"{}\" errors=\"{}\" time=\"{}\">",
-        report.summary.cases,
-        report.summary.failed,
-        report.summary.errors,
+        report.summary.cases + gates.total,
+        report.summary.failed + gates.failed,
+        report.summary.errors + gates.errors,
         seconds3(total_seconds)
     );
     let host = if report.environment.host.is_empty() {
@@ -189,8 +194,51 @@ pub fn render(report: &Report, timestamp: &str) -> String {
         }
         x.push_str("  </testsuite>\n");
     }
+    if !report.gates.is_empty() {
+        let _ = writeln!(
+            x,
+            "  <testsuite name=\"dataset gates\" tests=\"{}\" failures=\"{}\" errors=\"{}\" skipped=\"0\" time=\"0.000\" timestamp=\"{}\" hostname=\"{}\" id=\"{}\">",
+            gates.total,
+            gates.failed,
+            gates.errors,
+            attr(timestamp),
+            attr(host),
+            groups.len()
+        );
+        for g in &report.gates {
+            gate_testcase(&mut x, g);
+        }
+        x.push_str("  </testsuite>\n");
+    }
     x.push_str("</testsuites>\n");
     x
+}
+
+/// One gate result as a testcase of the `dataset gates` testsuite.
+fn gate_testcase(x: &mut String, g: &super::gates::GateResult) {
+    let _ = write!(
+        x,
+        "    <testcase name=\"{}\" classname=\"{}\" time=\"0\"",
+        attr(&format!("{} [{}]", g.gate, super::dataset::scope(g))),
+        attr(&format!("{}.{}", g.suite, g.backend)),
+    );
+    let (tag, kind) = match g.verdict {
+        CaseVerdict::Pass => {
+            x.push_str("/>\n");
+            return;
+        }
+        CaseVerdict::Fail => ("failure", "gate"),
+        CaseVerdict::Error => ("error", "error"),
+    };
+    let _ = writeln!(
+        x,
+        ">\n      <{tag} message=\"{}\" type=\"{kind}\">{}</{tag}>\n    </testcase>",
+        attr(&g.message),
+        text(&format!(
+            "suite {}, backend {}, reference {}\n{}",
+            g.suite, g.backend, g.reference, g.message
+        )),
+    );
 }
 
 fn properties(x: &mut String, report: &Report, g: &Group<'_>) {

@@ -35,9 +35,15 @@ fn verdict_badge(v: CaseVerdict) -> &'static str {
 pub fn render(report: &Report) -> String {
     let s = &report.summary;
     let mut md = String::new();
+    let gates = s.gates.as_ref().map_or(String::new(), |g| {
+        format!(
+            "; {} gates, {} passed, {} failed, {} errors",
+            g.total, g.passed, g.failed, g.errors
+        )
+    });
     let _ = writeln!(
         md,
-        "## {} — {} cases, {} passed, {} failed, {} errors\n",
+        "## {} — {} cases, {} passed, {} failed, {} errors{gates}\n",
         verdict_badge(report.verdict),
         s.cases,
         s.passed,
@@ -85,6 +91,7 @@ pub fn render(report: &Report) -> String {
         }
         md.push('\n');
     }
+    super::dataset::markdown(&mut md, report);
     if !report.sequences.is_empty() {
         let _ = writeln!(md, "### Stateful suites ({})\n", report.sequences.len());
         for s in &report.sequences {

@@ -4,6 +4,7 @@
 //! Renderers never know which backend produced a tensor; they only see this model.
 
 pub mod curve;
+pub mod dataset;
 pub mod environment;
 pub mod gates;
 pub mod generation;
