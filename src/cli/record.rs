@@ -212,6 +212,27 @@ pub fn run(args: RecordArgs, global: Global) -> Result<u8> {
                     );
                 }
             }
+            let proposed: Vec<String> = c
+                .outputs
+                .iter()
+                .filter(|(_, e)| !e.proposed_gates.is_empty())
+                .map(|(name, e)| {
+                    let list: Vec<String> = e
+                        .proposed_gates
+                        .iter()
+                        .map(|g| format!("\"{g}\""))
+                        .collect();
+                    format!("  {name} = [{}]", list.join(", "))
+                })
+                .collect();
+            if !proposed.is_empty() {
+                println!(
+                    "proposed dataset gates (the noise floor of correct implementations; add to [gates] to judge outputs by them, docs/gates.md):"
+                );
+                for line in proposed {
+                    println!("{line}");
+                }
+            }
         }
     }
     // A signal after the suite was moved into place: the suite is complete, the exit

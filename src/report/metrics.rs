@@ -238,7 +238,7 @@ pub fn metrics(cases: &[CaseReport]) -> Vec<OutputMetrics> {
                 .iter()
                 .filter(|c| c.suite == key.0 && c.backend == key.1 && c.reference == key.2)
                 .count() as u64;
-            let overall = measure(group.iter());
+            let overall = measure(group.iter().map(|g| (g.1, g.2, g.3)));
             let mut slice_names: Vec<&str> =
                 group.iter().filter_map(|g| g.0.slice.as_deref()).collect();
             slice_names.sort_unstable();
@@ -247,7 +247,12 @@ pub fn metrics(cases: &[CaseReport]) -> Vec<OutputMetrics> {
                 .iter()
                 .map(|&name| SliceMetrics {
                     slice: name.to_string(),
-                    metrics: measure(group.iter().filter(|g| g.0.slice.as_deref() == Some(name))),
+                    metrics: measure(
+                        group
+                            .iter()
+                            .filter(|g| g.0.slice.as_deref() == Some(name))
+                            .map(|g| (g.1, g.2, g.3)),
+                    ),
                 })
                 .collect();
             Some(OutputMetrics {
@@ -264,17 +269,16 @@ pub fn metrics(cases: &[CaseReport]) -> Vec<OutputMetrics> {
         .collect()
 }
 
-/// Adds up the statistics of some cases (in the order given) into metrics.
-fn measure<'a>(
-    group: impl Iterator<Item = &'a (&'a CaseReport, &'a OutputStats, u64, u64)>,
-) -> MetricSet {
+/// Adds up the statistics of some cases (in the order given), each with its
+/// element-wise mismatched and total units, into metrics.
+pub fn measure<'a>(group: impl Iterator<Item = (&'a OutputStats, u64, u64)>) -> MetricSet {
     let mut t = OutputStats::default();
     let (mut cases, mut mismatched, mut units) = (0u64, 0u64, 0u64);
     let (mut cos_sum, mut cos_min, mut cos_n) = (0.0f64, f64::INFINITY, 0u64);
     let (mut rows, mut top1, mut topk, mut k) = (0u64, 0u64, 0u64, None);
     let (mut labeled, mut correct, mut reference_correct) = (0u64, 0u64, 0u64);
     let mut class_cases = 0u64;
-    for (_, s, m, u) in group {
+    for (s, m, u) in group {
         cases += 1;
         mismatched += m;
         units += u;

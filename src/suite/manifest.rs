@@ -147,6 +147,10 @@ pub struct OutputEvidence {
     pub atol_floor: Option<f64>,
     /// Source (a backend, or `f64-oracle`) → its observed errors.
     pub sources: BTreeMap<String, ErrorEvidence>,
+    /// Dataset gates the same runs support (`METRIC>=VALUE`, docs/gates.md): the noise
+    /// floor of correct implementations, for `[gates]` if the suite wants them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub proposed_gates: Vec<String>,
 }
 
 /// One source's observed errors on one output, over all data sets.

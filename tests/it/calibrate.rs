@@ -241,3 +241,30 @@ fn calibration_options_are_checked() {
     assert!(o.stderr.contains("--calibrate"), "{}", o.stderr);
     assert!(!out.exists());
 }
+
+#[test]
+fn calibration_proposes_gates_that_correct_implementations_pass() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("mlp");
+    let o = record_calibrated(&out);
+    assert!(o.stdout.contains("proposed dataset gates"), "{}", o.stdout);
+    let m = manifest(&out);
+    let proposed = m["calibration"]["outputs"]["probs"]["proposed_gates"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{m}"));
+    let texts: Vec<&str> = proposed.iter().map(|g| g.as_str().unwrap()).collect();
+    assert!(texts[0].starts_with("sqnr_db>="), "{texts:?}");
+    assert!(texts[1].starts_with("cosine_min>=0.99"), "{texts:?}");
+    // probs is [batch, 10]: every backend agrees on every row's class.
+    assert_eq!(texts[2], "top1_agreement>=1");
+    // Adopted as the suite's gates, they pass on every backend they came from.
+    let mut toml = std::fs::read_to_string(out.join("parity.toml")).unwrap();
+    let list: Vec<String> = texts.iter().map(|t| format!("\"{t}\"")).collect();
+    toml.push_str(&format!("\n[gates]\nprobs = [{}]\n", list.join(", ")));
+    std::fs::write(out.join("parity.toml"), toml).unwrap();
+    let o = parity(&["check", s(&out), "--format", "json"]);
+    let report = crate::common::json(&o);
+    assert_eq!(o.code, 0, "{}", report["gates"]);
+    assert_eq!(report["summary"]["gates"]["failed"], 0);
+    assert!(report["summary"]["gates"]["passed"].as_u64().unwrap() >= 9);
+}

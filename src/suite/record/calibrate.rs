@@ -133,9 +133,12 @@ pub fn calibrate(
                 ));
             }
         }
+        let mut evidence = fit.evidence;
+        evidence.proposed_gates =
+            super::propose::propose(&golden, &sources, golden_backend, margin);
         tolerances.insert(spec.name.clone(), fit.tolerance);
         per_backend.insert(spec.name.clone(), fit.per_backend);
-        outputs.insert(spec.name.clone(), fit.evidence);
+        outputs.insert(spec.name.clone(), evidence);
     }
     // Oracle runs that failed matter only when no backend could be the oracle; the
     // evidence lists them either way.
@@ -309,6 +312,7 @@ fn fit_output(
             rtol_floor: floors.map(|f| f.0),
             atol_floor: floors.map(|f| f.1),
             sources: evidence,
+            proposed_gates: Vec::new(),
         },
     }
 }

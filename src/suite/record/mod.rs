@@ -22,6 +22,7 @@ pub mod dims;
 pub mod generate;
 pub mod generation;
 pub mod inputs;
+pub mod propose;
 pub mod sequence;
 pub mod write;
 
