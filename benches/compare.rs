@@ -2,10 +2,13 @@
 //! tensors). Plain memory copies of the same f32 data (one core, all cores; throughput
 //! in bytes copied) are measured alongside as the yardstick for the "≥ 50% of
 //! memory-copy bandwidth" target. The report's error histogram pass is measured on the
-//! same f32 pair, to show what it adds to a comparison.
+//! same f32 pair, to show what it adds to a comparison, and so is the per-case pass of
+//! the dataset metrics (docs/gates.md): its sums alone, and with class statistics on
+//! the same data read as 16384 rows of 1024 classes.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use half::f16;
+use parity::compare::metrics::{ClassAxis, OutputStats};
 use parity::compare::{compare, error_histogram, Tolerance};
 use parity::tensor::{DType, Tensor};
 use rayon::prelude::*;
@@ -74,6 +77,19 @@ fn compare_f32(c: &mut Criterion) {
     // The report's separate pass (suite runner, `parity compare`), for its extra cost.
     group.bench_function("error_histogram", |b| {
         b.iter(|| error_histogram(black_box(&e), black_box(&a), tol))
+    });
+    // The dataset metrics' per-case statistics (every `check` case, every output).
+    group.bench_function("dataset_stats", |b| {
+        b.iter(|| OutputStats::measure(black_box(&e), black_box(&a), None, None))
+    });
+    let shape = vec![F32_ELEMENTS / 1024, 1024];
+    let (e, a) = match (e.reshaped(shape.clone()), a.reshaped(shape)) {
+        (Ok(e), Ok(a)) => (e, a),
+        _ => panic!("benchmark tensors reshape"),
+    };
+    let classes = Some(ClassAxis::default());
+    group.bench_function("dataset_stats_classes", |b| {
+        b.iter(|| OutputStats::measure(black_box(&e), black_box(&a), classes, None))
     });
     group.finish();
 }

@@ -202,6 +202,7 @@ mod tests {
                 rtol_floor: Some(4.8e-7),
                 atol_floor: Some(9.6e-7),
                 sources,
+                proposed_gates: vec!["sqnr_db>=100.5".into(), "top1_agreement>=1".into()],
             },
         );
         let calibration = Calibration {
