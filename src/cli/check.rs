@@ -186,13 +186,15 @@ pub fn run(args: CheckArgs, global: Global) -> Result<u8> {
     let mut candidate_warnings = Vec::new();
     if let Some((path, info)) = &candidate {
         for suite in &mut suites {
-            let warned = crate::suite::candidate::check_schema(
+            let (io, warned) = crate::suite::candidate::check_schema(
                 &suite.info.inputs,
                 &suite.info.outputs,
                 &info.inputs,
                 &info.outputs,
+                &suite.manifest.candidate,
             )
             .map_err(|e| Error::file(path, format!("{e}, against {}", suite.model.display())))?;
+            suite.candidate = Some(io);
             candidate_warnings.extend(warned.into_iter().map(|message| Warning {
                 suite: Some(suite.dir.display().to_string()),
                 message: format!("{}: {message}", path.display()),

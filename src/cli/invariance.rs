@@ -111,6 +111,7 @@ fn subjects(args: &InvarianceArgs) -> Result<Vec<(Suite, Vec<DataSet>)>> {
             manifest: Default::default(),
             cases: Vec::new(),
             gating: Default::default(),
+            candidate: None,
         };
         out.push((suite, data));
     }

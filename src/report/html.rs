@@ -67,7 +67,7 @@ pub fn render(report: &Report) -> String {
     run_info(&mut out, report);
     warnings(&mut out, report);
     summary_table(&mut out, &groups(report));
-    super::dataset::html(&mut out, report);
+    dataset(&mut out, report);
     cases(&mut out, report);
     matrix(&mut out, report);
     suites(&mut out, report);
@@ -621,6 +621,69 @@ fn sequences(out: &mut String, report: &Report) {
         let points: Vec<(usize, Option<f64>)> =
             s.curve.iter().map(|p| (p.step, p.tolerance_used)).collect();
         let _ = write!(out, "<td>{}</td>", super::curve::svg(&points));
+        out.push_str("</tr>\n");
+    }
+    out.push_str("</table>\n");
+}
+
+/// HTML: `<h2>Dataset metrics</h2>` and `<h2>Gates</h2>`.
+fn dataset(out: &mut String, report: &Report) {
+    let shown = super::dataset::shown(report);
+    if !shown.is_empty() {
+        out.push_str("<h2>Dataset metrics</h2>\n");
+        for m in shown {
+            let _ = writeln!(out, "<h3>{}</h3>\n<table>", html(&m.title()));
+            let rows = m.table();
+            if let Some((head, body)) = rows.split_first() {
+                let names: Vec<&str> = head.iter().map(String::as_str).collect();
+                header(out, &names);
+                for row in body {
+                    out.push_str("<tr>");
+                    for (i, c) in row.iter().enumerate() {
+                        cell(out, c, i > 0);
+                    }
+                    out.push_str("</tr>\n");
+                }
+            }
+            out.push_str("</table>\n");
+            if let Some(line) = m.confusion_line() {
+                let _ = writeln!(out, "<p>{}</p>", html(&line));
+            }
+        }
+    }
+    if report.gates.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "<h2>Gates ({})</h2>\n<table>", report.gates.len());
+    header(
+        out,
+        &[
+            "verdict",
+            "suite",
+            "backend",
+            "gate",
+            "on",
+            "value",
+            "n",
+            "95% interval",
+            "message",
+        ],
+    );
+    for g in &report.gates {
+        out.push_str("<tr>");
+        let _ = write!(
+            out,
+            "<td>{}</td>",
+            label(g.verdict.name(), &g.verdict.name().to_uppercase())
+        );
+        cell(out, &g.suite, false);
+        cell(out, &g.backend, false);
+        cell(out, &g.gate, false);
+        cell(out, &super::dataset::scope(g), false);
+        for (i, v) in super::dataset::value_cells(g).iter().enumerate() {
+            cell(out, v, i < 2);
+        }
+        cell(out, &g.message, false);
         out.push_str("</tr>\n");
     }
     out.push_str("</table>\n");

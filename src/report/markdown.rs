@@ -91,7 +91,7 @@ pub fn render(report: &Report) -> String {
         }
         md.push('\n');
     }
-    super::dataset::markdown(&mut md, report);
+    dataset(&mut md, report);
     if !report.sequences.is_empty() {
         let _ = writeln!(md, "### Stateful suites ({})\n", report.sequences.len());
         for s in &report.sequences {
@@ -102,6 +102,48 @@ pub fn render(report: &Report) -> String {
     matrix(&mut md, report);
     environment(&mut md, report);
     md
+}
+
+/// Markdown: `### Dataset metrics` and `### Gates`.
+fn dataset(md: &mut String, report: &Report) {
+    let shown = super::dataset::shown(report);
+    if !shown.is_empty() {
+        let _ = writeln!(md, "### Dataset metrics\n");
+        for m in shown {
+            let _ = writeln!(md, "{}\n", escape(&m.title()));
+            let rows = m.table();
+            for (i, row) in rows.iter().enumerate() {
+                let cells: Vec<String> = row.iter().map(|c| escape(c)).collect();
+                let _ = writeln!(md, "| {} |", cells.join(" | "));
+                if i == 0 {
+                    let _ = writeln!(md, "|{}", " --- |".repeat(row.len()));
+                }
+            }
+            md.push('\n');
+            if let Some(line) = m.confusion_line() {
+                let _ = writeln!(md, "{}\n", escape(&line));
+            }
+        }
+    }
+    if report.gates.is_empty() {
+        return;
+    }
+    let _ = writeln!(md, "### Gates ({})\n", report.gates.len());
+    md.push_str("| verdict | suite | backend | gate | on | value | n | 95% interval |\n");
+    md.push_str("| --- | --- | --- | --- | --- | ---: | ---: | --- |\n");
+    for g in &report.gates {
+        let [value, n, interval] = super::dataset::value_cells(g);
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {value} | {n} | {interval} |",
+            g.verdict.name().to_uppercase(),
+            code(&g.suite, true),
+            code(&g.backend, true),
+            code(&g.gate, true),
+            escape(&super::dataset::scope(g)),
+        );
+    }
+    md.push('\n');
 }
 
 /// The run's warnings, right under the summary: they qualify every verdict below.

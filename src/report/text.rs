@@ -126,11 +126,12 @@ pub fn not_tested(report: &Report) -> String {
 /// per slice, then one line per gate result.
 pub fn dataset(report: &Report, verbose: bool) -> String {
     let mut out = String::new();
-    for m in report
+    let shown = super::dataset::shown(report);
+    let listed = report
         .metrics
         .iter()
-        .filter(|m| verbose || shown(report, m))
-    {
+        .filter(|m| verbose || shown.iter().any(|s| std::ptr::eq(*s, *m)));
+    for m in listed {
         out.push_str(&m.title());
         out.push('\n');
         for line in table(&m.table()).lines() {
@@ -152,16 +153,6 @@ pub fn dataset(report: &Report, verbose: bool) -> String {
         ));
     }
     out
-}
-
-/// Whether an output's metrics are worth a table without `-v`: it has gates, or it is
-/// read as class scores.
-pub fn shown(report: &Report, m: &super::metrics::OutputMetrics) -> bool {
-    m.overall.k.is_some()
-        || report
-            .gates
-            .iter()
-            .any(|g| g.suite == m.suite && g.backend == m.backend && g.output == m.output)
 }
 
 /// The closing line: counts by verdict (and of gates, when there were any) and the

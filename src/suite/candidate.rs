@@ -1,31 +1,103 @@
 //! `check --model CANDIDATE.onnx`: a suite's inputs run through another model file (a
 //! re-export, a quantized or pruned version) and compared with the goldens recorded
 //! from the shipped model. The candidate must take the same inputs; it must give every
-//! output the suite compares; what it gives beyond them is named, not compared.
+//! output the suite compares; what it gives beyond them is named, not compared. An
+//! exporter that renamed inputs or outputs is matched through `[candidate.inputs]` and
+//! `[candidate.outputs]` of `parity.toml` (suite name = "candidate name"); inputs are
+//! fed by name, whatever order the candidate declares them in.
 
+use super::NamedTensors;
 use crate::schema::{dims_text, names_text, Dim, IoSpec};
+use crate::tensor::Tensor;
+use serde::Deserialize;
+use std::collections::BTreeMap;
 
-/// Whether `candidate`'s IO can stand in for `shipped`'s: an error naming the first
-/// input or output that differs, else the warnings (outputs the candidate adds).
+/// `[candidate]` in `parity.toml`: the candidate's names for the suite model's inputs
+/// and outputs, keyed by the suite's names; a name not listed is the same in both.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct NameMap {
+    #[serde(default)]
+    pub inputs: BTreeMap<String, String>,
+    #[serde(default)]
+    pub outputs: BTreeMap<String, String>,
+}
+
+/// The candidate's IO matched to the suite model's: which suite input feeds each of its
+/// inputs, and what each of its outputs is called in the suite.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CandidateIo {
+    /// For each candidate input, in its declared order, the index of the suite input
+    /// that feeds it.
+    pub input_order: Vec<usize>,
+    /// Candidate output name → suite output name, for the outputs the suite has.
+    pub output_names: Vec<(String, String)>,
+}
+
+impl CandidateIo {
+    /// The suite's inputs (in the suite model's order) in the candidate's order.
+    pub fn feed(&self, inputs: &[Tensor]) -> Vec<Tensor> {
+        self.input_order
+            .iter()
+            .filter_map(|&i| inputs.get(i).cloned())
+            .collect()
+    }
+
+    /// The candidate's outputs under the suite's names (outputs the suite does not
+    /// have keep their own).
+    pub fn rename(&self, outputs: NamedTensors) -> NamedTensors {
+        outputs
+            .into_iter()
+            .map(|(name, t)| {
+                let suite = self
+                    .output_names
+                    .iter()
+                    .find(|(c, _)| *c == name)
+                    .map_or(name, |(_, s)| s.clone());
+                (suite, t)
+            })
+            .collect()
+    }
+}
+
+/// Whether `candidate`'s IO can stand in for `shipped`'s under `map`: an error naming
+/// the first input or output that differs, else how to feed it and the warnings
+/// (outputs the candidate adds).
 pub fn check_schema(
     shipped: &[IoSpec],
     shipped_outputs: &[IoSpec],
     candidate: &[IoSpec],
     candidate_outputs: &[IoSpec],
-) -> Result<Vec<String>, String> {
-    for want in shipped {
-        let Some(got) = candidate.iter().find(|c| c.name == want.name) else {
+    map: &NameMap,
+) -> Result<(CandidateIo, Vec<String>), String> {
+    for (table, keys, specs) in [
+        ("inputs", &map.inputs, shipped),
+        ("outputs", &map.outputs, shipped_outputs),
+    ] {
+        if let Some(k) = keys.keys().find(|k| !specs.iter().any(|s| &s.name == *k)) {
             return Err(format!(
-                "the candidate has no input `{}` (its inputs: {})",
-                want.name,
+                "parity.toml [candidate.{table}] names `{k}`, which the suite's model does not have (its {table}: {})",
+                names_text(specs)
+            ));
+        }
+    }
+    fn mapped<'a>(names: &'a BTreeMap<String, String>, suite: &'a str) -> &'a str {
+        names.get(suite).map_or(suite, String::as_str)
+    }
+    let input_name = |suite| mapped(&map.inputs, suite);
+    let output_name = |suite| mapped(&map.outputs, suite);
+    for want in shipped {
+        let name = input_name(&want.name);
+        let Some(got) = candidate.iter().find(|c| c.name == name) else {
+            return Err(format!(
+                "the candidate has no input `{name}` (its inputs: {})",
                 names_text(candidate)
             ));
         };
         if let (Some(a), Some(b)) = (want.dtype, got.dtype) {
             if a != b {
                 return Err(format!(
-                    "input `{}` is {b} in the candidate, {a} in the suite's model",
-                    want.name
+                    "input `{name}` is {b} in the candidate, {a} in the suite's model"
                 ));
             }
         }
@@ -37,43 +109,53 @@ pub fn check_schema(
                 });
             if !fits {
                 return Err(format!(
-                    "input `{}` is {} in the candidate, {} in the suite's model",
-                    want.name,
+                    "input `{name}` is {} in the candidate, {} in the suite's model",
                     dims_text(b),
                     dims_text(a)
                 ));
             }
         }
     }
-    if let Some(extra) = candidate
-        .iter()
-        .find(|c| !shipped.iter().any(|s| s.name == c.name))
-    {
-        return Err(format!(
-            "the candidate takes an input `{}` that the suite's model does not (the suite has no data for it)",
-            extra.name
-        ));
+    let mut input_order = Vec::new();
+    for c in candidate {
+        match shipped.iter().position(|s| input_name(&s.name) == c.name) {
+            Some(i) => input_order.push(i),
+            None => {
+                return Err(format!(
+                    "the candidate takes an input `{}` that the suite's model does not (the suite has no data for it)",
+                    c.name
+                ))
+            }
+        }
     }
-    if let Some(missing) = shipped_outputs
-        .iter()
-        .find(|s| !candidate_outputs.iter().any(|c| c.name == s.name))
-    {
-        return Err(format!(
-            "the candidate has no output `{}` (its outputs: {})",
-            missing.name,
-            names_text(candidate_outputs)
-        ));
+    let mut output_names = Vec::new();
+    for s in shipped_outputs {
+        let name = output_name(&s.name);
+        if !candidate_outputs.iter().any(|c| c.name == name) {
+            return Err(format!(
+                "the candidate has no output `{name}` (its outputs: {})",
+                names_text(candidate_outputs)
+            ));
+        }
+        output_names.push((name.to_string(), s.name.clone()));
     }
-    Ok(candidate_outputs
+    let warnings = candidate_outputs
         .iter()
-        .filter(|c| !shipped_outputs.iter().any(|s| s.name == c.name))
+        .filter(|c| !output_names.iter().any(|(n, _)| *n == c.name))
         .map(|c| {
             format!(
                 "the candidate's output `{}` is not an output of the suite's model: not compared",
                 c.name
             )
         })
-        .collect())
+        .collect();
+    Ok((
+        CandidateIo {
+            input_order,
+            output_names,
+        },
+        warnings,
+    ))
 }
 
 #[cfg(test)]
@@ -96,7 +178,7 @@ mod tests {
         c: Vec<IoSpec>,
         d: Vec<IoSpec>,
     ) -> Result<Vec<String>, String> {
-        check_schema(&a, &b, &c, &d)
+        check_schema(&a, &b, &c, &d, &NameMap::default()).map(|(_, w)| w)
     }
 
     #[test]
@@ -156,5 +238,38 @@ mod tests {
         let renamed = spec("input", DType::F32, vec![batch(), Dim::Fixed(64)]);
         let e = check(vec![x], vec![y.clone()], vec![renamed], vec![y]).unwrap_err();
         assert!(e.contains("no input `x` (its inputs: input)"), "{e}");
+    }
+
+    #[test]
+    fn renamed_and_reordered_io_is_matched_through_the_map() {
+        let f = |name: &str| spec(name, DType::F32, vec![Dim::Fixed(2)]);
+        let map = NameMap {
+            inputs: [("a".to_string(), "in_a".to_string())].into(),
+            outputs: [("y".to_string(), "out".to_string())].into(),
+        };
+        // The candidate declares its inputs the other way round.
+        let (io, warnings) = check_schema(
+            &[f("a"), f("b")],
+            &[f("y")],
+            &[f("b"), f("in_a")],
+            &[f("out"), f("extra")],
+            &map,
+        )
+        .unwrap();
+        assert_eq!(io.input_order, vec![1, 0]);
+        let t = |v: f32| Tensor::from_vec(vec![1], vec![v]).unwrap();
+        let fed = io.feed(&[t(1.0), t(2.0)]);
+        assert_eq!((fed[0].get_f64(0), fed[1].get_f64(0)), (2.0, 1.0));
+        let named = io.rename(vec![("out".into(), t(3.0)), ("extra".into(), t(4.0))]);
+        let names: Vec<&str> = named.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["y", "extra"]);
+        assert_eq!(warnings.len(), 1);
+        // A map naming what the suite's model does not have is refused.
+        let bad = NameMap {
+            inputs: [("c".to_string(), "in_c".to_string())].into(),
+            ..NameMap::default()
+        };
+        let e = check_schema(&[f("a")], &[f("y")], &[f("a")], &[f("y")], &bad).unwrap_err();
+        assert!(e.contains("[candidate.inputs] names `c`"), "{e}");
     }
 }

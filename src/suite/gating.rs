@@ -27,46 +27,16 @@
 //! be empty; several rows' labels separated by spaces) says the same per data set; a
 //! data set labelled or sliced in both places is an error.
 
-use super::manifest::MANIFEST_FILE;
+use super::manifest::{LabelValue, MANIFEST_FILE};
 use super::CaseSource;
 use crate::compare::metrics::ClassAxis;
 use crate::error::{Error, Result};
 use crate::report::gates::Gate;
-use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::Path;
 
 /// File name of the labels table inside a suite directory.
 pub const LABELS_FILE: &str = "labels.csv";
-
-/// `[metrics.NAME]`: read the output as class scores.
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct MetricsSettings {
-    /// The class axis (default -1).
-    pub axis: Option<i64>,
-    /// k of top-k agreement (default 5).
-    pub k: Option<i64>,
-}
-
-/// `[labels]` in `parity.toml`.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct LabelsTable {
-    /// The output the labels score; may be left out for a one-output model.
-    pub output: Option<String>,
-    /// Data set → its class, or one class per row.
-    #[serde(default)]
-    pub cases: BTreeMap<String, LabelValue>,
-}
-
-/// One data set's label(s) as written in `parity.toml`.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(untagged)]
-pub enum LabelValue {
-    One(u64),
-    Rows(Vec<u64>),
-}
 
 /// One data set's ground truth and group.
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -94,13 +94,17 @@ pub struct Manifest {
     pub gates: BTreeMap<String, Vec<String>>,
     /// `[metrics.NAME]`: read the output as class scores (axis, top-k).
     #[serde(default)]
-    pub metrics: BTreeMap<String, super::gating::MetricsSettings>,
+    pub metrics: BTreeMap<String, MetricsSettings>,
     /// `[labels]`: ground-truth classes of the data sets.
     #[serde(default)]
-    pub labels: Option<super::gating::LabelsTable>,
+    pub labels: Option<LabelsTable>,
     /// `[slices]`: data set → the group it belongs to.
     #[serde(default)]
     pub slices: BTreeMap<String, String>,
+    /// `[candidate.inputs]`/`[candidate.outputs]`: a `check --model` candidate's names
+    /// for the suite model's inputs and outputs (suite name = "candidate name").
+    #[serde(default)]
+    pub candidate: super::candidate::NameMap,
     /// How each output in `outputs` is compared, resolved and validated on reading.
     #[serde(skip)]
     rules: BTreeMap<String, OutputRule>,
@@ -295,6 +299,35 @@ pub struct OutputSettings {
     /// per backend it measured. A backend not listed gets the output's own tolerance.
     #[serde(default)]
     pub backends: BTreeMap<String, ToleranceOverride>,
+}
+
+/// `[metrics.NAME]`: read the output as class scores.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSettings {
+    /// The class axis (default -1).
+    pub axis: Option<i64>,
+    /// k of top-k agreement (default 5).
+    pub k: Option<i64>,
+}
+
+/// `[labels]` in `parity.toml`.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LabelsTable {
+    /// The output the labels score; may be left out for a one-output model.
+    pub output: Option<String>,
+    /// Data set → its class, or one class per row.
+    #[serde(default)]
+    pub cases: BTreeMap<String, LabelValue>,
+}
+
+/// One data set's label(s) as written in `parity.toml`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum LabelValue {
+    One(u64),
+    Rows(Vec<u64>),
 }
 
 /// `[sequence]`: how the steps of a stateful suite are chained.

@@ -50,6 +50,8 @@ pub struct Suite {
     pub cases: Vec<CaseSource>,
     /// Labels, slices, class outputs and gates of the dataset (docs/gates.md).
     pub gating: gating::Gating,
+    /// With `check --model`: how the candidate in `model` is fed and named.
+    pub candidate: Option<candidate::CandidateIo>,
 }
 
 /// Where one data set's tensors are stored.
@@ -87,11 +89,34 @@ impl Suite {
         self.manifest.sequence.is_some()
     }
 
-    /// The inputs of `case` as run at its step: the data set's own, except in a stateful
-    /// suite after the first step, where every carried input is the backend's own output
-    /// of the step before (`previous`; `None` when that step produced nothing, which
-    /// leaves this step unrunnable).
+    /// The inputs of `case` as run at its step, in the order the session's model takes
+    /// them: the data set's own, except in a stateful suite after the first step, where
+    /// every carried input is the backend's own output of the step before (`previous`;
+    /// `None` when that step produced nothing, which leaves this step unrunnable).
     pub fn step_inputs<'a>(
+        &self,
+        case: &'a Case,
+        step: usize,
+        previous: Option<&NamedTensors>,
+    ) -> std::result::Result<std::borrow::Cow<'a, [Tensor]>, String> {
+        let inputs = self.carried_inputs(case, step, previous)?;
+        Ok(match &self.candidate {
+            Some(io) => std::borrow::Cow::Owned(io.feed(&inputs)),
+            None => inputs,
+        })
+    }
+
+    /// A session's outputs under the suite model's names (a `check --model` candidate
+    /// may call them otherwise, `[candidate.outputs]`).
+    pub fn suite_names(&self, outputs: NamedTensors) -> NamedTensors {
+        match &self.candidate {
+            Some(io) => io.rename(outputs),
+            None => outputs,
+        }
+    }
+
+    /// [`Suite::step_inputs`] in the suite model's input order.
+    fn carried_inputs<'a>(
         &self,
         case: &'a Case,
         step: usize,
@@ -228,6 +253,7 @@ pub fn open(dir: &Path) -> Result<Suite> {
         manifest,
         cases,
         gating,
+        candidate: None,
     })
 }
 

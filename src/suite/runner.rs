@@ -258,6 +258,7 @@ fn reference_outputs(
                 .map_err(|e| format!("reference {name}: {}", e.message))?;
             let out = run_timed(session.as_mut(), &inputs, options.overlap_inference)
                 .0
+                .map(|out| suite.suite_names(out))
                 .map_err(|e| format!("reference {name}: {}", e.message))?;
             if suite.is_sequence() {
                 state = Some(out.clone());
@@ -280,7 +281,7 @@ fn run_case(
 ) -> (CaseReport, Option<NamedTensors>) {
     let (result, latency_ms) = run_timed(session, inputs, options.overlap_inference);
     let actual = match result {
-        Ok(a) => a,
+        Ok(a) => suite.suite_names(a),
         Err(e) => return (CaseReport::errored(id, e.message, e.op), None),
     };
     // A backend's own tolerances are fitted against the goldens: only there do they apply.

@@ -115,3 +115,69 @@ fn a_candidate_with_other_inputs_is_refused() {
     let o = parity(&["check", s(&mlp), "--model", s(&mlp.join("nope.onnx"))]);
     assert_clean_error(&o, "nope.onnx");
 }
+
+/// `y = a - b`, with its inputs declared in `order` under `names` (a's, b's) and its
+/// output called `out`.
+fn difference(path: &Path, names: [&str; 2], first: usize, out: &str) {
+    let code = format!(
+        "import sys, onnx\n\
+         from onnx import helper, TensorProto\n\
+         a, b = {names:?}\n\
+         ins = [helper.make_tensor_value_info(n, TensorProto.FLOAT, ['n', 4]) for n in (a, b)]\n\
+         if {first} == 1: ins.reverse()\n\
+         g = helper.make_graph([helper.make_node('Sub', [a, b], ['{out}'])], 'g', ins,\n\
+         \x20   [helper.make_tensor_value_info('{out}', TensorProto.FLOAT, ['n', 4])])\n\
+         onnx.save(helper.make_model(g, ir_version=8, opset_imports=[helper.make_opsetid('', 17)]), sys.argv[1])"
+    );
+    python(&code, &[path]);
+}
+
+#[test]
+fn inputs_are_fed_by_name_and_renamed_io_is_matched_through_parity_toml() {
+    let dir = tempfile::tempdir().unwrap();
+    let shipped = dir.path().join("shipped.onnx");
+    difference(&shipped, ["a", "b"], 0, "y");
+    let suite = dir.path().join("suite");
+    let o = parity(&[
+        "record",
+        s(&shipped),
+        "--random",
+        "3",
+        "--dim",
+        "n=2",
+        "--backend",
+        "ort-cpu",
+        "--out",
+        s(&suite),
+    ]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let check = |candidate: &Path| {
+        parity(&[
+            "check",
+            s(&suite),
+            "--model",
+            s(candidate),
+            "--backend",
+            "ort-cpu",
+            "--backend",
+            "candle-cpu",
+        ])
+    };
+    // The same inputs declared in the other order: fed by name, not by position.
+    let swapped = dir.path().join("swapped.onnx");
+    difference(&swapped, ["a", "b"], 1, "y");
+    let o = check(&swapped);
+    assert_eq!(o.code, 0, "{}{}", o.stdout, o.stderr);
+    // An exporter that renamed everything: refused until parity.toml maps the names.
+    let renamed = dir.path().join("renamed.onnx");
+    difference(&renamed, ["in_a", "in_b"], 1, "out");
+    assert_clean_error(&check(&renamed), "the candidate has no input `a`");
+    let mut toml = std::fs::read_to_string(suite.join("parity.toml")).unwrap();
+    toml.push_str(
+        "\n[candidate.inputs]\na = \"in_a\"\nb = \"in_b\"\n\n[candidate.outputs]\ny = \"out\"\n",
+    );
+    std::fs::write(suite.join("parity.toml"), toml).unwrap();
+    let o = check(&renamed);
+    assert_eq!(o.code, 0, "{}{}", o.stdout, o.stderr);
+    assert!(o.stdout.contains("6 cases: 6 passed"), "{}", o.stdout);
+}

@@ -33,7 +33,7 @@ pub fn propose(
         return Vec::new();
     }
     let classes =
-        (first.shape().len() == 2 && first.shape()[1] >= 2).then(|| ClassAxis { axis: 1, k: 1 });
+        (first.shape().len() == 2 && first.shape()[1] >= 2).then_some(ClassAxis { axis: 1, k: 1 });
     let (mut sqnr, mut cosine, mut top1) = (f64::INFINITY, 1.0f64, None::<f64>);
     let mut measured = false;
     for (_, actual) in sources.iter().filter(|(name, _)| name != own) {
