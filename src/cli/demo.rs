@@ -207,7 +207,9 @@ fn render_table(rows: &[[String; 6]], verdicts: &[CaseVerdict], style: text::Sty
 }
 
 /// The bundled suites: `--models`, `PARITY_MODELS`, `./models`, a `models/` beside an
-/// ancestor of the executable (a build tree), or the source tree parity was built from.
+/// ancestor of the executable (a build tree), `PREFIX/share/parity/models` of the
+/// environment the wheel installed `PREFIX/bin/parity` into, or the source tree parity
+/// was built from.
 fn models_dir(flag: Option<&Path>) -> Result<PathBuf> {
     if let Some(dir) = flag {
         return Ok(dir.to_path_buf());
@@ -218,6 +220,9 @@ fn models_dir(flag: Option<&Path>) -> Result<PathBuf> {
     let mut candidates = vec![PathBuf::from("models")];
     if let Ok(exe) = std::env::current_exe() {
         candidates.extend(exe.ancestors().skip(1).map(|a| a.join("models")));
+        if let Some(prefix) = exe.parent().and_then(Path::parent) {
+            candidates.push(prefix.join("share").join("parity").join("models"));
+        }
     }
     candidates.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("models"));
     candidates

@@ -213,6 +213,11 @@ pub struct CaseReport {
     /// (docs/gates.md): dataset metrics and gates are also computed per slice.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slice: Option<String>,
+    /// A failed case's verdict in one line (its first failing output: mismatches, worst
+    /// element with expected and actual values, tolerance; as JUnit's failure message),
+    /// for tools that show one line per case (the pytest plugin); absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 /// A model output left out of a case's comparison.
@@ -305,6 +310,7 @@ impl CaseReport {
             step: None,
             generation: None,
             slice: None,
+            message: None,
         }
     }
 
@@ -325,6 +331,7 @@ impl CaseReport {
             step: None,
             generation: None,
             slice: None,
+            message: None,
         }
     }
 }
@@ -340,7 +347,11 @@ pub struct CaseId {
 
 impl Report {
     /// Builds a report, deriving the summary and the overall verdict from the cases.
-    pub fn new(environment: Environment, cases: Vec<CaseReport>) -> Report {
+    pub fn new(environment: Environment, mut cases: Vec<CaseReport>) -> Report {
+        for case in &mut cases {
+            case.message =
+                (case.verdict == CaseVerdict::Fail).then(|| junit::failure_message(case));
+        }
         let count = |v| cases.iter().filter(|c| c.verdict == v).count();
         let summary = Summary {
             cases: cases.len(),

@@ -13,9 +13,11 @@
 //!    `ORT_DYLIB_PATH` it is exclusive: a path that is not a file is an error.
 //! 1. `ORT_DYLIB_PATH`: when set (and not empty) it is the only place looked at; a path
 //!    that does not exist is an error naming it, never a silent fall-through.
-//! 2. A virtualenv: `$VIRTUAL_ENV`, then `./.venv`, then `.venv` in each ancestor
-//!    directory of the executable (so `target/debug/parity` finds the repository's
-//!    `.venv`); inside each, `lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so*`.
+//! 2. A virtualenv: `$VIRTUAL_ENV`, then the Python environment parity itself is installed
+//!    in (`PREFIX/bin/parity` from `pip install parity`, whose `onnxruntime` dependency is
+//!    the pinned library), then `./.venv`, then `.venv` in each ancestor directory of the
+//!    executable (so `target/debug/parity` finds the repository's `.venv`); inside each,
+//!    `lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so*`.
 //! 3. The `onnxruntime` package of the `python3` on `PATH` (located with
 //!    `importlib.util.find_spec`, which does not import it), with a short timeout.
 //! 4. The system loader's search path (`libonnxruntime.so` by bare name): tried only by
@@ -216,6 +218,9 @@ fn virtualenvs(ctx: &SearchContext) -> Vec<PathBuf> {
     if let Some(v) = ctx.virtual_env.as_ref().filter(|v| !v.is_empty()) {
         push(PathBuf::from(v));
     }
+    if let Some(prefix) = ctx.exe.as_deref().and_then(install_prefix) {
+        push(prefix);
+    }
     if let Some(cwd) = &ctx.cwd {
         push(cwd.join(".venv"));
     }
@@ -225,6 +230,16 @@ fn virtualenvs(ctx: &SearchContext) -> Vec<PathBuf> {
         }
     }
     out
+}
+
+/// The environment an executable was installed into by pip (`PREFIX/bin/parity`, or
+/// `PREFIX\Scripts\parity.exe`): where its Python dependencies are.
+fn install_prefix(exe: &Path) -> Option<PathBuf> {
+    let dir = exe.parent()?;
+    let name = dir.file_name()?.to_str()?;
+    matches!(name, "bin" | "Scripts")
+        .then(|| dir.parent().map(Path::to_path_buf))
+        .flatten()
 }
 
 /// `VENV/lib/python3*/site-packages/onnxruntime/capi/<library>` (or `Lib/site-packages`
@@ -379,6 +394,30 @@ mod tests {
             panic!("venv not found")
         };
         assert_eq!(c.path, venv_lib);
+    }
+
+    #[test]
+    fn the_environment_parity_is_installed_in_is_searched_before_the_working_directory() {
+        let env = tempfile::tempdir().unwrap();
+        let cwd = tempfile::tempdir().unwrap();
+        // `pip install parity` into ENV: ENV/bin/parity, ENV/lib/python3.11/site-packages.
+        let capi = env
+            .path()
+            .join("lib/python3.11/site-packages/onnxruntime/capi");
+        std::fs::create_dir_all(&capi).unwrap();
+        let lib = capi.join("libonnxruntime.so.1.31.1");
+        std::fs::write(&lib, b"").unwrap();
+        let _other = fake_venv(cwd.path(), "python3.11");
+        let ctx = SearchContext {
+            cwd: Some(cwd.path().to_path_buf()),
+            exe: Some(env.path().join("bin/parity")),
+            ..Default::default()
+        };
+        let Located::Found(c) = locate(&ctx, &no_python).unwrap() else {
+            panic!("install prefix not found")
+        };
+        assert_eq!(c.path, lib);
+        assert_eq!(c.source, format!("virtualenv {}", env.path().display()));
     }
 
     #[test]

@@ -37,8 +37,9 @@ use std::sync::OnceLock;
 pub const EXPECTED_ORT_VERSION: &str = "1.31.1";
 
 /// How to get a working ONNX Runtime, appended to every "unavailable" reason.
-const FIX: &str = "fix: run `python3 -m venv .venv && .venv/bin/pip install onnxruntime==1.31.1` \
-     in the project directory, or set ORT_DYLIB_PATH to a libonnxruntime.so of 1.31.x";
+const FIX: &str = "fix: `pip install onnxruntime==1.31.1` into the Python environment parity is \
+     installed in (`pip install parity` does), or `python3 -m venv .venv && .venv/bin/pip install \
+     onnxruntime==1.31.1` in the working directory, or set ORT_DYLIB_PATH to a libonnxruntime.so of 1.31.x";
 
 /// The ONNX Runtime library this process loaded, for `parity backends` and provenance.
 #[derive(Debug, Clone, PartialEq, Eq)]
