@@ -1,12 +1,23 @@
 //! The `parity` binary: parse arguments, run the verb, map the outcome to an exit code
 //! (0 pass, 1 mismatch, 2 could not evaluate). Errors print as one line, never a backtrace.
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
     parity::panic_guard::install_hook();
-    let cli = match parity::cli::Cli::try_parse() {
+    let mut command = parity::cli::Cli::command();
+    // Only `--version` looks for ONNX Runtime before a verb needs it.
+    if std::env::args()
+        .skip(1)
+        .any(|a| a == "--version" || a == "-V")
+    {
+        command = command.version(parity::cli::version_text());
+    }
+    let parsed = command
+        .try_get_matches()
+        .and_then(|m| parity::cli::Cli::from_arg_matches(&m));
+    let cli = match parsed {
         Ok(cli) => cli,
         // --help, --version, and the full help when no verb is given.
         Err(e)

@@ -16,6 +16,7 @@ mod limits;
 mod merge;
 mod output;
 mod record;
+mod shell;
 mod worker;
 
 use crate::error::Result;
@@ -23,6 +24,7 @@ use clap::{Parser, Subcommand};
 
 pub use merge::{merge, parse_report, ReportFile};
 pub use output::ColorChoice;
+pub use shell::version_text;
 
 /// `parity`: verify that a model gives the same answers, as fast, on every runtime.
 #[derive(Debug, Parser)]
@@ -35,7 +37,8 @@ pub use output::ColorChoice;
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
-    /// Colour in text output: auto (only on a terminal, not with NO_COLOR or TERM=dumb), always, never.
+    /// Colour in text output: auto (a terminal, unless NO_COLOR is set or TERM=dumb;
+    /// CLICOLOR_FORCE=1 forces it, CLICOLOR=0 turns it off), always, never.
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
     color: ColorChoice,
     /// Print only the summary (and errors).
@@ -61,6 +64,8 @@ enum Command {
     Fuzz(fuzz::FuzzArgs),
     Generate(generate::GenerateArgs),
     Invariance(invariance::InvarianceArgs),
+    Completions(shell::CompletionsArgs),
+    Man(shell::ManArgs),
     #[command(name = "__worker", hide = true)]
     Worker(worker::WorkerArgs),
 }
@@ -111,6 +116,8 @@ impl Cli {
             Command::Fuzz(a) => fuzz::run(a, global),
             Command::Generate(a) => generate::run(a, global),
             Command::Invariance(a) => invariance::run(a, global),
+            Command::Completions(a) => shell::completions(a, global),
+            Command::Man(a) => shell::man(a, global),
             Command::Worker(a) => worker::run(a, global),
         }
     }

@@ -17,18 +17,32 @@ pub enum ColorChoice {
 }
 
 impl ColorChoice {
-    /// Whether to colour stdout: `auto` means a terminal, no `NO_COLOR`, no `TERM=dumb`.
+    /// Whether to colour stdout. `auto` follows the conventions (no-color.org,
+    /// bixense.com/clicolors): `CLICOLOR_FORCE` set and not `0` colours even a pipe;
+    /// otherwise `NO_COLOR` set and not empty, `CLICOLOR=0` or `TERM=dumb` turn colour
+    /// off, and a terminal turns it on.
     pub fn enabled(self) -> bool {
         match self {
             ColorChoice::Always => true,
             ColorChoice::Never => false,
-            ColorChoice::Auto => {
-                std::io::stdout().is_terminal()
-                    && std::env::var_os("NO_COLOR").is_none()
-                    && std::env::var("TERM").map_or(true, |t| t != "dumb")
-            }
+            ColorChoice::Auto => auto_color(
+                |name| std::env::var(name).ok(),
+                std::io::stdout().is_terminal(),
+            ),
         }
     }
+}
+
+/// `--color auto` given the environment (`var`) and whether stdout is a terminal.
+fn auto_color(var: impl Fn(&str) -> Option<String>, terminal: bool) -> bool {
+    let set = |name: &str, off: &str| var(name).is_some_and(|v| !v.is_empty() && v != off);
+    if set("CLICOLOR_FORCE", "0") {
+        return true;
+    }
+    let no_color = var("NO_COLOR").is_some_and(|v| !v.is_empty());
+    let clicolor_off = var("CLICOLOR").as_deref() == Some("0");
+    let dumb = var("TERM").as_deref() == Some("dumb");
+    terminal && !no_color && !clicolor_off && !dumb
 }
 
 /// `--format` of report-producing verbs.
@@ -418,6 +432,33 @@ pub fn emit_to(out: Option<&std::path::Path>, text: &str) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn colour_follows_no_color_and_clicolor() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        assert!(auto_color(env(&[]), true));
+        assert!(!auto_color(env(&[]), false));
+        assert!(!auto_color(env(&[("NO_COLOR", "1")]), true));
+        // An empty NO_COLOR is not set (no-color.org).
+        assert!(auto_color(env(&[("NO_COLOR", "")]), true));
+        assert!(!auto_color(env(&[("CLICOLOR", "0")]), true));
+        assert!(!auto_color(env(&[("TERM", "dumb")]), true));
+        // CLICOLOR_FORCE colours a pipe, and wins over NO_COLOR; 0 does not force.
+        assert!(auto_color(env(&[("CLICOLOR_FORCE", "1")]), false));
+        assert!(auto_color(
+            env(&[("CLICOLOR_FORCE", "1"), ("NO_COLOR", "1")]),
+            false
+        ));
+        assert!(!auto_color(env(&[("CLICOLOR_FORCE", "0")]), false));
+    }
+
     use super::*;
 
     fn refused(out: &Path, inputs: &[&Path]) -> Option<String> {

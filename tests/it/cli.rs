@@ -659,3 +659,103 @@ fn help_formats(help: &str) -> Vec<String> {
         .map(|v| v.split(':').next().unwrap_or(v).to_string())
         .collect()
 }
+
+#[test]
+fn completions_for_every_shell_name_the_verbs_and_their_flags() {
+    for (shell, marker, flag) in [
+        ("bash", "complete -F _parity", "--gate"),
+        ("zsh", "#compdef parity", "--gate"),
+        ("fish", "complete -c parity", "-l gate"),
+    ] {
+        let o = parity(&["completions", shell]);
+        assert_eq!(o.code, 0, "{shell}: {}", o.stderr);
+        for needle in [marker, "check", "invariance", flag] {
+            assert!(o.stdout.contains(needle), "{shell}: no `{needle}`");
+        }
+    }
+    // The bash script is valid bash.
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("parity.bash");
+    std::fs::write(&script, parity(&["completions", "bash"]).stdout).unwrap();
+    let status = std::process::Command::new("bash")
+        .arg("-n")
+        .arg(&script)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_clean_error(&parity(&["completions", "tcsh"]), "tcsh");
+}
+
+#[test]
+fn manual_pages_render_without_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = parity(&["man", "--out", s(dir.path())]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let pages: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    // parity.1 and one per visible verb (the hidden worker has none).
+    assert!(pages.iter().any(|p| p.ends_with("parity.1")));
+    assert!(pages.iter().any(|p| p.ends_with("parity-check.1")));
+    assert!(!pages.iter().any(|p| p.to_string_lossy().contains("worker")));
+    let check = std::fs::read_to_string(dir.path().join("parity-check.1")).unwrap();
+    assert!(check.contains("\\-\\-gate"), "{check}");
+    for page in &pages {
+        // groff (Debian's `groff-base`, which `man` needs) as `man` runs it; -k reads UTF-8.
+        let out = std::process::Command::new("groff")
+            .args(["-k", "-man", "-Tutf8", "-ww", "-z"])
+            .arg(page)
+            .output()
+            .expect("groff (apt-get install groff-base)");
+        assert!(
+            out.status.success() && out.stderr.is_empty(),
+            "{}: {}",
+            page.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // Without --out: parity.1 on stdout.
+    let o = parity(&["man"]);
+    assert!(o.stdout.contains(".TH parity 1"), "{}", o.stdout);
+}
+
+#[test]
+fn version_names_the_onnx_runtime_library_or_why_there_is_none() {
+    let o = parity(&["--version"]);
+    assert_eq!(o.code, 0);
+    let lines: Vec<&str> = o.stdout.lines().collect();
+    assert_eq!(lines[0], concat!("parity ", env!("CARGO_PKG_VERSION")));
+    assert!(
+        lines[1].starts_with("ONNX Runtime 1.31.1 ("),
+        "{}",
+        o.stdout
+    );
+    let o = parity_env(
+        &["--version"],
+        &[("ORT_DYLIB_PATH", "/nonexistent/libonnxruntime.so")],
+    );
+    assert_eq!(o.code, 0);
+    assert!(
+        o.stdout
+            .contains("ONNX Runtime: not available: ORT_DYLIB_PATH=/nonexistent"),
+        "{}",
+        o.stdout
+    );
+}
+
+#[test]
+fn clicolor_force_colours_a_pipe_and_no_color_does_not() {
+    let mlp = models().join("mlp");
+    let args = ["check", s(&mlp), "--backend", "ort-cpu"];
+    let forced = parity_env(&args, &[("CLICOLOR_FORCE", "1")]);
+    assert!(forced.stdout.contains("\x1b["), "{}", forced.stdout);
+    let plain = parity_env(&args, &[("NO_COLOR", "1")]);
+    assert!(!plain.stdout.contains('\x1b'), "{}", plain.stdout);
+    // The flag wins over the environment.
+    let never = parity_env(
+        &["check", s(&mlp), "--backend", "ort-cpu", "--color", "never"],
+        &[("CLICOLOR_FORCE", "1")],
+    );
+    assert!(!never.stdout.contains('\x1b'), "{}", never.stdout);
+}
