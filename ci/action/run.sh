@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2016  # backticks in printf formats are Markdown code spans, not commands
 # The logic of the parity GitHub Action (action.yml at the repository root; docs/action.md).
 # It runs outside GitHub too, which is how tests/action/test_action.py tests it.
 #
@@ -68,7 +69,8 @@ endgroup() { if on_github; then echo "::endgroup::"; fi; }
 exit_code=""        # parity's exit code (the run's, check or merge), or 2 for an action error
 verdict=""
 report_json="" junit="" html="" markdown=""
-finished=0          # 1 once parity ran and the outputs are known
+ran=0               # 1 once parity ran: its exit code is the result from then on
+finished=0          # 1 once the outputs are written
 action_error=""     # the message of an error of the action itself
 
 set_output() { # NAME VALUE: name=value, or the delimiter form when VALUE holds a newline
@@ -83,7 +85,7 @@ set_output() { # NAME VALUE: name=value, or the delimiter form when VALUE holds 
   fi
 }
 
-summary() { # append stdin to the job summary (stdout when there is none)
+summary() { # append stdin to the job summary (discarded when there is none)
   if [[ -n ${GITHUB_STEP_SUMMARY:-} ]]; then cat >>"$GITHUB_STEP_SUMMARY"; else cat >/dev/null; fi
 }
 
@@ -97,12 +99,20 @@ write_outputs() {
   set_output artifact-name "$artifact_name"
 }
 
+# shellcheck disable=SC2329  # the EXIT trap calls it
 on_exit() {
   local rc=$?
   [[ -z ${tmp:-} ]] || rm -rf -- "$tmp"
   if (( finished )); then return 0; fi
-  # Stopped before parity's verdict: an error of the action (die, or a failing command).
   trap - EXIT
+  if (( ran )); then
+    # Something after the run failed (e.g. writing the job summary): the verdict stands.
+    echo "parity action: warning: a step after parity $mode failed (exit $rc); parity's exit code $exit_code stands" >&2
+    write_outputs || true
+    if [[ $fail_on == never ]]; then exit 0; fi
+    exit "$exit_code"
+  fi
+  # Stopped before parity's verdict: an error of the action (die, or a failing command).
   [[ -n $action_error ]] || action_error="the action stopped (exit $rc) before parity gave a verdict; see the log"
   exit_code=2 verdict=error
   echo "parity action: error: $action_error" >&2
@@ -115,6 +125,7 @@ on_exit() {
   exit 2
 }
 tmp=""
+mode=check
 trap on_exit EXIT
 
 die() { action_error=$*; exit 2; }
@@ -152,7 +163,6 @@ split_words suites suites "$suites_in"
 split_words backends backends "$backends_in"
 split_words extra args "$args_in"
 split_words patterns merge "$merge_in"
-mode=check
 (( ${#patterns[@]} == 0 )) || mode=merge
 
 for a in "${extra[@]}"; do
@@ -251,6 +261,7 @@ case $rc in
   1) verdict=fail ;;
   *) verdict=error ;;
 esac
+ran=1
 
 # --- render (never changes the exit code) ------------------------------------------------
 render_notes=""

@@ -343,6 +343,15 @@ class RunScript(unittest.TestCase):
         self.assertEqual(len(list(merged.testcases())), self.expected_cases)
         self.assertIn("parity: PASS", merged.summary)
 
+    def test_outputs_are_multiline_safe(self):
+        # A value with a newline is written in the name<<DELIMITER form GitHub reads.
+        odd = self.tmp / "odd dir\nwith a newline" / "reports"
+        run = self.run_action("multiline", suites="models/mlp", backends="ort-cpu",
+                              report_dir=str(odd))
+        self.assertEqual(run.rc, 0, run)
+        self.assert_outputs_written(run, 0, "pass")
+        self.assertEqual(Path(run.outputs["report-json"]), odd / "report.json")
+
     def test_merge_of_nothing_is_an_error(self):
         run = self.run_action("merge-none", merge=str(self.tmp / "nowhere" / "*.json"))
         self.assertEqual(run.rc, 2, run)

@@ -261,7 +261,8 @@ def _num(value: Any) -> str:
 def _short(value: Any) -> str:
     """A number for a one-line message: 5 significant digits, `1e-5` rather than `1e-05`."""
     if isinstance(value, float):
-        return re.sub(r"e([+-])0*(\d)", lambda m: "e" + m.group(1).replace("+", "") + m.group(2), f"{value:.5g}")
+        text = f"{value:.5g}"
+        return re.sub(r"e([+-])0*(\d)", lambda m: "e" + m.group(1).lstrip("+") + m.group(2), text)
     return _num(value)
 
 
@@ -481,7 +482,9 @@ class ParityCollector(pytest.Collector):
             nodes.append(RunItem.from_parent(self, name="exit_status", run=run))
         return nodes
 
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException]) -> Any:  # type: ignore[override]
+    def repr_failure(  # type: ignore[override]
+        self, excinfo: pytest.ExceptionInfo[BaseException]
+    ) -> Any:
         if isinstance(excinfo.value, ParityRunError):
             return ParityRepr(
                 excinfo.value.headline, str(excinfo.value).splitlines(), str(self.path)
@@ -574,7 +577,9 @@ class ParityItem(pytest.Item):
             message = self.failure_message()
             raise ParityMismatch(message, [message] + self.details(), str(self.path))
 
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:  # type: ignore[override]
+    def repr_failure(  # type: ignore[override]
+        self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None
+    ) -> Any:
         if isinstance(excinfo.value, ParityOutcome):
             value = excinfo.value
             return ParityRepr(value.message, value.lines, value.path)
@@ -708,7 +713,9 @@ class RunItem(pytest.Item):
         lines.append(f"command: {self.run.command_line}")
         raise ParityMismatch(message, lines, str(self.path))
 
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:  # type: ignore[override]
+    def repr_failure(  # type: ignore[override]
+        self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None
+    ) -> Any:
         if isinstance(excinfo.value, ParityOutcome):
             return ParityRepr(excinfo.value.message, excinfo.value.lines, excinfo.value.path)
         return super().repr_failure(excinfo, style=style)
