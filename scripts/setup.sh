@@ -5,7 +5,8 @@
 # With --test, also what only the test suite needs: NVRTC from the CUDA 13 wheel
 # nvidia-cuda-nvrtc==13.0.88 (into .venv, ~60 MB; tests/it/kernels.rs compiles the CUDA
 # comparison kernels with it, no GPU needed) and headless Chromium (Debian package
-# `chromium`, for tests/it/html.rs), installed with apt-get as root or through sudo;
+# `chromium`, for tests/it/html.rs; `groff-base` for tests/it/cli.rs's man pages),
+# installed with apt-get as root or through sudo;
 # prometheus-client (tests/it/openmetrics.rs); silero-vad's and magika's models (tests/it/sequence.rs, gates.rs); MLServer 1.7.1 into a second virtualenv,
 # .venv-serve, from requirements-serve.txt (tests/it/kserve.rs).
 # Idempotent: re-running only installs what is missing.
@@ -23,7 +24,7 @@ python=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$python" -m venv .venv
 fi
-if ! .venv/bin/python -c 'import onnxruntime, onnx, numpy, xmlschema, yaml, sys; sys.exit(onnxruntime.__version__ != "1.31.1")' 2>/dev/null; then
+if ! .venv/bin/python -c 'import onnxruntime, onnx, numpy, xmlschema, yaml, jsonschema, sys; sys.exit(onnxruntime.__version__ != "1.31.1")' 2>/dev/null; then
   .venv/bin/pip install --quiet --disable-pip-version-check -r requirements.txt
 fi
 lib=$(ls .venv/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.* | head -n 1)
@@ -32,17 +33,22 @@ if $tests && ! ls .venv/lib/python3*/site-packages/nvidia/cu13/lib/libnvrtc.so.1
   .venv/bin/pip install --quiet --disable-pip-version-check nvidia-cuda-nvrtc==13.0.88
   echo "setup: installed NVRTC (nvidia-cuda-nvrtc 13.0.88) for tests/it/kernels.rs"
 fi
-if $tests && ! command -v chromium >/dev/null; then
+# Debian packages: chromium (tests/it/html.rs), groff-base (tests/it/cli.rs renders
+# `parity man` pages as man(1) does).
+packages=()
+if $tests && ! command -v chromium >/dev/null; then packages+=(chromium); fi
+if $tests && ! command -v groff >/dev/null; then packages+=(groff-base); fi
+if [ ${#packages[@]} -gt 0 ]; then
   sudo=""
   if [ "$(id -u)" != 0 ]; then
     if command -v sudo >/dev/null; then sudo=sudo; else
-      echo "setup: tests/it/html.rs needs Chromium; install the Debian package chromium (needs root)" >&2
+      echo "setup: the tests need the Debian packages ${packages[*]} (needs root)" >&2
       exit 1
     fi
   fi
   $sudo apt-get update -qq
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
-  echo "setup: installed $(chromium --version 2>/dev/null | head -n 1)"
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+  echo "setup: installed ${packages[*]}"
 fi
 # tests/it/openmetrics.rs parses `--format openmetrics` with a real OpenMetrics parser:
 # prometheus_client's (pure Python), pinned, into .venv.
