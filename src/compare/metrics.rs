@@ -5,7 +5,8 @@
 //! that the report layer adds up over cases (and `parity merge` over shards) into the
 //! dataset metrics, so a sharded run gives the same figures as an unsharded one.
 //!
-//! Sums run in f64 over the flattened tensors in index order. Pairs where either side is
+//! Sums run in f64 over the flattened tensors, on all cores in fixed-size chunks merged
+//! in index order (the same bits whatever the thread count). Pairs where either side is
 //! NaN or ±Inf are left out of the sums and counted in `non_finite` (the element-wise
 //! comparison already fails on them where the reference is finite).
 //!
@@ -16,11 +17,13 @@
 //! - top-k agreement: the reference's top-1 is among the candidate's k best;
 //! - labels (one class per row): the candidate's and the reference's top-1 against them.
 
+use super::parallel::{fold_ranges, CHUNK};
 use super::slices::Slices;
-use super::topk::top_k;
 use super::value::{visit, ModeValue, Visitor};
 use crate::tensor::Tensor;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::ops::Range;
 
 /// How an output's class scores are read: along which axis, and how many top
 /// positions count for top-k agreement.
@@ -206,28 +209,11 @@ impl Visitor for Measure<'_> {
     type Output = OutputStats;
 
     fn visit<T: ModeValue>(self, expected: &[T], actual: &[T]) -> OutputStats {
-        let mut s = OutputStats::default();
-        let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
-        for (&e, &a) in expected.iter().zip(actual) {
-            let (e, a) = (e.to_f64(), a.to_f64());
-            if !(e.is_finite() && a.is_finite()) {
-                s.non_finite += 1;
-                continue;
-            }
-            let d = a - e;
-            s.elements += 1;
-            s.sum_sq_expected += e * e;
-            s.sum_sq_actual += a * a;
-            s.sum_product += a * e;
-            s.sum_sq_error += d * d;
-            s.sum_abs_error += d.abs();
-            s.max_abs_error = s.max_abs_error.max(d.abs());
-            lo = lo.min(e);
-            hi = hi.max(e);
-        }
-        if s.elements > 0 {
-            s.min_expected = Some(lo);
-            s.max_expected = Some(hi);
+        let scan = |r: Range<usize>| sums(&expected[r.clone()], &actual[r]);
+        let mut s = fold_ranges(expected.len(), CHUNK, scan, merge);
+        if s.elements == 0 {
+            s.min_expected = None;
+            s.max_expected = None;
         }
         s.classes = self
             .slices
@@ -236,7 +222,57 @@ impl Visitor for Measure<'_> {
     }
 }
 
-/// Top-1, top-k and label counts over the rows of one case.
+/// The sums of one range of pairs (`min_expected`/`max_expected` are ±inf when it
+/// summed nothing; [`Measure::visit`] clears them).
+fn sums<T: ModeValue>(expected: &[T], actual: &[T]) -> OutputStats {
+    let mut s = OutputStats::default();
+    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+    for (&e, &a) in expected.iter().zip(actual) {
+        let (e, a) = (e.to_f64(), a.to_f64());
+        if !(e.is_finite() && a.is_finite()) {
+            s.non_finite += 1;
+            continue;
+        }
+        let d = a - e;
+        s.elements += 1;
+        s.sum_sq_expected += e * e;
+        s.sum_sq_actual += a * a;
+        s.sum_product += a * e;
+        s.sum_sq_error += d * d;
+        s.sum_abs_error += d.abs();
+        s.max_abs_error = s.max_abs_error.max(d.abs());
+        lo = lo.min(e);
+        hi = hi.max(e);
+    }
+    s.min_expected = Some(lo);
+    s.max_expected = Some(hi);
+    s
+}
+
+/// Two ranges' sums, the earlier first (a fixed order: the result does not depend on
+/// the number of threads).
+fn merge(a: OutputStats, b: OutputStats) -> OutputStats {
+    let pick = |x: Option<f64>, y: Option<f64>, f: fn(f64, f64) -> f64| match (x, y) {
+        (Some(x), Some(y)) => Some(f(x, y)),
+        (x, y) => x.or(y),
+    };
+    OutputStats {
+        elements: a.elements + b.elements,
+        non_finite: a.non_finite + b.non_finite,
+        sum_sq_expected: a.sum_sq_expected + b.sum_sq_expected,
+        sum_sq_actual: a.sum_sq_actual + b.sum_sq_actual,
+        sum_product: a.sum_product + b.sum_product,
+        sum_sq_error: a.sum_sq_error + b.sum_sq_error,
+        sum_abs_error: a.sum_abs_error + b.sum_abs_error,
+        max_abs_error: a.max_abs_error.max(b.max_abs_error),
+        min_expected: pick(a.min_expected, b.min_expected, f64::min),
+        max_expected: pick(a.max_expected, b.max_expected, f64::max),
+        classes: None,
+    }
+}
+
+/// Top-1, top-k and label counts over the rows of one case, rows in parallel (fixed
+/// chunks merged in row order).
 fn class_stats<T: ModeValue>(
     expected: &[T],
     actual: &[T],
@@ -245,36 +281,88 @@ fn class_stats<T: ModeValue>(
     labels: Option<&[u64]>,
 ) -> ClassStats {
     let k = k.clamp(1, slices.len.max(1));
-    let mut stats = ClassStats {
+    let empty = ClassStats {
         axis: slices.axis.unwrap_or(0),
         k,
         ..ClassStats::default()
     };
     if slices.len == 0 {
-        return stats;
+        return empty;
     }
-    let mut scratch = Vec::with_capacity(slices.len);
-    let mut confusions = std::collections::BTreeMap::<(usize, usize), u64>::new();
-    for row in 0..slices.count() {
-        let reference = top_k(expected, &slices, row, 1, &mut scratch)[0];
-        let best = top_k(actual, &slices, row, k, &mut scratch);
-        let candidate = best[0];
-        stats.rows += 1;
-        if candidate == reference {
-            stats.top1_agree += 1;
-        } else {
-            *confusions.entry((reference, candidate)).or_default() += 1;
+    let rows = |range: Range<usize>| {
+        let mut stats = empty.clone();
+        let mut confusions = BTreeMap::<(usize, usize), u64>::new();
+        let mut best = Vec::with_capacity(k + 1);
+        for row in range {
+            let reference = top(expected, &slices, row, 1, &mut best)[0].1;
+            let candidate = top(actual, &slices, row, k, &mut best);
+            let first = candidate[0].1;
+            stats.rows += 1;
+            if first == reference {
+                stats.top1_agree += 1;
+            } else {
+                *confusions.entry((reference, first)).or_default() += 1;
+            }
+            stats.topk_agree += u64::from(candidate.iter().any(|&(_, j)| j == reference));
+            if let Some(&label) = labels.and_then(|l| l.get(row)) {
+                stats.labeled += 1;
+                stats.label_correct += u64::from(first as u64 == label);
+                stats.reference_label_correct += u64::from(reference as u64 == label);
+            }
         }
-        if best.contains(&reference) {
-            stats.topk_agree += 1;
+        stats.confusions = confusions
+            .into_iter()
+            .map(|((reference, candidate), rows)| Confusion {
+                reference,
+                candidate,
+                rows,
+            })
+            .collect();
+        stats
+    };
+    fold_ranges(slices.count(), ROWS_PER_CHUNK, rows, merge_classes)
+}
+
+/// Rows per parallel chunk of [`class_stats`].
+const ROWS_PER_CHUNK: usize = 256;
+
+/// The `k` best positions of row `row` as (order key, position), best first; equal
+/// values rank by lower position (the order of `topk` mode). One pass, no sort: `best`
+/// holds at most `k` entries.
+fn top<'b, T: ModeValue>(
+    values: &[T],
+    slices: &Slices,
+    row: usize,
+    k: usize,
+    best: &'b mut Vec<(i128, usize)>,
+) -> &'b [(i128, usize)] {
+    best.clear();
+    for j in 0..slices.len {
+        let key = values[slices.element(row, j)].key();
+        if best.len() == k && best.last().is_some_and(|&(worst, _)| key <= worst) {
+            continue;
         }
-        if let Some(&label) = labels.and_then(|l| l.get(row)) {
-            stats.labeled += 1;
-            stats.label_correct += u64::from(candidate as u64 == label);
-            stats.reference_label_correct += u64::from(reference as u64 == label);
-        }
+        // After every entry at least as large: a later position loses ties.
+        let at = best.partition_point(|&(b, _)| b >= key);
+        best.insert(at, (key, j));
+        best.truncate(k);
     }
-    stats.confusions = confusions
+    best
+}
+
+/// Two chunks' class counts, the earlier first.
+fn merge_classes(mut a: ClassStats, b: ClassStats) -> ClassStats {
+    a.rows += b.rows;
+    a.top1_agree += b.top1_agree;
+    a.topk_agree += b.topk_agree;
+    a.labeled += b.labeled;
+    a.label_correct += b.label_correct;
+    a.reference_label_correct += b.reference_label_correct;
+    let mut all: BTreeMap<(usize, usize), u64> = BTreeMap::new();
+    for c in a.confusions.into_iter().chain(b.confusions) {
+        *all.entry((c.reference, c.candidate)).or_default() += c.rows;
+    }
+    a.confusions = all
         .into_iter()
         .map(|((reference, candidate), rows)| Confusion {
             reference,
@@ -282,7 +370,7 @@ fn class_stats<T: ModeValue>(
             rows,
         })
         .collect();
-    stats
+    a
 }
 
 #[cfg(test)]
@@ -381,6 +469,31 @@ mod tests {
             .unwrap();
         // Column 0: reference 0 (tie), candidate 1 (1 > 0); column 1: 0 vs 0 (2 > 1).
         assert_eq!((c.rows, c.top1_agree), (2, 1));
+    }
+
+    #[test]
+    fn the_one_pass_top_k_ranks_as_topk_mode_does() {
+        // Ties, NaN and ±Inf among 7 classes, over 200 rows of pseudo-random picks.
+        let pool = [0.5f32, -1.0, 0.5, f32::NAN, f32::INFINITY, 2.0, -0.0, 0.0, 2.0];
+        let mut state = 7u32;
+        let values: Vec<f32> = (0..1400)
+            .map(|_| {
+                state = state.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                pool[(state >> 16) as usize % pool.len()]
+            })
+            .collect();
+        let slices = Slices::along(&[200, 7], -1).unwrap();
+        let (mut best, mut scratch) = (Vec::new(), Vec::new());
+        for row in 0..200 {
+            for k in 1..=7 {
+                let ours: Vec<usize> = top(&values, &slices, row, k, &mut best)
+                    .iter()
+                    .map(|&(_, j)| j)
+                    .collect();
+                let mode = super::super::topk::top_k(&values, &slices, row, k, &mut scratch);
+                assert_eq!(ours, mode, "row {row}, k {k}");
+            }
+        }
     }
 
     #[test]
