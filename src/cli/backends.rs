@@ -35,7 +35,11 @@ pub fn run(args: BackendsArgs, global: Global) -> Result<u8> {
                 .iter()
                 .map(|(name, p)| match p {
                     Availability::Available { version, device } => {
-                        json!({ "name": name, "available": true, "version": version, "device": device, "reason": null })
+                        let mut entry = json!({ "name": name, "available": true, "version": version, "device": device, "reason": null });
+                        if let Some((path, source)) = library(name) {
+                            entry["library"] = json!({ "path": path, "found_via": source });
+                        }
+                        entry
                     }
                     Availability::Unavailable { reason } => {
                         json!({ "name": name, "available": false, "version": null, "device": null, "reason": reason })
@@ -52,8 +56,11 @@ pub fn run(args: BackendsArgs, global: Global) -> Result<u8> {
             for (name, p) in &probes {
                 out += &match p {
                     Availability::Available { version, device } => {
+                        let from = library(name).map_or(String::new(), |(path, source)| {
+                            format!(" ({path}, found via {source})")
+                        });
                         format!(
-                            "{name:<12} {}  {version} on {device}\n",
+                            "{name:<12} {}  {version} on {device}{from}\n",
                             style.verdict_text(crate::report::CaseVerdict::Pass, "available  ")
                         )
                     }
@@ -68,6 +75,25 @@ pub fn run(args: BackendsArgs, global: Global) -> Result<u8> {
     };
     output.emit(&rendered)?;
     Ok(0)
+}
+
+/// The shared library an available ONNX Runtime backend loaded, and where the search
+/// found it: which copy runs is the first question when two machines disagree.
+#[cfg(feature = "ort-backend")]
+fn library(name: &str) -> Option<(String, String)> {
+    if !name.starts_with("ort-") {
+        return None;
+    }
+    let rt = crate::backend::ort::runtime().ok()?;
+    Some((
+        rt.library.path.display().to_string(),
+        rt.library.source.clone(),
+    ))
+}
+
+#[cfg(not(feature = "ort-backend"))]
+fn library(_name: &str) -> Option<(String, String)> {
+    None
 }
 
 /// The backends named with `--backend`, each known (a registry name or `exec:COMMAND`).

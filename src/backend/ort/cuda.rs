@@ -26,9 +26,9 @@ use std::sync::OnceLock;
 const DEVICE_ID: i32 = 0;
 
 /// How to get the GPU build, appended to the reasons that concern it.
-const GPU_FIX: &str = "fix: `.venv/bin/pip install onnxruntime-gpu==1.31.1` in the project \
-     directory (it replaces `onnxruntime`), or set ORT_CUDA_DYLIB_PATH to the libonnxruntime.so \
-     of an onnxruntime-gpu 1.31.x install";
+const GPU_FIX: &str = "fix: `pip install onnxruntime-gpu==1.31.1` (it replaces `onnxruntime`) into the \
+     environment the library above came from (the project's .venv, or the one parity is installed in), \
+     or set ORT_CUDA_DYLIB_PATH to the libonnxruntime.so of an onnxruntime-gpu 1.31.x install";
 
 /// The CUDA execution provider as parity registers it: device [`DEVICE_ID`], an error
 /// when it cannot be registered (ONNX Runtime's default is to skip it silently).
