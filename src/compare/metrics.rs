@@ -474,7 +474,17 @@ mod tests {
     #[test]
     fn the_one_pass_top_k_ranks_as_topk_mode_does() {
         // Ties, NaN and ±Inf among 7 classes, over 200 rows of pseudo-random picks.
-        let pool = [0.5f32, -1.0, 0.5, f32::NAN, f32::INFINITY, 2.0, -0.0, 0.0, 2.0];
+        let pool = [
+            0.5f32,
+            -1.0,
+            0.5,
+            f32::NAN,
+            f32::INFINITY,
+            2.0,
+            -0.0,
+            0.0,
+            2.0,
+        ];
         let mut state = 7u32;
         let values: Vec<f32> = (0..1400)
             .map(|_| {
