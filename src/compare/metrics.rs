@@ -310,14 +310,7 @@ fn class_stats<T: ModeValue>(
                 stats.reference_label_correct += u64::from(reference as u64 == label);
             }
         }
-        stats.confusions = confusions
-            .into_iter()
-            .map(|((reference, candidate), rows)| Confusion {
-                reference,
-                candidate,
-                rows,
-            })
-            .collect();
+        stats.confusions = confusion_list(confusions);
         stats
     };
     fold_ranges(slices.count(), ROWS_PER_CHUNK, rows, merge_classes)
@@ -362,15 +355,20 @@ fn merge_classes(mut a: ClassStats, b: ClassStats) -> ClassStats {
     for c in a.confusions.into_iter().chain(b.confusions) {
         *all.entry((c.reference, c.candidate)).or_default() += c.rows;
     }
-    a.confusions = all
+    a.confusions = confusion_list(all);
+    a
+}
+
+/// Counts per (reference class, candidate class) as a list, in pair order.
+pub fn confusion_list(pairs: BTreeMap<(usize, usize), u64>) -> Vec<Confusion> {
+    pairs
         .into_iter()
         .map(|((reference, candidate), rows)| Confusion {
             reference,
             candidate,
             rows,
         })
-        .collect();
-    a
+        .collect()
 }
 
 #[cfg(test)]

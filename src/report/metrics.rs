@@ -5,7 +5,7 @@
 //! `parity merge` of a sharded run carry exactly the figures of the unsharded run.
 
 use super::CaseReport;
-use crate::compare::metrics::{wilson, Confusion, OutputStats};
+use crate::compare::metrics::{confusion_list, wilson, Confusion, OutputStats};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -390,14 +390,7 @@ fn confusions<'a>(stats: impl Iterator<Item = &'a OutputStats>) -> Vec<Confusion
             *pairs.entry((p.reference, p.candidate)).or_default() += p.rows;
         }
     }
-    let mut list: Vec<Confusion> = pairs
-        .into_iter()
-        .map(|((reference, candidate), rows)| Confusion {
-            reference,
-            candidate,
-            rows,
-        })
-        .collect();
+    let mut list = confusion_list(pairs);
     list.sort_by(|a, b| b.rows.cmp(&a.rows).then(a.cmp(b)));
     list.truncate(MAX_CONFUSIONS);
     list
