@@ -107,6 +107,18 @@ pub struct Confusion {
     pub rows: u64,
 }
 
+impl ClassStats {
+    /// Adds `other`'s counts (not its confusions) to these.
+    pub fn add_counts(&mut self, other: &ClassStats) {
+        self.rows += other.rows;
+        self.top1_agree += other.top1_agree;
+        self.topk_agree += other.topk_agree;
+        self.labeled += other.labeled;
+        self.label_correct += other.label_correct;
+        self.reference_label_correct += other.reference_label_correct;
+    }
+}
+
 impl OutputStats {
     /// The statistics of `actual` against `expected` (same dtype and shape, else `None`:
     /// nothing can be summed). `classes` reads the output as class scores; `labels`, one
@@ -155,6 +167,28 @@ impl OutputStats {
             },
         )
         .map(Ok)
+    }
+
+    /// These sums followed by `later`'s (the earlier first: a fixed order gives the same
+    /// bits however the work was split), without class statistics.
+    pub fn followed_by(self, later: &OutputStats) -> OutputStats {
+        let pick = |x: Option<f64>, y: Option<f64>, f: fn(f64, f64) -> f64| match (x, y) {
+            (Some(x), Some(y)) => Some(f(x, y)),
+            (x, y) => x.or(y),
+        };
+        OutputStats {
+            elements: self.elements + later.elements,
+            non_finite: self.non_finite + later.non_finite,
+            sum_sq_expected: self.sum_sq_expected + later.sum_sq_expected,
+            sum_sq_actual: self.sum_sq_actual + later.sum_sq_actual,
+            sum_product: self.sum_product + later.sum_product,
+            sum_sq_error: self.sum_sq_error + later.sum_sq_error,
+            sum_abs_error: self.sum_abs_error + later.sum_abs_error,
+            max_abs_error: self.max_abs_error.max(later.max_abs_error),
+            min_expected: pick(self.min_expected, later.min_expected, f64::min),
+            max_expected: pick(self.max_expected, later.max_expected, f64::max),
+            classes: None,
+        }
     }
 
     /// The case's cosine similarity over the summed pairs: 1 when both sides are all
@@ -210,7 +244,7 @@ impl Visitor for Measure<'_> {
 
     fn visit<T: ModeValue>(self, expected: &[T], actual: &[T]) -> OutputStats {
         let scan = |r: Range<usize>| sums(&expected[r.clone()], &actual[r]);
-        let mut s = fold_ranges(expected.len(), CHUNK, scan, merge);
+        let mut s = fold_ranges(expected.len(), CHUNK, scan, |a, b| a.followed_by(&b));
         if s.elements == 0 {
             s.min_expected = None;
             s.max_expected = None;
@@ -247,28 +281,6 @@ fn sums<T: ModeValue>(expected: &[T], actual: &[T]) -> OutputStats {
     s.min_expected = Some(lo);
     s.max_expected = Some(hi);
     s
-}
-
-/// Two ranges' sums, the earlier first (a fixed order: the result does not depend on
-/// the number of threads).
-fn merge(a: OutputStats, b: OutputStats) -> OutputStats {
-    let pick = |x: Option<f64>, y: Option<f64>, f: fn(f64, f64) -> f64| match (x, y) {
-        (Some(x), Some(y)) => Some(f(x, y)),
-        (x, y) => x.or(y),
-    };
-    OutputStats {
-        elements: a.elements + b.elements,
-        non_finite: a.non_finite + b.non_finite,
-        sum_sq_expected: a.sum_sq_expected + b.sum_sq_expected,
-        sum_sq_actual: a.sum_sq_actual + b.sum_sq_actual,
-        sum_product: a.sum_product + b.sum_product,
-        sum_sq_error: a.sum_sq_error + b.sum_sq_error,
-        sum_abs_error: a.sum_abs_error + b.sum_abs_error,
-        max_abs_error: a.max_abs_error.max(b.max_abs_error),
-        min_expected: pick(a.min_expected, b.min_expected, f64::min),
-        max_expected: pick(a.max_expected, b.max_expected, f64::max),
-        classes: None,
-    }
 }
 
 /// Top-1, top-k and label counts over the rows of one case, rows in parallel (fixed
@@ -345,12 +357,7 @@ fn top<'b, T: ModeValue>(
 
 /// Two chunks' class counts, the earlier first.
 fn merge_classes(mut a: ClassStats, b: ClassStats) -> ClassStats {
-    a.rows += b.rows;
-    a.top1_agree += b.top1_agree;
-    a.topk_agree += b.topk_agree;
-    a.labeled += b.labeled;
-    a.label_correct += b.label_correct;
-    a.reference_label_correct += b.reference_label_correct;
+    a.add_counts(&b);
     let mut all: BTreeMap<(usize, usize), u64> = BTreeMap::new();
     for c in a.confusions.into_iter().chain(b.confusions) {
         *all.entry((c.reference, c.candidate)).or_default() += c.rows;

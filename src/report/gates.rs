@@ -275,7 +275,7 @@ fn disparity(gate: &Gate, m: &OutputMetrics, base: GateResult) -> GateResult {
         scope: Scope::Disparity,
         ..base
     };
-    let measured: Vec<(&str, &Measured)> = m
+    let mut measured: Vec<(&str, &Measured)> = m
         .slices
         .iter()
         .filter_map(|s| s.metrics.get(gate.metric).map(|v| (s.slice.as_str(), v)))
@@ -289,14 +289,9 @@ fn disparity(gate: &Gate, m: &OutputMetrics, base: GateResult) -> GateResult {
         );
         return GateResult { message, ..base };
     }
-    let by_value = |a: &&(&str, &Measured), b: &&(&str, &Measured)| a.1.value.total_cmp(&b.1.value);
-    let (lo, hi) = (
-        measured.iter().min_by(by_value).copied(),
-        measured.iter().max_by(by_value).copied(),
-    );
-    let (Some(lo), Some(hi)) = (lo, hi) else {
-        return base;
-    };
+    // Stable: among equal values the first slice is the low end, the last the high end.
+    measured.sort_by(|a, b| a.1.value.total_cmp(&b.1.value));
+    let (lo, hi) = (measured[0], measured[measured.len() - 1]);
     let spread = hi.1.value - lo.1.value;
     // The worse slice: the low one for a quality metric, the high one for an error.
     let worst = if lower_is_better(gate.metric) { hi } else { lo };

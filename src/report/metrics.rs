@@ -5,7 +5,7 @@
 //! `parity merge` of a sharded run carry exactly the figures of the unsharded run.
 
 use super::CaseReport;
-use crate::compare::metrics::{confusion_list, wilson, Confusion, OutputStats};
+use crate::compare::metrics::{confusion_list, wilson, ClassStats, Confusion, OutputStats};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -212,7 +212,12 @@ pub fn metrics(cases: &[CaseReport]) -> Vec<OutputMetrics> {
     type Row<'a> = (&'a CaseReport, &'a OutputStats, u64, u64);
     let mut order: Vec<Key> = Vec::new();
     let mut rows: BTreeMap<Key, Vec<Row>> = BTreeMap::new();
+    // Case rows per suite × backend × reference: what each output's count is out of.
+    let mut runs: BTreeMap<(&str, &str, &str), u64> = BTreeMap::new();
     for case in cases {
+        *runs
+            .entry((&case.suite, &case.backend, &case.reference))
+            .or_default() += 1;
         for o in &case.outputs {
             let Some(stats) = &o.stats else { continue };
             let key = (
@@ -234,10 +239,10 @@ pub fn metrics(cases: &[CaseReport]) -> Vec<OutputMetrics> {
         .filter_map(|key| {
             let mut group = rows.remove(&key)?;
             group.sort_by(|a, b| a.0.case.cmp(&b.0.case));
-            let groups = cases
-                .iter()
-                .filter(|c| c.suite == key.0 && c.backend == key.1 && c.reference == key.2)
-                .count() as u64;
+            let rows_of_run = runs
+                .get(&(key.0.as_str(), key.1.as_str(), key.2.as_str()))
+                .copied()
+                .unwrap_or(0);
             let overall = measure(group.iter().map(|g| (g.1, g.2, g.3)));
             let mut slice_names: Vec<&str> =
                 group.iter().filter_map(|g| g.0.slice.as_deref()).collect();
@@ -256,7 +261,7 @@ pub fn metrics(cases: &[CaseReport]) -> Vec<OutputMetrics> {
                 })
                 .collect();
             Some(OutputMetrics {
-                cases_not_measured: groups - overall.cases,
+                cases_not_measured: rows_of_run - overall.cases,
                 confusions: confusions(group.iter().map(|g| g.1)),
                 suite: key.0,
                 backend: key.1,
@@ -275,35 +280,27 @@ pub fn measure<'a>(group: impl Iterator<Item = (&'a OutputStats, u64, u64)>) -> 
     let mut t = OutputStats::default();
     let (mut cases, mut mismatched, mut units) = (0u64, 0u64, 0u64);
     let (mut cos_sum, mut cos_min, mut cos_n) = (0.0f64, f64::INFINITY, 0u64);
-    let (mut rows, mut top1, mut topk, mut k) = (0u64, 0u64, 0u64, None);
-    let (mut labeled, mut correct, mut reference_correct) = (0u64, 0u64, 0u64);
-    let mut class_cases = 0u64;
+    let mut classes: Option<ClassStats> = None;
     for (s, m, u) in group {
         cases += 1;
         mismatched += m;
         units += u;
-        t.elements += s.elements;
-        t.non_finite += s.non_finite;
-        t.sum_sq_expected += s.sum_sq_expected;
-        t.sum_sq_error += s.sum_sq_error;
-        t.sum_abs_error += s.sum_abs_error;
-        t.max_abs_error = t.max_abs_error.max(s.max_abs_error);
-        t.min_expected = min_opt(t.min_expected, s.min_expected, f64::min);
-        t.max_expected = min_opt(t.max_expected, s.max_expected, f64::max);
+        t = t.followed_by(s);
         if let Some(c) = s.cosine() {
             cos_sum += c;
             cos_min = cos_min.min(c);
             cos_n += 1;
         }
         if let Some(c) = &s.classes {
-            class_cases += 1;
-            rows += c.rows;
-            top1 += c.top1_agree;
-            topk += c.topk_agree;
-            k = Some(c.k);
-            labeled += c.labeled;
-            correct += c.label_correct;
-            reference_correct += c.reference_label_correct;
+            match &mut classes {
+                Some(all) => all.add_counts(c),
+                None => {
+                    classes = Some(ClassStats {
+                        confusions: Vec::new(),
+                        ..c.clone()
+                    })
+                }
+            }
         }
     }
     let mut values = BTreeMap::new();
@@ -312,11 +309,18 @@ pub fn measure<'a>(group: impl Iterator<Item = (&'a OutputStats, u64, u64)>) -> 
             values.insert(m.name(), v);
         }
     };
-    if class_cases > 0 {
-        put(MetricName::Top1Agreement, Measured::rate(top1, rows));
-        put(MetricName::TopkAgreement, Measured::rate(topk, rows));
+    if let Some(c) = &classes {
+        put(
+            MetricName::Top1Agreement,
+            Measured::rate(c.top1_agree, c.rows),
+        );
+        put(
+            MetricName::TopkAgreement,
+            Measured::rate(c.topk_agree, c.rows),
+        );
+        let (correct, labeled) = (c.label_correct, c.labeled);
         put(MetricName::LabelAccuracy, Measured::rate(correct, labeled));
-        let reference = Measured::rate(reference_correct, labeled);
+        let reference = Measured::rate(c.reference_label_correct, labeled);
         put(
             MetricName::LabelAccuracyDrop,
             reference
@@ -360,16 +364,8 @@ pub fn measure<'a>(group: impl Iterator<Item = (&'a OutputStats, u64, u64)>) -> 
         cases,
         elements: t.elements,
         non_finite: t.non_finite,
-        k,
+        k: classes.map(|c| c.k),
         values,
-    }
-}
-
-/// The smaller (or larger, by `pick`) of two optional values.
-fn min_opt(a: Option<f64>, b: Option<f64>, pick: fn(f64, f64) -> f64) -> Option<f64> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(pick(a, b)),
-        (a, b) => a.or(b),
     }
 }
 

@@ -126,11 +126,11 @@ pub fn not_tested(report: &Report) -> String {
 /// per slice, then one line per gate result.
 pub fn dataset(report: &Report, verbose: bool) -> String {
     let mut out = String::new();
-    let shown = super::dataset::shown(report);
-    let listed = report
-        .metrics
-        .iter()
-        .filter(|m| verbose || shown.iter().any(|s| std::ptr::eq(*s, *m)));
+    let listed = if verbose {
+        report.metrics.iter().collect()
+    } else {
+        super::dataset::shown(report)
+    };
     for m in listed {
         out.push_str(&m.title());
         out.push('\n');

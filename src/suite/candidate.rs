@@ -10,6 +10,7 @@ use super::NamedTensors;
 use crate::schema::{dims_text, names_text, Dim, IoSpec};
 use crate::tensor::Tensor;
 use serde::Deserialize;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 /// `[candidate]` in `parity.toml`: the candidate's names for the suite model's inputs
@@ -35,12 +36,20 @@ pub struct CandidateIo {
 }
 
 impl CandidateIo {
-    /// The suite's inputs (in the suite model's order) in the candidate's order.
-    pub fn feed(&self, inputs: &[Tensor]) -> Vec<Tensor> {
-        self.input_order
-            .iter()
-            .filter_map(|&i| inputs.get(i).cloned())
-            .collect()
+    /// The suite's inputs (in the suite model's order) in the candidate's order; as
+    /// they are, without a copy, when the candidate declares them in the same order.
+    pub fn feed<'a>(&self, inputs: Cow<'a, [Tensor]>) -> Cow<'a, [Tensor]> {
+        let same = self.input_order.len() == inputs.len()
+            && self.input_order.iter().enumerate().all(|(k, &i)| k == i);
+        if same {
+            return inputs;
+        }
+        Cow::Owned(
+            self.input_order
+                .iter()
+                .filter_map(|&i| inputs.get(i).cloned())
+                .collect(),
+        )
     }
 
     /// The candidate's outputs under the suite's names (outputs the suite does not
@@ -258,7 +267,7 @@ mod tests {
         .unwrap();
         assert_eq!(io.input_order, vec![1, 0]);
         let t = |v: f32| Tensor::from_vec(vec![1], vec![v]).unwrap();
-        let fed = io.feed(&[t(1.0), t(2.0)]);
+        let fed = io.feed(Cow::Owned(vec![t(1.0), t(2.0)]));
         assert_eq!((fed[0].get_f64(0), fed[1].get_f64(0)), (2.0, 1.0));
         let named = io.rename(vec![("out".into(), t(3.0)), ("extra".into(), t(4.0))]);
         let names: Vec<&str> = named.iter().map(|(n, _)| n.as_str()).collect();

@@ -78,23 +78,21 @@ impl Gating {
                 let mut gate = Gate::parse_metric(text)
                     .map_err(|e| bad(format!("[gates] {output}: `{text}`: {e}")))?;
                 gate.output = output.clone();
-                gating.gates.push(gate);
+                gating.add_gate(gate);
             }
         }
+        let default = ClassAxis::default();
         for (output, m) in &manifest.metrics {
-            let k = m.k.unwrap_or(5);
-            let k = usize::try_from(k).ok().filter(|&k| k >= 1).ok_or_else(|| {
-                bad(format!(
-                    "[metrics.{output}] k = {k}: must be an integer ≥ 1"
-                ))
-            })?;
-            gating.classes.insert(
-                output.clone(),
-                ClassAxis {
-                    axis: m.axis.unwrap_or(-1),
-                    k,
-                },
-            );
+            let k = match m.k {
+                None => default.k,
+                Some(k) => usize::try_from(k).ok().filter(|&k| k >= 1).ok_or_else(|| {
+                    bad(format!(
+                        "[metrics.{output}] k = {k}: must be an integer ≥ 1"
+                    ))
+                })?,
+            };
+            let axis = m.axis.unwrap_or(default.axis);
+            gating.classes.insert(output.clone(), ClassAxis { axis, k });
         }
         let known: Vec<&str> = cases.iter().map(|c| c.name.as_str()).collect();
         let mut from_toml = BTreeMap::<String, CaseLabel>::new();
@@ -189,21 +187,13 @@ impl Gating {
                 )));
             }
         }
-        let class_outputs: Vec<String> = gating
-            .gates
-            .iter()
-            .filter(|g| g.metric.needs_classes())
-            .map(|g| g.output.clone())
-            .collect();
-        for output in class_outputs {
-            gating.classes.entry(output).or_default();
-        }
         gating.cases = from_toml;
         Ok(gating)
     }
 
-    /// Adds a command-line gate (its output must be one of the model's; the caller
-    /// checks that first). A class metric makes the output read as class scores.
+    /// Adds a gate (from `[gates]`, or the command line once the caller has checked its
+    /// output is one of the model's). A class metric makes the output read as class
+    /// scores (along the last axis unless `[metrics.NAME]` says otherwise).
     pub fn add_gate(&mut self, gate: Gate) {
         if gate.metric.needs_classes() {
             self.classes.entry(gate.output.clone()).or_default();

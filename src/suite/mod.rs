@@ -101,7 +101,7 @@ impl Suite {
     ) -> std::result::Result<std::borrow::Cow<'a, [Tensor]>, String> {
         let inputs = self.carried_inputs(case, step, previous)?;
         Ok(match &self.candidate {
-            Some(io) => std::borrow::Cow::Owned(io.feed(&inputs)),
+            Some(io) => io.feed(inputs),
             None => inputs,
         })
     }
